@@ -1,0 +1,69 @@
+"""What a node sees while it runs: ``ctx``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.exceptions import LeaseLost, StepCancelled
+from engine.journal import Journal, idempotency_key
+
+
+@dataclass
+class Wait:
+    """Returned by a node to park its step in ``waiting`` without holding a worker.
+
+    ``wake_in`` (seconds) makes recovery wake it up (durable sleep, approval timeout).
+    """
+
+    reason: str
+    detail: dict | None = None
+    wake_in: float | None = None
+
+
+class StepContext:
+    def __init__(self, *, run_id, step_id: int, node_id: str, node_type: str, attempt: int, generation: int,
+                 config: dict, run_inputs: dict, upstream: dict, worker: str, liveness):
+        self.run_id = run_id
+        self.step_id = step_id
+        self.node_id = node_id
+        self.node_type = node_type
+        self.attempt = attempt
+        self.generation = generation
+        self.config = config
+        self.run_inputs = run_inputs
+        self.upstream = upstream  # {node_id: output} of direct predecessors
+        self.worker = worker
+        self._liveness = liveness
+        self.logger = logging.getLogger(f"weft.node.{node_type}")
+        self.journal = Journal(step_id=step_id, attempt=attempt, key_for=self.idempotency_key,
+                               check_live=self.check_live)
+        self.metrics: dict[str, Any] = {}
+
+    @property
+    def cancelled(self) -> bool:
+        return self._liveness.cancelled
+
+    def check_live(self) -> None:
+        """Raise if the run was cancelled or this worker lost the step's lease."""
+        if self._liveness.lost:
+            raise LeaseLost(f"attempt {self.attempt} of step {self.node_id!r} lost its lease")
+        if self._liveness.cancelled:
+            raise StepCancelled(f"run {self.run_id} was cancelled")
+
+    def idempotency_key(self, key: str) -> str:
+        return idempotency_key(run_id=self.run_id, node_id=self.node_id, generation=self.generation, key=key)
+
+    def step(self, key: str, fn: Callable[..., Any], *args, safe_to_repeat: bool | None = None, **kwargs) -> Any:
+        """Run ``fn`` once per key per step run; later attempts get the recorded result.
+
+        If ``fn`` takes an ``idempotency_key`` argument it receives ``ctx.idempotency_key(key)`` and is
+        safe to repeat by default; otherwise a call cut off mid-way leaves the step in doubt unless
+        ``safe_to_repeat=True``.
+        """
+        return self.journal.step(key, fn, *args, safe_to_repeat=safe_to_repeat, **kwargs)
+
+    def log(self, message: str, *args) -> None:
+        self.logger.info(message, *args)

@@ -1,0 +1,332 @@
+"""The django-q2 task: claim a step, run its node, heartbeat, record the result.
+
+django-q2 may deliver the same message twice or late (see DESIGN.md); the claim is a
+compare-and-set on (status=queued, attempt=n), so only one delivery runs a given
+attempt, and every later write is fenced by the attempt number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.models.functions import Now
+from django_q.exceptions import TimeoutException
+
+from engine import scheduler, templating
+from engine.context import StepContext, Wait
+from engine.exceptions import (
+    InDoubt,
+    LeaseLost,
+    StepCancelled,
+    StepTimeout,
+    TemplateFailed,
+)
+from engine.models import Attempt, StepRun
+from engine.nodes import registry
+from engine.readiness import RetryPolicy
+from engine.runtx import RunTx, StepRef
+from engine.states import RunStatus, StepStatus
+
+log = logging.getLogger(__name__)
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+# Errors that retrying cannot fix.
+NOT_RETRYABLE = {"NonDeterministicReplay", "TemplateFailed", "OutputTooLarge", "TaskNotFound", "NodeTypeNotFound"}
+
+
+class OutputTooLarge(Exception):
+    pass
+
+
+@dataclass
+class Claim:
+    step: StepRun
+    node: object  # graph.NodeSpec
+    run_inputs: dict
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def step_claim(*, run_id, step_id: int, attempt: int, worker: str) -> Claim | None:
+    """queued -> running for exactly one delivery of (step, attempt), with a lease on the database clock."""
+    with RunTx(run_id) as tx:
+        step = StepRun.objects.filter(pk=step_id).first()
+        if step is None or step.status != StepStatus.QUEUED or step.attempt != attempt:
+            return None  # a duplicate or stale delivery: someone else has it, or it moved on
+        if tx.run_status != RunStatus.RUNNING:
+            tx.step_set_status(step, StepStatus.CANCELLED, attempt=attempt)
+            return None
+        lease = timedelta(seconds=settings.WEFT_LEASE_S)
+        won = tx.step_set_status(
+            step,
+            StepStatus.RUNNING,
+            attempt=attempt,
+            event={"attempt": attempt, "worker": worker},
+            lease_expires_at=Now() + lease,
+            heartbeat_at=Now(),
+            worker=worker,
+            started_at=Now(),
+        )
+        if not won:
+            return None
+        Attempt.objects.create(step_id=step.pk, number=attempt, queued_at=step.queued_at, started_at=Now(),
+                               worker=worker)
+        return Claim(step=step, node=tx.graph.nodes[step.node_id], run_inputs=tx.run.inputs)
+
+
+class Liveness(threading.Thread):
+    """Extends the lease every lease/3 seconds and notices cancellation or a lost lease."""
+
+    _SQL = (
+        "UPDATE engine_steprun SET lease_expires_at = now() + make_interval(secs => %s), heartbeat_at = now() "
+        "WHERE id = %s AND attempt = %s AND status = 'running' "
+        "RETURNING (SELECT status FROM engine_run WHERE id = engine_steprun.run_id)"
+    )
+
+    def __init__(self, step_id: int, attempt: int):
+        super().__init__(name=f"weft-heartbeat-{step_id}", daemon=True)
+        self.step_id, self.attempt = step_id, attempt
+        self.lease_s = settings.WEFT_LEASE_S
+        self.lost = False
+        self.cancelled = False
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stop_event.wait(self.lease_s / 3):
+                self.beat()
+        finally:
+            connection.close()
+
+    def beat(self) -> None:
+        try:
+            with connection.cursor() as cur:
+                cur.execute(self._SQL, [self.lease_s, self.step_id, self.attempt])
+                row = cur.fetchone()
+        except DatabaseError:
+            log.warning("heartbeat for step %s failed; will retry", self.step_id, exc_info=True)
+            connection.close()
+            return
+        if row is None:
+            self.lost = True
+        elif row[0] == RunStatus.CANCELLED:
+            self.cancelled = True
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None):
+    """Raise StepTimeout in the main thread after ``seconds``, restoring django-q2's own alarm afterwards."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous_handler = signal.getsignal(signal.SIGALRM)
+    previous_remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+    started = time.monotonic()
+
+    def on_alarm(signum, frame):
+        raise StepTimeout(f"step exceeded its timeout of {seconds:g} s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_handler)
+        if previous_remaining:
+            left = previous_remaining - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.01))
+
+
+class LogCapture(logging.Handler):
+    """Collects a node's log records and prints for one attempt, bounded in lines and line length."""
+
+    MAX_LINE = 10_000
+
+    def __init__(self, max_lines: int):
+        super().__init__(level=logging.DEBUG)
+        self.max_lines = max_lines
+        self.lines: list[dict] = []
+        self.dropped = 0
+        self._thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self._thread or record.name.startswith(("django", "engine.executor")):
+            return
+        self.add(record.levelname, record.getMessage())
+
+    def add(self, level: str, message: str) -> None:
+        if len(self.lines) >= self.max_lines:
+            self.dropped += 1
+            return
+        if len(message) > self.MAX_LINE:
+            message = message[: self.MAX_LINE] + f"... [{len(message) - self.MAX_LINE} characters truncated]"
+        self.lines.append({"t": round(time.time(), 3), "level": level, "msg": message})
+
+    def result(self) -> list[dict]:
+        if self.dropped:
+            return [*self.lines, {"t": round(time.time(), 3), "level": "WARNING",
+                                  "msg": f"[{self.dropped} more log lines dropped: WEFT_MAX_LOG_LINES is "
+                                         f"{self.max_lines}]"}]
+        return self.lines
+
+
+class _PrintSink(io.TextIOBase):
+    def __init__(self, capture: LogCapture):
+        self.capture = capture
+        self._buffer = ""
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self.capture.add("PRINT", line)
+        if len(self._buffer) > LogCapture.MAX_LINE:
+            self.capture.add("PRINT", self._buffer)
+            self._buffer = ""
+        return len(text)
+
+    def flush_rest(self) -> None:
+        if self._buffer:
+            self.capture.add("PRINT", self._buffer)
+            self._buffer = ""
+
+
+def execute_step(run_id: str, step_id: int, attempt: int) -> str:
+    """Entry point of every broker message: run one attempt of one step, at most once."""
+    worker = worker_id()
+    claim = step_claim(run_id=run_id, step_id=step_id, attempt=attempt, worker=worker)
+    if claim is None:
+        return "not claimed"
+    liveness = Liveness(step_id, attempt)
+    liveness.start()
+    capture = LogCapture(settings.WEFT_MAX_LOG_LINES)
+    try:
+        outcome = _run_node(claim, attempt=attempt, worker=worker, liveness=liveness, capture=capture)
+    finally:
+        liveness.stop()
+    _record(claim, attempt=attempt, outcome=outcome, logs=capture.result())
+    return outcome[0]
+
+
+def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, capture: LogCapture) -> tuple:
+    step, node = claim.step, claim.node
+    root = logging.getLogger()
+    root.addHandler(capture)
+    sink = _PrintSink(capture)
+    try:
+        upstream, nodes_ctx = _upstream_outputs(step, node)
+        template_ctx = {"inputs": claim.run_inputs, "nodes": nodes_ctx, "upstream": upstream,
+                        "run": {"id": str(step.run_id)}}
+        config = templating.render(node.config, template_ctx, path=f"nodes.{node.id}.config")
+        ctx = StepContext(run_id=step.run_id, step_id=step.pk, node_id=step.node_id, node_type=step.node_type,
+                          attempt=attempt, generation=step.generation, config=config, run_inputs=claim.run_inputs,
+                          upstream=upstream, worker=worker, liveness=liveness)
+        impl = registry.get_node_type(step.node_type).cls()
+        timeout = node.timeout_s or settings.WEFT_QUEUES.get(step.queue, {}).get("timeout")
+        with contextlib.redirect_stdout(sink), deadline(timeout):
+            result = impl.run(ctx, dict(config))
+        sink.flush_rest()
+        if isinstance(result, Wait):
+            return ("waiting", result, ctx.metrics)
+        size = len(json.dumps(result))
+        if size > settings.WEFT_MAX_OUTPUT_BYTES:
+            raise OutputTooLarge(f"step output is {size} bytes; the limit (WEFT_MAX_OUTPUT_BYTES) is "
+                                 f"{settings.WEFT_MAX_OUTPUT_BYTES}")
+        return ("succeeded", result, ctx.metrics)
+    except InDoubt as exc:
+        return ("in_doubt", exc, {})
+    except StepCancelled as exc:
+        return ("cancelled", exc, {})
+    except LeaseLost as exc:
+        return ("lost", exc, {})
+    except (StepTimeout, TimeoutException) as exc:
+        return ("timeout", exc, {})
+    except TemplateFailed as exc:
+        return ("failed", exc, {})
+    except (TypeError, ValueError) as exc:
+        if "not JSON serializable" in str(exc):
+            return ("failed", OutputTooLarge(f"step output is not JSON-serialisable: {exc}"), {})
+        return ("failed", exc, {})
+    except Exception as exc:
+        return ("failed", exc, {})
+    finally:
+        sink.flush_rest()
+        root.removeHandler(capture)
+
+
+def _upstream_outputs(step: StepRun, node) -> tuple[dict, dict]:
+    from engine.models import Run
+    from engine.runtx import version_graph
+
+    run = Run.objects.select_related("version").only("id", "version").get(pk=step.run_id)
+    graph = version_graph(run.version)
+    direct = {e.source for e in graph.in_edges(node.id)}
+    wanted = direct | templating.referenced_nodes(node.config)
+    rows = StepRun.objects.filter(run_id=step.run_id, node_id__in=wanted).values_list("node_id", "status", "output")
+    nodes_ctx = {nid: {"output": out, "status": status} for nid, status, out in rows}
+    upstream = {nid: nodes_ctx[nid]["output"] for nid in direct if nid in nodes_ctx}
+    return upstream, nodes_ctx
+
+
+def _record(claim: Claim, *, attempt: int, outcome: tuple, logs: list[dict]) -> None:
+    kind, value, metrics = outcome
+    step, node = claim.step, claim.node
+    error, error_type, tb = "", "", ""
+    if isinstance(value, BaseException):
+        error = f"{type(value).__name__}: {value}"[:20000]
+        error_type = type(value).__name__
+        tb = "".join(traceback.format_exception(value))[-50000:]
+    with RunTx(step.run_id) as tx:
+        ref_row = StepRun.objects.filter(pk=step.pk).only("id", "node_id", "status", "attempt").first()
+        ref = StepRef(ref_row.id, ref_row.node_id, ref_row.status, ref_row.attempt)
+        if ref.status != StepStatus.RUNNING or ref.attempt != attempt:
+            log.warning("attempt %s of step %s was fenced out (now %s, attempt %s); result discarded",
+                        attempt, step.node_id, ref.status, ref.attempt)
+            Attempt.objects.filter(step_id=step.pk, number=attempt, outcome=Attempt.Outcome.RUNNING).update(
+                finished_at=Now(), logs=logs, error=f"result discarded (fenced out): {error}"[:20000],
+            )
+            return
+        attempt_outcome = kind
+        if kind == "succeeded":
+            won = scheduler.step_record_success(tx, ref, attempt=attempt, output=value)
+        elif kind == "waiting":
+            won = scheduler.step_record_wait(tx, ref, attempt=attempt, reason=value.reason, detail=value.detail,
+                                             wake_in=value.wake_in)
+        elif kind == "in_doubt":
+            attempt_outcome = "waiting"
+            won = scheduler.step_record_wait(tx, ref, attempt=attempt, reason="in_doubt",
+                                             detail={"key": value.key, "message": str(value)}, wake_in=None)
+        elif kind == "cancelled":
+            won = scheduler.step_record_cancelled(tx, ref, attempt=attempt)
+        else:
+            if kind == "lost":
+                attempt_outcome = "lost"
+            policy = RetryPolicy.from_config(node.retry, settings.WEFT_DEFAULT_RETRY)
+            retryable = error_type not in NOT_RETRYABLE and policy.should_retry(attempt=attempt, error_type=error_type)
+            retry_in = policy.delay_after(attempt) if retryable else None
+            won = scheduler.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in)
+        if won:
+            Attempt.objects.filter(step_id=step.pk, number=attempt).update(
+                finished_at=Now(), outcome=attempt_outcome, error=error, error_type=error_type, traceback=tb,
+                logs=logs, metrics=metrics or {},
+            )

@@ -1,0 +1,140 @@
+"""Durable, idempotent sub-steps inside a node: ``ctx.step(key, fn, ...)``.
+
+Each call is a JournalEntry keyed (step run, key): written ``started`` before
+``fn`` runs and ``succeeded``/``failed`` after, each write fenced by the step's
+attempt number. A later attempt of the same step run returns recorded results
+without calling ``fn``. A ``started`` entry with no outcome (the worker died
+mid-call) is run again only if it is safe to repeat; otherwise the step is *in
+doubt* and waits for an operator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from engine.exceptions import InDoubt, LeaseLost, NonDeterministicReplay, RecordedError, StepCancelled
+from engine.models import JournalEntry
+
+_UPSERT_SQL = """
+INSERT INTO engine_journalentry
+    (step_id, key, position, status, safe_to_repeat, attempt, result, error, error_type, started_at, finished_at)
+SELECT %(step)s, %(key)s, %(position)s, 'started', %(safe)s, %(attempt)s, NULL, '', '', now(), NULL
+WHERE EXISTS (SELECT 1 FROM engine_steprun WHERE id = %(step)s AND attempt = %(attempt)s AND status = 'running')
+ON CONFLICT (step_id, key) DO UPDATE SET
+    status = 'started', attempt = EXCLUDED.attempt, safe_to_repeat = EXCLUDED.safe_to_repeat,
+    error = '', error_type = '', started_at = now(), finished_at = NULL
+RETURNING id
+"""
+
+_FINISH_SQL = """
+UPDATE engine_journalentry j SET status = %(status)s, result = %(result)s, error = %(error)s,
+    error_type = %(error_type)s, finished_at = now()
+FROM engine_steprun s
+WHERE j.id = %(id)s AND j.attempt = %(attempt)s AND s.id = j.step_id AND s.attempt = %(attempt)s
+    AND s.status = 'running'
+"""
+
+
+def idempotency_key(*, run_id, node_id: str, generation: int, key: str) -> str:
+    """Stable across attempts of one step run; changes only when an operator reruns the step."""
+    raw = f"{run_id}:{node_id}:{generation}:{key}"
+    return "weft-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+class Journal:
+    """The journal of one step run, as seen by one attempt."""
+
+    def __init__(self, *, step_id: int, attempt: int, key_for: Callable[[str], str],
+                 check_live: Callable[[], None]):
+        self.step_id = step_id
+        self.attempt = attempt
+        self._key_for = key_for
+        self._check_live = check_live
+        self._recorded = {e.key: e for e in JournalEntry.objects.filter(step_id=step_id).order_by("position")}
+        self._order = list(self._recorded)
+        self._seen: set[str] = set()
+        self.position = 0
+        self.replayed = 0
+        self.executed = 0
+
+    def step(self, key: str, fn: Callable[..., Any], *args, safe_to_repeat: bool | None = None, **kwargs) -> Any:
+        if not isinstance(key, str) or not key or len(key) > 200:
+            raise ValueError("journal keys are non-empty strings of at most 200 characters")
+        if key in self._seen:
+            raise ValueError(f"journal key {key!r} was used twice in one attempt; keys must be unique per step")
+        self._check_live()
+        position = self.position
+        self.position += 1
+        self._seen.add(key)
+        if position < len(self._order) and self._order[position] != key:
+            raise NonDeterministicReplay(
+                f"non-deterministic replay at journal position {position}: this attempt asked for {key!r} but an "
+                f"earlier attempt recorded {self._order[position]!r}; a node must make the same calls in the same "
+                "order on every attempt"
+            )
+        takes_key = _accepts_idempotency_key(fn)
+        if takes_key:
+            kwargs["idempotency_key"] = self._key_for(key)
+        safe = takes_key if safe_to_repeat is None else safe_to_repeat
+        entry = self._recorded.get(key)
+        if entry is not None:
+            if entry.status == JournalEntry.Status.SUCCEEDED:
+                self.replayed += 1
+                return entry.result
+            if entry.status == JournalEntry.Status.STARTED and not (safe or entry.safe_to_repeat):
+                raise InDoubt(key)
+        entry_id = self._write_started(key, position, safe)
+        self.executed += 1
+        try:
+            result = fn(*args, **kwargs)
+        except StepCancelled:
+            raise
+        except Exception as exc:
+            self._finish(entry_id, "failed", None, f"{exc}"[:10000], type(exc).__name__)
+            raise
+        try:
+            encoded = json.dumps(result)
+        except (TypeError, ValueError) as exc:
+            self._finish(entry_id, "failed", None, f"result is not JSON-serialisable: {exc}", "TypeError")
+            raise RecordedError(f"journal step {key!r} returned a value that is not JSON-serialisable: {exc}") from None
+        self._finish(entry_id, "succeeded", encoded, "", "")
+        return result
+
+    def _write_started(self, key: str, position: int, safe: bool) -> int:
+        with connection.cursor() as cur:
+            cur.execute(
+                _UPSERT_SQL,
+                {"step": self.step_id, "key": key, "position": position, "safe": safe, "attempt": self.attempt},
+            )
+            row = cur.fetchone()
+        if row is None:
+            raise LeaseLost(f"step no longer held by attempt {self.attempt}; not calling {key!r}")
+        return row[0]
+
+    def _finish(self, entry_id: int, status: str, encoded: str | None, error: str, error_type: str) -> None:
+        with connection.cursor() as cur:
+            cur.execute(
+                _FINISH_SQL,
+                {"id": entry_id, "attempt": self.attempt, "status": status, "result": encoded, "error": error,
+                 "error_type": error_type},
+            )
+            if cur.rowcount != 1:
+                raise LeaseLost(f"step no longer held by attempt {self.attempt}; result of journal entry discarded")
+
+
+def _accepts_idempotency_key(fn: Callable) -> bool:
+    try:
+        return "idempotency_key" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def now():
+    return timezone.now()

@@ -1,0 +1,104 @@
+"""Start and supervise one django-q2 cluster per queue, plus Weft's recovery loop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from engine.recovery import RecoveryLoop
+
+STOP_TIMEOUT_S = 20
+RESTART_BACKOFF_S = 2
+
+
+class Command(BaseCommand):
+    help = "Run one django-q2 cluster per Weft queue (or the ones named) and the recovery loop."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--queues", help="comma-separated queue names (default: every configured queue)")
+        parser.add_argument("--no-recovery", action="store_true", help="do not run the recovery loop here")
+
+    def handle(self, *args, queues=None, no_recovery=False, **options):
+        names = _chosen_queues(queues)
+        stopping = False
+
+        def on_signal(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        clusters = {name: _start_cluster(name) for name in names}
+        self.stdout.write(f"weft workers: queues {', '.join(names)} (pids "
+                          f"{', '.join(str(p.pid) for p in clusters.values())})")
+        self.stdout.flush()
+        recovery = None
+        if not no_recovery:
+            recovery = RecoveryLoop()
+            recovery.start()
+        try:
+            while not stopping:
+                time.sleep(0.5)
+                for name, proc in list(clusters.items()):
+                    if proc.poll() is not None and not stopping:
+                        self.stderr.write(f"weft workers: cluster {name!r} exited with {proc.returncode}; restarting")
+                        time.sleep(RESTART_BACKOFF_S)
+                        clusters[name] = _start_cluster(name)
+        finally:
+            if recovery:
+                recovery.stop()
+            _stop_all(clusters.values())
+            if recovery:
+                recovery.join(timeout=5)
+
+
+def _chosen_queues(raw: str | None) -> list[str]:
+    configured = list(settings.WEFT_QUEUES)
+    if not raw:
+        return configured
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in names if n not in settings.WEFT_QUEUES]
+    if unknown or not names:
+        raise CommandError(
+            f"--queues: unknown queue(s) {', '.join(unknown) or '(none given)'}; configured: {', '.join(configured)}",
+            returncode=2,
+        )
+    return names
+
+
+def _start_cluster(name: str) -> subprocess.Popen:
+    env = dict(os.environ, Q_CLUSTER_NAME=name)
+    manage = os.path.join(settings.BASE_DIR, "manage.py")
+    return subprocess.Popen([sys.executable, manage, "qcluster"], env=env)
+
+
+def _stop_all(procs) -> None:
+    """SIGTERM to each cluster's main process only (a signal to the whole group can hang the sentinel)."""
+    procs = [p for p in procs if p.poll() is None]
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for p in procs:
+        try:
+            p.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            _kill_tree(p.pid)
+            p.wait()
+
+
+def _kill_tree(pid: int) -> None:
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        for child in parent.children(recursive=True):
+            child.kill()
+        parent.kill()
+    except psutil.NoSuchProcess:
+        pass

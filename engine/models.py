@@ -1,0 +1,214 @@
+"""Weft's durable state. Models are data: fields, constraints, indexes, small properties.
+
+Workflow logic lives in scheduler.py / executor.py; status changes go through the
+compare-and-set functions there, never ``obj.status = X; obj.save()``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from engine.states import RunStatus, StepStatus
+
+
+class Workflow(models.Model):
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    current_version = models.ForeignKey(
+        "WorkflowVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class WorkflowVersion(models.Model):
+    """Immutable: editing a workflow makes a new version; a run pins the version it started on."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField()
+    checksum = models.CharField(max_length=64)
+    note = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workflow", "number"], name="workflowversion_unique_number")]
+        ordering = ["workflow", "-number"]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} v{self.number}"
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    inputs = models.JSONField(default=dict)
+    outputs = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    # NULL (not "") when absent, so the unique constraint ignores runs started without a key.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    request_hash = models.CharField(max_length=64, blank=True, default="")
+    # Steps not yet in a terminal status: the run finishes when this reaches zero.
+    unfinished_steps = models.IntegerField(default=0)
+    last_seq = models.BigIntegerField(default=0)
+    parent_step = models.ForeignKey(
+        "StepRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="run_unique_idempotency_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="run_status_created"),
+            models.Index(fields=["workflow", "-created_at"], name="run_workflow_created"),
+            models.Index(fields=["-created_at"], name="run_created"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.id} ({self.status})"
+
+
+class StepRun(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    node_id = models.CharField(max_length=100)
+    node_type = models.CharField(max_length=100)
+    queue = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.PENDING)
+    # Fencing token: the current attempt number. A worker's writes carry it and lose if it moved on.
+    attempt = models.IntegerField(default=0)
+    # Bumped by "rerun from here": idempotency keys change only when an operator asks for a fresh execution.
+    generation = models.IntegerField(default=0)
+    # Readiness counters (see scheduler): upstream edges not yet finished, and their outcomes so far.
+    remaining_upstream = models.IntegerField(default=0)
+    upstream_succeeded = models.IntegerField(default=0)
+    upstream_failed = models.IntegerField(default=0)
+    upstream_skipped = models.IntegerField(default=0)
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    waiting_reason = models.CharField(max_length=32, blank=True, default="")  # approval, sleep, in_doubt, ...
+    waiting_detail = models.JSONField(null=True, blank=True)
+    wake_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    queued_at = models.DateTimeField(null=True, blank=True)
+    broker_msg_id = models.BigIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "node_id"], name="steprun_unique_node")]
+        indexes = [
+            models.Index(fields=["lease_expires_at"], condition=Q(status="running"), name="steprun_running_lease"),
+            models.Index(fields=["next_attempt_at"], condition=Q(status="retry_wait"), name="steprun_retry_due"),
+            models.Index(fields=["wake_at"], condition=Q(status="waiting"), name="steprun_wake_due"),
+            models.Index(fields=["queue", "queued_at"], condition=Q(status="queued"), name="steprun_queued"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.node_id} ({self.status})"
+
+
+class Attempt(models.Model):
+    class Outcome(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        LOST = "lost"  # the worker died or lost its lease
+        TIMEOUT = "timeout"
+        CANCELLED = "cancelled"
+        WAITING = "waiting"  # the node asked to wait (approval, sleep) or is in doubt
+
+    step = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="attempts")
+    number = models.IntegerField()
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    error = models.TextField(blank=True, default="")
+    error_type = models.CharField(max_length=200, blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    logs = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["step", "number"], name="attempt_unique_number")]
+        ordering = ["step", "number"]
+
+    def __str__(self) -> str:
+        return f"{self.step_id}#{self.number} ({self.outcome})"
+
+
+class Event(models.Model):
+    """Append-only, gapless per run: the live stream, the audit trail and reconnect catch-up."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.BigIntegerField()
+    type = models.CharField(max_length=64)
+    node_id = models.CharField(max_length=100, blank=True, default="")
+    payload = models.JSONField(default=dict, blank=True)
+    actor = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="event_unique_seq")]
+        ordering = ["run", "seq"]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.seq} {self.type}"
+
+
+class JournalEntry(models.Model):
+    """One durable sub-step (model call, tool call) inside a step run, keyed for idempotency."""
+
+    class Status(models.TextChoices):
+        STARTED = "started"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    step = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="journal")
+    key = models.CharField(max_length=200)
+    position = models.IntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    safe_to_repeat = models.BooleanField(default=False)
+    attempt = models.IntegerField()
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    error_type = models.CharField(max_length=200, blank=True, default="")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["step", "key"], name="journal_unique_key")]
+        ordering = ["step", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.step_id}:{self.key} ({self.status})"

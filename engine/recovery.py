@@ -1,0 +1,164 @@
+"""Recovery: expired leases, due retries and timers, queued steps whose broker row is gone.
+
+One recovery loop is active at a time across all machines: the holder of a
+Postgres session-level advisory lock. Each pass is small (bounded batches) and
+says whether more work may be waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.models import Exists, OuterRef
+from django.db.models.functions import Now
+from django_q.models import OrmQ
+
+from engine import scheduler
+from engine.models import Attempt, StepRun
+from engine.nodes import registry
+from engine.readiness import RetryPolicy
+from engine.runtx import RunTx, StepRef
+from engine.states import RunStatus, StepStatus
+
+log = logging.getLogger(__name__)
+
+ADVISORY_LOCK_ID = 0x5745_4654  # "WEFT"
+BATCH = 200
+ORPHAN_GRACE_S = 10
+
+
+def recover_once() -> int:
+    """One pass. Returns how many steps it acted on (0: nothing was due)."""
+    return expire_leases() + requeue_due_retries() + wake_due_timers() + reenqueue_orphans()
+
+
+def expire_leases() -> int:
+    """A running step whose lease expired lost its worker: count the attempt as lost and apply its retry policy."""
+    due = list(
+        StepRun.objects.filter(status=StepStatus.RUNNING, lease_expires_at__lt=Now())
+        .order_by("lease_expires_at")
+        .values_list("run_id", "id", "attempt")[:BATCH]
+    )
+    for run_id, step_id, attempt in due:
+        with RunTx(run_id, actor="recovery") as tx:
+            row = StepRun.objects.filter(pk=step_id, status=StepStatus.RUNNING, attempt=attempt,
+                                         lease_expires_at__lt=Now()).first()
+            if row is None:
+                continue
+            node = tx.graph.nodes[row.node_id]
+            policy = RetryPolicy.from_config(node.retry, settings.WEFT_DEFAULT_RETRY)
+            error = f"WorkerLost: worker {row.worker} stopped heartbeating; lease expired"
+            retry_in = policy.delay_after(attempt) if policy.should_retry(attempt=attempt, error_type="WorkerLost") \
+                else None
+            ref = StepRef(row.id, row.node_id, row.status, row.attempt)
+            if scheduler.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in):
+                Attempt.objects.filter(step_id=step_id, number=attempt).update(
+                    outcome=Attempt.Outcome.LOST, finished_at=Now(), error=error, error_type="WorkerLost")
+                tx.event("step.lost", row.node_id, attempt=attempt, worker=row.worker)
+    return len(due)
+
+
+def requeue_due_retries() -> int:
+    due = list(
+        StepRun.objects.filter(status=StepStatus.RETRY_WAIT, next_attempt_at__lte=Now())
+        .order_by("next_attempt_at")
+        .values_list("run_id", "id")[:BATCH]
+    )
+    for run_id, step_id in due:
+        with RunTx(run_id, actor="recovery") as tx:
+            row = StepRun.objects.filter(pk=step_id, status=StepStatus.RETRY_WAIT, next_attempt_at__lte=Now()).first()
+            if row is not None:
+                ref = StepRef(row.id, row.node_id, row.status, row.attempt)
+                if tx.run_status == RunStatus.RUNNING:
+                    tx.queue(ref, next_attempt=row.attempt + 1)
+                else:
+                    tx.step_set_status(ref, StepStatus.CANCELLED)
+    return len(due)
+
+
+def wake_due_timers() -> int:
+    """Waiting steps whose timer fired (durable sleep, approval timeout): the node type decides the outcome."""
+    due = list(
+        StepRun.objects.filter(status=StepStatus.WAITING, wake_at__lte=Now())
+        .order_by("wake_at")
+        .values_list("run_id", "id")[:BATCH]
+    )
+    for run_id, step_id in due:
+        with RunTx(run_id, actor="timer") as tx:
+            row = StepRun.objects.filter(pk=step_id, status=StepStatus.WAITING, wake_at__lte=Now()).first()
+            if row is None:
+                continue
+            impl = registry.get_node_type(row.node_type).cls()
+            on_wake = getattr(impl, "on_wake", None)
+            decision = on_wake(row) if on_wake else {"outcome": "succeeded", "output": row.output}
+            ref = StepRef(row.id, row.node_id, row.status, row.attempt)
+            if decision["outcome"] == "succeeded":
+                scheduler.step_record_success(tx, ref, attempt=row.attempt, output=decision.get("output"))
+            else:
+                scheduler.step_record_failure(tx, ref, attempt=row.attempt, error=decision.get("error", "timed out"),
+                                              retry_in=None)
+    return len(due)
+
+
+def reenqueue_orphans() -> int:
+    """A queued step with no broker row (lost by a broker outside Postgres, or a delivery that failed
+    before claiming) is given a new broker row for the same attempt."""
+    cutoff = Now() - timedelta(seconds=ORPHAN_GRACE_S)
+    due = list(
+        StepRun.objects.filter(status=StepStatus.QUEUED, queued_at__lt=cutoff)
+        .exclude(Exists(OrmQ.objects.filter(pk=OuterRef("broker_msg_id"))))
+        .values_list("run_id", "id", "attempt", "queue")[:BATCH]
+    )
+    from django.db import transaction
+
+    from engine.queues import Delivery, enqueue
+
+    for run_id, step_id, attempt, queue in due:
+        with transaction.atomic():
+            locked = StepRun.objects.select_for_update(skip_locked=True).filter(
+                pk=step_id, status=StepStatus.QUEUED, attempt=attempt).exclude(
+                Exists(OrmQ.objects.filter(pk=OuterRef("broker_msg_id")))).first()
+            if locked is not None:
+                log.warning("re-enqueueing step %s attempt %s: its broker message is gone", step_id, attempt)
+                StepRun.objects.filter(pk=step_id).update(queued_at=Now())
+                enqueue([Delivery(str(run_id), step_id, attempt, queue)])
+    return len(due)
+
+
+class RecoveryLoop(threading.Thread):
+    """Runs ``recover_once`` every WEFT_RECOVERY_INTERVAL_S while holding the advisory lock."""
+
+    def __init__(self):
+        super().__init__(name="weft-recovery", daemon=True)
+        self.stopping = threading.Event()
+        self.is_leader = False
+
+    def run(self) -> None:
+        interval = settings.WEFT_RECOVERY_INTERVAL_S
+        try:
+            while not self.stopping.is_set():
+                try:
+                    if not self.is_leader:
+                        self.is_leader = self._try_lock()
+                    busy = recover_once() if self.is_leader else 0
+                except DatabaseError:
+                    log.warning("recovery pass failed (database unavailable?); retrying", exc_info=True)
+                    self.is_leader = False
+                    connection.close()
+                    busy = 0
+                if not busy:
+                    self.stopping.wait(interval)
+        finally:
+            connection.close()
+
+    def _try_lock(self) -> bool:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_ID])
+            return bool(cur.fetchone()[0])
+
+    def stop(self) -> None:
+        self.stopping.set()

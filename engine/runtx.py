@@ -1,0 +1,228 @@
+"""One transaction on one run: the run row lock, step compare-and-set, events, enqueues.
+
+Every status change of a run or its steps happens inside a ``RunTx``. It locks the
+run row first (so transitions within a run are serialised and event sequence
+numbers are gapless), buffers events and broker deliveries, and on exit writes
+them, updates the run's counters and finishes the run when no step is left
+unfinished -- all in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.db.models.functions import Now
+
+from engine import graph as graphlib
+from engine import templating
+from engine.events import PendingEvent, events_write
+from engine.exceptions import InvalidTransition, NotFound
+from engine.models import Run, StepRun
+from engine.nodes import registry
+from engine.queues import Delivery, enqueue
+from engine.states import RUN_TERMINAL, RUN_TRANSITIONS, STEP_TERMINAL, STEP_TRANSITIONS, RunStatus, StepStatus
+
+_GRAPHS: OrderedDict[int, graphlib.Graph] = OrderedDict()
+_GRAPH_CACHE_SIZE = 64
+
+
+def version_graph(version) -> graphlib.Graph:
+    """The parsed graph of an (immutable) workflow version, cached per process."""
+    graph = _GRAPHS.get(version.pk)
+    if graph is None:
+        graph = graph_validate(version.definition)
+        _GRAPHS[version.pk] = graph
+        while len(_GRAPHS) > _GRAPH_CACHE_SIZE:
+            _GRAPHS.popitem(last=False)
+    else:
+        _GRAPHS.move_to_end(version.pk)
+    return graph
+
+
+def graph_validate(definition: dict) -> graphlib.Graph:
+    return graphlib.validate(
+        definition,
+        node_types=registry.node_types(),
+        queues=settings.WEFT_QUEUES,
+        max_nodes=settings.WEFT_MAX_NODES,
+        check_expression=templating.check_condition,
+    )
+
+
+@dataclass
+class StepRef:
+    id: int
+    node_id: str
+    status: str
+    attempt: int
+
+
+class RunTx:
+    """``with RunTx(run_id, actor=...) as tx:`` -- see the module docstring."""
+
+    def __init__(self, run_id, *, actor: str = ""):
+        self.run_id = run_id
+        self.actor = actor
+        self._atomic = transaction.atomic()
+
+    def __enter__(self) -> RunTx:
+        self._atomic.__enter__()
+        try:
+            self.run = Run.objects.select_for_update(no_key=True, of=("self",)).select_related("version").get(
+                pk=self.run_id
+            )
+        except (Run.DoesNotExist, ValueError):
+            self._atomic.__exit__(NotFound, None, None)
+            raise NotFound(f"run {self.run_id} does not exist") from None
+        except BaseException as exc:
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self.graph = version_graph(self.run.version)
+        self.events: list[PendingEvent] = []
+        self.deliveries: list[Delivery] = []
+        self.unfinished_delta = 0
+        self.run_changes: dict = {}
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                self._flush()
+            except BaseException as flush_exc:
+                return self._atomic.__exit__(type(flush_exc), flush_exc, flush_exc.__traceback__)
+        return self._atomic.__exit__(exc_type, exc, tb)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def event(self, type: str, node_id: str = "", **payload) -> None:
+        self.events.append(PendingEvent(type=type, node_id=node_id, payload=payload, actor=self.actor))
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    @property
+    def run_status(self) -> str:
+        return self.run_changes.get("status", self.run.status)
+
+    def run_set_status(self, to: str, **fields) -> None:
+        current = self.run_status
+        if current not in RUN_TRANSITIONS[to]:
+            raise InvalidTransition(f"run {self.run.pk} is {current}; it cannot become {to}")
+        self.run_changes.update(status=to, **fields)
+        self.event(f"run.{to}", **{k: v for k, v in fields.items() if k in ("error",)})
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def step(self, node_id: str) -> StepRun:
+        qs = StepRun.objects.filter(run_id=self.run.pk, node_id=node_id)
+        try:
+            return qs.get()
+        except StepRun.DoesNotExist:
+            raise NotFound(f"run {self.run.pk} has no step {node_id!r}") from None
+
+    def step_set_status(
+        self,
+        step: StepRef | StepRun,
+        to: str,
+        *,
+        attempt: int | None = None,
+        event: dict | None = None,
+        **fields,
+    ) -> bool:
+        """Compare-and-set one step's status. Returns whether this caller won.
+
+        ``step.status`` is the status the caller saw; the UPDATE only applies if the row
+        still has it (and, with ``attempt``, the same attempt number: the fencing token).
+        """
+        if step.status not in STEP_TRANSITIONS[to]:
+            raise InvalidTransition(f"step {step.node_id!r} is {step.status}; it cannot become {to}")
+        qs = StepRun.objects.filter(pk=step.id, status=step.status)
+        if attempt is not None:
+            qs = qs.filter(attempt=attempt)
+        if to in STEP_TERMINAL:
+            fields.setdefault("finished_at", Now())
+        won = qs.update(status=to, **fields) == 1
+        if won:
+            self.unfinished_delta += int(step.status in STEP_TERMINAL) - int(to in STEP_TERMINAL)
+            payload = {"from": step.status}
+            if event:
+                payload.update(event)
+            self.event(f"step.{to}", step.node_id, **payload)
+            step.status = to
+        return won
+
+    def queue(self, step: StepRef | StepRun, *, next_attempt: int) -> bool:
+        """Move a step to ``queued`` with a new attempt number; its broker row is written in this transaction."""
+        if step.status not in STEP_TRANSITIONS[StepStatus.QUEUED]:
+            raise InvalidTransition(f"step {step.node_id!r} is {step.status}; it cannot be queued")
+        won = (
+            StepRun.objects.filter(pk=step.id, status=step.status, attempt=step.attempt).update(
+                status=StepStatus.QUEUED,
+                attempt=next_attempt,
+                queued_at=Now(),
+                next_attempt_at=None,
+                lease_expires_at=None,
+                worker="",
+                finished_at=None,
+            )
+            == 1
+        )
+        if won:
+            self.unfinished_delta += int(step.status in STEP_TERMINAL)
+            self.event("step.queued", step.node_id, **{"from": step.status, "attempt": next_attempt})
+            step.status, step.attempt = StepStatus.QUEUED, next_attempt
+            queue = self.graph.nodes[step.node_id].queue
+            self.deliveries.append(Delivery(str(self.run.pk), step.id, next_attempt, queue))
+        return won
+
+    # -- flush ----------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        if self.deliveries:
+            enqueue(self.deliveries)
+        unfinished = self.run.unfinished_steps + self.unfinished_delta
+        if unfinished == 0 and self.run_status == RunStatus.RUNNING:
+            self._finish_run()
+        if not (self.events or self.unfinished_delta or self.run_changes):
+            return
+        first_seq = self.run.last_seq + 1
+        if self.events:
+            events_write(self.run.pk, first_seq, self.events)
+        Run.objects.filter(pk=self.run.pk).update(
+            last_seq=self.run.last_seq + len(self.events), unfinished_steps=unfinished, **self.run_changes
+        )
+        self.run.last_seq += len(self.events)
+        self.run.unfinished_steps = unfinished
+        for key, value in self.run_changes.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(self.run, key, value)
+
+    def _finish_run(self) -> None:
+        steps = StepRun.objects.filter(run_id=self.run.pk)
+        failed = list(
+            steps.filter(status__in=[StepStatus.FAILED, StepStatus.UPSTREAM_FAILED])
+            .order_by("id")
+            .values_list("node_id", flat=True)[:20]
+        )
+        if failed:
+            self.run_set_status(RunStatus.FAILED, finished_at=Now(), error=f"step(s) failed: {', '.join(failed)}")
+            return
+        sinks = self.graph.sinks()
+        outputs = dict(
+            steps.filter(node_id__in=sinks, status=StepStatus.SUCCEEDED).values_list("node_id", "output")
+        )
+        self.run_set_status(RunStatus.SUCCEEDED, finished_at=Now(), outputs=outputs, error="")
+
+
+def run_is_terminal(status: str) -> bool:
+    return status in RUN_TERMINAL
+
+
+def has_pending_broker_row():
+    """Expression: the step's broker row still exists (for orphan detection)."""
+    from django_q.models import OrmQ
+
+    return Exists(OrmQ.objects.filter(pk=OuterRef("broker_msg_id")))

@@ -1,0 +1,506 @@
+"""Run and step lifecycle: start, propagate readiness, and the operator actions.
+
+Readiness is incremental: each StepRun starts with ``remaining_upstream`` = its
+in-degree. A step that reaches a terminal outcome decrements its successors'
+counters in one statement (O(out-degree)); a successor that reaches zero has its
+trigger rule evaluated and is queued, skipped or marked upstream_failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import jsonschema
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models.functions import Now
+
+from engine import templating
+from engine.exceptions import IdempotencyConflict, InputsInvalid, InvalidTransition, NotFound, TemplateFailed
+from engine.models import JournalEntry, Run, StepRun, Workflow
+from engine.readiness import (
+    FAILED,
+    RUN,
+    SKIPPED,
+    SUCCEEDED,
+    chosen_branches,
+    source_edge_outcome,
+    trigger_decision,
+)
+from engine.runtx import RunTx, StepRef, version_graph
+from engine.states import STEP_ACTIVE, RunStatus, StepStatus
+
+S = StepStatus
+
+# -- starting runs ------------------------------------------------------------------------------
+
+
+def inputs_hash(inputs: dict) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def run_start(
+    *,
+    workflow: Workflow | str,
+    inputs: dict | None = None,
+    idempotency_key: str | None = None,
+    actor=None,
+    parent_step: StepRun | None = None,
+) -> tuple[Run, bool]:
+    """Start a run of the workflow's current version. Returns (run, created).
+
+    With an idempotency key, the same key and the same inputs return the existing run;
+    the same key with different inputs raises IdempotencyConflict.
+    """
+    if isinstance(workflow, str):
+        try:
+            workflow = Workflow.objects.select_related("current_version").get(slug=workflow)
+        except Workflow.DoesNotExist:
+            raise NotFound(f"workflow {workflow!r} does not exist") from None
+    if workflow.archived:
+        raise InvalidTransition(f"workflow {workflow.slug!r} is archived; restore it to start runs")
+    version = workflow.current_version
+    if version is None:
+        raise InvalidTransition(f"workflow {workflow.slug!r} has no saved version")
+    inputs = {} if inputs is None else inputs
+    _check_inputs(version.definition.get("inputs") or {"type": "object"}, inputs)
+    digest = inputs_hash(inputs)
+    if idempotency_key:
+        existing = _existing_run(workflow, idempotency_key, digest)
+        if existing:
+            return existing, False
+    graph = version_graph(version)
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                workflow=workflow,
+                version=version,
+                status=RunStatus.PENDING,
+                inputs=inputs,
+                idempotency_key=idempotency_key or None,
+                request_hash=digest,
+                unfinished_steps=len(graph.nodes),
+                created_by=actor if getattr(actor, "pk", None) else None,
+                parent_step=parent_step,
+            )
+            StepRun.objects.bulk_create(
+                [
+                    StepRun(
+                        run=run,
+                        node_id=node.id,
+                        node_type=node.type,
+                        queue=node.queue,
+                        remaining_upstream=len(graph.in_edges(node.id)),
+                    )
+                    for node in graph.nodes.values()
+                ],
+                batch_size=2000,
+            )
+            with RunTx(run.pk, actor=_actor_name(actor)) as tx:
+                tx.run_set_status(RunStatus.RUNNING, started_at=Now())
+                roots = set(graph.roots())
+                for step in StepRun.objects.filter(run_id=run.pk, node_id__in=roots).only(
+                    "id", "node_id", "status", "attempt"
+                ):
+                    _ready(tx, StepRef(step.id, step.node_id, step.status, step.attempt), RUN)
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        existing = _existing_run(workflow, idempotency_key, digest)
+        if existing is None:
+            raise
+        return existing, False
+    run.refresh_from_db()
+    return run, True
+
+
+def _existing_run(workflow: Workflow, key: str, digest: str) -> Run | None:
+    run = Run.objects.filter(workflow=workflow, idempotency_key=key).first()
+    if run is not None and run.request_hash != digest:
+        raise IdempotencyConflict(
+            f"idempotency key {key!r} was already used to start run {run.pk} with different inputs"
+        )
+    return run
+
+
+def _check_inputs(schema: dict, inputs: dict) -> None:
+    if not isinstance(inputs, dict):
+        raise InputsInvalid("run inputs must be a JSON object")
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(inputs), key=lambda e: list(e.absolute_path))
+    if errors:
+        details = [
+            {"path": "inputs" + "".join(f"[{p!r}]" for p in e.absolute_path), "message": e.message} for e in errors
+        ]
+        raise InputsInvalid(
+            f"run inputs fail the workflow's input schema: {details[0]['path']}: {details[0]['message']}",
+            details=details,
+        )
+
+
+def _actor_name(actor) -> str:
+    if actor is None:
+        return ""
+    if isinstance(actor, str):
+        return actor
+    return getattr(actor, "username", "") or str(actor)
+
+
+# -- readiness ----------------------------------------------------------------------------------
+
+
+def _edge_context(tx: RunTx, output) -> dict:
+    return {"output": output, "inputs": tx.run.inputs}
+
+
+def _edge_outcome(tx: RunTx, edge, step_outcome: str, output) -> str:
+    outcome = source_edge_outcome(step_outcome)
+    if outcome != SUCCEEDED:
+        return outcome
+    if edge.branch is not None:
+        chosen = chosen_branches(output)
+        if chosen is None or edge.branch not in chosen:
+            return SKIPPED
+    if edge.condition:
+        try:
+            taken = templating.evaluate(edge.condition, _edge_context(tx, output),
+                                        path=f"edge {edge.source}->{edge.target}")
+        except TemplateFailed as exc:
+            tx.event("edge.condition_failed", edge.target, source=edge.source, error=exc.message)
+            return FAILED
+        if not taken:
+            return SKIPPED
+    return SUCCEEDED
+
+
+_DECREMENT_SQL = """
+UPDATE engine_steprun SET
+    remaining_upstream = remaining_upstream - 1,
+    upstream_succeeded = upstream_succeeded + (node_id = ANY(%(ok)s))::int,
+    upstream_failed = upstream_failed + (node_id = ANY(%(failed)s))::int,
+    upstream_skipped = upstream_skipped + (node_id = ANY(%(skipped)s))::int
+WHERE run_id = %(run)s AND node_id = ANY(%(all)s) AND status = 'pending'
+RETURNING id, node_id, status, attempt, remaining_upstream, upstream_succeeded, upstream_failed, upstream_skipped
+"""
+
+
+def propagate(tx: RunTx, node_id: str, outcome: str, output=None) -> None:
+    """A step reached a terminal ``outcome``: update its successors, and theirs if they are skipped or fail."""
+    work = [(node_id, outcome, output)]
+    while work:
+        source, source_outcome, source_output = work.pop()
+        edges = tx.graph.out_edges(source)
+        if not edges:
+            continue
+        by_outcome: dict[str, list[str]] = {SUCCEEDED: [], FAILED: [], SKIPPED: []}
+        for edge in edges:
+            by_outcome[_edge_outcome(tx, edge, source_outcome, source_output)].append(edge.target)
+        with connection.cursor() as cur:
+            cur.execute(
+                _DECREMENT_SQL,
+                {
+                    "ok": by_outcome[SUCCEEDED],
+                    "failed": by_outcome[FAILED],
+                    "skipped": by_outcome[SKIPPED],
+                    "all": [e.target for e in edges],
+                    "run": tx.run.pk,
+                },
+            )
+            rows = cur.fetchall()
+        for step_id, target, status, attempt, remaining, ok, failed, skipped in rows:
+            if remaining > 0:
+                continue
+            rule = tx.graph.nodes[target].trigger_rule
+            decision = trigger_decision(rule, succeeded=ok, failed=failed, skipped=skipped)
+            ref = StepRef(step_id, target, status, attempt)
+            follow = _ready(tx, ref, decision)
+            if follow:
+                work.append((target, follow, None))
+
+
+def _ready(tx: RunTx, step: StepRef, decision: str) -> str | None:
+    """Act on a trigger decision for a step whose upstream is done. Returns an outcome to propagate, if any."""
+    if tx.run_status != RunStatus.RUNNING:
+        tx.step_set_status(step, S.CANCELLED)
+        return None
+    if decision == RUN:
+        tx.queue(step, next_attempt=step.attempt + 1)
+        return None
+    status = S.SKIPPED if decision == SKIPPED else S.UPSTREAM_FAILED
+    tx.step_set_status(step, status)
+    return status
+
+
+# -- outcomes recorded by the executor and recovery ---------------------------------------------
+
+
+def step_record_success(tx: RunTx, step: StepRef, *, attempt: int, output) -> bool:
+    if not tx.step_set_status(step, S.SUCCEEDED, attempt=attempt, output=output, error="",
+                              lease_expires_at=None, waiting_reason="", waiting_detail=None, wake_at=None):
+        return False
+    if tx.run_status == RunStatus.RUNNING:
+        propagate(tx, step.node_id, SUCCEEDED, output)
+    return True
+
+
+def step_record_failure(tx: RunTx, step: StepRef, *, attempt: int, error: str, retry_in: float | None) -> bool:
+    """Record a failed attempt: wait ``retry_in`` seconds and try again, or (None) fail the step."""
+    if retry_in is not None and tx.run_status == RunStatus.RUNNING:
+        if retry_in <= 0:
+            return _requeue_now(tx, step, attempt=attempt, error=error)
+        return tx.step_set_status(
+            step,
+            S.RETRY_WAIT,
+            attempt=attempt,
+            event={"attempt": attempt, "retry_in_s": round(retry_in, 3), "error": error[:500]},
+            error=error,
+            lease_expires_at=None,
+            next_attempt_at=_db_now_plus(retry_in),
+        )
+    if not tx.step_set_status(step, S.FAILED, attempt=attempt, event={"attempt": attempt, "error": error[:500]},
+                              error=error, lease_expires_at=None):
+        return False
+    if tx.run_status == RunStatus.RUNNING:
+        propagate(tx, step.node_id, FAILED)
+    return True
+
+
+def _requeue_now(tx: RunTx, step: StepRef, *, attempt: int, error: str) -> bool:
+    # running -> queued directly (no backoff): the attempt number is the fencing token.
+    if step.status != S.RUNNING or step.attempt != attempt:
+        return False
+    StepRun.objects.filter(pk=step.id).update(error=error)
+    return tx.queue(step, next_attempt=attempt + 1)
+
+
+def _db_now_plus(seconds: float):
+    from datetime import timedelta
+
+    return Now() + timedelta(seconds=seconds)
+
+
+def step_record_wait(tx: RunTx, step: StepRef, *, attempt: int, reason: str, detail: dict | None,
+                     wake_in: float | None) -> bool:
+    return tx.step_set_status(
+        step,
+        S.WAITING,
+        attempt=attempt,
+        event={"reason": reason, **({"detail": detail} if detail else {})},
+        waiting_reason=reason,
+        waiting_detail=detail,
+        wake_at=_db_now_plus(wake_in) if wake_in is not None else None,
+        lease_expires_at=None,
+    )
+
+
+def step_record_cancelled(tx: RunTx, step: StepRef, *, attempt: int) -> bool:
+    return tx.step_set_status(step, S.CANCELLED, attempt=attempt, lease_expires_at=None)
+
+
+# -- operator actions ---------------------------------------------------------------------------
+
+
+def _load(tx: RunTx, node_id: str) -> StepRun:
+    if node_id not in tx.graph.nodes:
+        raise NotFound(f"run {tx.run.pk} has no step {node_id!r}")
+    return tx.step(node_id)
+
+
+def _require_run_open(tx: RunTx, action: str) -> None:
+    if tx.run_status == RunStatus.CANCELLED:
+        raise InvalidTransition(f"run {tx.run.pk} is cancelled; cannot {action}")
+
+
+def _reopen_run(tx: RunTx) -> None:
+    if tx.run_status in (RunStatus.FAILED, RunStatus.SUCCEEDED):
+        tx.run_set_status(RunStatus.RUNNING, finished_at=None, error="", outputs=None)
+
+
+def _reset_downstream(tx: RunTx, node_id: str, *, statuses: set[str]) -> list[str]:
+    """Put descendants of ``node_id`` in ``statuses`` back to pending, and recount the upstream
+    counters of every pending descendant from the current state of its upstream steps.
+
+    ``node_id`` itself counts as unfinished (it is about to run again or change outcome).
+    Returns the descendants set back to pending.
+    """
+    descendants = tx.graph.descendants(node_id)
+    if not descendants:
+        return []
+    rows = {s.node_id: s for s in StepRun.objects.filter(run_id=tx.run.pk, node_id__in=descendants)}
+    active = [n for n, s in rows.items() if s.status in STEP_ACTIVE]
+    reset = []
+    for nid, step in rows.items():
+        if step.status in statuses:
+            tx.step_set_status(step, S.PENDING, event={"reason": f"upstream {node_id} changed"},
+                               output=None, error="", finished_at=None)
+            reset.append(nid)
+    pending = {nid for nid, s in rows.items() if s.status == S.PENDING}
+    unfinished = pending | {node_id} | set(active)
+    # Outcomes of upstream steps outside the reset set, for recounting.
+    upstream_ids = {e.source for nid in pending for e in tx.graph.in_edges(nid)} - unfinished
+    upstream = {
+        s.node_id: s
+        for s in StepRun.objects.filter(run_id=tx.run.pk, node_id__in=upstream_ids).only("node_id", "status", "output")
+    }
+    updates = []
+    for nid in pending:
+        counts = {"remaining": 0, SUCCEEDED: 0, FAILED: 0, SKIPPED: 0}
+        for edge in tx.graph.in_edges(nid):
+            src = upstream.get(edge.source)
+            if src is None or src.status not in (S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED):
+                counts["remaining"] += 1
+            else:
+                counts[_edge_outcome(tx, edge, src.status, src.output)] += 1
+        updates.append((rows[nid].id, counts["remaining"], counts[SUCCEEDED], counts[FAILED], counts[SKIPPED]))
+    if updates:
+        with connection.cursor() as cur:
+            cur.execute(
+                "UPDATE engine_steprun s SET remaining_upstream = v.r, upstream_succeeded = v.ok, "
+                "upstream_failed = v.f, upstream_skipped = v.sk "
+                "FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::int[], %s::int[]) AS v(id, r, ok, f, sk) "
+                "WHERE s.id = v.id",
+                [list(col) for col in zip(*updates, strict=True)],
+            )
+    return reset
+
+
+def step_retry(*, run_id, node_id: str, actor=None) -> StepRun:
+    """Retry a failed step (or one in doubt): it runs again as a new attempt; its blocked
+    descendants go back to pending; every other step keeps its output."""
+    with RunTx(run_id, actor=_actor_name(actor)) as tx:
+        _require_run_open(tx, "retry a step")
+        step = _load(tx, node_id)
+        in_doubt = step.status == S.WAITING and step.waiting_reason == "in_doubt"
+        if step.status != S.FAILED and not in_doubt:
+            raise InvalidTransition(
+                f"step {node_id!r} is {step.status}; only a failed step or one in doubt can be retried"
+            )
+        if in_doubt:
+            JournalEntry.objects.filter(step=step, status=JournalEntry.Status.STARTED).update(safe_to_repeat=True)
+        _reopen_run(tx)
+        tx.event("step.retry_requested", node_id, attempt=step.attempt)
+        _reset_downstream(tx, node_id, statuses={S.UPSTREAM_FAILED, S.CANCELLED})
+        StepRun.objects.filter(pk=step.id).update(waiting_reason="", waiting_detail=None, wake_at=None)
+        tx.queue(step, next_attempt=step.attempt + 1)
+    return StepRun.objects.get(pk=step.id)
+
+
+def step_rerun_from(*, run_id, node_id: str, actor=None) -> list[str]:
+    """Run a finished step and everything downstream of it again; other steps keep their outputs.
+    Journals of the re-run steps are cleared: this is a fresh execution with new idempotency keys."""
+    with RunTx(run_id, actor=_actor_name(actor)) as tx:
+        _require_run_open(tx, "rerun steps")
+        step = _load(tx, node_id)
+        if step.status in STEP_ACTIVE or step.status == S.PENDING:
+            raise InvalidTransition(f"step {node_id!r} is {step.status}; only a finished step can be rerun")
+        descendants = tx.graph.descendants(node_id)
+        busy = list(
+            StepRun.objects.filter(run_id=tx.run.pk, node_id__in=descendants, status__in=STEP_ACTIVE)
+            .values_list("node_id", flat=True)[:5]
+        )
+        if busy:
+            raise InvalidTransition(f"downstream step(s) {', '.join(busy)} are still active; wait for them to finish")
+        _reopen_run(tx)
+        tx.event("step.rerun_requested", node_id, descendants=sorted(descendants)[:200])
+        terminal = {S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED}
+        reset = _reset_downstream(tx, node_id, statuses=terminal)
+        rerun_ids = [node_id, *reset]
+        JournalEntry.objects.filter(step__run_id=tx.run.pk, step__node_id__in=rerun_ids).delete()
+        from django.db.models import F
+
+        StepRun.objects.filter(run_id=tx.run.pk, node_id__in=rerun_ids).update(generation=F("generation") + 1)
+        StepRun.objects.filter(pk=step.id).update(output=None, error="")
+        tx.queue(step, next_attempt=step.attempt + 1)
+    return rerun_ids
+
+
+def rerun_preview(*, run_id, node_id: str) -> list[str]:
+    """The steps a rerun from ``node_id`` would run again (the step and every descendant), in order."""
+    run = Run.objects.select_related("version").get(pk=run_id)
+    graph = version_graph(run.version)
+    if node_id not in graph.nodes:
+        raise NotFound(f"run {run_id} has no step {node_id!r}")
+    chosen = graph.descendants(node_id) | {node_id}
+    return [n for n in graph.topological_order() if n in chosen]
+
+
+def _settle(tx: RunTx, step: StepRun, to: str, *, outcome: str, output=None, error: str = "",
+            event: dict | None = None, allowed: set[str]) -> None:
+    """Operator sets a step's outcome (succeeded, skipped or failed) and the run moves on from it."""
+    if step.status not in allowed:
+        raise InvalidTransition(f"step {step.node_id!r} is {step.status}; cannot mark it {to}")
+    _reopen_run(tx)
+    _reset_downstream(tx, step.node_id, statuses={S.UPSTREAM_FAILED, S.CANCELLED})
+    tx.step_set_status(step, to, event=event, output=output, error=error, lease_expires_at=None,
+                       waiting_reason="", waiting_detail=None, wake_at=None)
+    propagate(tx, step.node_id, outcome, output)
+
+
+_SETTLEABLE = {S.PENDING, S.QUEUED, S.WAITING, S.RETRY_WAIT, S.FAILED, S.UPSTREAM_FAILED}
+
+
+def step_skip(*, run_id, node_id: str, actor=None) -> StepRun:
+    with RunTx(run_id, actor=_actor_name(actor)) as tx:
+        _require_run_open(tx, "skip a step")
+        step = _load(tx, node_id)
+        _settle(tx, step, S.SKIPPED, outcome=SKIPPED, allowed=_SETTLEABLE)
+    return StepRun.objects.get(pk=step.id)
+
+
+def step_complete(*, run_id, node_id: str, output=None, actor=None) -> StepRun:
+    """Mark a step succeeded with the given output (e.g. what an outside system really produced)."""
+    with RunTx(run_id, actor=_actor_name(actor)) as tx:
+        _require_run_open(tx, "complete a step")
+        step = _load(tx, node_id)
+        _settle(tx, step, S.SUCCEEDED, outcome=SUCCEEDED, output=output, event={"manual": True},
+                allowed=_SETTLEABLE)
+    return StepRun.objects.get(pk=step.id)
+
+
+def _require_approval(step: StepRun, action: str) -> None:
+    if step.status != S.WAITING or step.waiting_reason != "approval":
+        what = f"{step.status}" + (f" ({step.waiting_reason})" if step.waiting_reason else "")
+        raise InvalidTransition(f"step {step.node_id!r} is {what}, not waiting for approval; cannot {action} it")
+
+
+def step_approve(*, run_id, node_id: str, comment: str = "", actor=None) -> StepRun:
+    with RunTx(run_id, actor=_actor_name(actor)) as tx:
+        step = _load(tx, node_id)
+        _require_approval(step, "approve")
+        output = {"approved": True, "comment": comment, "by": _actor_name(actor)}
+        tx.step_set_status(step, S.SUCCEEDED, output=output, waiting_reason="", wake_at=None,
+                           event={"decision": "approved", "comment": comment})
+        propagate(tx, node_id, SUCCEEDED, output)
+    return StepRun.objects.get(pk=step.id)
+
+
+def step_reject(*, run_id, node_id: str, comment: str = "", actor=None) -> StepRun:
+    with RunTx(run_id, actor=_actor_name(actor)) as tx:
+        step = _load(tx, node_id)
+        _require_approval(step, "reject")
+        who = _actor_name(actor) or "an operator"
+        error = f"rejected by {who}" + (f": {comment}" if comment else "")
+        tx.step_set_status(step, S.FAILED, error=error, output={"approved": False, "comment": comment, "by": who},
+                           waiting_reason="", wake_at=None, event={"decision": "rejected", "comment": comment})
+        propagate(tx, node_id, FAILED)
+    return StepRun.objects.get(pk=step.id)
+
+
+def run_cancel(*, run_id, actor=None, reason: str = "") -> Run:
+    """Cancel a run: pending, queued, waiting and retry-waiting steps are cancelled; running steps see
+    ``ctx.cancelled`` and stop at their next journal call."""
+    with RunTx(run_id, actor=_actor_name(actor)) as tx:
+        if tx.run_status not in (RunStatus.PENDING, RunStatus.RUNNING):
+            raise InvalidTransition(f"run {run_id} is {tx.run_status}; only a pending or running run can be cancelled")
+        tx.run_set_status(RunStatus.CANCELLED, finished_at=Now(), error=reason or "cancelled")
+        cancellable = [S.PENDING, S.QUEUED, S.WAITING, S.RETRY_WAIT]
+        for step in StepRun.objects.filter(run_id=tx.run.pk, status__in=cancellable).only(
+            "id", "node_id", "status", "attempt"
+        ):
+            tx.step_set_status(step, S.CANCELLED, lease_expires_at=None)
+    return Run.objects.get(pk=run_id)
+
+
+def default_retry() -> dict:
+    return dict(settings.WEFT_DEFAULT_RETRY)

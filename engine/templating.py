@@ -1,0 +1,90 @@
+"""Sandboxed templates for node configs and edge conditions (Jinja2's SandboxedEnvironment).
+
+A string that is exactly one ``{{ expression }}`` evaluates to the expression's
+native value (a list stays a list); any other string renders to text. No node
+ever evaluates user text as Python.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from engine.exceptions import TemplateFailed
+
+_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.S)
+_NODE_REF = re.compile(r"nodes\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([A-Za-z_][A-Za-z0-9_-]*)['\"]\s*\])")
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def render(value: Any, context: dict, *, path: str = "config") -> Any:
+    """Render every template string inside ``value`` (dicts and lists recursively)."""
+    if isinstance(value, dict):
+        return {k: render(v, context, path=f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, context, path=f"{path}[{i}]") for i, v in enumerate(value)]
+    if not is_template(value):
+        return value
+    try:
+        single = _SINGLE.match(value)
+        if single and "{{" not in single.group("expr"):
+            return _env.compile_expression(single.group("expr"), undefined_to_none=False)(**context)
+        return _env.from_string(value).render(**context)
+    except (UndefinedError, SecurityError, TemplateSyntaxError, TypeError, ValueError, LookupError,
+            AttributeError, ArithmeticError) as exc:
+        raise TemplateFailed(f"template at {path} failed: {type(exc).__name__}: {exc}",
+                             details=[{"path": path, "template": value[:500]}]) from None
+
+
+def evaluate(expression: str, context: dict, *, path: str = "condition") -> Any:
+    """Evaluate one expression (an edge condition)."""
+    text = expression.strip()
+    if text.startswith("{{") and text.endswith("}}"):
+        text = text[2:-2]
+    return render("{{" + text + "}}", context, path=path)
+
+
+def check_syntax(value: Any) -> str | None:
+    """The syntax error in a template or condition, or None. For validation before saving."""
+    strings = _strings(value)
+    for s in strings:
+        try:
+            _env.parse(s)
+        except TemplateSyntaxError as exc:
+            return f"template syntax error: {exc.message} (line {exc.lineno})"
+    return None
+
+
+def check_condition(expression: str) -> str | None:
+    text = expression.strip()
+    if text.startswith("{{") and text.endswith("}}"):
+        text = text[2:-2]
+    return check_syntax("{{" + text + "}}")
+
+
+def referenced_nodes(value: Any) -> set[str]:
+    """Node ids a template refers to as ``nodes.<id>`` or ``nodes['<id>']``."""
+    found: set[str] = set()
+    for s in _strings(value):
+        if is_template(s):
+            for a, b in _NODE_REF.findall(s):
+                found.add(a or b)
+    return found
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []

@@ -1,0 +1,68 @@
+"""Workflows and their immutable versions: validate, save, export."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Max
+
+from engine.exceptions import InvalidTransition, NotFound
+from engine.graph import definition_checksum
+from engine.models import Workflow, WorkflowVersion
+from engine.runtx import graph_validate
+
+
+def workflow_save(*, definition: dict, actor=None, note: str = "") -> tuple[Workflow, WorkflowVersion, bool]:
+    """Create the workflow named by ``definition["slug"]`` or add a new version to it.
+
+    Invalid definitions raise GraphInvalid with every error and write nothing. Saving a
+    definition identical to the current version makes no new version. Returns
+    (workflow, version, created_new_version).
+    """
+    graph_validate(definition)  # raises GraphInvalid before anything touches the database
+    checksum = definition_checksum(definition)
+    user = actor if getattr(actor, "pk", None) else None
+    with transaction.atomic():
+        workflow, _ = Workflow.objects.select_for_update().get_or_create(
+            slug=definition["slug"],
+            defaults={"name": definition["name"], "description": definition.get("description", ""),
+                      "created_by": user},
+        )
+        current = workflow.current_version
+        if current is not None and current.checksum == checksum:
+            return workflow, current, False
+        number = (workflow.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+        version = WorkflowVersion.objects.create(
+            workflow=workflow, number=number, definition=definition, checksum=checksum, note=note, created_by=user
+        )
+        workflow.current_version = version
+        workflow.name = definition["name"]
+        workflow.description = definition.get("description", "")
+        workflow.archived = False
+        workflow.save(update_fields=["current_version", "name", "description", "archived", "updated_at"])
+    return workflow, version, True
+
+
+def workflow_get(slug: str) -> Workflow:
+    try:
+        return Workflow.objects.select_related("current_version").get(slug=slug)
+    except Workflow.DoesNotExist:
+        raise NotFound(f"workflow {slug!r} does not exist") from None
+
+
+def workflow_export(slug: str, *, version: int | None = None) -> dict:
+    workflow = workflow_get(slug)
+    if version is None:
+        if workflow.current_version is None:
+            raise InvalidTransition(f"workflow {slug!r} has no saved version")
+        return workflow.current_version.definition
+    try:
+        return workflow.versions.get(number=version).definition
+    except WorkflowVersion.DoesNotExist:
+        raise NotFound(f"workflow {slug!r} has no version {version}") from None
+
+
+def workflow_archive(slug: str) -> Workflow:
+    workflow = workflow_get(slug)
+    Workflow.objects.filter(pk=workflow.pk).update(archived=True)
+    workflow.archived = True
+    return workflow

@@ -1,0 +1,183 @@
+"""Shared fixtures: workflow builders, an in-process drain of the broker, and real worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from django.conf import settings
+
+import tests.tasks  # noqa: F401  (registers the test task functions in this process too)
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_QUEUES = {
+    "default": {"workers": 2, "timeout": 600, "poll": 0.05},
+    "fast": {"workers": 2, "timeout": 120, "poll": 0.05},
+    "slow": {"workers": 1, "timeout": 600, "poll": 0.05},
+}
+
+
+def node(id, function="tests.noop", *, kwargs=None, **extra) -> dict:
+    return {"id": id, "type": "python", "config": {"function": function, "kwargs": kwargs or {}}, **extra}
+
+
+def definition(slug: str, nodes: list[dict], edges: list[tuple] | list[dict], **extra) -> dict:
+    edge_dicts = [e if isinstance(e, dict) else {"source": e[0], "target": e[1]} for e in edges]
+    return {"name": slug.replace("-", " ").title(), "slug": slug, "nodes": nodes, "edges": edge_dicts, **extra}
+
+
+def chain(slug: str, n: int, make=lambda i: node(f"s{i}")) -> dict:
+    nodes = [make(i) for i in range(1, n + 1)]
+    return definition(slug, nodes, [(f"s{i}", f"s{i + 1}") for i in range(1, n)])
+
+
+@pytest.fixture
+def drain():
+    """Run queued steps in this process with the real executor, until nothing is left to do."""
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    from engine.executor import execute_step
+    from engine.recovery import recover_once
+
+    def run(max_steps: int = 10_000, recover: bool = True) -> int:
+        done = 0
+        while done < max_steps:
+            row = OrmQ.objects.order_by("id").first()
+            if row is None:
+                if recover and recover_once():
+                    continue
+                return done
+            OrmQ.objects.filter(pk=row.pk).delete()
+            task = SignedPackage.loads(row.payload)
+            execute_step(*task["args"])
+            done += 1
+        raise AssertionError(f"drain did not finish within {max_steps} steps")
+
+    return run
+
+
+def test_database_url() -> str:
+    db = settings.DATABASES["default"]
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgresql://{db['USER']}@{host}:{port}/{db['NAME']}"
+
+
+class Workers:
+    """``manage.py runworkers`` in a subprocess against the test database."""
+
+    def __init__(self, env: dict):
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, queues: str | None = None, recovery: bool = True) -> Workers:
+        args = [sys.executable, str(REPO / "manage.py"), "runworkers"]
+        if queues:
+            args += ["--queues", queues]
+        if not recovery:
+            args.append("--no-recovery")
+        self.proc = subprocess.Popen(args, cwd=REPO, env=self.env, start_new_session=True)
+        return self
+
+    def worker_pids(self) -> list[int]:
+        """Pids of django-q2 worker processes (the ones that run tasks)."""
+        if self.proc is None:
+            return []
+        out = []
+        for child in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                if "Worker" in " ".join(child.cmdline()) or child.name().startswith("qcluster"):
+                    out.append(child.pid)
+            except psutil.NoSuchProcess:
+                continue
+        return out
+
+    def all_pids(self) -> list[int]:
+        if self.proc is None:
+            return []
+        try:
+            return [self.proc.pid] + [c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill_random(self, rng: random.Random) -> int | None:
+        """SIGKILL one random process below the clusters' main processes (workers, sentinels, pushers)."""
+        if self.proc is None:
+            return None
+        try:
+            clusters = psutil.Process(self.proc.pid).children()
+        except psutil.NoSuchProcess:
+            return None
+        victims = [c for cl in clusters for c in _safe_children(cl)]
+        if not victims:
+            return None
+        victim = rng.choice(victims)
+        try:
+            victim.kill()
+        except psutil.NoSuchProcess:
+            return None
+        return victim.pid
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        pids = self.all_pids()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in pids:
+            try:
+                psutil.Process(pid).kill()
+            except psutil.NoSuchProcess:
+                pass
+        self.proc = None
+
+
+def _safe_children(proc):
+    try:
+        return proc.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.fixture
+def worker_env(transactional_db) -> dict:
+    return dict(
+        os.environ,
+        DATABASE_URL=test_database_url(),
+        WEFT_TASK_MODULES="tests.tasks",
+        WEFT_QUEUES=json.dumps(TEST_QUEUES),
+        WEFT_LEASE_S="3",
+        WEFT_RECOVERY_INTERVAL_S="0.3",
+        WEFT_CONN_MAX_AGE="600",
+        PYTHONPATH=str(REPO),
+    )
+
+
+@pytest.fixture
+def workers(worker_env):
+    w = Workers(worker_env)
+    yield w
+    w.stop()
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")

@@ -1,0 +1,279 @@
+"""Scheduler and executor on the real database, with steps executed in-process by the real executor."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.exceptions import GraphInvalid, IdempotencyConflict, InputsInvalid, InvalidTransition
+from engine.models import Attempt, Event, JournalEntry, Run, StepRun, Workflow
+from engine.scheduler import run_cancel, run_start, step_approve, step_complete, step_rerun_from, step_retry, step_skip
+from engine.workflows import workflow_save
+from tests.conftest import chain, definition, node
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NO_BACKOFF = {"max_attempts": 1}
+
+
+def save(d):
+    return workflow_save(definition=d)[0]
+
+
+def statuses(run) -> dict:
+    return dict(StepRun.objects.filter(run=run).values_list("node_id", "status"))
+
+
+def assert_gapless(run):
+    seqs = list(Event.objects.filter(run=run).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert Run.objects.get(pk=run.pk).last_seq == len(seqs)
+
+
+def test_chain_runs_in_order_and_succeeds(drain, tmp_path):
+    log = tmp_path / "log"
+    wf = save(chain("c5", 5, lambda i: node(f"s{i}", "tests.count", kwargs={"path": str(log)})))
+    run, created = run_start(workflow=wf, inputs={})
+    assert created and statuses(run)["s1"] == "queued" and statuses(run)["s2"] == "pending"
+    drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert log.read_text().split() == ["s1", "s2", "s3", "s4", "s5"]
+    assert run.outputs == {"s5": {"node": "s5"}}
+    assert run.unfinished_steps == 0
+    assert_gapless(run)
+
+
+def test_templates_pass_upstream_outputs_and_inputs(drain):
+    d = definition(
+        "tmpl",
+        [node("a", "tests.add", kwargs={"a": "{{ inputs.x }}", "b": 2}),
+         node("b", "tests.add", kwargs={"a": "{{ nodes.a.output.sum }}", "b": "{{ inputs.x * 10 }}"})],
+        [("a", "b")],
+        inputs={"type": "object", "required": ["x"], "properties": {"x": {"type": "integer"}}},
+    )
+    run, _ = run_start(workflow=save(d), inputs={"x": 3})
+    drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded", statuses(run)
+    assert run.outputs == {"b": {"sum": 35}}
+
+
+def test_inputs_failing_schema_are_refused_and_nothing_is_created():
+    d = definition("inp", [node("a")], [], inputs={"type": "object", "required": ["x"]})
+    wf = save(d)
+    with pytest.raises(InputsInvalid) as err:
+        run_start(workflow=wf, inputs={})
+    assert "x" in err.value.message
+    assert Run.objects.count() == 0
+
+
+def test_invalid_definition_saves_nothing():
+    d = definition("bad", [node("a"), node("a"), {"id": "c", "type": "nope"}], [("a", "zz")])
+    with pytest.raises(GraphInvalid) as err:
+        workflow_save(definition=d)
+    codes = {e.code for e in err.value.errors}
+    assert {"duplicate_node", "unknown_node_type"} <= codes
+    assert Workflow.objects.count() == 0
+
+
+def test_fan_out_and_join(drain):
+    nodes = [node("root")] + [node(f"m{i}") for i in range(20)] + [node("join")]
+    edges = [("root", f"m{i}") for i in range(20)] + [(f"m{i}", "join") for i in range(20)]
+    run, _ = run_start(workflow=save(definition("fan", nodes, edges)))
+    drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert set(statuses(run).values()) == {"succeeded"}
+    assert Attempt.objects.filter(step__run=run).count() == 22
+
+
+def test_failure_blocks_descendants_then_retry_finishes_and_keeps_upstream(drain, tmp_path):
+    flag, log = tmp_path / "flag", tmp_path / "log"
+
+    def make(i):
+        if i == 3:
+            return node("s3", "tests.fail_until_flag", kwargs={"flag": str(flag)}, retry=NO_BACKOFF)
+        return node(f"s{i}", "tests.count", kwargs={"path": str(log)})
+
+    run, _ = run_start(workflow=save(chain("retry", 6, make)))
+    drain()
+    run.refresh_from_db()
+    st = statuses(run)
+    assert run.status == "failed"
+    assert st["s3"] == "failed" and [st[f"s{i}"] for i in (4, 5, 6)] == ["upstream_failed"] * 3
+    with pytest.raises(InvalidTransition, match="succeeded"):
+        step_retry(run_id=run.pk, node_id="s1")
+    flag.write_text("ok")
+    step_retry(run_id=run.pk, node_id="s3", actor="alice")
+    assert Run.objects.get(pk=run.pk).status == "running"
+    drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert log.read_text().split() == ["s1", "s2", "s4", "s5", "s6"]
+    assert list(Attempt.objects.filter(step__run=run, step__node_id="s3").values_list("number", "outcome")) == [
+        (1, "failed"), (2, "succeeded")]
+    assert Event.objects.filter(run=run, type="step.retry_requested", actor="alice").count() == 1
+    assert_gapless(run)
+
+
+def test_automatic_retries_follow_the_policy(drain, tmp_path):
+    flag = tmp_path / "flag"
+    d = definition("auto", [node("a", "tests.fail_until_flag", kwargs={"flag": str(flag)},
+                                 retry={"max_attempts": 3, "backoff_s": 0})], [])
+    run, _ = run_start(workflow=save(d))
+    drain()
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert Attempt.objects.filter(step__run=run).count() == 3
+
+
+def test_retry_on_limits_which_errors_retry(drain):
+    d = definition("retry-on", [node("a", "tests.raise", kwargs={"kind": "ValueError"},
+                                     retry={"max_attempts": 5, "backoff_s": 0, "retry_on": ["KeyError"]})], [])
+    run, _ = run_start(workflow=save(d))
+    drain()
+    assert Attempt.objects.filter(step__run=run).count() == 1
+    assert "ValueError" in StepRun.objects.get(run=run).error
+
+
+def test_journal_replays_finished_substeps_on_retry(drain, tmp_path):
+    flag, log = tmp_path / "flag", tmp_path / "log"
+    d = definition("journal", [node("a", "tests.journal_steps",
+                                    kwargs={"path": str(log), "n": 5, "fail_at": 3, "flag": str(flag)},
+                                    retry=NO_BACKOFF)], [])
+    run, _ = run_start(workflow=save(d))
+    drain()
+    assert log.read_text().split() == ["0", "1", "2", "3"]
+    flag.write_text("ok")
+    step_retry(run_id=run.pk, node_id="a")
+    drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    # sub-steps 0-2 replayed from the journal; 3 re-ran; 4 ran once
+    assert log.read_text().split() == ["0", "1", "2", "3", "3", "4"]
+    assert run.outputs == {"a": {"values": [0, 10, 20, 30, 40]}}
+
+
+def test_non_deterministic_replay_fails_with_clear_error(drain, tmp_path):
+    d = definition("nondet", [node("a", "tests.changing_keys", kwargs={"path": str(tmp_path / "x")},
+                                   retry={"max_attempts": 2, "backoff_s": 0})], [])
+    run, _ = run_start(workflow=save(d))
+    drain()
+    step = StepRun.objects.get(run=run)
+    assert step.status == "failed"
+    assert "non-deterministic replay" in step.error and "key-1" in step.error
+
+
+def test_condition_and_branch_skip_excluded_paths(drain):
+    nodes = [node("a", "tests.add", kwargs={"a": 1, "b": 1}), node("yes"), node("no"), node("after_no")]
+    edges = [{"source": "a", "target": "yes", "condition": "output.sum == 2"},
+             {"source": "a", "target": "no", "condition": "output.sum > 2"}, ("no", "after_no")]
+    run, _ = run_start(workflow=save(definition("cond", nodes, edges)))
+    drain()
+    run.refresh_from_db()
+    assert statuses(run) == {"a": "succeeded", "yes": "succeeded", "no": "skipped", "after_no": "skipped"}
+    assert run.status == "succeeded"
+
+
+def test_trigger_rules_all_done_and_one_success(drain):
+    nodes = [node("ok"), node("bad", "tests.raise", retry=NO_BACKOFF),
+             node("cleanup", trigger_rule="all_done"), node("any", trigger_rule="one_success"),
+             node("strict")]
+    edges = [("ok", "cleanup"), ("bad", "cleanup"), ("ok", "any"), ("bad", "any"), ("ok", "strict"), ("bad", "strict")]
+    run, _ = run_start(workflow=save(definition("rules", nodes, edges)))
+    drain()
+    run.refresh_from_db()
+    st = statuses(run)
+    assert st["cleanup"] == "succeeded" and st["any"] == "succeeded" and st["strict"] == "upstream_failed"
+    assert run.status == "failed"
+
+
+def test_idempotency_key_returns_same_run_and_conflicts_on_other_inputs():
+    wf = save(definition("idem", [node("a")], []))
+    r1, c1 = run_start(workflow=wf, inputs={"x": 1}, idempotency_key="k1")
+    r2, c2 = run_start(workflow=wf, inputs={"x": 1}, idempotency_key="k1")
+    assert (c1, c2) == (True, False) and r1.pk == r2.pk
+    with pytest.raises(IdempotencyConflict):
+        run_start(workflow=wf, inputs={"x": 2}, idempotency_key="k1")
+    assert Run.objects.count() == 1
+
+
+def test_cancel_stops_pending_steps(drain):
+    run, _ = run_start(workflow=save(chain("cancel", 3)))
+    run_cancel(run_id=run.pk, actor="bob")
+    drain()
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert set(statuses(run).values()) == {"cancelled"}
+    with pytest.raises(InvalidTransition, match="cancelled"):
+        run_cancel(run_id=run.pk)
+
+
+def test_skip_and_complete_a_failed_step_let_the_run_finish(drain):
+    d = definition("skip", [node("a", "tests.raise", retry=NO_BACKOFF), node("b", trigger_rule="all_done"),
+                            node("c", "tests.raise", retry=NO_BACKOFF), node("d")], [("a", "b"), ("c", "d")])
+    run, _ = run_start(workflow=save(d))
+    drain()
+    assert Run.objects.get(pk=run.pk).status == "failed"
+    step_skip(run_id=run.pk, node_id="a")
+    step_complete(run_id=run.pk, node_id="c", output={"manual": 1})
+    drain()
+    run.refresh_from_db()
+    st = statuses(run)
+    assert st == {"a": "skipped", "b": "succeeded", "c": "succeeded", "d": "succeeded"}
+    assert run.status == "succeeded"
+    assert StepRun.objects.get(run=run, node_id="c").output == {"manual": 1}
+
+
+def test_rerun_from_reruns_step_and_descendants_only(drain, tmp_path):
+    log = tmp_path / "log"
+    run, _ = run_start(workflow=save(chain("rerun", 4, lambda i: node(f"s{i}", "tests.count",
+                                                                       kwargs={"path": str(log)}))))
+    drain()
+    step_rerun_from(run_id=run.pk, node_id="s3")
+    drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert log.read_text().split() == ["s1", "s2", "s3", "s4", "s3", "s4"]
+    assert StepRun.objects.get(run=run, node_id="s3").generation == 1
+
+
+def test_wrong_state_actions_are_refused_and_change_nothing(drain):
+    run, _ = run_start(workflow=save(chain("wrong", 2)))
+    before = Run.objects.get(pk=run.pk).last_seq
+    with pytest.raises(InvalidTransition, match="not waiting for approval"):
+        step_approve(run_id=run.pk, node_id="s1")
+    with pytest.raises(InvalidTransition, match="queued"):
+        step_retry(run_id=run.pk, node_id="s1")
+    assert Run.objects.get(pk=run.pk).last_seq == before
+
+
+def test_duplicate_delivery_executes_once(drain, tmp_path):
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    from engine.executor import execute_step
+
+    log = tmp_path / "log"
+    run, _ = run_start(workflow=save(definition("dup", [node("a", "tests.count", kwargs={"path": str(log)})], [])))
+    args = SignedPackage.loads(OrmQ.objects.get().payload)["args"]
+    assert execute_step(*args) == "succeeded"
+    assert execute_step(*args) == "not claimed"
+    assert log.read_text().split() == ["a"]
+
+
+def test_output_too_large_is_refused_with_clear_error(drain, settings):
+    settings.WEFT_MAX_OUTPUT_BYTES = 1024
+    d = definition("big", [node("a", "tests.noop", kwargs={"blob": "x" * 5000}, retry=NO_BACKOFF)], [])
+    run, _ = run_start(workflow=save(d))
+    drain()
+    step = StepRun.objects.get(run=run)
+    assert step.status == "failed" and "WEFT_MAX_OUTPUT_BYTES" in step.error
+
+
+def test_journal_entries_are_recorded(drain, tmp_path):
+    d = definition("jr", [node("a", "tests.journal_steps", kwargs={"path": str(tmp_path / "l"), "n": 2})], [])
+    run, _ = run_start(workflow=save(d))
+    drain()
+    entries = list(JournalEntry.objects.filter(step__run=run).values_list("key", "status", "result"))
+    assert entries == [("sub-0", "succeeded", 0), ("sub-1", "succeeded", 10)]

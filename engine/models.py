@@ -212,3 +212,21 @@ class JournalEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step_id}:{self.key} ({self.status})"
+
+
+class WorkerProcess(models.Model):
+    """A live ``runworkers`` cluster, refreshed every few seconds: who serves which queue."""
+
+    host = models.CharField(max_length=200)
+    pid = models.IntegerField()
+    queue = models.CharField(max_length=100)
+    workers = models.IntegerField(default=0)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["host", "pid", "queue"], name="workerprocess_unique")]
+        indexes = [models.Index(fields=["queue", "last_seen"], name="workerprocess_queue_seen")]
+
+    def __str__(self) -> str:
+        return f"{self.queue}@{self.host}:{self.pid}"

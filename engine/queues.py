@@ -61,3 +61,58 @@ def enqueue(deliveries: list[Delivery]) -> None:
             "WHERE s.id = v.id",
             [[d.step_id for d in deliveries], [r.pk for r in rows]],
         )
+
+
+# -- who serves which queue (for the queue page, /readyz and the API) ------------------------------
+
+WORKER_STALE_S = 15
+
+
+def workers_heartbeat(*, host: str, clusters: dict[str, int]) -> None:
+    """Record that this host's clusters (queue -> main pid) are alive."""
+    from django.utils import timezone
+
+    from engine.models import WorkerProcess
+
+    now = timezone.now()
+    for queue, pid in clusters.items():
+        WorkerProcess.objects.update_or_create(
+            host=host, pid=pid, queue=queue,
+            defaults={"last_seen": now, "workers": settings.WEFT_QUEUES[queue]["workers"]},
+            create_defaults={"started_at": now, "last_seen": now, "workers": settings.WEFT_QUEUES[queue]["workers"]},
+        )
+
+
+def workers_forget(*, host: str, pids: list[int]) -> None:
+    from engine.models import WorkerProcess
+
+    WorkerProcess.objects.filter(host=host, pid__in=pids).delete()
+
+
+def queue_stats() -> list[dict]:
+    """Per queue: live clusters and workers, depth, running, oldest queued age, finished in the last minute."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT q.name,
+              (SELECT count(*) FROM engine_workerprocess w
+                 WHERE w.queue = q.name AND w.last_seen > now() - make_interval(secs => %(stale)s)),
+              (SELECT coalesce(sum(w.workers), 0) FROM engine_workerprocess w
+                 WHERE w.queue = q.name AND w.last_seen > now() - make_interval(secs => %(stale)s)),
+              (SELECT count(*) FROM engine_steprun s WHERE s.status = 'queued' AND s.queue = q.name),
+              (SELECT count(*) FROM engine_steprun s WHERE s.status = 'running' AND s.queue = q.name),
+              (SELECT extract(epoch FROM now() - min(s.queued_at)) FROM engine_steprun s
+                 WHERE s.status = 'queued' AND s.queue = q.name),
+              (SELECT count(*) FROM engine_steprun s WHERE s.queue = q.name
+                 AND s.finished_at > now() - interval '1 minute')
+            FROM unnest(%(names)s::text[]) AS q(name)
+            """,
+            {"names": queue_names(), "stale": WORKER_STALE_S},
+        )
+        rows = cur.fetchall()
+    return [
+        {"name": name, "clusters_online": clusters, "workers_online": int(workers), "depth": depth,
+         "running": running, "oldest_queued_s": float(oldest) if oldest is not None else None,
+         "finished_last_minute": finished, **{k: settings.WEFT_QUEUES[name][k] for k in ("workers", "timeout")}}
+        for name, clusters, workers, depth, running, oldest, finished in rows
+    ]

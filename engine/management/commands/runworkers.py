@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+from django import db
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
+from engine.queues import workers_forget, workers_heartbeat
 from engine.recovery import RecoveryLoop
 
-STOP_TIMEOUT_S = 20
+STOP_TIMEOUT_S = 10
 RESTART_BACKOFF_S = 2
+HEARTBEAT_S = 5
 
 
 class Command(BaseCommand):
@@ -42,8 +47,13 @@ class Command(BaseCommand):
         if not no_recovery:
             recovery = RecoveryLoop()
             recovery.start()
+        host = socket.gethostname()
+        last_beat = 0.0
         try:
             while not stopping:
+                if time.monotonic() - last_beat >= HEARTBEAT_S:
+                    last_beat = time.monotonic()
+                    _beat(host, clusters)
                 time.sleep(0.5)
                 for name, proc in list(clusters.items()):
                     if proc.poll() is not None and not stopping:
@@ -54,8 +64,23 @@ class Command(BaseCommand):
             if recovery:
                 recovery.stop()
             _stop_all(clusters.values())
+            _forget(host, clusters)
             if recovery:
                 recovery.join(timeout=5)
+
+
+def _beat(host: str, clusters: dict) -> None:
+    try:
+        workers_heartbeat(host=host, clusters={q: p.pid for q, p in clusters.items() if p.poll() is None})
+    except DatabaseError:
+        db.close_old_connections()  # the database is away; the clusters reconnect on their own
+
+
+def _forget(host: str, clusters: dict) -> None:
+    try:
+        workers_forget(host=host, pids=[p.pid for p in clusters.values()])
+    except DatabaseError:
+        pass
 
 
 def _chosen_queues(raw: str | None) -> list[str]:

@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-embedded install install-test lint
+.PHONY: run test test-embedded install install-test lint frontend
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,13 +19,28 @@ $(VENV)/.installed-test: requirements.txt requirements-test.txt $(VENV)/.install
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-run: install
+# The web UI's bundle (React island), rebuilt only when its sources change. Output is git-ignored.
+FRONTEND := webui/frontend
+FRONTEND_BUILD := webui/static/webui/build
+FRONTEND_SRC := $(shell find $(FRONTEND)/src -type f 2>/dev/null) $(FRONTEND)/vite.config.js
+
+$(FRONTEND)/node_modules/.installed: $(FRONTEND)/package.json $(FRONTEND)/package-lock.json
+	cd $(FRONTEND) && npm ci --no-audit --no-fund
+	touch $@
+
+$(FRONTEND_BUILD)/.stamp: $(FRONTEND)/node_modules/.installed $(FRONTEND_SRC)
+	cd $(FRONTEND) && npm run build
+	touch $@
+
+frontend: $(FRONTEND_BUILD)/.stamp
+
+run: install frontend
 	$(BIN)/python manage.py up
 
 lint: install-test
 	$(BIN)/ruff check .
 
-test: install-test lint
+test: install-test lint frontend
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The engine tests once more against the embedded PostgreSQL (no DATABASE_URL).

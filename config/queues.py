@@ -92,6 +92,7 @@ def q_cluster_settings(queues: dict[str, dict], *, orm_alias: str = "default") -
         {
             "name": "default",
             "orm": orm_alias,
+            "broker_class": "engine.broker.WeftBroker",
             "save_limit": -1,  # Weft keeps its own attempts; don't store successes twice
             "ack_failures": True,
             "catch_up": False,

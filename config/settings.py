@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -41,6 +42,19 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def _json_env(name: str) -> dict:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(name, f"not valid JSON ({exc.msg} at position {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(name, "must be a JSON object")
+    return value
 
 
 def _secret_key() -> str:
@@ -87,6 +101,8 @@ def _database() -> dict:
 
 
 SECRET_KEY = _secret_key()
+# Old secret keys: still accepted for signatures and for decrypting stored credentials.
+SECRET_KEY_FALLBACKS = env_list("WEFT_SECRET_KEY_FALLBACKS", "")
 DEBUG = env_bool("WEFT_DEBUG", False)
 ALLOWED_HOSTS = env_list("WEFT_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("WEFT_CSRF_TRUSTED_ORIGINS", "")
@@ -101,6 +117,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "channels",
     "channels_postgres",
@@ -111,6 +129,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "api.errors.ApiGuardMiddleware",  # /api/: 413 for oversized bodies, JSON for every error
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -141,12 +160,22 @@ ASGI_APPLICATION = "config.asgi.application"
 DATABASES = {"default": _database()}
 # channels-postgres needs its own alias holding a complete database dict.
 DATABASES["channels_postgres"] = dict(DATABASES["default"])
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_postgres.core.PostgresChannelLayer",
-        "CONFIG": dict(DATABASES["default"]),
+# Live updates: Redis pub/sub when REDIS_URL is set, else channels-postgres on the main database.
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
     }
-}
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_postgres.core.PostgresChannelLayer",
+            "CONFIG": dict(DATABASES["default"]),
+        }
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -177,13 +206,40 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("WEFT_SSL_REDIRECT", False)
 
 REST_FRAMEWORK = {
+    # Token first: an unauthenticated request gets 401 with "WWW-Authenticate: Token".
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.StrictJSONParser"],
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Weft API",
+    "DESCRIPTION": "Workflows, runs, steps, events and timelines of the Weft workflow engine. See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["api.permissions.CanView"],
+    # Swagger UI's files come from the installed sidecar package, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "engine.states.RunStatus",
+        "StepStatusEnum": "engine.states.StepStatus",
+        "CredentialKindEnum": "engine.models.Credential.Kind",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_error_responses",
+    ],
+}
+# Largest request body the API accepts (bytes); larger ones get 413.
+WEFT_MAX_BODY_BYTES = env_int("WEFT_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = WEFT_MAX_BODY_BYTES
 
 # Queues: WEFT_QUEUES (JSON) -> one django-q2 cluster per queue.
 WEFT_QUEUES = parse_queues(os.environ.get("WEFT_QUEUES"))
@@ -192,6 +248,10 @@ Q_CLUSTER = q_cluster_settings(WEFT_QUEUES)
 # Engine
 WEFT_LEASE_S = env_int("WEFT_LEASE_S", 30, minimum=3)
 WEFT_MAX_NODES = env_int("WEFT_MAX_NODES", 5000, minimum=1)
+# How long a prefetched broker message stays hidden before another cluster may take it (see engine/broker.py).
+WEFT_BROKER_VISIBILITY_S = env_int("WEFT_BROKER_VISIBILITY_S", 30, minimum=1)
+# A worker that finishes a step runs a successor it made ready on the same queue for up to this long.
+WEFT_CONTINUE_MAX_S = float(os.environ.get("WEFT_CONTINUE_MAX_S", "30"))
 WEFT_RECOVERY_INTERVAL_S = float(os.environ.get("WEFT_RECOVERY_INTERVAL_S", "1.0"))
 WEFT_DEFAULT_RETRY = {
     "max_attempts": env_int("WEFT_DEFAULT_MAX_ATTEMPTS", 3, minimum=1),
@@ -201,18 +261,74 @@ WEFT_DEFAULT_RETRY = {
     "jitter": 0.1,
     "retry_on": [],
 }
-# Publish committed events to the channel layer (live UI). Off until websocket consumers exist.
-WEFT_PUBLISH_EVENTS = env_bool("WEFT_PUBLISH_EVENTS", False)
+# Publish committed events to the channel layer (live UI).
+WEFT_PUBLISH_EVENTS = env_bool("WEFT_PUBLISH_EVENTS", True)
 WEFT_MAX_LOG_LINES = env_int("WEFT_MAX_LOG_LINES", 1000, minimum=1)
+# Seconds between writes of a running attempt's new log lines (live logs); 0 writes them only at the end.
+WEFT_LOG_FLUSH_S = float(os.environ.get("WEFT_LOG_FLUSH_S", "2"))
 WEFT_MAX_OUTPUT_BYTES = env_int("WEFT_MAX_OUTPUT_BYTES", 1_048_576, minimum=1024)
 # Modules imported at start-up that register @weft.task functions and node types.
 WEFT_TASK_MODULES = env_list("WEFT_TASK_MODULES", "")
 
+# Nodes (see docs/nodes.md).
+# Outbound HTTP (http node, agent HTTP tools, llm base URLs from configs): "*" is any public address;
+# host names, "*.domain" patterns, IP addresses and CIDR ranges listed here are allowed even when private.
+WEFT_HTTP_ALLOWED_HOSTS = env_list("WEFT_HTTP_ALLOWED_HOSTS", "*")
+WEFT_HTTP_MAX_BODY_BYTES = env_int("WEFT_HTTP_MAX_BODY_BYTES", 524_288, minimum=1)
+# OpenAI-compatible chat completions: the default endpoint, model and key for llm and agent nodes.
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+WEFT_LLM_BASE_URL = os.environ.get("WEFT_LLM_BASE_URL", "").rstrip("/")
+WEFT_LLM_MODEL = os.environ.get("WEFT_LLM_MODEL", "gpt-4o-mini")
+# USD per million tokens, {"model": {"input": x, "output": y}}; merged over the built-in table.
+WEFT_LLM_PRICES = _json_env("WEFT_LLM_PRICES")
+
+# Observability (see docs/observability.md).
+def _log_format() -> str:
+    from engine.observability.logging import resolve_format
+
+    try:
+        return resolve_format(os.environ.get("WEFT_LOG_FORMAT"))
+    except ValueError as exc:
+        raise ConfigError("WEFT_LOG_FORMAT", str(exc)) from None
+
+
+def _ip_networks(name: str, default: str) -> list[str]:
+    import ipaddress
+
+    items = env_list(name, default)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(name, f"{item!r} is not an IP address or CIDR range") from None
+    return items
+
+
+# Weft's own log lines: "json" (one object per line), "text" (for a terminal), "auto" (text on a terminal).
+WEFT_LOG_FORMAT = _log_format()
+# Prometheus: worker processes write their metrics to files here; /metrics merges them.
+WEFT_METRICS_DIR = Path(os.environ.get("WEFT_METRICS_DIR") or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                        or VAR_DIR / "prometheus")
+# /metrics answers a request with "Authorization: Bearer <WEFT_METRICS_TOKEN>", or from these addresses.
+WEFT_METRICS_TOKEN = os.environ.get("WEFT_METRICS_TOKEN", "")
+WEFT_METRICS_ALLOWED_IPS = _ip_networks("WEFT_METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+# OpenTelemetry traces: "" (off), "otlp" (OTEL_EXPORTER_OTLP_ENDPOINT, over HTTP) or "console".
+WEFT_OTEL_EXPORTER = os.environ.get("WEFT_OTEL_EXPORTER", "").strip().lower()
+if WEFT_OTEL_EXPORTER not in ("", "otlp", "console"):
+    raise ConfigError("WEFT_OTEL_EXPORTER", f"must be otlp, console or empty, got {WEFT_OTEL_EXPORTER!r}")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "engine.observability.logging.JsonFormatter"},
+        "text": {"()": "engine.observability.logging.TextFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": WEFT_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("WEFT_LOG_LEVEL", "INFO")},
-    "loggers": {"django_q": {"level": os.environ.get("WEFT_Q_LOG_LEVEL", "WARNING"), "propagate": True}},
+    "loggers": {
+        "django_q": {"level": os.environ.get("WEFT_Q_LOG_LEVEL", "WARNING"), "propagate": True},
+        # It warns on every publish to a group nobody listens to (a run no browser shows).
+        "channels_postgres": {"level": "ERROR", "propagate": True},
+    },
 }

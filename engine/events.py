@@ -44,6 +44,7 @@ def event_message(event: Event) -> dict:
         "node_id": event.node_id,
         "payload": event.payload,
         "actor": event.actor,
+        "at": event.created_at.isoformat() if event.created_at else None,
     }
 
 
@@ -69,8 +70,75 @@ def publish(run_id: str, messages: list[dict]) -> None:
         if layer is None:
             return
         message = {"type": "weft.events", "run": run_id, "events": messages}
-        async_to_sync(layer.group_send)(run_group(run_id), message)
+        groups = [run_group(run_id)]
         if any(m["type"].startswith("run.") for m in messages):
-            async_to_sync(layer.group_send)(RUNS_GROUP, message)
+            groups.append(RUNS_GROUP)
+        if _is_postgres_layer(layer):
+            _postgres_group_send(layer, groups, message)
+        else:
+            for group in groups:
+                async_to_sync(layer.group_send)(group, message)
     except Exception:  # never let a listener problem fail a committed transition
         log.warning("could not publish %d event(s) for run %s", len(messages), run_id, exc_info=True)
+    purge_expired_messages()
+
+
+def _is_postgres_layer(layer) -> bool:
+    return type(layer).__module__.startswith("channels_postgres")
+
+
+def _postgres_group_send(layer, groups: list[str], message: dict) -> None:
+    """channels-postgres ``group_send`` as one synchronous INSERT on this process's database connection.
+
+    The layer's own ``group_send`` is async and keeps a connection pool bound to the event loop
+    that first used it; called from synchronous code (workers) every call runs in a new loop.
+    This writes the same rows (one message per channel in the groups; the table's trigger
+    NOTIFYs the listening web servers) without an event loop or a second pool.
+    """
+    from datetime import timedelta
+
+    from channels_postgres.db import GROUP_CHANNEL_TABLE, MESSAGE_TABLE
+    from django.db import connection
+    from django.utils import timezone
+
+    data = layer.serialize(message)
+    expire = timezone.now() + timedelta(seconds=layer.expiry)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {MESSAGE_TABLE} (channel, message, expire) "  # noqa: S608 (table names are constants)
+            f"SELECT DISTINCT channel, %s, %s FROM {GROUP_CHANNEL_TABLE} WHERE group_key = ANY(%s)",
+            [data, expire, [layer._group_key(g) for g in groups]],
+        )
+
+
+PURGE_INTERVAL_S = 30.0
+_last_purge = 0.0
+
+
+def purge_expired_messages(*, force: bool = False) -> int:
+    """Delete channels-postgres messages past their expiry (the layer itself only purges lazily).
+
+    Called after publishing, at most every PURGE_INTERVAL_S per process: every process that adds
+    messages also removes the expired ones, so the table holds about a minute of messages.
+    Returns the number of rows deleted.
+    """
+    import time
+
+    from django.conf import settings
+    from django.db import connection
+
+    global _last_purge
+    backend = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")
+    if not backend.startswith("channels_postgres"):
+        return 0
+    now = time.monotonic()
+    if not force and now - _last_purge < PURGE_INTERVAL_S:
+        return 0
+    _last_purge = now
+    try:
+        with connection.cursor() as cur:
+            cur.execute("DELETE FROM channels_postgres_message WHERE expire < now()")
+            return cur.rowcount
+    except Exception:  # best effort, like publishing
+        log.warning("could not purge expired channel-layer messages", exc_info=True)
+        return 0

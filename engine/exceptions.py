@@ -56,6 +56,10 @@ class InvalidTransition(EngineError):
     code = "invalid_state"
 
 
+class AlreadyExists(EngineError):
+    code = "conflict"
+
+
 class InputsInvalid(EngineError):
     code = "inputs_invalid"
 

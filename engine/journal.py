@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from engine.exceptions import InDoubt, LeaseLost, NonDeterministicReplay, RecordedError, StepCancelled
 from engine.models import JournalEntry
+from engine.observability.tracing import journal_span
 
 _UPSERT_SQL = """
 INSERT INTO engine_journalentry
@@ -65,6 +66,10 @@ class Journal:
         self.executed = 0
 
     def step(self, key: str, fn: Callable[..., Any], *args, safe_to_repeat: bool | None = None, **kwargs) -> Any:
+        with journal_span(self, key):
+            return self._step(key, fn, *args, safe_to_repeat=safe_to_repeat, **kwargs)
+
+    def _step(self, key: str, fn: Callable[..., Any], *args, safe_to_repeat: bool | None, **kwargs) -> Any:
         if not isinstance(key, str) or not key or len(key) > 200:
             raise ValueError("journal keys are non-empty strings of at most 200 characters")
         if key in self._seen:

@@ -230,3 +230,27 @@ class WorkerProcess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue}@{self.host}:{self.pid}"
+
+
+class Credential(models.Model):
+    """A named secret (API key, token) that node configs refer to by name. Encrypted at rest; see credentials.py."""
+
+    class Kind(models.TextChoices):
+        API_KEY = "api_key"  # sent as "Authorization: Bearer <secret>" (LLM providers)
+        BEARER = "bearer"  # "Authorization: Bearer <secret>"
+        BASIC = "basic"  # secret is "user:password"; sent as HTTP basic auth
+        HEADER = "header"  # secret is "Header-Name: value"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.API_KEY)
+    # A Fernet token (see engine.credentials); never the plain secret.
+    secret_encrypted = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"

@@ -20,6 +20,7 @@ from django_q.models import OrmQ
 from engine import scheduler
 from engine.models import Attempt, StepRun
 from engine.nodes import registry
+from engine.observability import hooks as observe
 from engine.readiness import RetryPolicy
 from engine.runtx import RunTx, StepRef
 from engine.states import RunStatus, StepStatus
@@ -33,7 +34,10 @@ ORPHAN_GRACE_S = 10
 
 def recover_once() -> int:
     """One pass. Returns how many steps it acted on (0: nothing was due)."""
-    return expire_leases() + requeue_due_retries() + wake_due_timers() + reenqueue_orphans()
+    from engine.subworkflows import subworkflows_recover
+
+    return (expire_leases() + requeue_due_retries() + wake_due_timers() + reenqueue_orphans()
+            + subworkflows_recover())
 
 
 def expire_leases() -> int:
@@ -59,6 +63,8 @@ def expire_leases() -> int:
                 Attempt.objects.filter(step_id=step_id, number=attempt).update(
                     outcome=Attempt.Outcome.LOST, finished_at=Now(), error=error, error_type="WorkerLost")
                 tx.event("step.lost", row.node_id, attempt=attempt, worker=row.worker)
+                observe.attempt_lost(row, retried=retry_in is not None)
+                observe.trace_tx(tx)
     return len(due)
 
 
@@ -96,6 +102,7 @@ def wake_due_timers() -> int:
             on_wake = getattr(impl, "on_wake", None)
             decision = on_wake(row) if on_wake else {"outcome": "succeeded", "output": row.output}
             ref = StepRef(row.id, row.node_id, row.status, row.attempt)
+            observe.trace_tx(tx)
             if decision["outcome"] == "succeeded":
                 scheduler.step_record_success(tx, ref, attempt=row.attempt, output=decision.get("output"))
             else:

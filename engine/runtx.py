@@ -13,7 +13,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 
@@ -31,26 +32,48 @@ _GRAPH_CACHE_SIZE = 64
 
 
 def version_graph(version) -> graphlib.Graph:
-    """The parsed graph of an (immutable) workflow version, cached per process."""
-    graph = _GRAPHS.get(version.pk)
+    """The parsed graph of an (immutable) workflow version, cached per process.
+
+    Takes a WorkflowVersion or its id; the definition is only read from the database on a cache miss.
+    """
+    from engine.models import WorkflowVersion
+
+    key = version if isinstance(version, int) else version.pk
+    graph = _GRAPHS.get(key)
     if graph is None:
-        graph = graph_validate(version.definition)
-        _GRAPHS[version.pk] = graph
+        definition = (WorkflowVersion.objects.values_list("definition", flat=True).get(pk=key)
+                      if isinstance(version, int) else version.definition)
+        graph = graph_validate(definition, check_configs=False)
+        _GRAPHS[key] = graph
         while len(_GRAPHS) > _GRAPH_CACHE_SIZE:
             _GRAPHS.popitem(last=False)
     else:
-        _GRAPHS.move_to_end(version.pk)
+        _GRAPHS.move_to_end(key)
     return graph
 
 
-def graph_validate(definition: dict) -> graphlib.Graph:
-    return graphlib.validate(
+def graph_cache_put(version_id: int, graph: graphlib.Graph) -> None:
+    _GRAPHS[version_id] = graph
+
+
+def graph_validate(definition: dict, *, check_configs: bool = True) -> graphlib.Graph:
+    """Validate a definition. ``check_configs`` adds the node-config checks of engine.nodes.validation
+    (templates, credentials, hosts); they read the database, so stored versions loaded to run skip them."""
+    graph = graphlib.validate(
         definition,
         node_types=registry.node_types(),
         queues=settings.WEFT_QUEUES,
         max_nodes=settings.WEFT_MAX_NODES,
         check_expression=templating.check_condition,
     )
+    if check_configs:
+        from engine.exceptions import GraphInvalid
+        from engine.nodes.validation import config_issues
+
+        issues = config_issues(graph)
+        if issues:
+            raise GraphInvalid(issues)
+    return graph
 
 
 @dataclass
@@ -72,16 +95,14 @@ class RunTx:
     def __enter__(self) -> RunTx:
         self._atomic.__enter__()
         try:
-            self.run = Run.objects.select_for_update(no_key=True, of=("self",)).select_related("version").get(
-                pk=self.run_id
-            )
-        except (Run.DoesNotExist, ValueError):
+            self.run = Run.objects.select_for_update(no_key=True).get(pk=self.run_id)
+        except (Run.DoesNotExist, ValueError, ValidationError):
             self._atomic.__exit__(NotFound, None, None)
             raise NotFound(f"run {self.run_id} does not exist") from None
         except BaseException as exc:
             self._atomic.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        self.graph = version_graph(self.run.version)
+        self.graph = version_graph(self.run.version_id)
         self.events: list[PendingEvent] = []
         self.deliveries: list[Delivery] = []
         self.unfinished_delta = 0
@@ -178,6 +199,22 @@ class RunTx:
             self.deliveries.append(Delivery(str(self.run.pk), step.id, next_attempt, queue))
         return won
 
+    def queue_ready(self, steps: list[StepRef]) -> None:
+        """Queue pending steps whose upstream is done, in one statement (a fan-out queues all at once)."""
+        if not steps:
+            return
+        with connection.cursor() as cur:
+            cur.execute(
+                "UPDATE engine_steprun SET status = 'queued', attempt = attempt + 1, queued_at = now(), "
+                "next_attempt_at = NULL, lease_expires_at = NULL, worker = '', finished_at = NULL "
+                "WHERE id = ANY(%s) AND status = 'pending' RETURNING id, node_id, attempt",
+                [[s.id for s in steps]],
+            )
+            rows = cur.fetchall()
+        for step_id, node_id, attempt in sorted(rows):
+            self.event("step.queued", node_id, **{"from": StepStatus.PENDING, "attempt": attempt})
+            self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, self.graph.nodes[node_id].queue))
+
     # -- flush ----------------------------------------------------------------------------------
 
     def _flush(self) -> None:
@@ -201,6 +238,10 @@ class RunTx:
                 setattr(self.run, key, value)
 
     def _finish_run(self) -> None:
+        if self.run.parent_step_id:  # a child run: its parent's waiting step settles after this commits
+            from engine.subworkflows import settle_on_commit
+
+            settle_on_commit(self.run.pk)
         steps = StepRun.objects.filter(run_id=self.run.pk)
         failed = list(
             steps.filter(status__in=[StepStatus.FAILED, StepStatus.UPSTREAM_FAILED])

@@ -18,6 +18,7 @@ from django.db.models.functions import Now
 
 from engine import templating
 from engine.exceptions import IdempotencyConflict, InputsInvalid, InvalidTransition, NotFound, TemplateFailed
+from engine.inline import is_inline, run_inline
 from engine.models import JournalEntry, Run, StepRun, Workflow
 from engine.readiness import (
     FAILED,
@@ -99,11 +100,8 @@ def run_start(
             )
             with RunTx(run.pk, actor=_actor_name(actor)) as tx:
                 tx.run_set_status(RunStatus.RUNNING, started_at=Now())
-                roots = set(graph.roots())
-                for step in StepRun.objects.filter(run_id=run.pk, node_id__in=roots).only(
-                    "id", "node_id", "status", "attempt"
-                ):
-                    _ready(tx, StepRef(step.id, step.node_id, step.status, step.attempt), RUN)
+                roots = StepRun.objects.filter(run_id=run.pk, node_id__in=graph.roots())
+                dispatch_ready(tx, [StepRef(pk, n, S.PENDING, 0) for pk, n in roots.values_list("id", "node_id")])
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -187,7 +185,28 @@ RETURNING id, node_id, status, attempt, remaining_upstream, upstream_succeeded, 
 
 def propagate(tx: RunTx, node_id: str, outcome: str, output=None) -> None:
     """A step reached a terminal ``outcome``: update its successors, and theirs if they are skipped or fail."""
-    work = [(node_id, outcome, output)]
+    _propagate_all(tx, [(node_id, outcome, output)])
+
+
+def dispatch_ready(tx: RunTx, ready: list[StepRef]) -> None:
+    """Steps whose upstream is done and who should run: inline ones run now, the rest are queued."""
+    _propagate_all(tx, _dispatch(tx, ready))
+
+
+def _dispatch(tx: RunTx, ready: list[StepRef]) -> list[tuple]:
+    queued, finished = [], []
+    for ref in ready:
+        if is_inline(tx.graph.nodes[ref.node_id].type):
+            outcome, output = run_inline(tx, ref)
+            if outcome:
+                finished.append((ref.node_id, outcome, output))
+        else:
+            queued.append(ref)
+    tx.queue_ready(queued)
+    return finished
+
+
+def _propagate_all(tx: RunTx, work: list[tuple]) -> None:
     while work:
         source, source_outcome, source_output = work.pop()
         edges = tx.graph.out_edges(source)
@@ -208,15 +227,20 @@ def propagate(tx: RunTx, node_id: str, outcome: str, output=None) -> None:
                 },
             )
             rows = cur.fetchall()
+        ready = []
         for step_id, target, status, attempt, remaining, ok, failed, skipped in rows:
             if remaining > 0:
                 continue
             rule = tx.graph.nodes[target].trigger_rule
             decision = trigger_decision(rule, succeeded=ok, failed=failed, skipped=skipped)
             ref = StepRef(step_id, target, status, attempt)
+            if decision == RUN and tx.run_status == RunStatus.RUNNING:
+                ready.append(ref)
+                continue
             follow = _ready(tx, ref, decision)
             if follow:
                 work.append((target, follow, None))
+        work.extend(_dispatch(tx, ready))
 
 
 def _ready(tx: RunTx, step: StepRef, decision: str) -> str | None:
@@ -417,8 +441,10 @@ def step_rerun_from(*, run_id, node_id: str, actor=None) -> list[str]:
 
 def rerun_preview(*, run_id, node_id: str) -> list[str]:
     """The steps a rerun from ``node_id`` would run again (the step and every descendant), in order."""
-    run = Run.objects.select_related("version").get(pk=run_id)
-    graph = version_graph(run.version)
+    version_id = Run.objects.filter(pk=run_id).values_list("version_id", flat=True).first()
+    if version_id is None:
+        raise NotFound(f"run {run_id} does not exist")
+    graph = version_graph(version_id)
     if node_id not in graph.nodes:
         raise NotFound(f"run {run_id} has no step {node_id!r}")
     chosen = graph.descendants(node_id) | {node_id}

@@ -10,13 +10,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.exceptions import TemplateFailed
 
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """``output.items`` means the key "items" of a JSON object, not the dict method of that name."""
+
+    def getattr(self, obj, attribute):
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+_env = _Environment(undefined=StrictUndefined, autoescape=False)
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.S)
 _NODE_REF = re.compile(r"nodes\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([A-Za-z_][A-Za-z0-9_-]*)['\"]\s*\])")
 
@@ -36,12 +46,27 @@ def render(value: Any, context: dict, *, path: str = "config") -> Any:
     try:
         single = _SINGLE.match(value)
         if single and "{{" not in single.group("expr"):
-            return _env.compile_expression(single.group("expr"), undefined_to_none=False)(**context)
+            result = _env.compile_expression(single.group("expr"), undefined_to_none=False)(**context)
+            return _json_value(result, path)
         return _env.from_string(value).render(**context)
     except (UndefinedError, SecurityError, TemplateSyntaxError, TypeError, ValueError, LookupError,
             AttributeError, ArithmeticError) as exc:
         raise TemplateFailed(f"template at {path} failed: {type(exc).__name__}: {exc}",
                              details=[{"path": path, "template": value[:500]}]) from None
+
+
+def _json_value(value: Any, path: str) -> Any:
+    """A template's native result must be plain JSON data (never an undefined value, a function or a class)."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v, path) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v, path) for k, v in value.items()}
+    raise TemplateFailed(f"template at {path} produced a {type(value).__name__}, not JSON data",
+                         details=[{"path": path}])
 
 
 def evaluate(expression: str, context: dict, *, path: str = "condition") -> Any:

@@ -5,28 +5,37 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Max
 
-from engine.exceptions import InvalidTransition, NotFound
+from engine.exceptions import AlreadyExists, GraphInvalid, InvalidTransition, Issue, NotFound
 from engine.graph import definition_checksum
 from engine.models import Workflow, WorkflowVersion
-from engine.runtx import graph_validate
+from engine.runtx import graph_cache_put, graph_validate
+
+# Slugs that collide with API paths under /api/workflows/.
+RESERVED_SLUGS = frozenset({"validate", "schema", "import", "export", "new"})
 
 
-def workflow_save(*, definition: dict, actor=None, note: str = "") -> tuple[Workflow, WorkflowVersion, bool]:
+def workflow_save(*, definition: dict, actor=None, note: str = "", create_only: bool = False,
+                  ) -> tuple[Workflow, WorkflowVersion, bool]:
     """Create the workflow named by ``definition["slug"]`` or add a new version to it.
 
     Invalid definitions raise GraphInvalid with every error and write nothing. Saving a
     definition identical to the current version makes no new version. Returns
     (workflow, version, created_new_version).
     """
-    graph_validate(definition)  # raises GraphInvalid before anything touches the database
+    graph = graph_validate(definition)  # raises GraphInvalid before anything touches the database
+    if definition["slug"] in RESERVED_SLUGS:
+        raise GraphInvalid([Issue("reserved_slug", f"slug {definition['slug']!r} is reserved; choose another",
+                                  path="slug")])
     checksum = definition_checksum(definition)
     user = actor if getattr(actor, "pk", None) else None
     with transaction.atomic():
-        workflow, _ = Workflow.objects.select_for_update().get_or_create(
+        workflow, made = Workflow.objects.select_for_update().get_or_create(
             slug=definition["slug"],
             defaults={"name": definition["name"], "description": definition.get("description", ""),
                       "created_by": user},
         )
+        if create_only and not made:
+            raise AlreadyExists(f"workflow {workflow.slug!r} already exists; save a new version of it instead")
         current = workflow.current_version
         if current is not None and current.checksum == checksum:
             return workflow, current, False
@@ -34,6 +43,7 @@ def workflow_save(*, definition: dict, actor=None, note: str = "") -> tuple[Work
         version = WorkflowVersion.objects.create(
             workflow=workflow, number=number, definition=definition, checksum=checksum, note=note, created_by=user
         )
+        transaction.on_commit(lambda: graph_cache_put(version.pk, graph))
         workflow.current_version = version
         workflow.name = definition["name"]
         workflow.description = definition.get("description", "")

@@ -128,20 +128,26 @@ class Workers:
         return victim.pid
 
     def stop(self) -> None:
+        """SIGTERM the supervisor (it stops its clusters), then SIGKILL anything left in its process group."""
         if self.proc is None:
             return
-        pids = self.all_pids()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 pass
-        for pid in pids:
-            try:
-                psutil.Process(pid).kill()
-            except psutil.NoSuchProcess:
-                pass
+        self.kill_all()
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of this host at once (runworkers runs in its own session)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
         self.proc = None
 
 

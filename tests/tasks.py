@@ -99,3 +99,11 @@ def changing_keys(ctx, path: str):
     attempt = ctx.attempt
     ctx.step(f"key-{attempt}", lambda: attempt, safe_to_repeat=True)
     raise RuntimeError("fail so that the next attempt replays")
+
+
+@weft.task(name="tests.chatty")
+def chatty(ctx, lines: int = 3):
+    for i in range(lines):
+        print(f"printed {i}")
+        ctx.logger.info("logged %d", i)
+    return {"lines": lines}

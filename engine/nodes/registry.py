@@ -95,10 +95,22 @@ def tasks() -> dict[str, TaskFn]:
     return dict(_TASKS)
 
 
+BUILTIN_MODULES = (
+    "engine.nodes.builtin",  # python, noop
+    "engine.nodes.http",
+    "engine.nodes.llm",
+    "engine.nodes.agent",
+    "engine.nodes.control",  # branch, transform
+    "engine.nodes.waits",  # sleep, approval, subworkflow
+    "engine.nodes.tools",  # weft.web_fetch, weft.take_note, weft.list_notes
+)
+
+
 def load_builtin_and_configured() -> None:
     """Import the built-in node types and every module named in WEFT_TASK_MODULES."""
     from django.conf import settings
 
-    importlib.import_module("engine.nodes.builtin")
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
     for module in getattr(settings, "WEFT_TASK_MODULES", []):
         importlib.import_module(module)

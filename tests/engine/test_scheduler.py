@@ -277,3 +277,63 @@ def test_journal_entries_are_recorded(drain, tmp_path):
     drain()
     entries = list(JournalEntry.objects.filter(step__run=run).values_list("key", "status", "result"))
     assert entries == [("sub-0", "succeeded", 0), ("sub-1", "succeeded", 10)]
+
+
+def test_step_timeout_fails_the_attempt_and_retries(drain):
+    d = definition("timeout", [node("a", "tests.sleep", kwargs={"seconds": 5}, timeout_s=0.5,
+                                    retry={"max_attempts": 2, "backoff_s": 0})], [])
+    run, _ = run_start(workflow=save(d))
+    drain()
+    attempts = list(Attempt.objects.filter(step__run=run).order_by("number").values_list("outcome", "error"))
+    assert [a[0] for a in attempts] == ["timeout", "timeout"]
+    assert "timeout of 0.5 s" in attempts[0][1]
+    assert Run.objects.get(pk=run.pk).status == "failed"
+
+
+def test_node_logs_and_prints_are_captured_per_attempt(drain, settings):
+    settings.WEFT_MAX_LOG_LINES = 5
+    d = definition("logs", [node("a", "tests.chatty", kwargs={"lines": 8})], [])
+    run, _ = run_start(workflow=save(d))
+    drain()
+    logs = Attempt.objects.get(step__run=run).logs
+    assert [entry["msg"] for entry in logs[:2]] == ["printed 0", "logged 0"]
+    assert len(logs) == 6 and "dropped" in logs[-1]["msg"] and "WEFT_MAX_LOG_LINES" in logs[-1]["msg"]
+
+
+def test_inline_nodes_run_in_the_transaction_that_makes_them_ready(drain):
+    when_big = "{{ nodes.shape.output.total > 5 }}"
+    d = definition("inline", [
+        node("a", "tests.add", kwargs={"a": 2, "b": 3}),
+        {"id": "shape", "type": "transform", "config": {"template": {"total": "{{ nodes.a.output.sum * 2 }}"}}},
+        {"id": "pick", "type": "branch", "config": {"cases": [{"branch": "big", "when": when_big}],
+                                                    "default": "small"}},
+        node("big_path"), node("small_path"),
+    ], [("a", "shape"), ("shape", "pick"), {"source": "pick", "target": "big_path", "branch": "big"},
+        {"source": "pick", "target": "small_path", "branch": "small"}])
+    run, _ = run_start(workflow=save(d))
+    drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    st = statuses(run)
+    assert st == {"a": "succeeded", "shape": "succeeded", "pick": "succeeded", "big_path": "succeeded",
+                  "small_path": "skipped"}
+    shape = StepRun.objects.get(run=run, node_id="shape")
+    assert shape.output == {"total": 10} and shape.worker == "inline"
+    # never queued: "a" succeeding, shape and pick finishing, big_path being queued share one transaction
+    events = list(Event.objects.filter(run=run).order_by("seq").values_list("type", "node_id"))
+    assert ("step.queued", "shape") not in events and ("step.queued", "pick") not in events
+    i = events.index(("step.succeeded", "a"))
+    assert events[i + 1:i + 3] == [("step.succeeded", "shape"), ("step.succeeded", "pick")]
+    assert set(events[i + 3:i + 5]) == {("step.skipped", "small_path"), ("step.queued", "big_path")}
+    assert_gapless(run)
+
+
+def test_inline_node_failure_fails_the_step_with_the_template_error(drain):
+    d = definition("inline-bad", [node("a"), {"id": "t", "type": "transform",
+                                              "config": {"template": "{{ nodes.a.output.missing.deeper }}"}}],
+                   [("a", "t")])
+    run, _ = run_start(workflow=save(d))
+    drain()
+    step = StepRun.objects.get(run=run, node_id="t")
+    assert step.status == "failed" and "nodes.t.config" in step.error
+    assert Run.objects.get(pk=run.pk).status == "failed"

@@ -45,6 +45,7 @@ class Command(BaseCommand):
 def up(out, *, host: str, port: int, workers: bool) -> int:
     """Prepare, run until SIGINT/SIGTERM (exit status 0) or until a child dies (exit status 1)."""
     prepare(out)
+    observability_prepare()
     connections.close_all()  # hold no idle database connection while supervising
     return Supervisor(out).run(host=host, port=port, workers=workers)
 
@@ -56,6 +57,16 @@ def prepare(out) -> None:
     ensure_admin(out)
     if "load_demos" in get_commands():
         call_command("load_demos")
+
+
+def observability_prepare() -> None:
+    """Children log in the format resolved here, and write metrics to one directory, cleared once for them all."""
+    from engine.management.commands.runworkers import METRICS_PREPARED_ENV
+    from engine.observability.metrics import multiprocess_prepare
+
+    os.environ.setdefault("WEFT_LOG_FORMAT", settings.WEFT_LOG_FORMAT)
+    multiprocess_prepare(settings.WEFT_METRICS_DIR, wipe=True)
+    os.environ[METRICS_PREPARED_ENV] = "1"
 
 
 def ensure_admin(out) -> None:

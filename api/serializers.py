@@ -1,0 +1,350 @@
+"""Explicit input and output serializers. Inputs validate request shape only; the engine
+validates meaning (definitions, run inputs, states)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from engine.models import Credential
+from engine.states import RunStatus, StepStatus
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+class ErrorInnerSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.ListField(child=serializers.JSONField())
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every 4xx and 5xx body."""
+
+    error = ErrorInnerSerializer()
+
+
+# -- workflows ------------------------------------------------------------------------------------
+
+
+class IssueSerializer(serializers.Serializer):
+    """One problem (or warning) in a workflow definition, located by node id, edge or JSON path."""
+
+    code = serializers.CharField()
+    message = serializers.CharField()
+    node = serializers.CharField(required=False)
+    edge = serializers.CharField(required=False, help_text="source->target")
+    path = serializers.CharField(required=False)
+
+
+class DefinitionInputSerializer(serializers.Serializer):
+    definition = serializers.DictField(help_text="A workflow definition; see GET /api/workflow-schema/")
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class ValidateInputSerializer(serializers.Serializer):
+    definition = serializers.JSONField(help_text="A workflow definition; see GET /api/workflow-schema/")
+
+
+class ValidateResultSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    errors = IssueSerializer(many=True)
+    warnings = IssueSerializer(many=True)
+
+
+class VersionSummarySerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    checksum = serializers.CharField()
+    note = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True)
+
+
+class VersionSerializer(VersionSummarySerializer):
+    definition = serializers.DictField()
+
+
+class RunBriefSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    created_at = serializers.DateTimeField()
+
+
+class WorkflowListItemSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    archived = serializers.BooleanField()
+    version = serializers.IntegerField(source="current_version.number", allow_null=True)
+    updated_at = serializers.DateTimeField()
+    runs_total = serializers.IntegerField()
+    last_run_status = serializers.ChoiceField(choices=RunStatus.choices, allow_null=True)
+
+
+class RunCountsSerializer(serializers.Serializer):
+    pending = serializers.IntegerField()
+    running = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+
+
+class WorkflowSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    archived = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    current_version = VersionSerializer(allow_null=True)
+    run_counts = RunCountsSerializer()
+    last_run = RunBriefSerializer(allow_null=True)
+    warnings = IssueSerializer(many=True)
+
+
+class WorkflowSavedSerializer(WorkflowSerializer):
+    new_version = serializers.BooleanField(help_text="false when the definition equals the current version")
+
+
+class WorkflowListQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(required=False, allow_blank=True, help_text="search slug, name and description")
+    archived = serializers.BooleanField(required=False, default=False, help_text="include archived workflows")
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1,
+                                       help_text="default: the current version")
+
+
+# -- runs and steps -------------------------------------------------------------------------------
+
+
+class RunStartInputSerializer(serializers.Serializer):
+    inputs = serializers.DictField(required=False, default=dict, help_text="must match the workflow's inputs schema")
+
+
+class RunListQuerySerializer(serializers.Serializer):
+    workflow = serializers.CharField(required=False, help_text="workflow slug")
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    started_after = serializers.DateTimeField(required=False, help_text="runs started at or after (ISO 8601)")
+    started_before = serializers.DateTimeField(required=False, help_text="runs started before (ISO 8601)")
+
+
+class RunSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    workflow = serializers.CharField(source="workflow.slug")
+    version = serializers.IntegerField(source="version.number")
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    error = serializers.CharField(allow_blank=True)
+    idempotency_key = serializers.CharField(allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+def _span(start, end) -> float | None:
+    if start is None or end is None:
+        return None
+    return round(max((end - start).total_seconds(), 0.0), 6)
+
+
+class StepSerializer(serializers.Serializer):
+    node_id = serializers.CharField()
+    node_type = serializers.CharField()
+    queue = serializers.CharField()
+    status = serializers.ChoiceField(choices=StepStatus.choices)
+    attempt = serializers.IntegerField(help_text="current attempt number (0: never queued)")
+    attempts_count = serializers.IntegerField(help_text="attempts that started")
+    waiting_reason = serializers.CharField(allow_blank=True)
+    waiting_detail = serializers.JSONField(allow_null=True)
+    output = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    worker = serializers.CharField(allow_blank=True)
+    queued_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    wake_at = serializers.DateTimeField(allow_null=True)
+    duration_s = serializers.SerializerMethodField()
+
+    def get_duration_s(self, step) -> float | None:
+        return _span(step.started_at, step.finished_at)
+
+
+class ParentStepSerializer(serializers.Serializer):
+    run = serializers.UUIDField(source="run_id")
+    node_id = serializers.CharField()
+
+
+class RunSerializer(RunSummarySerializer):
+    inputs = serializers.DictField()
+    outputs = serializers.JSONField(allow_null=True)
+    last_seq = serializers.IntegerField()
+    unfinished_steps = serializers.IntegerField()
+    parent_step = ParentStepSerializer(allow_null=True)
+    steps = StepSerializer(many=True)
+
+
+class LogLineSerializer(serializers.Serializer):
+    t = serializers.FloatField(help_text="unix time")
+    level = serializers.CharField()
+    msg = serializers.CharField(allow_blank=True)
+
+
+class AttemptSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    outcome = serializers.CharField()
+    worker = serializers.CharField(allow_blank=True)
+    queued_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_s = serializers.SerializerMethodField()
+    error = serializers.CharField(allow_blank=True)
+    error_type = serializers.CharField(allow_blank=True)
+    traceback = serializers.CharField(allow_blank=True)
+    logs = LogLineSerializer(many=True)
+    metrics = serializers.DictField()
+
+    def get_duration_s(self, attempt) -> float | None:
+        return _span(attempt.started_at, attempt.finished_at)
+
+
+class JournalEntrySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    position = serializers.IntegerField()
+    status = serializers.CharField()
+    attempt = serializers.IntegerField()
+    safe_to_repeat = serializers.BooleanField()
+    result = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    error_type = serializers.CharField(allow_blank=True)
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class StepDetailSerializer(StepSerializer):
+    run = serializers.UUIDField(source="run_id")
+    generation = serializers.IntegerField()
+    heartbeat_at = serializers.DateTimeField(allow_null=True)
+    lease_expires_at = serializers.DateTimeField(allow_null=True)
+    attempts = AttemptSerializer(many=True, source="attempt_rows")
+    journal = JournalEntrySerializer(many=True, source="journal_rows")
+
+
+class CommentInputSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class CompleteInputSerializer(serializers.Serializer):
+    output = serializers.JSONField(required=False, allow_null=True, default=None,
+                                   help_text="the step's output, as if it had produced it")
+
+
+class RerunResultSerializer(serializers.Serializer):
+    rerun = serializers.ListField(child=serializers.CharField(), help_text="node ids that will run again")
+    step = StepDetailSerializer()
+
+
+class RerunPreviewSerializer(serializers.Serializer):
+    node_ids = serializers.ListField(child=serializers.CharField(), help_text="in topological order")
+
+
+# -- events and timeline --------------------------------------------------------------------------
+
+
+class EventsQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**63 - 1,
+                                     help_text="return events with seq > after")
+    limit = serializers.IntegerField(required=False, default=100, min_value=1, max_value=1000)
+
+
+class EventSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    type = serializers.CharField()
+    node_id = serializers.CharField(allow_blank=True)
+    payload = serializers.DictField()
+    actor = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+
+
+class EventsPageSerializer(serializers.Serializer):
+    events = EventSerializer(many=True)
+    last_seq = serializers.IntegerField(help_text="the run's latest event seq")
+    has_more = serializers.BooleanField(help_text="more events follow the last one returned")
+
+
+class TimelineAttemptSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    outcome = serializers.CharField()
+    worker = serializers.CharField(allow_blank=True)
+    queued_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_s = serializers.SerializerMethodField()
+
+    def get_duration_s(self, attempt) -> float | None:
+        return _span(attempt.started_at, attempt.finished_at)
+
+
+class TimelineStepSerializer(serializers.Serializer):
+    node_id = serializers.CharField(source="step.node_id")
+    node_type = serializers.CharField(source="step.node_type")
+    queue = serializers.CharField(source="step.queue")
+    status = serializers.ChoiceField(source="step.status", choices=StepStatus.choices)
+    duration_s = serializers.FloatField(allow_null=True, help_text="seconds spent executing, all attempts")
+    attempts = TimelineAttemptSerializer(many=True)
+
+
+class TimelineSerializer(serializers.Serializer):
+    run = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    steps = TimelineStepSerializer(many=True)
+    critical_path = serializers.ListField(child=serializers.CharField(),
+                                          help_text="node ids of the chain of steps whose durations add up most")
+
+
+# -- catalog --------------------------------------------------------------------------------------
+
+
+class NodeTypeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    config_schema = serializers.DictField(help_text="JSON Schema of the node's config")
+    default_queue = serializers.CharField()
+    inline = serializers.BooleanField()
+    outputs = serializers.DictField(help_text="hint of the output's shape")
+
+
+class QueueStatsSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    clusters_online = serializers.IntegerField()
+    workers_online = serializers.IntegerField()
+    depth = serializers.IntegerField(help_text="steps queued")
+    running = serializers.IntegerField()
+    oldest_queued_s = serializers.FloatField(allow_null=True)
+    finished_last_minute = serializers.IntegerField()
+    workers = serializers.IntegerField(help_text="configured workers per cluster")
+    timeout = serializers.IntegerField(help_text="configured timeout (s)")
+
+
+# -- credentials ----------------------------------------------------------------------------------
+
+
+class CredentialSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Credential.Kind.choices)
+    created_at = serializers.DateTimeField()
+    rotated_at = serializers.DateTimeField(allow_null=True)
+
+
+class CredentialCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    kind = serializers.ChoiceField(choices=Credential.Kind.choices, required=False, default=Credential.Kind.API_KEY)
+    secret = serializers.CharField(write_only=True, trim_whitespace=False, max_length=16384)
+
+
+class CredentialRotateSerializer(serializers.Serializer):
+    secret = serializers.CharField(write_only=True, trim_whitespace=False, max_length=16384)

@@ -1,0 +1,136 @@
+"""Runs: start, list, get, cancel; their event stream and timeline."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions as drf
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from api.converters import SLUG
+from api.permissions import CanOperate
+from api.serializers import (
+    ErrorSerializer,
+    EventsPageSerializer,
+    EventsQuerySerializer,
+    RunListQuerySerializer,
+    RunSerializer,
+    RunStartInputSerializer,
+    RunSummarySerializer,
+    TimelineSerializer,
+)
+from api.views.base import ApiView, actor, parse
+from engine import queries
+from engine.scheduler import run_cancel, run_start
+from engine.workflows import workflow_get
+
+TAG = ["runs"]
+RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="run id")
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 200}, OpenApiParameter.HEADER, required=False,
+    description="Same key and same body: the run already started (200). Same key, different body: 409. "
+                "At most 200 characters.",
+)
+MAX_KEY = 200
+
+
+class RunPagination(CursorPagination):
+    ordering = "-created_at"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def run_response(run_id, *, status: int = 200) -> Response:
+    return Response(RunSerializer(_RunView(queries.run_get(run_id))).data, status=status)
+
+
+class _RunView:
+    """A run with its steps, for RunSerializer."""
+
+    def __init__(self, run):
+        self._run = run
+        self.steps = queries.run_steps(run)
+
+    def __getattr__(self, name):
+        return getattr(self._run, name)
+
+
+class WorkflowRunStartApi(ApiView):
+    permissions = {"post": CanOperate}
+
+    @extend_schema(
+        tags=TAG, operation_id="run_start", summary="Start a run of a workflow's current version",
+        parameters=[SLUG, IDEMPOTENCY_KEY],
+        request=RunStartInputSerializer,
+        responses={201: RunSerializer, 200: RunSerializer, 400: ErrorSerializer, 409: ErrorSerializer},
+    )
+    def post(self, request, slug):
+        workflow = workflow_get(slug)
+        body = parse(RunStartInputSerializer, request.data)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None:
+            key = key.strip()
+            if not key or len(key) > MAX_KEY:
+                raise drf.ValidationError({"Idempotency-Key": [f"must be 1-{MAX_KEY} characters"]})
+        run, created = run_start(workflow=workflow, inputs=body["inputs"], idempotency_key=key,
+                                 actor=actor(request))
+        return run_response(run.pk, status=201 if created else 200)
+
+
+class RunListApi(ApiView):
+    pagination_class = RunPagination
+    @extend_schema(tags=TAG, operation_id="run_list", summary="List runs, newest first",
+                   parameters=[RunListQuerySerializer], responses=RunSummarySerializer(many=True))
+    def get(self, request):
+        query = parse(RunListQuerySerializer, request.query_params)
+        qs = queries.runs_filter(**query)
+        return self.paginate(qs, RunSummarySerializer)
+
+
+class RunDetailApi(ApiView):
+    @extend_schema(tags=TAG, operation_id="run_get", summary="Get a run with all its steps",
+                   parameters=[RUN_ID], responses=RunSerializer)
+    def get(self, request, run_id):
+        return run_response(run_id)
+
+
+class RunCancelApi(ApiView):
+    permissions = {"post": CanOperate}
+
+    @extend_schema(tags=TAG, operation_id="run_cancel", summary="Cancel a pending or running run",
+                   parameters=[RUN_ID], request=None, responses={200: RunSerializer, 409: ErrorSerializer})
+    def post(self, request, run_id):
+        run_cancel(run_id=run_id, actor=actor(request))
+        return run_response(run_id)
+
+
+class RunEventsApi(ApiView):
+    @extend_schema(
+        tags=TAG, operation_id="run_events", summary="A run's events after a sequence number",
+        description="Gapless and ordered by seq: poll with after=<last seq seen> to catch up without missing "
+                    "or repeating an event.",
+        parameters=[RUN_ID, EventsQuerySerializer], responses=EventsPageSerializer,
+    )
+    def get(self, request, run_id):
+        query = parse(EventsQuerySerializer, request.query_params)
+        run = queries.run_get(run_id)
+        events = queries.run_events(run, after=query["after"], limit=query["limit"])
+        last = events[-1].seq if events else query["after"]
+        data = {"events": events, "last_seq": run.last_seq,
+                "has_more": last < run.last_seq}
+        return Response(EventsPageSerializer(data).data)
+
+
+class RunTimelineApi(ApiView):
+    @extend_schema(
+        tags=TAG, operation_id="run_timeline", summary="Per step, per attempt timings and the critical path",
+        parameters=[RUN_ID], responses=TimelineSerializer,
+    )
+    def get(self, request, run_id):
+        run = queries.run_get(run_id)
+        steps, critical = queries.run_timeline(run)
+        data = {"run": run.pk, "status": run.status, "started_at": run.started_at, "finished_at": run.finished_at,
+                "steps": steps, "critical_path": critical}
+        return Response(TimelineSerializer(data).data)

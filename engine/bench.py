@@ -1,0 +1,237 @@
+"""Benchmark workloads for ``manage.py bench`` (see docs/benchmarks.md).
+
+Each workload runs real runs on real worker processes against the configured
+Postgres and returns measured figures; the command prints medians with min and
+max, and ratios to the commit floor measured in the same invocation.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+from django.conf import settings
+from django.db import connection
+
+import weft
+from engine.models import Run, StepRun
+from engine.scheduler import run_start
+from engine.states import RUN_TERMINAL
+from engine.workflows import workflow_save
+
+WORKLOADS = ("floor", "chain", "fanout", "many", "isolation", "recovery", "idle")
+
+
+@weft.task(name="bench.sleep")
+def bench_sleep(ctx, seconds: float = 1.0):
+    time.sleep(seconds)
+    return {"slept": seconds}
+
+
+@dataclass
+class Sample:
+    per_step_ms: float | None = None
+    steps_per_s: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def summary(values: list[float]) -> dict | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
+            "max": round(max(values), 3)}
+
+
+# -- the commit floor ---------------------------------------------------------------------------
+
+
+def floor_ms(n: int = 2000) -> float:
+    """Insert one row and commit, n times, on one connection: milliseconds per commit."""
+    db = settings.DATABASES["default"]
+    with psycopg.connect(dbname=db["NAME"], user=db.get("USER") or None, host=db.get("HOST") or None,
+                         port=db.get("PORT") or None, password=db.get("PASSWORD") or None) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS weft_bench_floor (id bigserial PRIMARY KEY, at timestamptz)")
+        conn.commit()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            conn.execute("INSERT INTO weft_bench_floor (at) VALUES (now())")
+            conn.commit()
+        elapsed = time.perf_counter() - t0
+        conn.execute("TRUNCATE weft_bench_floor")
+        conn.commit()
+    return elapsed * 1000 / n
+
+
+# -- workers ------------------------------------------------------------------------------------
+
+
+class BenchWorkers:
+    """``manage.py runworkers`` in its own process group, stopped at the end."""
+
+    def __init__(self):
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> BenchWorkers:
+        env = dict(os.environ)
+        modules = [m for m in env.get("WEFT_TASK_MODULES", "").split(",") if m]
+        env["WEFT_TASK_MODULES"] = ",".join([*modules, "engine.bench"])
+        manage = os.path.join(settings.BASE_DIR, "manage.py")
+        self.proc = subprocess.Popen([sys.executable, manage, "runworkers"], env=env, start_new_session=True,
+                                     stdout=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _save(slug: str, nodes: list[dict], edges: list[tuple[str, str]]):
+    definition = {"name": slug, "slug": slug, "nodes": nodes,
+                  "edges": [{"source": a, "target": b} for a, b in edges]}
+    return workflow_save(definition=definition, note="bench")[0]
+
+
+def _noop(node_id: str, queue: str = "default") -> dict:
+    return {"id": node_id, "type": "noop", "queue": queue}
+
+
+def _wait(run_ids: list, timeout: float = 600) -> list[Run]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = list(Run.objects.filter(pk__in=run_ids))
+        if all(r.status in RUN_TERMINAL for r in runs):
+            failed = [str(r.pk) for r in runs if r.status != "succeeded"]
+            if failed:
+                raise RuntimeError(f"bench runs did not succeed: {failed[:5]}")
+            return runs
+        time.sleep(0.005)
+    raise RuntimeError(f"bench runs still unfinished after {timeout:g} s")
+
+
+def _wall_s(runs: list[Run]) -> float:
+    return (max(r.finished_at for r in runs) - min(r.created_at for r in runs)).total_seconds()
+
+
+# -- workloads ----------------------------------------------------------------------------------
+
+
+def chain(n: int = 30) -> Sample:
+    wf = _save("bench-chain", [_noop(f"s{i}") for i in range(n)], [(f"s{i}", f"s{i + 1}") for i in range(n - 1)])
+    run, _ = run_start(workflow=wf)
+    wall = _wall_s(_wait([run.pk]))
+    return Sample(per_step_ms=wall * 1000 / n, steps_per_s=n / wall, extra={"wall_s": wall})
+
+
+def fanout(width: int = 1000) -> Sample:
+    nodes = [_noop("root")] + [_noop(f"m{i}") for i in range(width)] + [_noop("join")]
+    edges = [("root", f"m{i}") for i in range(width)] + [(f"m{i}", "join") for i in range(width)]
+    run, _ = run_start(workflow=_save("bench-fanout", nodes, edges))
+    wall = _wall_s(_wait([run.pk]))
+    steps = width + 2
+    return Sample(per_step_ms=wall * 1000 / steps, steps_per_s=steps / wall, extra={"wall_s": wall})
+
+
+def many(runs: int = 200, length: int = 5) -> Sample:
+    wf = _save("bench-many", [_noop(f"s{i}") for i in range(length)],
+               [(f"s{i}", f"s{i + 1}") for i in range(length - 1)])
+    ids = [run_start(workflow=wf)[0].pk for _ in range(runs)]
+    wall = _wall_s(_wait(ids))
+    steps = runs * length
+    return Sample(per_step_ms=wall * 1000 / steps, steps_per_s=steps / wall, extra={"wall_s": wall})
+
+
+def _fast_latencies(count: int) -> list[float]:
+    wf = _save("bench-fast", [_noop("f", queue="fast")], [])
+    ids = []
+    for _ in range(count):
+        ids.append(run_start(workflow=wf)[0].pk)
+        time.sleep(0.01)
+    runs = {r.pk: r for r in _wait(ids)}
+    finished = dict(StepRun.objects.filter(run_id__in=ids).values_list("run_id", "finished_at"))
+    return sorted((finished[i] - runs[i].created_at).total_seconds() * 1000 for i in ids)
+
+
+def _pct(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def isolation(count: int = 500) -> Sample:
+    idle = _fast_latencies(count)
+    slow_workers = settings.WEFT_QUEUES.get("slow", {}).get("workers", 1)
+    hog = _save("bench-slow", [{"id": "hog", "type": "python", "queue": "slow",
+                                "config": {"function": "bench.sleep", "kwargs": {"seconds": 3600}}}], [])
+    hogs = [run_start(workflow=hog)[0].pk for _ in range(slow_workers * 2)]
+    deadline = time.monotonic() + 60
+    while StepRun.objects.filter(run_id__in=hogs, status="running").count() < slow_workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError("slow queue did not saturate")
+        time.sleep(0.05)
+    busy = _fast_latencies(count)
+    from engine.scheduler import run_cancel
+
+    for run_id in hogs:
+        run_cancel(run_id=run_id, actor="bench")
+    extra = {"idle_p50_ms": _pct(idle, 50), "idle_p99_ms": _pct(idle, 99), "p50_ms": _pct(busy, 50),
+             "p99_ms": _pct(busy, 99)}
+    extra["p99_ratio_to_idle"] = extra["p99_ms"] / extra["idle_p99_ms"]
+    return Sample(extra={k: round(v, 3) for k, v in extra.items()})
+
+
+def recovery() -> Sample:
+    wf = _save("bench-recovery", [{"id": "victim", "type": "python", "queue": "default",
+                                   "config": {"function": "bench.sleep", "kwargs": {"seconds": 1}}}], [])
+    run, _ = run_start(workflow=wf)
+    deadline = time.monotonic() + 60
+    while True:
+        step = StepRun.objects.filter(run=run, status="running", attempt=1).first()
+        if step:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("victim step did not start")
+        time.sleep(0.01)
+    time.sleep(0.2)
+    os.kill(int(step.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    killed = time.time()
+    done = _wait([run.pk], timeout=120)[0]
+    step = StepRun.objects.get(run=done)
+    return Sample(extra={"recovery_s": round(step.finished_at.timestamp() - killed, 3),
+                         "lease_s": settings.WEFT_LEASE_S, "step_duration_s": 1})
+
+
+def idle(seconds: float = 10.0) -> Sample:
+    """Transactions per second committed by idle workers of every queue (pg_stat_database)."""
+
+    def commits() -> int:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+            return cur.fetchone()[0]
+
+    time.sleep(2)
+    before = commits()
+    time.sleep(seconds)
+    after = commits()
+    return Sample(extra={"idle_tx_per_s": round((after - before - 2) / seconds, 2)})
+
+
+def run_workload(name: str) -> Sample:
+    if name == "floor":
+        ms = floor_ms()
+        return Sample(per_step_ms=ms, steps_per_s=1000 / ms)
+    return {"chain": chain, "fanout": fanout, "many": many, "isolation": isolation, "recovery": recovery,
+            "idle": idle}[name]()

@@ -1,0 +1,105 @@
+"""Health for container orchestrators: ``/healthz`` (the process is up) and ``/readyz`` (it can do its job).
+
+Ready means: the database answers, every migration is applied, and every configured queue has a
+live worker cluster (a ``runworkers`` heartbeat in ``engine_workerprocess`` within the last
+``WORKER_STALE_S`` seconds). ``readiness()`` is the check; the two views are its HTTP face and
+need no login.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+log = logging.getLogger(__name__)
+
+_migrations_applied = False  # once true it stays true for this process (migrations are not unapplied live)
+
+
+def readiness() -> dict:
+    """``{"ready": bool, "checks": {"database", "migrations", "queues"}}``, each check with ``ok`` and,
+    when not ok, an ``error`` saying what is wrong."""
+    checks = {"database": _check_database()}
+    if checks["database"]["ok"]:
+        checks["migrations"] = _check_migrations()
+        checks["queues"] = _check_queues()
+    else:
+        skipped = {"ok": False, "error": "not checked: the database is unreachable"}
+        checks["migrations"] = dict(skipped)
+        checks["queues"] = dict(skipped)
+    return {"ready": all(c["ok"] for c in checks.values()), "checks": checks}
+
+
+def _check_database() -> dict:
+    try:
+        with connection.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchone()
+    except DatabaseError as exc:
+        connection.close()
+        return {"ok": False, "error": f"database unreachable: {str(exc).strip()[:300]}"}
+    return {"ok": True}
+
+
+def _check_migrations() -> dict:
+    global _migrations_applied
+    if _migrations_applied:
+        return {"ok": True}
+    from django.db.migrations.executor import MigrationExecutor
+
+    try:
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as exc:
+        return {"ok": False, "error": f"cannot read the migration history: {str(exc).strip()[:300]}"}
+    if plan:
+        names = [f"{m.app_label}.{m.name}" for m, _ in plan]
+        return {"ok": False, "error": f"{len(names)} migration(s) not applied; run `manage.py migrate`",
+                "unapplied": names[:50]}
+    _migrations_applied = True
+    return {"ok": True}
+
+
+def _check_queues() -> dict:
+    from django.db.models.functions import Now
+
+    from engine.models import WorkerProcess
+    from engine.queues import WORKER_STALE_S, queue_names
+
+    try:
+        live = set(WorkerProcess.objects.filter(last_seen__gt=Now() - timedelta(seconds=WORKER_STALE_S))
+                   .values_list("queue", flat=True).distinct())
+    except DatabaseError as exc:
+        return {"ok": False, "error": f"cannot read the worker registry: {str(exc).strip()[:300]}"}
+    missing = [name for name in queue_names() if name not in live]
+    if missing:
+        command = "manage.py runworkers"
+        if len(missing) < len(settings.WEFT_QUEUES):
+            command += f" --queues {','.join(missing)}"
+        return {"ok": False, "missing": missing,
+                "error": f"no live worker cluster for queue(s) {', '.join(missing)} (start `{command}`)"}
+    return {"ok": True}
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """200 while the process can answer HTTP."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    """200 when ready, else 503; the body says which check failed and why."""
+    result = readiness()
+    if not result["ready"]:
+        log.warning("not ready: %s", "; ".join(c["error"] for c in result["checks"].values() if not c["ok"]))
+    body = {"status": "ok" if result["ready"] else "unavailable", "checks": result["checks"]}
+    return JsonResponse(body, status=200 if result["ready"] else 503)

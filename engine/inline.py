@@ -1,0 +1,88 @@
+"""Inline nodes (transform, branch): run inside the scheduler's transaction, no queue round trip.
+
+An inline node is cheap, pure and deterministic (it reads its inputs and returns a value), so
+running it in the transaction that made it ready is safe: if the transaction rolls back, so does
+its result. A step of an inline type that is retried or rerun by an operator goes through a queue
+like any other step.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+
+from django.conf import settings
+from django.db.models import F
+from django.db.models.functions import Now
+
+from engine import templating
+from engine.models import Attempt, StepRun
+from engine.nodes import registry
+from engine.states import StepStatus
+
+INLINE_WORKER = "inline"
+
+
+class InlineContext:
+    """The part of ``ctx`` an inline node may use: its inputs. No journal, no waiting."""
+
+    def __init__(self, *, run_id, node_id: str, config: dict, run_inputs: dict, upstream: dict):
+        self.run_id, self.node_id, self.config = run_id, node_id, config
+        self.run_inputs, self.upstream = run_inputs, upstream
+        self.attempt, self.metrics, self.cancelled = 1, {}, False
+
+    def step(self, *args, **kwargs):
+        raise TypeError("inline nodes cannot make journaled calls (ctx.step); give the node a queue instead")
+
+    def check_live(self) -> None:
+        return None
+
+
+def is_inline(node_type: str) -> bool:
+    try:
+        return registry.get_node_type(node_type).inline
+    except Exception:
+        return False
+
+
+def run_inline(tx, step) -> tuple[str, object]:
+    """Run a ready inline step (status pending) in ``tx``. Returns (outcome, output) to propagate."""
+    node = tx.graph.nodes[step.node_id]
+    wanted = {e.source for e in tx.graph.in_edges(node.id)} | templating.referenced_nodes(node.config)
+    rows = StepRun.objects.filter(run_id=tx.run.pk, node_id__in=wanted).values_list("node_id", "status", "output")
+    nodes_ctx = {nid: {"output": out, "status": status} for nid, status, out in rows}
+    upstream = {e.source: nodes_ctx.get(e.source, {}).get("output") for e in tx.graph.in_edges(node.id)}
+    error = tb = ""
+    output = None
+    try:
+        config = templating.render(node.config, {"inputs": tx.run.inputs, "nodes": nodes_ctx, "upstream": upstream,
+                                                 "run": {"id": str(tx.run.pk)}}, path=f"nodes.{node.id}.config")
+        ctx = InlineContext(run_id=tx.run.pk, node_id=node.id, config=config, run_inputs=tx.run.inputs,
+                            upstream=upstream)
+        output = registry.get_node_type(node.type).cls().run(ctx, dict(config))
+        size = len(json.dumps(output))
+        if size > settings.WEFT_MAX_OUTPUT_BYTES:
+            raise ValueError(f"step output is {size} bytes; the limit (WEFT_MAX_OUTPUT_BYTES) is "
+                             f"{settings.WEFT_MAX_OUTPUT_BYTES}")
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"[:20000]
+        tb = "".join(traceback.format_exception(exc))[-50000:]
+        output = None
+    status = StepStatus.FAILED if error else StepStatus.SUCCEEDED
+    won = StepRun.objects.filter(pk=step.id, status=StepStatus.PENDING).update(
+        status=status, attempt=F("attempt") + 1, output=output, error=error, queued_at=Now(), started_at=Now(),
+        finished_at=Now(), worker=INLINE_WORKER,
+    )
+    if not won:
+        return "", None
+    attempt = step.attempt + 1
+    Attempt.objects.create(step_id=step.id, number=attempt, queued_at=Now(), started_at=Now(), finished_at=Now(),
+                           worker=INLINE_WORKER, outcome="failed" if error else "succeeded", error=error,
+                           error_type=error.split(":", 1)[0] if error else "", traceback=tb)
+    tx.unfinished_delta -= 1
+    payload = {"from": StepStatus.PENDING, "attempt": attempt, "inline": True}
+    if error:
+        payload["error"] = error[:500]
+    tx.event(f"step.{status}", step.node_id, **payload)
+    step.status, step.attempt = status, attempt
+    return status, output

@@ -1,0 +1,124 @@
+"""The ``llm`` node: one chat completion against an OpenAI-compatible API (or the offline simulation)."""
+
+from __future__ import annotations
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from engine import llm_providers
+from engine.nodes.registry import node_type
+from engine.nodes.validation import credential_problems, url_problems
+
+ENDPOINT_PROPERTIES = {
+    "provider": {"enum": list(llm_providers.PROVIDERS), "default": "openai",
+                 "description": "openai: any OpenAI-compatible API; simulation: scripted offline replies "
+                                "(labelled simulated); auto: openai when an endpoint or key is configured, "
+                                "else simulation"},
+    "base_url": {"type": "string", "description": "API base URL, e.g. https://api.openai.com/v1 "
+                                                  "(default WEFT_LLM_BASE_URL)"},
+    "model": {"type": "string", "description": "model name (default WEFT_LLM_MODEL)"},
+    "credential": {"type": "string", "description": "stored credential holding the API key "
+                                                    "(default OPENAI_API_KEY, for the configured endpoint only)"},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+    "max_tokens": {"type": "integer", "minimum": 1},
+    "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 120},
+    "simulation": {
+        "type": "object",
+        "description": "replies of the simulation provider",
+        "additionalProperties": False,
+        "properties": {
+            "script": {"enum": ["research"]},
+            "match": {"type": "string", "description": "text the rules look in (default: the user prompt)"},
+            "rules": {"type": "array", "items": {
+                "type": "object", "required": ["contains", "reply"], "additionalProperties": False,
+                "properties": {"contains": {"type": ["string", "array"], "items": {"type": "string"}},
+                               "reply": {}}}},
+            "default": {},
+        },
+    },
+}
+
+
+def endpoint_problems(config: dict) -> list:
+    problems = credential_problems(config.get("credential"))
+    if config.get("base_url"):
+        problems += url_problems(config["base_url"], "base_url")
+    return problems
+
+
+def check_no_key(endpoint: llm_providers.Endpoint) -> None:
+    if endpoint.provider == "openai" and not endpoint.headers and endpoint.base_url == llm_providers.OPENAI_BASE_URL:
+        raise llm_providers.LLMRequestRejected(
+            "no API key for the OpenAI API: set OPENAI_API_KEY, name a stored credential in the node's config, "
+            "point WEFT_LLM_BASE_URL at another OpenAI-compatible server, or use provider 'auto' for the offline "
+            "simulation")
+
+
+@node_type("llm", label="LLM chat completion")
+class LlmNode:
+    """One chat completion: a system prompt and a user prompt (both templated) to an OpenAI-compatible
+    chat-completions API. With ``response_schema`` the model is asked for JSON matching that schema,
+    and the reply is parsed and checked (``output.json``).
+
+    The call is journaled: a retry of this step never asks the model again once it has answered.
+    Token usage, estimated cost (``WEFT_LLM_PRICES``) and latency are recorded on the attempt.
+    """
+
+    config_schema = {
+        "type": "object",
+        "required": ["prompt"],
+        "additionalProperties": False,
+        "properties": {
+            **ENDPOINT_PROPERTIES,
+            "system": {"type": "string", "description": "system prompt (templated)"},
+            "prompt": {"type": "string", "minLength": 1, "description": "user prompt (templated)"},
+            "response_schema": {"type": "object", "description": "JSON Schema the reply must match"},
+        },
+    }
+    outputs = {
+        "text": "the reply text",
+        "json": "the parsed reply (with response_schema)",
+        "model": "model that answered ('simulation' for the offline simulation)",
+        "finish_reason": "why the model stopped",
+        "usage": "prompt_tokens, completion_tokens, total_tokens",
+        "simulated": "true when the offline simulation answered",
+    }
+
+    def run(self, ctx, config: dict):
+        endpoint = llm_providers.resolve_endpoint(config)
+        check_no_key(endpoint)
+        messages = []
+        if config.get("system"):
+            messages.append({"role": "system", "content": str(config["system"])})
+        messages.append({"role": "user", "content": str(config["prompt"])})
+
+        def complete(idempotency_key: str):
+            reply = llm_providers.chat(
+                endpoint, messages=messages, temperature=config.get("temperature"),
+                max_tokens=config.get("max_tokens"), response_schema=config.get("response_schema"),
+                timeout_s=float(config.get("timeout_s") or 120), idempotency_key=idempotency_key,
+            )
+            llm_providers.add_usage(ctx.metrics, reply)
+            return reply
+
+        reply = ctx.step("completion", complete, safe_to_repeat=True)
+        output = {
+            "text": reply["message"].get("content") or "",
+            "model": reply.get("model"),
+            "finish_reason": reply.get("finish_reason"),
+            "usage": reply.get("usage") or {},
+            "simulated": bool(reply.get("simulated")),
+        }
+        if "json" in reply:
+            output["json"] = reply["json"]
+        return output
+
+    def validate_config(self, config: dict, *, node_id: str, upstream_ids: set[str], graph) -> list:
+        problems = endpoint_problems(config)
+        schema = config.get("response_schema")
+        if isinstance(schema, dict):
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                problems.append(("response_schema", f"not a valid JSON Schema: {exc.message}"))
+        return problems

@@ -1,0 +1,301 @@
+"""Outbound HTTP with an SSRF guard: every request a node makes goes through ``guarded_request``.
+
+``WEFT_HTTP_ALLOWED_HOSTS`` is a list of entries:
+
+- ``*``: any host whose addresses are all public (globally routable);
+- ``api.example.com`` or ``*.example.com``: that host name (or any subdomain), whatever it resolves to;
+- ``10.1.2.3``, ``10.0.0.0/8``, ``::1``: those addresses, even when private or loopback.
+
+The default is ``*``: any public host, and never loopback, private, link-local (cloud metadata at
+169.254.169.254), multicast or reserved addresses. The check runs after DNS resolution, and the
+request is then sent to the very address that was checked (the host name still goes in the
+``Host`` header and TLS SNI, and certificates are verified against it), so a second DNS answer
+cannot redirect it. Redirects are followed by hand, and every hop is checked again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+import httpx
+from django.conf import settings
+
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+SENSITIVE_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+_METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
+
+
+class HostNotAllowed(Exception):
+    """The URL's host (or an address it resolves to) is not allowed by WEFT_HTTP_ALLOWED_HOSTS."""
+
+
+class ResponseTooLarge(Exception):
+    """The response body is larger than the configured cap."""
+
+
+class TooManyRedirects(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Policy:
+    any_public: bool
+    names: tuple[str, ...]  # exact host names
+    suffixes: tuple[str, ...]  # ".example.com" for "*.example.com"
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+    @classmethod
+    def from_entries(cls, entries) -> Policy:
+        any_public, names, suffixes, networks = False, [], [], []
+        for raw in entries:
+            entry = raw.strip().lower().rstrip(".")
+            if not entry:
+                continue
+            if entry == "*":
+                any_public = True
+            elif entry.startswith("*."):
+                suffixes.append(entry[1:])
+            else:
+                try:
+                    networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+                except ValueError:
+                    names.append(entry)
+        return cls(any_public, tuple(names), tuple(suffixes), tuple(networks))
+
+    def names_host(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return host in self.names or any(host.endswith(s) for s in self.suffixes)
+
+    def lists_address(self, ip) -> bool:
+        return any(ip.version == net.version and ip in net for net in self.networks)
+
+
+def policy() -> Policy:
+    return Policy.from_entries(getattr(settings, "WEFT_HTTP_ALLOWED_HOSTS", ["*"]))
+
+
+def address_kind(ip) -> str | None:
+    """Why an address is not public ('loopback', 'private', ...), or None when it is globally routable."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for kind in ("loopback", "link_local", "private", "multicast", "reserved", "unspecified"):
+        if getattr(ip, f"is_{kind}"):
+            return kind.replace("_", "-")
+    if not ip.is_global:
+        return "non-public"
+    return None
+
+
+def _parse_ip(host: str):
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def check_url_static(url: str, pol: Policy | None = None) -> str | None:
+    """What is wrong with a literal URL before any DNS lookup (for validation), or None."""
+    pol = pol or policy()
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        return f"{url!r} is not a valid URL: {exc}"
+    if parsed.scheme not in ("http", "https"):
+        return f"URL scheme {parsed.scheme or '(none)'!r} is not allowed; use http or https"
+    host = parsed.host
+    if not host:
+        return f"URL {url!r} has no host"
+    if pol.names_host(host):
+        return None
+    ip = _parse_ip(host)
+    if ip is not None:
+        return _address_refusal(host, ip, pol)
+    lowered = host.lower().rstrip(".")
+    if lowered == "localhost" or lowered.endswith(".localhost"):
+        return _refusal(host, "loopback")
+    if lowered in _METADATA_HOSTS:
+        return _refusal(host, "cloud metadata")
+    if not pol.any_public:
+        return f"host {host!r} is not in WEFT_HTTP_ALLOWED_HOSTS"
+    return None
+
+
+def _refusal(host: str, kind: str, address: str | None = None) -> str:
+    where = f"{host!r} resolves to {address} ({kind})" if address and address != host else f"{host!r} is {kind}"
+    return f"host {where}, which WEFT_HTTP_ALLOWED_HOSTS does not allow"
+
+
+def _address_refusal(host: str, ip, pol: Policy) -> str | None:
+    if pol.lists_address(ip):
+        return None
+    kind = address_kind(ip)
+    if kind is None:
+        return None if pol.any_public else f"host {host!r} is not in WEFT_HTTP_ALLOWED_HOSTS"
+    return _refusal(host, f"a {kind} address", str(ip))
+
+
+def resolve_checked(host: str, port: int, pol: Policy | None = None) -> str:
+    """Resolve ``host`` and return an address to connect to; raise HostNotAllowed unless every address is allowed."""
+    pol = pol or policy()
+    ip = _parse_ip(host)
+    if ip is not None:
+        problem = None if pol.names_host(host) else _address_refusal(host, ip, pol)
+        if problem:
+            raise HostNotAllowed(problem)
+        return str(ip)
+    static = check_url_static(f"http://{host}/", pol)
+    if static:
+        raise HostNotAllowed(static)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise httpx.ConnectError(f"cannot resolve host {host!r}: {exc.strerror or exc}") from None
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if not pol.names_host(host):
+        for address in addresses:
+            problem = _address_refusal(host, ipaddress.ip_address(address.split("%")[0]), pol)
+            if problem:
+                raise HostNotAllowed(problem)
+    return addresses[0]
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    url: str
+    elapsed_ms: float
+    redirects: int
+
+    def json_or_text(self):
+        ctype = self.headers.get("content-type", "")
+        text = self.body.decode(_charset(ctype), errors="replace")
+        if "json" in ctype.lower():
+            import json
+
+            try:
+                return json.loads(text)
+            except ValueError:
+                return text
+        return text
+
+
+def _charset(content_type: str) -> str:
+    for part in content_type.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            return value.strip('"')
+    return "utf-8"
+
+
+def guarded_request(
+    method: str,
+    url: str,
+    *,
+    headers: dict | None = None,
+    content: bytes | None = None,
+    timeout_s: float = 30.0,
+    max_body_bytes: int | None = None,
+    max_redirects: int = 5,
+    check: bool = True,
+) -> Response:
+    """One HTTP exchange with the SSRF guard, manual redirects and a body size cap.
+
+    ``check=False`` skips the host policy: only for endpoints an operator configured in settings.
+    """
+    cap = max_body_bytes if max_body_bytes is not None else settings.WEFT_HTTP_MAX_BODY_BYTES
+    pol = policy()
+    headers = dict(headers or {})
+    started = time.monotonic()
+    redirects = 0
+    with httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False) as client:
+        while True:
+            request = _pinned_request(client, method, url, headers, content, pol, check)
+            response = client.send(request, stream=True)
+            try:
+                if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
+                    if redirects >= max_redirects:
+                        raise TooManyRedirects(f"more than {max_redirects} redirects, last to "
+                                               f"{response.headers['location']!r}")
+                    redirects += 1
+                    target = urljoin(url, response.headers["location"])
+                    if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                        method, content = "GET", None
+                        headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type",
+                                                                                         "content-length")}
+                    if _origin(target) != _origin(url):
+                        headers = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
+                    url = target
+                    continue
+                body = _read_capped(response, cap)
+                return Response(
+                    status=response.status_code,
+                    headers={k.lower(): v for k, v in response.headers.items()},
+                    body=body,
+                    url=url,
+                    elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+                    redirects=redirects,
+                )
+            finally:
+                response.close()
+
+
+def _origin(url: str) -> tuple:
+    u = httpx.URL(url)
+    return (u.scheme, u.host, u.port)
+
+
+def _pinned_request(client: httpx.Client, method: str, url: str, headers: dict, content, pol: Policy,
+                    check: bool) -> httpx.Request:
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https"):
+        raise HostNotAllowed(f"URL scheme {parsed.scheme!r} is not allowed; use http or https")
+    if not check:
+        return client.build_request(method, url, headers=headers, content=content)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    address = resolve_checked(parsed.host, port, pol)
+    ip = ipaddress.ip_address(address.split("%")[0])
+    pinned = parsed.copy_with(host=str(ip))
+    send_headers = {"Host": parsed.netloc.decode("ascii"), **headers}
+    extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
+    return client.build_request(method, pinned, headers=send_headers, content=content, extensions=extensions)
+
+
+def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise ResponseTooLarge(f"response body is {int(declared)} bytes; the limit is {cap} "
+                               "(WEFT_HTTP_MAX_BODY_BYTES or the node's max_body_bytes)")
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > cap:
+            raise ResponseTooLarge(f"response body exceeds {cap} bytes (WEFT_HTTP_MAX_BODY_BYTES or the node's "
+                                   "max_body_bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    from datetime import UTC, datetime
+
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)

@@ -1,0 +1,11 @@
+"""Observability: structured logs, Prometheus metrics, OpenTelemetry traces, run analytics.
+
+- ``logging``: JSON (or human-readable) log lines carrying the step being executed.
+- ``metrics``: counters and histograms fed by the executor and recovery; database gauges read at scrape time.
+- ``tracing``: spans run -> step -> attempt -> journal entry, and ``traceparent`` for outgoing HTTP.
+- ``hooks``: the few calls the executor, the journal and recovery make into the three above.
+- ``queries``: searching a run's captured logs; per-workflow analytics.
+- ``views``: ``/metrics``.
+
+See docs/observability.md.
+"""

@@ -1,0 +1,87 @@
+"""The calls the executor and recovery make: one object per attempt, and two one-liners.
+
+Everything here is in-process bookkeeping (a context variable, in-memory or mmap counters, a
+span when tracing is on): no database query is added to a step's path.
+"""
+
+from __future__ import annotations
+
+import time
+
+from engine.observability import livelogs, metrics, tracing
+from engine.observability.logging import log_context
+
+# Executor outcome -> the Attempt outcome it is recorded as.
+ATTEMPT_OUTCOME = {"in_doubt": "waiting"}
+
+
+class AttemptObserver:
+    """``with observe_attempt(claim, attempt=n, worker=w) as observed:`` around running and recording an
+    attempt: binds the log context, counts the start (and the time spent queued), holds the attempt
+    span; ``observed.ran(outcome)`` counts the finish and its duration."""
+
+    def __init__(self, step, *, attempt: int, worker: str):
+        self.step = step
+        self.attempt = attempt
+        self.worker = worker
+        self.span = None
+        self._capture = None
+        self._stack = None
+        self._started = 0.0
+
+    def __enter__(self) -> AttemptObserver:
+        import contextlib
+
+        step = self.step
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(log_context(run_id=str(step.run_id), step_id=step.pk, node_id=step.node_id,
+                                              attempt=self.attempt, queue=step.queue, worker=self.worker))
+        self.span = self._stack.enter_context(tracing.attempt_span(
+            run_id=step.run_id, node_id=step.node_id, node_type=step.node_type, generation=step.generation,
+            attempt=self.attempt, queue=step.queue, worker=self.worker))
+        metrics.attempt_started(queue=step.queue, node_type=step.node_type, queued_at=step.queued_at)
+        self._started = time.monotonic()
+        return self
+
+    def watch_logs(self, capture) -> None:
+        """Show ``capture``'s lines (the executor's LogCapture) while the attempt runs."""
+        self._capture = capture
+        livelogs.watch(step_id=self.step.pk, attempt=self.attempt, capture=capture)
+
+    def ran(self, outcome: tuple) -> None:
+        """``outcome`` is the executor's (kind, value, attempt metrics)."""
+        if self._capture is not None:
+            livelogs.unwatch(step_id=self.step.pk, attempt=self.attempt)
+        kind, value, attempt_metrics = outcome
+        recorded = ATTEMPT_OUTCOME.get(kind, kind)
+        if kind != "lost":  # the lease expired: recovery counted this attempt lost (``attempt_lost``)
+            metrics.attempt_finished(queue=self.step.queue, node_type=self.step.node_type, outcome=recorded,
+                                     duration_s=time.monotonic() - self._started)
+        if attempt_metrics:
+            metrics.llm_usage(attempt_metrics)
+        tracing.attempt_outcome(self.span, recorded, value if isinstance(value, BaseException) else None)
+
+    def __exit__(self, *exc) -> None:
+        if self._capture is not None:
+            livelogs.unwatch(step_id=self.step.pk, attempt=self.attempt)
+        self._stack.__exit__(*exc)
+
+
+def observe_attempt(step, *, attempt: int, worker: str) -> AttemptObserver:
+    return AttemptObserver(step, attempt=attempt, worker=worker)
+
+
+def retry_scheduled(step) -> None:
+    """A retry policy gave ``step`` (a StepRun) another attempt."""
+    metrics.retry_scheduled(queue=step.queue, node_type=step.node_type)
+
+
+def attempt_lost(step, *, retried: bool) -> None:
+    """Recovery found ``step``'s attempt lost (its lease expired) and applied its retry policy."""
+    metrics.attempt_lost(queue=step.queue, node_type=step.node_type)
+    if retried:
+        metrics.retry_scheduled(queue=step.queue, node_type=step.node_type)
+
+
+trace_tx = tracing.trace_tx
+journal_span = tracing.journal_span

@@ -1,0 +1,245 @@
+"""Prometheus metrics, safe across django-q2's worker processes.
+
+Counters and histograms are incremented where things happen (the executor, recovery) and never
+cost a database query. Processes started by ``runworkers`` and ``up`` write them to files in
+``WEFT_METRICS_DIR`` (prometheus-client's multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``), so a
+worker that dies or is recycled keeps its counts. The gauges that describe the system rather
+than one process -- queue depth, oldest waiting step, runs by status, live clusters -- are read
+from the database when ``/metrics`` is scraped (``DatabaseCollector``).
+
+Metric objects are created on first use, so a process can switch to multiprocess mode
+(``multiprocess_prepare``) after this module was imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.samples import Sample
+
+log = logging.getLogger(__name__)
+
+# Step attempts run from milliseconds (transforms) to hours (agents).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
+                    7200, 14400, 43200)
+WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class Metrics:
+    """Every metric a Weft process updates itself."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY):
+        step = ["queue", "node_type"]
+        self.steps_started = Counter(
+            "weft_steps_started", "Step attempts started (claimed by a worker)", step, registry=registry)
+        self.steps_finished = Counter(
+            "weft_steps_finished", "Step attempts finished, by outcome (succeeded, failed, timeout, lost, "
+            "cancelled, waiting)", [*step, "outcome"], registry=registry)
+        self.step_duration = Histogram(
+            "weft_step_duration_seconds", "Time a step attempt spent executing its node", step,
+            buckets=DURATION_BUCKETS, registry=registry)
+        self.queue_wait = Histogram(
+            "weft_step_queue_wait_seconds", "Time from a step being queued to a worker starting it", ["queue"],
+            buckets=WAIT_BUCKETS, registry=registry)
+        self.retries = Counter(
+            "weft_step_retries", "Retries scheduled by a retry policy after a failed, timed-out or lost attempt",
+            step, registry=registry)
+        self.lost = Counter(
+            "weft_attempts_lost", "Attempts whose worker stopped heartbeating, found and recovered by recovery",
+            step, registry=registry)
+        self.llm_tokens = Counter(
+            "weft_llm_tokens", "LLM tokens used by llm and agent nodes, by model and kind (prompt, completion)",
+            ["model", "kind"], registry=registry)
+        self.websocket_clients = Gauge(
+            "weft_websocket_clients", "Open websocket connections of the live UI", registry=registry,
+            multiprocess_mode="livesum")
+
+
+_metrics: Metrics | None = None
+
+
+def metrics() -> Metrics:
+    global _metrics
+    if _metrics is None:
+        _metrics = Metrics()
+    return _metrics
+
+
+# -- what the executor, recovery and consumers report ---------------------------------------------
+
+
+def attempt_started(*, queue: str, node_type: str, queued_at: datetime | None) -> None:
+    m = metrics()
+    m.steps_started.labels(queue, node_type).inc()
+    if queued_at is not None:
+        m.queue_wait.labels(queue).observe(max(time.time() - queued_at.timestamp(), 0.0))
+
+
+def attempt_finished(*, queue: str, node_type: str, outcome: str, duration_s: float | None) -> None:
+    m = metrics()
+    m.steps_finished.labels(queue, node_type, outcome).inc()
+    if duration_s is not None:
+        m.step_duration.labels(queue, node_type).observe(duration_s)
+
+
+def retry_scheduled(*, queue: str, node_type: str) -> None:
+    metrics().retries.labels(queue, node_type).inc()
+
+
+def attempt_lost(*, queue: str, node_type: str) -> None:
+    """Recovery found an attempt whose lease expired: it counts as lost and as finished."""
+    m = metrics()
+    m.lost.labels(queue, node_type).inc()
+    m.steps_finished.labels(queue, node_type, "lost").inc()
+
+
+def llm_usage(attempt_metrics: dict) -> None:
+    """Tokens an attempt's llm/agent calls used (its ``ctx.metrics``, as ``llm_providers.add_usage`` fills it)."""
+    model = attempt_metrics.get("model")
+    if not model:
+        return
+    m = metrics()
+    for kind in ("prompt", "completion"):
+        tokens = attempt_metrics.get(f"{kind}_tokens") or 0
+        if isinstance(tokens, int) and tokens > 0:
+            m.llm_tokens.labels(str(model)[:100], kind).inc(tokens)
+
+
+def websocket_opened() -> None:
+    metrics().websocket_clients.inc()
+
+
+def websocket_closed() -> None:
+    metrics().websocket_clients.dec()
+
+
+# -- multiprocess mode --------------------------------------------------------------------------
+
+
+def multiprocess_prepare(path: Path | str, *, wipe: bool) -> None:
+    """Make this process, and the processes it starts, write metrics to files in ``path``.
+
+    ``wipe`` removes the files of an earlier start (prometheus-client's rule: clear the directory
+    whenever the whole set of processes restarts, never while they run).
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if wipe:
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    if _metrics is None:
+        values.ValueClass = values.get_value_class()
+    elif not in_multiprocess_mode():
+        log.warning("metrics were recorded in memory before multiprocess mode was set up; they are not exported")
+
+
+def in_multiprocess_mode() -> bool:
+    return values.ValueClass is not values.MutexValue
+
+
+# -- exposition ---------------------------------------------------------------------------------
+
+
+def exposition(metrics_dir: Path | str | None) -> bytes:
+    """The Prometheus text exposition: this process's metrics and those other processes wrote to
+    ``metrics_dir``, merged into one family per name, and the database gauges."""
+    registry = CollectorRegistry()
+    registry.register(_MergedCollector(metrics_dir))
+    registry.register(DatabaseCollector())
+    return generate_latest(registry)
+
+
+class _MergedCollector:
+    """Own-process metrics (unless they already live in files) plus every process's files, one family per name."""
+
+    def __init__(self, metrics_dir):
+        self.metrics_dir = metrics_dir
+
+    def collect(self):
+        sources: list[Iterable] = []
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if in_multiprocess_mode() else None
+        directory = directory or (str(self.metrics_dir) if self.metrics_dir else None)
+        if directory and os.path.isdir(directory):
+            sources.append(MultiProcessCollector(None, path=directory).collect())
+        if not in_multiprocess_mode():
+            metrics()  # so that a process that recorded nothing yet still exposes every metric, at zero
+            sources.append(REGISTRY.collect())
+        return _merge(sources)
+
+
+def _merge(sources: list[Iterable]):
+    families: dict[str, object] = {}
+    samples: dict[str, dict[tuple, Sample]] = {}
+    for source in sources:
+        for family in source:
+            if family.name not in families:
+                families[family.name] = family
+                samples[family.name] = {}
+            merged = samples[family.name]
+            for s in family.samples:
+                if s.name.endswith("_created"):
+                    continue  # creation times of per-process series do not add up
+                key = (s.name, tuple(sorted(s.labels.items())))
+                previous = merged.get(key)
+                merged[key] = s if previous is None else s._replace(value=previous.value + s.value)
+    for name, family in families.items():
+        family.samples = list(samples[name].values())
+        yield family
+
+
+class DatabaseCollector:
+    """Gauges computed from the database at scrape time: queues, live clusters, runs and waiting steps."""
+
+    def collect(self):
+        from django.db import DatabaseError, connection
+        from prometheus_client.core import GaugeMetricFamily
+
+        from engine.queues import queue_stats
+
+        up = GaugeMetricFamily("weft_database_up", "Whether /metrics could read the database (1) or not (0)")
+        try:
+            stats = queue_stats()
+            with connection.cursor() as cur:
+                cur.execute("SELECT status, count(*) FROM engine_run GROUP BY status")
+                runs = dict(cur.fetchall())
+                cur.execute("SELECT waiting_reason, count(*) FROM engine_steprun WHERE status = 'waiting' "
+                            "GROUP BY waiting_reason")
+                waiting = dict(cur.fetchall())
+        except DatabaseError:
+            log.warning("metrics: cannot read the database", exc_info=True)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        per_queue = [
+            ("weft_queue_depth", "Steps queued and waiting for a worker", "depth"),
+            ("weft_queue_running", "Steps running", "running"),
+            ("weft_queue_oldest_waiting_seconds", "Age of the oldest queued step (0 when none)", "oldest_queued_s"),
+            ("weft_queue_clusters_online", "Live worker clusters serving the queue", "clusters_online"),
+            ("weft_queue_workers_online", "Worker processes of the live clusters", "workers_online"),
+        ]
+        for name, help_text, key in per_queue:
+            family = GaugeMetricFamily(name, help_text, labels=["queue"])
+            for q in stats:
+                family.add_metric([q["name"]], float(q[key] or 0))
+            yield family
+        from engine.states import RunStatus
+
+        by_status = GaugeMetricFamily("weft_runs", "Runs by status", labels=["status"])
+        for status in RunStatus.values:
+            by_status.add_metric([status], runs.get(status, 0))
+        yield by_status
+        steps_waiting = GaugeMetricFamily("weft_steps_waiting", "Steps waiting (approval, sleep, in doubt, ...)",
+                                          labels=["reason"])
+        for reason, n in sorted(waiting.items(), key=lambda kv: kv[0] or ""):
+            steps_waiting.add_metric([reason or "unknown"], n)
+        yield steps_waiting

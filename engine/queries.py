@@ -1,0 +1,147 @@
+"""Read-only queries for interfaces (API, pages): lists, details, events, timelines.
+
+Nothing here changes state; status changes go through scheduler.py and RunTx.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from engine.exceptions import NotFound
+from engine.models import Attempt, Event, JournalEntry, Run, StepRun, Workflow, WorkflowVersion
+from engine.runtx import version_graph
+from engine.states import RunStatus
+
+
+def workflows_search(*, q: str = "", include_archived: bool = False) -> QuerySet[Workflow]:
+    """Workflows matching ``q`` in slug, name or description, with their current version number,
+    run count and last run's status."""
+    qs = Workflow.objects.select_related("current_version")
+    if not include_archived:
+        qs = qs.filter(archived=False)
+    if q:
+        qs = qs.filter(Q(slug__icontains=q) | Q(name__icontains=q) | Q(description__icontains=q))
+    last = Run.objects.filter(workflow=OuterRef("pk")).order_by("-created_at")
+    return qs.annotate(
+        runs_total=Count("runs"),
+        last_run_status=Subquery(last.values("status")[:1]),
+    ).order_by("slug")
+
+
+def workflow_run_counts(workflow: Workflow) -> dict[str, int]:
+    """Runs of the workflow per status (every status present, zero when none)."""
+    counts = {status: 0 for status in RunStatus.values}
+    for status, n in Run.objects.filter(workflow=workflow).values_list("status").annotate(n=Count("id")):
+        counts[status] = n
+    return counts
+
+
+def workflow_last_run(workflow: Workflow) -> Run | None:
+    return Run.objects.filter(workflow=workflow).order_by("-created_at").first()
+
+
+def workflow_versions(workflow: Workflow) -> QuerySet[WorkflowVersion]:
+    return workflow.versions.select_related("created_by").order_by("-number")
+
+
+def workflow_version_get(workflow: Workflow, number: int) -> WorkflowVersion:
+    try:
+        return workflow.versions.select_related("created_by").get(number=number)
+    except WorkflowVersion.DoesNotExist:
+        raise NotFound(f"workflow {workflow.slug!r} has no version {number}") from None
+
+
+def runs_filter(
+    *,
+    workflow: str | None = None,
+    status: str | None = None,
+    started_after: datetime | None = None,
+    started_before: datetime | None = None,
+) -> QuerySet[Run]:
+    """Runs, newest first, filtered by workflow slug, status and start (creation) time."""
+    qs = Run.objects.select_related("workflow", "version", "created_by")
+    if workflow:
+        qs = qs.filter(workflow__slug=workflow)
+    if status:
+        qs = qs.filter(status=status)
+    if started_after:
+        qs = qs.filter(created_at__gte=started_after)
+    if started_before:
+        qs = qs.filter(created_at__lt=started_before)
+    return qs
+
+
+def run_get(run_id) -> Run:
+    try:
+        return Run.objects.select_related("workflow", "version", "created_by", "parent_step").get(pk=run_id)
+    except (Run.DoesNotExist, ValueError):
+        raise NotFound(f"run {run_id} does not exist") from None
+
+
+def run_steps(run: Run) -> list[StepRun]:
+    """The run's steps in the workflow's topological order, each with ``attempts_count``."""
+    steps = {s.node_id: s for s in StepRun.objects.filter(run=run).annotate(attempts_count=Count("attempts"))}
+    graph = version_graph(run.version)
+    return [steps[n] for n in graph.topological_order() if n in steps]
+
+
+def step_get(run: Run, node_id: str) -> StepRun:
+    try:
+        return StepRun.objects.annotate(attempts_count=Count("attempts")).get(run=run, node_id=node_id)
+    except StepRun.DoesNotExist:
+        raise NotFound(f"run {run.pk} has no step {node_id!r}") from None
+
+
+def step_attempts(step: StepRun) -> QuerySet[Attempt]:
+    return Attempt.objects.filter(step=step).order_by("number")
+
+
+def step_journal(step: StepRun) -> QuerySet[JournalEntry]:
+    return JournalEntry.objects.filter(step=step).order_by("position")
+
+
+def run_events(run: Run, *, after: int = 0, limit: int = 100) -> list[Event]:
+    """Events with seq > ``after``, in seq order, at most ``limit``."""
+    return list(Event.objects.filter(run=run, seq__gt=after).order_by("seq")[:limit])
+
+
+@dataclass
+class StepTimeline:
+    step: StepRun
+    attempts: list[Attempt]
+    duration_s: float | None
+
+
+def _seconds(start, end) -> float | None:
+    if start is None or end is None:
+        return None
+    return max((end - start).total_seconds(), 0.0)
+
+
+def run_timeline(run: Run) -> tuple[list[StepTimeline], list[str]]:
+    """Per step (topological order): its attempts and the time it spent executing; and the critical path.
+
+    A step's duration is the sum of its attempts' execution times (started to finished; now, for
+    one still running), so time spent waiting in a queue or for a retry does not count. The
+    critical path is the chain of steps whose durations add up most.
+    """
+    now = timezone.now()
+    steps = run_steps(run)
+    by_step: dict[int, list[Attempt]] = {s.pk: [] for s in steps}
+    for attempt in Attempt.objects.filter(step__run=run).order_by("step_id", "number"):
+        by_step.setdefault(attempt.step_id, []).append(attempt)
+    out = []
+    durations: dict[str, float] = {}
+    for step in steps:
+        attempts = by_step.get(step.pk, [])
+        duration = None
+        if attempts:
+            duration = sum(_seconds(a.started_at, a.finished_at or now) or 0.0 for a in attempts)
+            durations[step.node_id] = duration
+        out.append(StepTimeline(step=step, attempts=attempts, duration_s=duration))
+    critical = version_graph(run.version).critical_path(durations) if durations else []
+    return out, critical

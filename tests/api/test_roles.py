@@ -1,0 +1,148 @@
+"""Every endpoint for every kind of user: anonymous (401), no role (403), viewer, operator, designer,
+superuser. Refused requests change nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth.models import Group
+
+from engine.credentials import credential_create
+from engine.models import Credential, Event, Run, StepRun, Workflow, WorkflowVersion
+from tests.api.conftest import ALL_USERS, ROLES, client_for, failing_and_approval
+from tests.conftest import definition, node
+
+pytestmark = pytest.mark.django_db
+
+READ, OPERATE, DESIGN = "read", "operate", "design"
+ALLOWED = {
+    "anonymous": set(),
+    "norole": set(),
+    "viewer": {READ},
+    "operator": {READ, OPERATE},
+    "designer": {READ, OPERATE, DESIGN},
+    "superuser": {READ, OPERATE, DESIGN},
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # {run} is replaced by the run id
+    level: str
+    success: int
+    body: dict | None = None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+NEW_DEFINITION = definition("brand-new", [node("n")], [])
+CHANGED = definition("mixed", [node("only")], [])
+STEP = "/api/runs/{run}/steps"
+
+ENDPOINTS = [
+    Endpoint("get", "/api/workflows/", READ, 200),
+    Endpoint("get", "/api/workflows/mixed/", READ, 200),
+    Endpoint("get", "/api/workflows/mixed/versions/", READ, 200),
+    Endpoint("get", "/api/workflows/mixed/versions/1/", READ, 200),
+    Endpoint("get", "/api/workflows/mixed/export/", READ, 200),
+    Endpoint("post", "/api/workflows/validate/", READ, 200, {"definition": NEW_DEFINITION}),
+    Endpoint("get", "/api/workflow-schema/", READ, 200),
+    Endpoint("get", "/api/runs/", READ, 200),
+    Endpoint("get", "/api/runs/{run}/", READ, 200),
+    Endpoint("get", "/api/runs/{run}/events/", READ, 200),
+    Endpoint("get", "/api/runs/{run}/timeline/", READ, 200),
+    Endpoint("get", "/api/runs/{run}/logs/", READ, 200),
+    Endpoint("get", "/api/workflows/mixed/analytics/", READ, 200),
+    Endpoint("get", STEP + "/bad/", READ, 200),
+    Endpoint("get", STEP + "/bad/rerun-preview/", READ, 200),
+    Endpoint("get", "/api/node-types/", READ, 200),
+    Endpoint("get", "/api/queues/", READ, 200),
+    Endpoint("get", "/api/credentials/", READ, 200),
+    Endpoint("get", "/api/credentials/cred/", READ, 200),
+    Endpoint("get", "/api/schema/", READ, 200),
+    Endpoint("get", "/api/docs/", READ, 200),
+    Endpoint("post", "/api/workflows/mixed/runs/", OPERATE, 201, {"inputs": {}}),
+    Endpoint("post", "/api/runs/{run}/cancel/", OPERATE, 200),
+    Endpoint("post", STEP + "/bad/retry/", OPERATE, 200),
+    Endpoint("post", STEP + "/bad/rerun-from/", OPERATE, 200),
+    Endpoint("post", STEP + "/bad/skip/", OPERATE, 200),
+    Endpoint("post", STEP + "/ask/complete/", OPERATE, 200, {"output": {"x": 1}}),
+    Endpoint("post", STEP + "/ask/approve/", OPERATE, 200, {"comment": "ok"}),
+    Endpoint("post", STEP + "/ask/reject/", OPERATE, 200, {"comment": "no"}),
+    Endpoint("post", "/api/workflows/", DESIGN, 201, {"definition": NEW_DEFINITION}),
+    Endpoint("put", "/api/workflows/mixed/", DESIGN, 200, {"definition": CHANGED}),
+    Endpoint("post", "/api/workflows/mixed/versions/", DESIGN, 201, {"definition": CHANGED}),
+    Endpoint("delete", "/api/workflows/mixed/", DESIGN, 204),
+    Endpoint("post", "/api/credentials/", DESIGN, 201, {"name": "new", "kind": "bearer", "secret": "s3cr3t-value"}),
+    Endpoint("post", "/api/credentials/cred/rotate/", DESIGN, 200, {"secret": "n3w-s3cr3t"}),
+    Endpoint("delete", "/api/credentials/cred/", DESIGN, 204),
+]
+
+
+def state() -> tuple:
+    """Everything a refused request must leave unchanged."""
+    return (
+        list(Workflow.objects.order_by("slug").values_list("slug", "archived", "current_version_id")),
+        WorkflowVersion.objects.count(),
+        Run.objects.count(),
+        list(Run.objects.order_by("pk").values_list("status", "last_seq")),
+        list(StepRun.objects.order_by("pk").values_list("status", "attempt")),
+        Event.objects.count(),
+        list(Credential.objects.order_by("name").values_list("name", "secret_encrypted")),
+    )
+
+
+@pytest.fixture
+def world(drain):
+    from engine.scheduler import run_start
+    from engine.workflows import workflow_save
+
+    workflow, _, _ = workflow_save(definition=failing_and_approval("mixed"))
+    run, _ = run_start(workflow=workflow, inputs={})
+    drain()
+    credential_create(name="cred", kind="api_key", secret="very-secret-key")
+    return run
+
+
+@pytest.mark.parametrize("user", ALL_USERS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+def test_role_matrix(endpoint, user, world):
+    client = client_for(user)
+    path = endpoint.path.replace("{run}", str(world.pk))
+    before = state()
+    response = getattr(client, endpoint.method)(path, endpoint.body, format="json")
+    if endpoint.level in ALLOWED[user]:
+        assert response.status_code == endpoint.success, response.content
+        return
+    expected = 401 if user == "anonymous" else 403
+    assert response.status_code == expected, response.content
+    code = response.json()["error"]["code"]
+    assert code == ("not_authenticated" if user == "anonymous" else "permission_denied")
+    assert state() == before
+
+
+def test_refusal_names_the_role_needed(api, world):
+    r = api("viewer").post(f"/api/runs/{world.pk}/cancel/")
+    assert r.status_code == 403
+    assert r.json()["error"]["message"] == "this action needs the operator or designer role"
+
+
+def test_roles_exist_as_groups_after_migrations():
+    assert set(Group.objects.filter(name__in=ROLES).values_list("name", flat=True)) == set(ROLES)
+
+
+def test_every_api_operation_is_in_the_matrix():
+    """A new endpoint must be added to ENDPOINTS (and so get a test for each role)."""
+    from django.urls import get_resolver
+
+    resolver = get_resolver("api.urls")
+    names = {p.name for p in resolver.url_patterns}
+    covered = set()
+    for endpoint in ENDPOINTS:
+        from django.urls import resolve
+
+        covered.add(resolve(endpoint.path.replace("{run}", "00000000-0000-0000-0000-000000000000")).url_name)
+    assert names == covered

@@ -1,0 +1,153 @@
+"""Designing a workflow in the browser: palette, connections, config form, validation, save, run."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from engine.models import Workflow
+from tests.e2e.conftest import screenshot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def canvas_node(page, node_id):
+    return page.locator(f'.react-flow__node[data-id="{node_id}"]')
+
+
+def connect(page, source, target):
+    page.locator(f'.react-flow__node[data-id="{source}"] .react-flow__handle.source').drag_to(
+        page.locator(f'.react-flow__node[data-id="{target}"] .react-flow__handle.target'))
+
+
+@pytest.mark.workers
+def test_design_three_nodes_fix_validation_save_run_and_watch_them_succeed(ui, workers):
+    workers.start()
+    ui.goto(f"{ui.base}/workflows/new/")
+    ui.get_by_label("Name", exact=True).fill("Design E2E")
+    expect(ui.get_by_label("Slug")).to_have_value("design-e2e")
+
+    pane = ui.locator(".editor .react-flow__pane")
+    for node_type, x in (("python", 80), ("noop", 340), ("noop", 600)):
+        ui.locator(f'[data-node-type="{node_type}"]').drag_to(pane, target_position={"x": x, "y": 160})
+    expect(ui.locator(".editor .react-flow__node")).to_have_count(3)
+    for node_id in ("python_1", "noop_1", "noop_2"):
+        expect(canvas_node(ui, node_id)).to_be_visible()
+
+    connect(ui, "python_1", "noop_1")
+    connect(ui, "noop_1", "noop_2")
+    expect(ui.locator(".editor .react-flow__edge")).to_have_count(2)
+
+    # The python node lacks its required "function": the error shows on that node.
+    bad = ui.locator('[data-node-id="python_1"]')
+    expect(bad).to_have_attribute("data-invalid", "true")
+    expect(bad).to_contain_text("function")
+    expect(ui.locator('[data-node-id="noop_1"]')).to_have_attribute("data-invalid", "false")
+    expect(ui.locator(".editor")).to_have_attribute("data-valid", "false")
+    screenshot(ui, "editor-validation-error")
+
+    canvas_node(ui, "python_1").click()
+    ui.locator("#cfg-python_1-function").fill("tests.noop")
+    expect(bad).to_have_attribute("data-invalid", "false")
+    expect(ui.locator(".editor")).to_have_attribute("data-valid", "true")
+    screenshot(ui, "editor-valid")
+
+    ui.get_by_role("button", name="Save…").click()
+    ui.get_by_label("Note").fill("first version")
+    ui.get_by_role("button", name="Save version").click()
+    expect(ui.get_by_role("status").filter(has_text="Saved version 1")).to_be_visible()
+    expect(ui.locator(".editor")).to_have_attribute("data-dirty", "false")
+    wf = Workflow.objects.get(slug="design-e2e")
+    saved = wf.current_version.definition
+    assert sorted(n["id"] for n in saved["nodes"]) == ["noop_1", "noop_2", "python_1"]
+    assert {(e["source"], e["target"]) for e in saved["edges"]} == {("python_1", "noop_1"), ("noop_1", "noop_2")}
+    assert wf.current_version.note == "first version"
+
+    ui.get_by_role("button", name="Run…").click()
+    ui.get_by_role("button", name="Start run").click()
+    ui.wait_for_url(f"{ui.base}/runs/*/")
+    ui.evaluate("window.__sameDocument = true")
+    for node_id in ("python_1", "noop_1", "noop_2"):
+        expect(ui.locator(f'.runview [data-node-id="{node_id}"].wnode')).to_have_attribute(
+            "data-status", "succeeded", timeout=30_000)
+    expect(ui.locator(".runview")).to_have_attribute("data-run-status", "succeeded")
+    assert ui.evaluate("window.__sameDocument") is True  # watched live, no reload
+    screenshot(ui, "run-designed-workflow")
+
+
+def test_failed_save_keeps_the_unsaved_graph_and_shows_errors(ui, console_errors):
+    console_errors.allow("status of 400 (Bad Request) at " + ui.base + "/api/workflows/")
+    ui.goto(f"{ui.base}/workflows/new/")
+    ui.get_by_label("Name", exact=True).fill("Broken E2E")
+    ui.locator('[data-node-type="python"]').click()  # keyboard/click path: adds at the centre
+    expect(ui.locator(".editor .react-flow__node")).to_have_count(1)
+    ui.get_by_role("button", name="Save…").click()
+    ui.get_by_role("button", name="Save version").click()
+    expect(ui.get_by_role("status").filter(has_text="Not saved")).to_be_visible()
+    expect(ui.locator(".editor .react-flow__node")).to_have_count(1)
+    expect(ui.locator('[data-node-id="python_1"]')).to_have_attribute("data-invalid", "true")
+    assert not Workflow.objects.filter(slug="broken-e2e").exists()
+
+
+IMPORTED = """{
+  "name": "Tools E2E", "slug": "tools-e2e",
+  "inputs": {"type": "object", "required": ["x"], "properties": {"x": {"type": "integer"}}},
+  "nodes": [
+    {"id": "add", "type": "python", "config": {"function": "tests.add", "kwargs": {"a": "{{ inputs.x }}", "b": 1}}},
+    {"id": "done", "type": "noop"}
+  ],
+  "edges": [{"source": "add", "target": "done"}]
+}"""
+
+
+def test_editor_tools_undo_redo_copy_paste_delete_import_layout_versions_and_run_inputs(ui):
+    from engine.models import Run
+
+    ui.goto(f"{ui.base}/workflows/new/")
+    nodes = ui.locator(".editor .react-flow__node")
+    ui.locator('[data-node-type="noop"]').click()
+    expect(nodes).to_have_count(1)
+    canvas_node(ui, "noop_1").click()
+    ui.keyboard.press("Control+c")
+    ui.keyboard.press("Control+v")
+    expect(nodes).to_have_count(2)
+    ui.keyboard.press("Control+z")
+    expect(nodes).to_have_count(1)
+    ui.keyboard.press("Control+Shift+z")
+    expect(nodes).to_have_count(2)
+    canvas_node(ui, "noop_2").click()
+    ui.keyboard.press("Delete")
+    expect(nodes).to_have_count(1)
+    ui.keyboard.press("?")
+    expect(ui.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    ui.keyboard.press("Escape")
+
+    ui.get_by_role("tab", name="JSON").click()
+    ui.get_by_label("…or paste a definition").fill(IMPORTED)
+    ui.get_by_role("button", name="Import", exact=True).click()
+    expect(nodes).to_have_count(2)
+    expect(canvas_node(ui, "add")).to_be_visible()
+    before = canvas_node(ui, "done").bounding_box()
+    ui.get_by_role("button", name="Auto-layout").click()
+    expect(ui.locator(".editor")).to_have_attribute("data-valid", "true")
+    ui.wait_for_function("(b) => { const r = document.querySelector('.react-flow__node[data-id=done]')"
+                         ".getBoundingClientRect(); return Math.abs(r.x - b.x) > 5 || Math.abs(r.y - b.y) > 5; }",
+                         arg=before)
+
+    ui.keyboard.press("Control+s")
+    ui.get_by_label("Note").fill("imported")
+    ui.get_by_role("button", name="Save version").click()
+    expect(ui.get_by_role("status").filter(has_text="Saved version 1")).to_be_visible()
+    ui.wait_for_url(f"{ui.base}/workflows/tools-e2e/edit/")
+    ui.get_by_role("tab", name="Versions").click()
+    ui.locator('[data-version="1"]').get_by_role("button", name="Compare with the editor").click()
+    expect(ui.get_by_label("Changes since v1")).to_contain_text("Added: none")
+
+    ui.get_by_role("button", name="Run…").click()
+    dialog = ui.get_by_role("dialog")
+    dialog.get_by_label("x").fill("3")
+    dialog.get_by_role("button", name="Start run").click()
+    ui.wait_for_url(f"{ui.base}/runs/*/")
+    run = Run.objects.get(workflow__slug="tools-e2e")
+    assert run.inputs == {"x": 3}
+    expect(ui.locator(".runview")).to_have_attribute("data-run-id", str(run.pk))

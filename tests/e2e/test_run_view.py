@@ -1,0 +1,210 @@
+"""The run view in a real browser: live status, Retry with its preview, the timeline, latency."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+from django.db import transaction
+from playwright.sync_api import expect
+
+from engine.models import Run
+from engine.scheduler import run_start, step_complete
+from engine.workflows import workflow_save
+from tests.conftest import definition, node, wait_for
+from tests.e2e.conftest import screenshot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def status_of(page, node_id: str):
+    return page.locator(f'.runview [data-node-id="{node_id}"].wnode')
+
+
+@pytest.mark.workers
+def test_retry_failed_middle_step_turns_it_and_descendants_succeeded_live(ui, workers, tmp_path):
+    flag, count = tmp_path / "fixed", tmp_path / "count"
+    d = definition(
+        "retry-e2e",
+        [node("a", "tests.count", kwargs={"path": str(count)}),
+         node("b", "tests.fail_until_flag", kwargs={"flag": str(flag)}, retry={"max_attempts": 1}),
+         node("c", "tests.count", kwargs={"path": str(count)})],
+        [("a", "b"), ("b", "c")],
+    )
+    wf = workflow_save(definition=d)[0]
+    run, _ = run_start(workflow=wf, inputs={})
+    workers.start()
+    ui.goto(f"{ui.base}/runs/{run.pk}/")
+    expect(ui.locator(".runview")).to_have_attribute("data-live", "true")
+    expect(status_of(ui, "b")).to_have_attribute("data-status", "failed", timeout=30_000)
+    expect(status_of(ui, "c")).to_have_attribute("data-status", "upstream_failed")
+    expect(status_of(ui, "a")).to_have_attribute("data-status", "succeeded")
+    expect(ui.locator(".runview")).to_have_attribute("data-run-status", "failed")
+    # Status is not colour alone: the failed node says so in text.
+    expect(status_of(ui, "b")).to_contain_text("Failed")
+    expect(status_of(ui, "c")).to_contain_text("Upstream failed")
+
+    status_of(ui, "b").click()
+    ui.wait_for_url(f"{ui.base}/runs/{run.pk}/steps/b/")
+    drawer = ui.locator('[data-drawer-node="b"]')
+    expect(drawer).to_contain_text("flag")  # the error
+    screenshot(ui, "run-failed-step-drawer")
+    flag.write_text("fixed")
+    drawer.get_by_role("button", name="Retry", exact=True).click()
+    dialog = ui.get_by_role("dialog")
+    expect(dialog.locator("[data-preview-node]")).to_have_count(2)  # b and its blocked descendant c
+    expect(dialog.locator('[data-preview-node="b"]')).to_be_visible()
+    expect(dialog.locator('[data-preview-node="c"]')).to_be_visible()
+    screenshot(ui, "run-retry-dialog")
+    dialog.get_by_role("button", name="Confirm retry").click()
+
+    expect(status_of(ui, "b")).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    expect(status_of(ui, "c")).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    expect(ui.locator(".runview")).to_have_attribute("data-run-status", "succeeded")
+    assert count.read_text().split() == ["a", "c"]  # the first step did not run again
+    screenshot(ui, "run-succeeded")
+
+    # The timeline: one bar per attempt, two for the retried step.
+    ui.get_by_role("tab", name="Timeline").click()
+    timeline = ui.locator(".timeline")
+    expect(timeline.locator('[data-node-id="b"][data-attempt]')).to_have_count(2)
+    expect(timeline.locator('[data-node-id="a"][data-attempt]')).to_have_count(1)
+    expect(timeline.locator('[data-node-id="c"][data-attempt]')).to_have_count(1)
+    assert timeline.locator('[data-node-id="b"][data-attempt="1"]').count() == 1
+    assert timeline.locator('[data-node-id="b"][data-attempt="2"]').count() == 1
+    screenshot(ui, "run-timeline")
+
+    # The deep link to a step opens its drawer.
+    ui.goto(f"{ui.base}/runs/{run.pk}/steps/c/")
+    expect(ui.locator('[data-drawer-node="c"]')).to_be_visible()
+
+
+RECORDER = """
+window.__seen = {};
+const seen = window.__seen;
+const observer = new MutationObserver((records) => {
+  const t = performance.timeOrigin + performance.now();
+  for (const r of records) {
+    const el = r.target;
+    if (el.dataset && el.dataset.nodeId && el.dataset.status === "succeeded" && !(el.dataset.nodeId in seen)) {
+      seen[el.dataset.nodeId] = t;
+    }
+  }
+});
+observer.observe(document.body, {attributes: true, attributeFilter: ["data-status"], subtree: true});
+"""
+
+
+def test_commit_to_browser_latency_median_is_reported(ui):
+    n = 50
+    d = definition("latency-e2e", [node(f"n{i:02d}", "tests.noop") for i in range(n)], [])
+    wf = workflow_save(definition=d)[0]
+    run, _ = run_start(workflow=wf, inputs={})  # no workers: every step stays queued until completed below
+    ui.goto(f"{ui.base}/runs/{run.pk}/")
+    expect(ui.locator(".runview")).to_have_attribute("data-live", "true")
+    expect(ui.locator('.runview [data-status="queued"].wnode')).to_have_count(n)
+    ui.evaluate(RECORDER)
+    committed = {}
+    for i in range(n):
+        node_id = f"n{i:02d}"
+        with transaction.atomic():
+            transaction.on_commit(lambda node_id=node_id: committed.__setitem__(node_id, time.time() * 1000))
+            step_complete(run_id=run.pk, node_id=node_id, output={"i": i}, actor="latency")
+        time.sleep(0.05)
+    seen = wait_for(lambda: (s := ui.evaluate("window.__seen")) and len(s) == n and s, timeout=20,
+                    message="every transition shown in the browser")
+    latencies = sorted(seen[k] - committed[k] for k in committed)
+    median = statistics.median(latencies)
+    print(f"\ncommit-to-browser latency over {n} transitions: median {median:.1f} ms, "
+          f"p90 {latencies[int(n * 0.9)]:.1f} ms, max {latencies[-1]:.1f} ms")
+    assert Run.objects.get(pk=run.pk).status == "succeeded"
+    assert all(lat >= 0 for lat in latencies)
+    assert median < 100
+
+
+def test_timeline_of_a_thousand_steps_is_virtualised_and_compresses_idle_gaps(ui):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from engine.models import Attempt, StepRun
+
+    n = 1000
+    d = definition("big-e2e", [node(f"n{i:04d}", "tests.noop") for i in range(n)], [])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})
+    # Recorded history: half the steps ran at once, the other half three hours later (an idle gap),
+    # and nothing in the two hours since.
+    t0 = timezone.now() - timedelta(hours=5)
+    rows = []
+    for i, step in enumerate(StepRun.objects.filter(run=run).order_by("node_id")):
+        start = t0 + timedelta(seconds=i % 50) + (timedelta(hours=3) if i >= n // 2 else timedelta())
+        rows.append(Attempt(step=step, number=1, queued_at=start - timedelta(seconds=1), started_at=start,
+                            finished_at=start + timedelta(seconds=2), outcome="succeeded", worker="w"))
+    Attempt.objects.bulk_create(rows)
+    started = time.monotonic()
+    ui.goto(f"{ui.base}/runs/{run.pk}/?tab=timeline")
+    timeline = ui.locator(".timeline")
+    expect(timeline.locator('[data-node-id="n0000"][data-attempt="1"]')).to_be_visible()
+    print(f"\ntimeline of {n} steps: first paint after {1000 * (time.monotonic() - started):.0f} ms")
+    drawn = timeline.locator("[data-attempt]").count()
+    assert 0 < drawn < 200  # only the rows in view are in the DOM
+    # The three idle hours, and the quiet two hours since, are squeezed and marked.
+    expect(timeline.locator(".gap")).to_have_count(2)
+    timeline.locator(".timeline-scroll").evaluate("el => el.scrollTop = el.scrollHeight")
+    expect(timeline.locator('[data-node-id="n0999"][data-attempt="1"]')).to_be_attached()
+    screenshot(ui, "run-timeline-1000")
+
+
+def test_operator_buttons_mark_succeeded_skip_and_cancel_run(ui):
+    d = definition("actions-e2e", [node("s1"), node("s2"), node("s3"), node("s4")],
+                   [("s1", "s2"), ("s2", "s3"), ("s3", "s4")])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})  # no workers: s1 stays queued
+    ui.goto(f"{ui.base}/runs/{run.pk}/steps/s1/")
+    drawer = ui.locator('[data-drawer-node="s1"]')
+    drawer.get_by_role("button", name="Mark succeeded…", exact=True).click()
+    dialog = ui.get_by_role("dialog")
+    dialog.get_by_label("Output (JSON)").fill('{"answer": 42}')
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(status_of(ui, "s1")).to_have_attribute("data-status", "succeeded")
+    expect(status_of(ui, "s2")).to_have_attribute("data-status", "queued")
+    expect(drawer).to_contain_text('"answer": 42')
+
+    status_of(ui, "s2").click()
+    ui.locator('[data-drawer-node="s2"]').get_by_role("button", name="Skip", exact=True).click()
+    ui.get_by_role("dialog").get_by_role("button", name="Confirm skip").click()
+    expect(status_of(ui, "s2")).to_have_attribute("data-status", "skipped")
+    expect(status_of(ui, "s2")).to_contain_text("Skipped")
+
+    # Keyboard only: focus a node on the canvas and press Enter to open its drawer.
+    status_of(ui, "s1").click()
+    ui.keyboard.press("Escape")
+    ui.get_by_role("button", name="Cancel run", exact=True).focus()
+    ui.keyboard.press("Enter")
+    ui.get_by_role("dialog").get_by_role("button", name="Confirm cancel").click()
+    expect(ui.locator(".runview")).to_have_attribute("data-run-status", "cancelled")
+    expect(status_of(ui, "s3")).to_have_attribute("data-status", "skipped")
+    assert Run.objects.get(pk=run.pk).status == "cancelled"
+    screenshot(ui, "run-cancelled")
+
+
+@pytest.mark.workers
+def test_approval_step_is_approved_from_the_drawer(ui, workers):
+    d = definition("approve-e2e",
+                   [{"id": "gate", "type": "approval", "config": {"message": "Ship it?"}}, node("after")],
+                   [("gate", "after")])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})
+    workers.start()
+    ui.goto(f"{ui.base}/runs/{run.pk}/steps/gate/")
+    expect(status_of(ui, "gate")).to_have_attribute("data-status", "waiting", timeout=30_000)
+    drawer = ui.locator('[data-drawer-node="gate"]')
+    expect(drawer.locator("[data-approval]")).to_contain_text("Ship it?")
+    expect(drawer.get_by_role("button", name="Reject", exact=True)).to_be_visible()
+    screenshot(ui, "run-approval")
+    drawer.get_by_role("button", name="Approve", exact=True).click()
+    dialog = ui.get_by_role("dialog")
+    dialog.get_by_label("Comment (optional)").fill("looks good")
+    dialog.get_by_role("button", name="Confirm approval").click()
+    expect(status_of(ui, "gate")).to_have_attribute("data-status", "succeeded")
+    expect(status_of(ui, "after")).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    assert Run.objects.get(pk=run.pk).status == "succeeded"

@@ -1,0 +1,101 @@
+"""Dead workers, lost leases, in-doubt side effects, and scale of validation and start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from engine.models import Attempt, Run, StepRun
+from engine.scheduler import run_start, step_complete, step_retry
+from engine.workflows import workflow_save
+from tests.conftest import definition, node, wait_for
+
+LEASE_S = 3  # tests/conftest.py worker_env
+
+
+def _worker_pid(step: StepRun) -> int:
+    return int(step.worker.rsplit(":", 1)[1])
+
+
+@pytest.mark.workers
+@pytest.mark.django_db(transaction=True)
+def test_killed_worker_step_is_recovered_within_lease_plus_5s(workers, tmp_path):
+    wf = workflow_save(definition=definition("lease", [node("a", "tests.sleep", kwargs={"seconds": 2})], []))[0]
+    workers.start()
+    run, _ = run_start(workflow=wf)
+    step = wait_for(lambda: StepRun.objects.filter(run=run, status="running", attempt=1).first(), timeout=30,
+                    message="step to start")
+    os.kill(_worker_pid(step), signal.SIGKILL)
+    killed_at = time.time()
+    again = wait_for(lambda: StepRun.objects.filter(run=run, status="running", attempt=2).first()
+                     or StepRun.objects.filter(run=run, status="succeeded").first(), timeout=30,
+                     interval=0.05, message="recovery")
+    recovered_after = again.started_at.timestamp() - killed_at
+    print(f"\nkilled worker's step running again after {recovered_after:.2f} s (lease {LEASE_S} s)")
+    assert recovered_after <= LEASE_S + 5
+    run = wait_for(lambda: Run.objects.filter(pk=run.pk, status="succeeded").first(), timeout=30, message="finish")
+    outcomes = list(Attempt.objects.filter(step__run=run).order_by("number").values_list("outcome", flat=True))
+    assert outcomes == ["lost", "succeeded"]
+
+
+def _start_unsafe_and_kill(workers, tmp_path, slug):
+    effects, hang = tmp_path / f"{slug}.effects", tmp_path / f"{slug}.hang"
+    hang.write_text("hang")
+    wf = workflow_save(definition=definition(slug, [
+        node("charge", "tests.unsafe_call", kwargs={"path": str(effects), "hang_flag": str(hang)}),
+        node("after")], [("charge", "after")]))[0]
+    run, _ = run_start(workflow=wf)
+    wait_for(lambda: effects.exists(), timeout=30, message="effect to start")
+    step = StepRun.objects.get(run=run, node_id="charge")
+    os.kill(_worker_pid(step), signal.SIGKILL)
+    hang.unlink()
+    step = wait_for(lambda: StepRun.objects.filter(run=run, node_id="charge", status="waiting").first(),
+                    timeout=LEASE_S + 20, message="step in doubt")
+    return run, step, effects
+
+
+@pytest.mark.workers
+@pytest.mark.django_db(transaction=True)
+def test_unsafe_call_cut_off_leaves_step_in_doubt_for_an_operator(workers, tmp_path):
+    workers.start()
+    run, step, effects = _start_unsafe_and_kill(workers, tmp_path, "doubt-complete")
+    assert step.waiting_reason == "in_doubt" and step.waiting_detail["key"] == "charge"
+    assert effects.read_text().split() == ["effect"]  # not repeated on its own
+    # resolution 1: the operator checked the outside system; mark the step done with its real output
+    step_complete(run_id=run.pk, node_id="charge", output={"result": "done"}, actor="ops")
+    run = wait_for(lambda: Run.objects.filter(pk=run.pk, status="succeeded").first(), timeout=30, message="finish")
+    assert effects.read_text().split() == ["effect"]
+
+    # resolution 2: retry it anyway -- the call runs again, by the operator's decision
+    run2, step2, effects2 = _start_unsafe_and_kill(workers, tmp_path, "doubt-retry")
+    step_retry(run_id=run2.pk, node_id="charge", actor="ops")
+    wait_for(lambda: Run.objects.filter(pk=run2.pk, status="succeeded").first(), timeout=30, message="finish")
+    assert effects2.read_text().split() == ["effect", "effect"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_5000_node_dag_validates_and_starts_quickly_and_linearly():
+    timings = {}
+    for n in (500, 1000, 5000):
+        width = 50
+        nodes = [node(f"n{i}") for i in range(n)]
+        # layers of `width` nodes, each node depending on one node of the previous layer
+        edges = [(f"n{i - width}", f"n{i}") for i in range(width, n)]
+        d = definition(f"big-{n}", nodes, edges)
+        t0 = time.perf_counter()
+        wf = workflow_save(definition=d)[0]
+        t1 = time.perf_counter()
+        run, _ = run_start(workflow=wf)
+        t2 = time.perf_counter()
+        timings[n] = (t1 - t0, t2 - t1)
+        assert StepRun.objects.filter(run=run).count() == n
+        assert StepRun.objects.filter(run=run, status="queued").count() == width
+    for n, (save_s, start_s) in timings.items():
+        print(f"\n{n:>5} nodes: validate+save {save_s * 1000:.0f} ms, start {start_s * 1000:.0f} ms")
+    save_s, start_s = timings[5000]
+    assert save_s + start_s < 2.0
+    # linear, not quadratic: 10x the nodes costs well under 100x the time
+    assert sum(timings[5000]) < 30 * sum(timings[500])

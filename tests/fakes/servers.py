@@ -1,0 +1,198 @@
+"""Real HTTP servers on 127.0.0.1 for node tests: an OpenAI-compatible chat-completions server (with
+tool calls) and a tool/effect server that applies each Idempotency-Key's effect once.
+
+Both run in threads of the test process; worker subprocesses reach them over loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+
+class _Server:
+    def __init__(self):
+        handler = self._handler_class()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _handler_class(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _dispatch(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw.decode("utf-8", errors="replace")
+                parsed = urlparse(self.path)
+                record = {"method": self.command, "path": parsed.path, "query": parse_qs(parsed.query),
+                          "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                with server.lock:
+                    server.requests.append(record)
+                status, headers, payload = server.handle(record)
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                headers = {"Content-Type": "application/json", **headers}
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
+
+        return Handler
+
+    def handle(self, record: dict) -> tuple[int, dict, object]:
+        raise NotImplementedError
+
+
+class ChatServer(_Server):
+    """Speaks ``POST .../chat/completions``.
+
+    With ``tools`` in the request it plays an agent that asks for ``tool_calls_total`` tool calls,
+    ``calls_per_turn`` at a time (tool ``tool_name`` with ``{"i": n}``), then answers. With a
+    ``response_format`` it answers ``json_reply``. Otherwise it echoes the last user message.
+    ``fail_next`` holds (status, headers) answers to give before the normal ones.
+    """
+
+    def __init__(self, *, tool_calls_total: int = 3, calls_per_turn: int = 1, tool_name: str = "effect",
+                 tool_args=None, json_reply=None, model: str = "gpt-4o-mini"):
+        super().__init__()
+        self.tool_calls_total = tool_calls_total
+        self.calls_per_turn = calls_per_turn
+        self.tool_name = tool_name
+        self.tool_args = tool_args or (lambda n: {"i": n})
+        self.json_reply = json_reply
+        self.model = model
+        self.fail_next: list[tuple[int, dict]] = []
+
+    def completions(self) -> list[dict]:
+        return [r for r in self.requests if r["path"].endswith("/chat/completions")]
+
+    def asks_per_key(self) -> Counter:
+        return Counter(r["headers"].get("idempotency-key") for r in self.completions())
+
+    def handle(self, record):
+        if not record["path"].endswith("/chat/completions") or record["method"] != "POST":
+            return 404, {}, {"error": {"message": "not found"}}
+        with self.lock:
+            if self.fail_next:
+                status, headers = self.fail_next.pop(0)
+                return status, headers, {"error": {"message": f"simulated {status}"}}
+        body = record["body"]
+        messages = body["messages"]
+        done = sum(1 for m in messages if m["role"] == "tool")
+        message: dict = {"role": "assistant", "content": None}
+        finish = "stop"
+        if body.get("tools") and done < self.tool_calls_total:
+            count = min(self.calls_per_turn, self.tool_calls_total - done)
+            message["tool_calls"] = [
+                {"id": f"call_{done + k}", "type": "function",
+                 "function": {"name": self.tool_name, "arguments": json.dumps(self.tool_args(done + k))}}
+                for k in range(count)
+            ]
+            finish = "tool_calls"
+        elif body.get("tools"):
+            message["content"] = f"done after {done} tool calls"
+        elif body.get("response_format"):
+            message["content"] = json.dumps(self.json_reply)
+        else:
+            user = [m for m in messages if m["role"] == "user"][-1]["content"]
+            message["content"] = f"echo: {user}"
+        usage = {"prompt_tokens": 10 * len(messages), "completion_tokens": 5, "total_tokens": 10 * len(messages) + 5}
+        return 200, {}, {"id": "chatcmpl-test", "object": "chat.completion", "model": self.model,
+                         "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
+
+
+class ToolServer(_Server):
+    """An effect server. ``POST /effect`` applies one effect per Idempotency-Key and answers a repeat of the
+    key with the first answer. Other paths: ``/json``, ``/text``, ``/big?bytes=N``, ``/status/<code>``,
+    ``/redirect?to=URL``, ``/echo``. ``fail_next`` holds (status, headers) answers to give first;
+    ``fail_effect_requests`` numbers the ``/effect`` requests to answer 500 (echoing the Authorization header).
+
+    ``hold_at = n``: the n-th new effect is applied, then its answer is held until ``release()`` (so a
+    test can kill the caller mid-call); ``held`` is set when that happens.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.effects: Counter = Counter()
+        self.answers: dict[str, dict] = {}
+        self.fail_next: list[tuple[int, dict]] = []
+        self.fail_effect_requests: set[int] = set()  # 1-based numbers of /effect requests answered 500
+        self.effect_requests = 0
+        self.hold_at: int | None = None
+        self.held = threading.Event()
+        self._release = threading.Event()
+
+    def release(self):
+        self._release.set()
+
+    def handle(self, record):
+        path = record["path"]
+        with self.lock:
+            if self.fail_next:
+                status, headers = self.fail_next.pop(0)
+                return status, headers, {"error": f"simulated {status}"}
+        if path == "/effect":
+            return self._effect(record)
+        if path == "/json":
+            return 200, {}, {"hello": "world", "items": [1, 2, 3]}
+        if path == "/text":
+            return 200, {"Content-Type": "text/plain; charset=utf-8"}, b"plain text"
+        if path == "/big":
+            size = int(record["query"].get("bytes", ["100000"])[0])
+            return 200, {"Content-Type": "text/plain"}, b"x" * size
+        if path.startswith("/status/"):
+            return int(path.rsplit("/", 1)[1]), {}, {"status": "as asked"}
+        if path == "/redirect":
+            return 302, {"Location": record["query"]["to"][0]}, b""
+        if path == "/echo":
+            return 200, {}, {"method": record["method"], "headers": record["headers"], "body": record["body"]}
+        return 404, {}, {"error": "not found"}
+
+    def _effect(self, record):
+        key = record["headers"].get("idempotency-key") or ""
+        hold = False
+        with self.lock:
+            self.effect_requests += 1
+            if self.effect_requests in self.fail_effect_requests:
+                return 500, {}, {"error": "simulated outage", "echo": record["headers"].get("authorization")}
+            if key and key in self.answers:
+                return 200, {"Idempotent-Replayed": "true"}, self.answers[key]
+            self.effects[key] += 1
+            answer = {"ok": True, "effect": sum(self.effects.values()), "args": record["body"]}
+            if key:
+                self.answers[key] = answer
+            if self.hold_at is not None and sum(self.effects.values()) == self.hold_at:
+                hold = True
+        if hold:
+            self.held.set()
+            self._release.wait(timeout=60)
+        return 200, {}, answer

@@ -1,0 +1,83 @@
+"""/healthz and /readyz (the real-worker case, a queue without a cluster, is in test_workers.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db.migrations.recorder import MigrationRecorder
+from django.utils import timezone
+
+from engine import health
+from engine.models import WorkerProcess
+
+pytestmark = pytest.mark.django_db
+
+
+def heartbeat(*queues: str, age_s: float = 0) -> None:
+    seen = timezone.now() - timedelta(seconds=age_s)
+    for i, queue in enumerate(queues):
+        WorkerProcess.objects.create(host="h", pid=100 + i, queue=queue, workers=1, started_at=seen, last_seen=seen)
+
+
+def test_healthz_answers_without_login(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_ready_when_every_queue_has_a_live_cluster(client, settings):
+    heartbeat(*settings.WEFT_QUEUES)
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.json()
+    assert response.json() == {"status": "ok", "checks": {"database": {"ok": True}, "migrations": {"ok": True},
+                                                          "queues": {"ok": True}}}
+
+
+def test_not_ready_names_the_queues_without_a_cluster(client, settings):
+    heartbeat("default")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["queues"]["missing"] == [q for q in settings.WEFT_QUEUES if q != "default"]
+    assert "no live worker cluster for queue(s)" in body["checks"]["queues"]["error"]
+    assert body["checks"]["database"] == {"ok": True}
+
+
+def test_a_cluster_that_stopped_heartbeating_does_not_count(client, settings):
+    from engine.queues import WORKER_STALE_S
+
+    heartbeat(*settings.WEFT_QUEUES, age_s=WORKER_STALE_S + 5)
+    body = client.get("/readyz").json()
+    assert body["checks"]["queues"]["missing"] == list(settings.WEFT_QUEUES)
+
+
+def test_unapplied_migrations_make_it_not_ready(client, settings, monkeypatch):
+    heartbeat(*settings.WEFT_QUEUES)
+    monkeypatch.setattr(health, "_migrations_applied", False)
+    latest = MigrationRecorder.Migration.objects.filter(app="engine").order_by("-applied", "-id").first()
+    latest.delete()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    check = response.json()["checks"]["migrations"]
+    assert check["ok"] is False and check["unapplied"] == [f"engine.{latest.name}"]
+    assert "manage.py migrate" in check["error"]
+
+
+def test_an_unreachable_database_is_reported(client, monkeypatch):
+    from django.db import OperationalError
+
+    class Unreachable:
+        def cursor(self):
+            raise OperationalError("connection refused")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(health, "connection", Unreachable())
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["database"] == {"ok": False, "error": "database unreachable: connection refused"}
+    assert checks["queues"]["error"] == "not checked: the database is unreachable"

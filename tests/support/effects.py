@@ -1,0 +1,52 @@
+"""A real HTTP server on loopback that applies "effects" at most once per Idempotency-Key."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class EffectServer:
+    def __init__(self):
+        self.deliveries: Counter[str] = Counter()  # requests seen per key
+        self.applied: Counter[str] = Counter()  # effects applied per key (deduplicated: at most 1)
+        self.missing_key = 0
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                key = self.headers.get("Idempotency-Key")
+                with server._lock:
+                    if not key:
+                        server.missing_key += 1
+                    else:
+                        server.deliveries[key] += 1
+                        if key not in server.applied:
+                            server.applied[key] = 1
+                payload = json.dumps({"ok": True, "key": key, "echo": body}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/effect"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> EffectServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

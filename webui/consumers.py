@@ -1,0 +1,113 @@
+"""Websocket consumers: one run's events, and the run list's status changes.
+
+Protocol (docs/ui.md): after connecting, the client receives
+``{"type": "snapshot", "last_seq": N, ...}`` and then ``{"type": "events", "events": [...]}``
+with every event whose seq is above N, in order. Events are published after commit by
+``engine.events.publish``; a client that reconnects fetches ``/api/runs/<id>/events/?after=<seq>``
+for what it missed.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from engine.events import RUNS_GROUP, run_group
+from engine.models import Run
+from webui.access import can_view
+from webui.snapshot import run_snapshot, run_summary
+
+# Close codes (4000-4999 are the application's): the client does not retry these.
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+
+class RunConsumer(AsyncJsonWebsocketConsumer):
+    """``/ws/runs/<run id>/``: a snapshot of the run, then its events as they commit."""
+
+    async def connect(self):
+        self.group = None
+        self.last_seq = 0
+        code = await self._refusal()
+        if code:
+            await self.accept()
+            await self.close(code=code)
+            return
+        run_id = self.scope["url_route"]["kwargs"]["run_id"]
+        # Subscribe before reading the snapshot: an event committed in between arrives on the
+        # group and is dropped below if the snapshot already includes it.
+        self.group = run_group(run_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        snapshot = await database_sync_to_async(run_snapshot)(run_id)
+        self.last_seq = snapshot["last_seq"]
+        await self.send_json({"type": "snapshot", **snapshot})
+
+    async def _refusal(self) -> int | None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            return CLOSE_UNAUTHENTICATED
+        if not await database_sync_to_async(can_view)(user):
+            return CLOSE_FORBIDDEN
+        try:
+            run_id = uuid.UUID(str(self.scope["url_route"]["kwargs"]["run_id"]))
+        except ValueError:
+            return CLOSE_NOT_FOUND
+        if not await Run.objects.filter(pk=run_id).aexists():
+            return CLOSE_NOT_FOUND
+        return None
+
+    async def disconnect(self, code):
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        if content.get("type") == "ping":
+            await self.send_json({"type": "pong", "last_seq": self.last_seq})
+
+    async def weft_events(self, message):
+        fresh = [e for e in message["events"] if e["seq"] > self.last_seq]
+        if not fresh:
+            return
+        self.last_seq = max(e["seq"] for e in fresh)
+        await self.send_json({"type": "events", "run": message["run"], "events": fresh})
+
+
+class RunListConsumer(AsyncJsonWebsocketConsumer):
+    """``/ws/runs/``: every run's status changes (run.* events) with the run's summary."""
+
+    async def connect(self):
+        self.joined = False
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await database_sync_to_async(can_view)(user):
+            await self.accept()
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        await self.channel_layer.group_add(RUNS_GROUP, self.channel_name)
+        self.joined = True
+        await self.accept()
+        await self.send_json({"type": "hello"})
+
+    async def disconnect(self, code):
+        if self.joined:
+            await self.channel_layer.group_discard(RUNS_GROUP, self.channel_name)
+
+    async def weft_events(self, message):
+        runs = [e for e in message["events"] if e["type"].startswith("run.")]
+        if not runs:
+            return
+        summary = await database_sync_to_async(_summary)(message["run"])
+        if summary is not None:
+            await self.send_json({"type": "run", "run": summary, "events": runs})
+
+
+def _summary(run_id) -> dict | None:
+    run = Run.objects.select_related("workflow", "version", "created_by").filter(pk=run_id).first()
+    return run_summary(run) if run is not None else None

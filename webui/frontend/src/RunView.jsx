@@ -1,0 +1,671 @@
+// The run view: the graph coloured by status, live over the websocket; a drawer per step with
+// its attempts, logs and journal; the operator actions; and the timeline tab.
+import { Background, Controls, Handle, MiniMap, Position, ReactFlow, ReactFlowProvider, useReactFlow } from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
+import { ApiError, get, post } from "./api.js";
+import { Dialog, JsonView } from "./dialogs.jsx";
+import { StepNode, edgeId, useTheme } from "./graph.jsx";
+import { RunStore, connectRun } from "./runstore.js";
+import { ACTIVE, SETTLEABLE, STATUS, StatusBadge, TERMINAL, formatDuration } from "./status.jsx";
+import { Timeline } from "./Timeline.jsx";
+
+const nodeTypes = { step: StepNode, group: GroupNode };
+const GROUP_MIN = 12; // siblings with the same upstream and downstream steps collapse from this many
+
+// Large fan-outs: steps sharing the same (non-empty) upstream and downstream sets form a group.
+function fanOutGroups(definition) {
+  const ins = new Map();
+  const outs = new Map();
+  for (const e of definition.edges) {
+    (ins.get(e.target) || ins.set(e.target, []).get(e.target)).push(e.source);
+    (outs.get(e.source) || outs.set(e.source, []).get(e.source)).push(e.target);
+  }
+  const bySig = new Map();
+  for (const n of definition.nodes) {
+    const i = (ins.get(n.id) || []).slice().sort();
+    const o = (outs.get(n.id) || []).slice().sort();
+    if (!i.length && !o.length) continue;
+    const sig = `${i.join(",")}|${o.join(",")}`;
+    (bySig.get(sig) || bySig.set(sig, []).get(sig)).push(n.id);
+  }
+  const groups = [];
+  for (const [sig, members] of bySig) if (members.length >= GROUP_MIN) groups.push({ id: `group:${members[0]}`, sig, members });
+  return groups;
+}
+
+function GroupNode({ data }) {
+  const { members, counts } = data;
+  return (
+    <div className="wnode group" data-group={data.id} data-count={members.length}>
+      <Handle type="target" position={Position.Left} isConnectable={false} />
+      <div className="wnode-title">{members.length} parallel steps</div>
+      <div className="wnode-foot">
+        {Object.entries(counts).map(([status, n]) => (
+          <span key={status} className={`status-${status}`}>{STATUS[status]?.icon} {n} {STATUS[status]?.label.toLowerCase()}</span>
+        ))}
+      </div>
+      <div className="muted" style={{ fontSize: 11 }}>Click to expand</div>
+      <Handle type="source" position={Position.Right} isConnectable={false} />
+    </div>
+  );
+}
+
+function useNow(active) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    if (!active) return undefined;
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, [active]);
+  return now;
+}
+
+function descendantsOf(edges, id) {
+  const out = new Map();
+  for (const e of edges) (out.get(e.source) || out.set(e.source, []).get(e.source)).push(e.target);
+  const seen = new Set();
+  const stack = [id];
+  while (stack.length) {
+    for (const t of out.get(stack.pop()) || []) {
+      if (!seen.has(t)) {
+        seen.add(t);
+        stack.push(t);
+      }
+    }
+  }
+  return seen;
+}
+
+export function RunView({ props }) {
+  const store = useMemo(() => new RunStore(props.runId, props.snapshot), [props.runId]);
+  const version = useSyncExternalStore(store.subscribe, store.getVersion);
+  const [selected, setSelected] = useState(props.step || null);
+  const [tab, setTab] = useState(props.tab === "timeline" ? "timeline" : "graph");
+  const [hideFinished, setHideFinished] = useState(false);
+  const [dialog, setDialog] = useState(null);
+  const [notice, setNotice] = useState(null);
+  const socketRef = useRef(null);
+
+  useEffect(() => {
+    const conn = connectRun(store);
+    socketRef.current = conn;
+    window.weft = { store, socket: conn };
+    return () => conn.close();
+  }, [store]);
+
+  useEffect(() => {
+    const onPop = () => {
+      const m = location.pathname.match(/\/steps\/([^/]+)\/?$/);
+      setSelected(m ? decodeURIComponent(m[1]) : null);
+    };
+    window.addEventListener("popstate", onPop);
+    return () => window.removeEventListener("popstate", onPop);
+  }, []);
+
+  const select = useCallback(
+    (nodeId) => {
+      setSelected(nodeId);
+      const base = `/runs/${props.runId}/`;
+      const url = nodeId ? `${base}steps/${encodeURIComponent(nodeId)}/` : base;
+      if (location.pathname !== url) history.pushState({}, "", url + location.search);
+    },
+    [props.runId],
+  );
+
+  const run = store.run;
+  const live = store.connection === "live";
+  const stale = !live;
+  const anyActive = Object.values(store.steps).some((s) => ACTIVE.has(s.status));
+  const now = useNow(anyActive || run.status === "running");
+  const canOperate = props.roles && props.roles.operate;
+
+  const act = useCallback(
+    async (label, path, body) => {
+      setNotice(null);
+      try {
+        await post(path, body);
+        setNotice({ kind: "ok", text: `${label}: done.` });
+        return true;
+      } catch (err) {
+        setNotice({ kind: "error", text: `${label} failed: ${err.message}` });
+        return false;
+      }
+    },
+    [],
+  );
+
+  const firstFailure = useMemo(() => {
+    for (const n of store.definition.nodes) {
+      const s = store.steps[n.id];
+      if (s && s.status === "failed") return n.id;
+    }
+    return null;
+  }, [version]);
+
+  return (
+    <div className="runview" data-run-id={props.runId} data-run-status={run.status} data-live={live ? "true" : "false"}>
+      <div className="runbar">
+        <div className="runbar-title">
+          <a href={`/workflows/${run.workflow}/edit/`}>{run.workflow_name || run.workflow}</a>
+          <span className="muted"> v{run.version} · run </span>
+          <code>{props.runId.slice(0, 8)}</code>
+        </div>
+        <span className="run-status" aria-label="Run status"><StatusBadge status={run.status} /></span>
+        <ConnectionState store={store} />
+        <div className="grow" />
+        <div role="tablist" aria-label="Run views" className="tabs">
+          <button role="tab" type="button" aria-selected={tab === "graph"} className={tab === "graph" ? "" : "secondary"}
+            onClick={() => setTab("graph")}>Graph</button>
+          <button role="tab" type="button" aria-selected={tab === "timeline"}
+            className={tab === "timeline" ? "" : "secondary"} onClick={() => setTab("timeline")}>Timeline</button>
+        </div>
+        <label className="check"><input type="checkbox" checked={hideFinished}
+          onChange={(e) => setHideFinished(e.target.checked)} /> Hide finished steps</label>
+        <button type="button" className="secondary" disabled={!firstFailure}
+          onClick={() => firstFailure && select(firstFailure)}>Jump to first failure</button>
+        {(run.status === "running" || run.status === "pending") ? (
+          <button type="button" className="danger" disabled={!canOperate}
+            title={canOperate ? undefined : "needs the operator role"}
+            onClick={() => setDialog({ kind: "cancel" })}>Cancel run</button>
+        ) : null}
+      </div>
+      {stale ? (
+        <div className="banner warn" role="status" data-connection={store.connection}>
+          {store.connection === "closed"
+            ? `Live updates stopped: ${store.closeReason} Statuses shown are the last known.`
+            : store.connection === "connecting"
+              ? "Connecting to live updates…"
+              : "Reconnecting… statuses shown are the last known and may be out of date."}
+        </div>
+      ) : null}
+      {run.error && run.status === "failed" ? <div className="banner error">Run failed: {run.error}</div> : null}
+      {notice ? <div className={`banner ${notice.kind === "error" ? "error" : "ok"}`} role="status">{notice.text}</div> : null}
+      <div className="runbody">
+        <div className="runmain">
+          {tab === "graph" ? (
+            <ReactFlowProvider>
+              <RunGraph store={store} version={version} now={now} stale={stale} selected={selected}
+                onSelect={select} hideFinished={hideFinished} />
+            </ReactFlowProvider>
+          ) : (
+            <Timeline store={store} version={version} now={now} onSelect={select} />
+          )}
+        </div>
+        {selected && store.steps[selected] ? (
+          <StepDrawer key={selected} store={store} version={version} nodeId={selected} now={now}
+            canOperate={canOperate} onClose={() => select(null)} setDialog={setDialog} act={act} />
+        ) : null}
+      </div>
+      {dialog ? (
+        <ActionDialog dialog={dialog} store={store} runId={props.runId} act={act} onClose={() => setDialog(null)} />
+      ) : null}
+    </div>
+  );
+}
+
+function ConnectionState({ store }) {
+  const text = { live: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…", closed: "Not live" };
+  return (
+    <span className="live-indicator" data-state={store.connection} role="status" aria-live="polite">
+      {text[store.connection]}
+    </span>
+  );
+}
+
+function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished }) {
+  const flow = useReactFlow();
+  const theme = useTheme();
+  const groups = useMemo(() => fanOutGroups(store.definition), [store.definition]);
+  const [expanded, setExpanded] = useState(() => new Set());
+  const collapsed = useMemo(() => {
+    const byMember = new Map();
+    for (const g of groups) {
+      if (expanded.has(g.id) || g.members.includes(selected)) continue;
+      for (const m of g.members) byMember.set(m, g);
+    }
+    return byMember;
+  }, [groups, expanded, selected]);
+  const nodes = useMemo(() => {
+    const groupNodes = [];
+    const seen = new Set();
+    for (const g of collapsed.values()) {
+      if (seen.has(g.id)) continue;
+      seen.add(g.id);
+      const counts = {};
+      for (const m of g.members) {
+        const st = store.steps[m]?.status || "pending";
+        counts[st] = (counts[st] || 0) + 1;
+      }
+      groupNodes.push({ id: g.id, type: "group", position: store.layout[g.members[0]] || { x: 0, y: 0 },
+        data: { id: g.id, members: g.members, counts }, draggable: false, connectable: false });
+    }
+    return store.definition.nodes
+      .filter((n) => !collapsed.has(n.id))
+      .filter((n) => !hideFinished || !TERMINAL.has(store.steps[n.id]?.status) || n.id === selected)
+      .map((n) => {
+        const step = store.steps[n.id];
+        const attempts = (store.attempts[n.id] || []).filter((a) => a.started_at).length;
+        return {
+          id: n.id,
+          type: "step",
+          position: store.layout[n.id] || n.position || { x: 0, y: 0 },
+          data: { spec: n, step, stale, now: step && step.status === "running" ? now : 0, attempts },
+          selected: n.id === selected,
+          draggable: false,
+          connectable: false,
+        };
+      })
+      .concat(groupNodes);
+  }, [version, stale, selected, hideFinished, store, now, collapsed]);
+  const visible = useMemo(() => new Set(nodes.map((n) => n.id)), [nodes]);
+  const edges = useMemo(
+    () =>
+      dedupe(store.definition.edges
+        .map((e) => ({ ...e, source: collapsed.get(e.source)?.id || e.source, target: collapsed.get(e.target)?.id || e.target }))
+        .filter((e) => visible.has(e.source) && visible.has(e.target)))
+        .map((e) => {
+          const st = store.steps[e.source]?.status;
+          return {
+            id: edgeId(e),
+            source: e.source,
+            target: e.target,
+            label: e.branch || e.condition || undefined,
+            animated: st === "running",
+            className: `edge-${st || "pending"}`,
+          };
+        }),
+    [version, visible, store, collapsed],
+  );
+  useEffect(() => {
+    if (selected) {
+      const pos = store.layout[selected];
+      if (pos) flow.setCenter(pos.x + 95, pos.y + 38, { zoom: Math.max(flow.getZoom(), 0.8), duration: 200 });
+    }
+  }, [selected]);
+  return (
+    <div className="flow" aria-label="Run graph">
+      <ReactFlow
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={nodeTypes}
+        onNodeClick={(_, n) => (n.type === "group" ? setExpanded((s) => new Set(s).add(n.id)) : onSelect(n.id))}
+        onSelectionChange={({ nodes: chosen }) => {
+          // Keyboard selection (Tab to a node, Enter) opens its drawer like a click.
+          if (chosen.length === 1 && chosen[0].type === "group") setExpanded((s) => new Set(s).add(chosen[0].id));
+          else if (chosen.length === 1 && chosen[0].id !== selected) onSelect(chosen[0].id);
+        }}
+        onPaneClick={() => onSelect(null)}
+        nodesDraggable={false}
+        nodesConnectable={false}
+        elementsSelectable
+        fitView
+        fitViewOptions={{ maxZoom: 1 }}
+        minZoom={0.05}
+        onlyRenderVisibleElements={nodes.length > 300}
+        proOptions={{ hideAttribution: true }}
+        colorMode={theme}
+      >
+        <Background />
+        <Controls showInteractive={false} />
+        <MiniMap pannable zoomable nodeClassName={(n) => `mm-${n.data.step?.status || "pending"}`} />
+      </ReactFlow>
+    </div>
+  );
+}
+
+function dedupe(edges) {
+  const seen = new Set();
+  return edges.filter((e) => {
+    const id = edgeId(e);
+    if (seen.has(id) || e.source === e.target) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+function leaseInfo(step, now) {
+  if (step.status !== "running" || !step.lease_expires_at) return null;
+  const left = (Date.parse(step.lease_expires_at) - now) / 1000;
+  return left;
+}
+
+function StepDrawer({ store, version, nodeId, now, canOperate, onClose, setDialog, act }) {
+  const step = store.steps[nodeId];
+  const spec = store.definition.nodes.find((n) => n.id === nodeId) || { id: nodeId };
+  const [detail, setDetail] = useState(null);
+  const [error, setError] = useState(null);
+  const [section, setSection] = useState("overview");
+  const [poll, setPoll] = useState(0);
+  const stepVersion = useRef(-1);
+
+  useEffect(() => {
+    let cancelled = false;
+    const t = setTimeout(async () => {
+      try {
+        const d = await get(`/api/runs/${store.runId}/steps/${encodeURIComponent(nodeId)}/`);
+        if (!cancelled) {
+          setDetail(d);
+          setError(null);
+        }
+      } catch (err) {
+        if (!cancelled) setError(err.message);
+      }
+    }, stepVersion.current < 0 ? 0 : 150);
+    stepVersion.current = version;
+    return () => {
+      cancelled = true;
+      clearTimeout(t);
+    };
+  }, [nodeId, step.status, step.attempt, poll]);
+
+  // While the step works, re-read it every 2 s: its journal (model and tool calls) grows as it goes.
+  useEffect(() => {
+    if (!ACTIVE.has(step.status)) return undefined;
+    const t = setInterval(() => setPoll((p) => p + 1), 2000);
+    return () => clearInterval(t);
+  }, [step.status]);
+
+  const attempts = detail ? detail.attempts : [];
+  const last = attempts.length ? attempts[attempts.length - 1] : null;
+  const status = step.status;
+  const inDoubt = status === "waiting" && step.waiting_reason === "in_doubt";
+  const approval = status === "waiting" && step.waiting_reason === "approval";
+  const runOpen = store.run.status !== "cancelled";
+  const disabledTitle = canOperate ? undefined : "needs the operator role";
+  const lease = leaseInfo(detail ? { ...step, lease_expires_at: detail.lease_expires_at } : step, now);
+  const base = `/api/runs/${store.runId}/steps/${encodeURIComponent(nodeId)}`;
+
+  return (
+    <aside className="drawer" aria-label={`Step ${nodeId}`} data-drawer-node={nodeId}>
+      <div className="drawer-head">
+        <div>
+          <div className="drawer-title">{spec.name || nodeId}</div>
+          <div className="muted"><code>{nodeId}</code> · {spec.type} · queue {step.queue}</div>
+        </div>
+        <button type="button" className="link" onClick={onClose} aria-label="Close step details">✕</button>
+      </div>
+      <div className="drawer-status">
+        <StatusBadge status={status} />
+        <span className="muted">attempt {step.attempt || 0}</span>
+        {step.started_at ? (
+          <span className="muted">
+            {formatDuration(((step.finished_at ? Date.parse(step.finished_at) : now) - Date.parse(step.started_at)) / 1000)}
+          </span>
+        ) : null}
+      </div>
+      {status === "running" ? (
+        <p className="lease">
+          Held by <code>{step.worker || detail?.worker || "?"}</code>
+          {detail?.heartbeat_at ? <> · last heartbeat {Math.max(0, Math.round((now - Date.parse(detail.heartbeat_at)) / 1000))} s ago</> : null}
+          {lease != null ? <> · lease {lease > 0 ? `expires in ${Math.round(lease)} s` : "expired; recovery will retry it"}</> : null}
+        </p>
+      ) : null}
+      {inDoubt ? (
+        <div className="banner warn">
+          In doubt: a call that is not safe to repeat was started but never recorded as finished
+          {step.waiting_detail ? <> (<code>{JSON.stringify(step.waiting_detail)}</code>)</> : null}.
+          Check the outside system, then either <strong>Retry</strong> (the call runs again) or
+          <strong> Mark succeeded…</strong> with what it really produced.
+        </div>
+      ) : null}
+      {approval ? (
+        <div className="banner warn" data-approval={nodeId}>
+          <strong>Waiting for approval.</strong> {step.waiting_detail?.message || ""}
+          {step.waiting_detail?.details !== undefined ? <JsonView value={step.waiting_detail.details} label="Details" /> : null}
+          {step.waiting_detail?.timeout_s ? <div className="muted">Without a decision within {step.waiting_detail.timeout_s} s it is {step.waiting_detail.on_timeout === "approve" ? "approved" : "rejected"}.</div> : null}
+        </div>
+      ) : null}
+      <div className="actions" role="group" aria-label="Step actions">
+        {runOpen && (status === "failed" || inDoubt) ? (
+          <button type="button" disabled={!canOperate} title={disabledTitle}
+            onClick={() => setDialog({ kind: "retry", nodeId })}>Retry</button>
+        ) : null}
+        {runOpen && (TERMINAL.has(status)) ? (
+          <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
+            onClick={() => setDialog({ kind: "rerun", nodeId })}>Rerun from here</button>
+        ) : null}
+        {runOpen && SETTLEABLE.has(status) ? (
+          <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
+            onClick={() => setDialog({ kind: "skip", nodeId })}>Skip</button>
+        ) : null}
+        {runOpen && SETTLEABLE.has(status) ? (
+          <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
+            onClick={() => setDialog({ kind: "complete", nodeId })}>Mark succeeded…</button>
+        ) : null}
+        {approval ? (
+          <>
+            <button type="button" disabled={!canOperate} title={disabledTitle}
+              onClick={() => setDialog({ kind: "approve", nodeId })}>Approve</button>
+            <button type="button" className="danger" disabled={!canOperate} title={disabledTitle}
+              onClick={() => setDialog({ kind: "reject", nodeId })}>Reject</button>
+          </>
+        ) : null}
+      </div>
+      <div role="tablist" aria-label="Step details" className="tabs small">
+        {["overview", "attempts", "logs", "journal"].map((s) => (
+          <button key={s} role="tab" type="button" aria-selected={section === s}
+            className={section === s ? "" : "secondary"} onClick={() => setSection(s)}>
+            {s[0].toUpperCase() + s.slice(1)}
+            {s === "attempts" && attempts.length ? ` (${attempts.length})` : ""}
+            {s === "journal" && detail?.journal?.length ? ` (${detail.journal.length})` : ""}
+          </button>
+        ))}
+      </div>
+      {error ? <p className="errors">Could not load the step: {error}</p> : null}
+      <div className="drawer-body">
+        {section === "overview" ? (
+          <>
+            {step.error || last?.error ? (
+              <section>
+                <h3>Error</h3>
+                <pre className="error-text">{step.error || last.error}</pre>
+                {last?.traceback ? (
+                  <details><summary>Traceback</summary><pre className="traceback">{last.traceback}</pre></details>
+                ) : null}
+              </section>
+            ) : null}
+            <section><h3>Output</h3><JsonView value={detail ? detail.output : undefined} label="Output" /></section>
+            <section><h3>Inputs</h3>
+              <p className="muted">Config (templates are rendered when the step runs) and run inputs.</p>
+              <JsonView value={{ config: spec.config || {}, run_inputs: store.run.inputs }} label="Inputs" />
+            </section>
+          </>
+        ) : null}
+        {section === "attempts" ? <Attempts attempts={attempts} /> : null}
+        {section === "logs" ? <Logs attempts={attempts} /> : null}
+        {section === "journal" ? <Journal entries={detail?.journal || []} /> : null}
+      </div>
+    </aside>
+  );
+}
+
+function Attempts({ attempts }) {
+  if (!attempts.length) return <p className="muted">No attempt has started.</p>;
+  return (
+    <table className="list compact">
+      <thead><tr><th>#</th><th>Outcome</th><th>Worker</th><th>Queued</th><th>Ran</th><th>Error</th></tr></thead>
+      <tbody>
+        {attempts.map((a) => (
+          <tr key={a.number} data-attempt={a.number}>
+            <td>{a.number}</td>
+            <td>{a.outcome}</td>
+            <td><code>{a.worker}</code></td>
+            <td>{a.queued_at ? formatDuration((Date.parse(a.started_at) - Date.parse(a.queued_at)) / 1000) : ""}</td>
+            <td>{a.duration_s != null ? formatDuration(a.duration_s) : "running"}</td>
+            <td>{a.error_type ? <code>{a.error_type}</code> : null} {a.error}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function Logs({ attempts }) {
+  const withLogs = attempts.filter((a) => a.logs && a.logs.length);
+  if (!withLogs.length) return <p className="muted">No log lines were captured.</p>;
+  return withLogs.map((a) => (
+    <section key={a.number}>
+      <h3>Attempt {a.number}</h3>
+      <pre className="logs">
+        {a.logs.map((l, i) => `${new Date(l.t * 1000).toISOString().slice(11, 23)} ${l.level.padEnd(7)} ${l.msg}`).join("\n")}
+      </pre>
+    </section>
+  ));
+}
+
+function Journal({ entries }) {
+  if (!entries.length) return <p className="muted">No journaled calls (model calls, tool calls) in this step.</p>;
+  return (
+    <ol className="journal">
+      {entries.map((j) => (
+        <li key={j.key} data-journal-key={j.key}>
+          <div><code>{j.key}</code> · {j.status} · attempt {j.attempt}{j.safe_to_repeat ? "" : " · not safe to repeat"}</div>
+          {j.error ? <pre className="error-text">{j.error_type}: {j.error}</pre> : <JsonView value={j.result} label={`Result of ${j.key}`} />}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function ActionDialog({ dialog, store, runId, act, onClose }) {
+  const { kind, nodeId } = dialog;
+  const [preview, setPreview] = useState(null);
+  const [text, setText] = useState(kind === "complete" ? "{}" : "");
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState(null);
+  const [unsafe, setUnsafe] = useState({});
+  const base = nodeId ? `/api/runs/${runId}/steps/${encodeURIComponent(nodeId)}` : null;
+
+  // Calls journaled as not safe to repeat, per step that would run again: a rerun repeats all of
+  // them (fresh idempotency keys); a retry replays finished calls and repeats only unfinished ones.
+  useEffect(() => {
+    if (!preview || (kind !== "retry" && kind !== "rerun")) return;
+    let cancelled = false;
+    Promise.all(preview.slice(0, 50).map((id) =>
+      get(`/api/runs/${runId}/steps/${encodeURIComponent(id)}/`).then((d) => [id, d.journal || []]).catch(() => [id, []]),
+    )).then((rows) => {
+      if (cancelled) return;
+      const out = {};
+      for (const [id, journal] of rows) {
+        const keys = journal
+          .filter((j) => !j.safe_to_repeat && (kind === "rerun" || j.status === "started"))
+          .map((j) => j.key);
+        if (keys.length) out[id] = keys;
+      }
+      setUnsafe(out);
+    });
+    return () => {
+      cancelled = true;
+    };
+  }, [preview]);
+
+  useEffect(() => {
+    if (kind === "rerun") {
+      get(`${base}/rerun-preview/`).then((d) => setPreview(d.node_ids)).catch((e) => setProblem(e.message));
+    } else if (kind === "retry") {
+      const desc = descendantsOf(store.definition.edges, nodeId);
+      const again = [nodeId, ...store.definition.nodes.map((n) => n.id)
+        .filter((id) => desc.has(id) && ["upstream_failed", "cancelled", "pending"].includes(store.steps[id]?.status))];
+      setPreview(again);
+    }
+  }, []);
+
+  async function run(label, path, body) {
+    setBusy(true);
+    const ok = await act(label, path, body);
+    setBusy(false);
+    if (ok) onClose();
+  }
+
+  const previewList = preview ? (
+    <>
+      <p>These steps will run again ({preview.length}):</p>
+      <ul className="preview" aria-label="Steps that will run again">
+        {preview.map((id) => {
+          const st = store.steps[id]?.status;
+          return (
+            <li key={id} data-preview-node={id}>
+              <code>{id}</code> <StatusBadge status={st} />
+              {st === "succeeded" && id !== nodeId ? <span className="warn-text"> — succeeded before; its effects repeat unless journaled</span> : null}
+              {unsafe[id] ? (
+                <div className="warn-text" data-unsafe-node={id}>
+                  ⚠ not safe to repeat: {unsafe[id].slice(0, 5).join(", ")}{unsafe[id].length > 5 ? ` (+${unsafe[id].length - 5})` : ""}
+                </div>
+              ) : null}
+            </li>
+          );
+        })}
+      </ul>
+      <p className="muted">Every other step keeps its status and output.</p>
+    </>
+  ) : <p className="muted">Working out which steps run again…</p>;
+
+  const cancel = <button type="button" className="secondary" onClick={onClose}>Close</button>;
+  if (kind === "retry") {
+    return (
+      <Dialog title={`Retry ${nodeId}?`} onClose={onClose} actions={<>{cancel}
+        <button type="button" disabled={busy || !preview} onClick={() => run("Retry", `${base}/retry/`)}>Confirm retry</button></>}>
+        {previewList}
+        {store.steps[nodeId]?.waiting_reason === "in_doubt" ? (
+          <p className="warn-text">This step is in doubt: its unfinished call is not safe to repeat and will run again.</p>
+        ) : null}
+        {problem ? <p className="errors">{problem}</p> : null}
+      </Dialog>
+    );
+  }
+  if (kind === "rerun") {
+    return (
+      <Dialog title={`Rerun from ${nodeId}?`} onClose={onClose} actions={<>{cancel}
+        <button type="button" disabled={busy || !preview} onClick={() => run("Rerun", `${base}/rerun-from/`)}>Confirm rerun</button></>}>
+        {previewList}
+        <p className="warn-text">A rerun is a fresh execution: journaled calls run again with new idempotency keys.</p>
+        {problem ? <p className="errors">{problem}</p> : null}
+      </Dialog>
+    );
+  }
+  if (kind === "skip") {
+    return (
+      <Dialog title={`Skip ${nodeId}?`} onClose={onClose} actions={<>{cancel}
+        <button type="button" disabled={busy} onClick={() => run("Skip", `${base}/skip/`)}>Confirm skip</button></>}>
+        <p>The step is marked skipped; steps that need it to succeed are skipped too.</p>
+      </Dialog>
+    );
+  }
+  if (kind === "complete") {
+    let parsed = null;
+    let bad = null;
+    try {
+      parsed = JSON.parse(text || "null");
+    } catch (e) {
+      bad = e.message;
+    }
+    return (
+      <Dialog title={`Mark ${nodeId} succeeded`} onClose={onClose} actions={<>{cancel}
+        <button type="button" disabled={busy || bad} onClick={() => run("Mark succeeded", `${base}/complete/`, { output: parsed })}>Confirm</button></>}>
+        <label htmlFor="complete-output">Output (JSON), as if the step had produced it</label>
+        <textarea id="complete-output" rows={8} value={text} onChange={(e) => setText(e.target.value)} />
+        {bad ? <p className="errors">Not valid JSON: {bad}</p> : null}
+      </Dialog>
+    );
+  }
+  if (kind === "approve" || kind === "reject") {
+    const label = kind === "approve" ? "Approve" : "Reject";
+    return (
+      <Dialog title={`${label} ${nodeId}`} onClose={onClose} actions={<>{cancel}
+        <button type="button" className={kind === "reject" ? "danger" : ""} disabled={busy}
+          onClick={() => run(label, `${base}/${kind}/`, { comment: text })}>Confirm {kind === "approve" ? "approval" : "rejection"}</button></>}>
+        <label htmlFor="decision-comment">Comment (optional)</label>
+        <textarea id="decision-comment" rows={3} value={text} onChange={(e) => setText(e.target.value)} />
+      </Dialog>
+    );
+  }
+  if (kind === "cancel") {
+    return (
+      <Dialog title="Cancel this run?" onClose={onClose} actions={<>{cancel}
+        <button type="button" className="danger" disabled={busy} onClick={() => run("Cancel run", `/api/runs/${runId}/cancel/`)}>Confirm cancel</button></>}>
+        <p>Pending, queued and waiting steps are cancelled; running steps stop at their next journaled call.</p>
+      </Dialog>
+    );
+  }
+  return null;
+}

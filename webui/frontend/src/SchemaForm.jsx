@@ -1,0 +1,124 @@
+// A form generated from a JSON Schema (the subset node configs and input schemas use): strings,
+// numbers, integers, booleans, enums; objects and arrays without properties are edited as JSON.
+import { useEffect, useState } from "react";
+
+function JsonField({ id, value, onChange, invalid }) {
+  const [text, setText] = useState(() => (value === undefined ? "" : JSON.stringify(value, null, 2)));
+  const [bad, setBad] = useState(null);
+  useEffect(() => {
+    // Follow outside changes (undo, import) unless the user is mid-edit with invalid JSON.
+    if (!bad) setText(value === undefined ? "" : JSON.stringify(value, null, 2));
+  }, [JSON.stringify(value)]);
+  return (
+    <>
+      <textarea id={id} rows={4} value={text} aria-invalid={invalid || !!bad}
+        onChange={(e) => {
+          setText(e.target.value);
+          if (e.target.value.trim() === "") {
+            setBad(null);
+            onChange(undefined);
+            return;
+          }
+          try {
+            onChange(JSON.parse(e.target.value));
+            setBad(null);
+          } catch (err) {
+            setBad(err.message);
+          }
+        }} />
+      {bad ? <div className="field-error">Not valid JSON yet: {bad}</div> : null}
+    </>
+  );
+}
+
+export function SchemaForm({ schema, value, onChange, idPrefix, errors = {}, suggestions = [] }) {
+  const props = (schema && schema.properties) || {};
+  const required = new Set((schema && schema.required) || []);
+  const v = value || {};
+  const names = Object.keys(props);
+  if (!names.length) {
+    if (schema && schema.additionalProperties === false) return <p className="muted">No settings.</p>;
+    return (
+      <div className="field">
+        <label htmlFor={`${idPrefix}-json`}>Value (JSON)</label>
+        <JsonField id={`${idPrefix}-json`} value={value} onChange={onChange} />
+      </div>
+    );
+  }
+  const set = (name, next) => {
+    const out = { ...v };
+    if (next === undefined || next === "") delete out[name];
+    else out[name] = next;
+    onChange(out);
+  };
+  const listId = `${idPrefix}-suggest`;
+  return (
+    <div className="schema-form">
+      {suggestions.length ? (
+        <datalist id={listId}>{suggestions.map((s) => <option key={s} value={s} />)}</datalist>
+      ) : null}
+      {names.map((name) => {
+        const p = props[name] || {};
+        const id = `${idPrefix}-${name}`;
+        const type = Array.isArray(p.type) ? p.type.find((t) => t !== "null") : p.type;
+        const err = errors[name];
+        const label = (
+          <label htmlFor={id}>
+            {p.title || name}{required.has(name) ? <span aria-label="required"> *</span> : null}
+          </label>
+        );
+        let input;
+        if (p.enum) {
+          input = (
+            <select id={id} value={v[name] ?? ""} aria-invalid={!!err} onChange={(e) => set(name, e.target.value || undefined)}>
+              <option value="">—</option>
+              {p.enum.map((o) => <option key={String(o)} value={o}>{String(o)}</option>)}
+            </select>
+          );
+        } else if (type === "boolean") {
+          input = (
+            <input id={id} type="checkbox" checked={!!v[name]} onChange={(e) => set(name, e.target.checked)} />
+          );
+        } else if (type === "integer" || type === "number") {
+          input = (
+            <input id={id} type="text" inputMode="decimal" value={v[name] ?? ""} aria-invalid={!!err}
+              onChange={(e) => {
+                const raw = e.target.value.trim();
+                if (raw === "") return set(name, undefined);
+                const n = Number(raw);
+                set(name, Number.isNaN(n) ? raw : n);
+              }} />
+          );
+        } else if (type === "string" || (!type && !p.properties)) {
+          const long = p.format === "textarea" || (p.maxLength || 0) > 200 || /prompt|body|template/i.test(name);
+          input = long ? (
+            <textarea id={id} rows={4} value={v[name] ?? ""} aria-invalid={!!err}
+              onChange={(e) => set(name, e.target.value)} />
+          ) : (
+            <input id={id} type="text" value={v[name] ?? ""} aria-invalid={!!err} list={suggestions.length ? listId : undefined}
+              onChange={(e) => set(name, e.target.value)} />
+          );
+        } else {
+          input = <JsonField id={id} value={v[name]} invalid={!!err} onChange={(next) => set(name, next)} />;
+        }
+        return (
+          <div key={name} className={`field${err ? " invalid" : ""}`} data-field={name}>
+            {label}
+            {input}
+            {p.description ? <div className="help">{p.description}</div> : null}
+            {err ? <div className="field-error" role="alert">{err}</div> : null}
+          </div>
+        );
+      })}
+    </div>
+  );
+}
+
+// Default values from a schema's properties (for a new node's config).
+export function schemaDefaults(schema) {
+  const out = {};
+  for (const [name, p] of Object.entries((schema && schema.properties) || {})) {
+    if (p && p.default !== undefined) out[name] = p.default;
+  }
+  return out;
+}

@@ -1,0 +1,219 @@
+// The timeline: an SVG Gantt with one bar per attempt (queued and running as separate segments),
+// the critical path highlighted, a live "now" line, and long idle gaps compressed and marked.
+// Rows are virtualised, so a run of 1,000 steps stays responsive.
+import { useMemo, useRef, useState } from "react";
+import { formatDuration } from "./status.jsx";
+
+const ROW = 24;
+const LABEL_W = 200;
+const GAP_MIN_MS = 60_000; // idle stretches longer than this (and than 25% of the run) are compressed
+const GAP_W = 28;
+
+function topoOrder(nodes, edges) {
+  const indeg = new Map(nodes.map((n) => [n.id, 0]));
+  const out = new Map();
+  for (const e of edges) {
+    indeg.set(e.target, (indeg.get(e.target) || 0) + 1);
+    (out.get(e.source) || out.set(e.source, []).get(e.source)).push(e.target);
+  }
+  const queue = nodes.filter((n) => indeg.get(n.id) === 0).map((n) => n.id);
+  const order = [];
+  while (queue.length) {
+    const id = queue.shift();
+    order.push(id);
+    for (const t of out.get(id) || []) {
+      indeg.set(t, indeg.get(t) - 1);
+      if (indeg.get(t) === 0) queue.push(t);
+    }
+  }
+  return order;
+}
+
+// Longest path by step duration (queued to finished, all attempts).
+export function criticalPath(nodes, edges, durations) {
+  const order = topoOrder(nodes, edges);
+  const ins = new Map();
+  for (const e of edges) (ins.get(e.target) || ins.set(e.target, []).get(e.target)).push(e.source);
+  const best = new Map();
+  const prev = new Map();
+  for (const id of order) {
+    let score = 0;
+    let from = null;
+    for (const s of ins.get(id) || []) {
+      if (best.get(s) > score) {
+        score = best.get(s);
+        from = s;
+      }
+    }
+    best.set(id, score + (durations[id] || 0));
+    prev.set(id, from);
+  }
+  let end = null;
+  for (const [id, v] of best) if (end === null || v > best.get(end)) end = id;
+  const path = [];
+  while (end) {
+    path.unshift(end);
+    end = prev.get(end);
+  }
+  return path;
+}
+
+// Piecewise time -> x mapping that squeezes long idle stretches to GAP_W pixels.
+function buildScale(intervals, t0, t1, width) {
+  const sorted = intervals.filter(([a, b]) => a != null && b != null).sort((x, y) => x[0] - y[0]);
+  const busy = [];
+  for (const [a, b] of sorted) {
+    if (busy.length && a <= busy[busy.length - 1][1]) busy[busy.length - 1][1] = Math.max(busy[busy.length - 1][1], b);
+    else busy.push([a, b]);
+  }
+  const total = Math.max(1, t1 - t0);
+  const gaps = [];
+  for (let i = 1; i < busy.length; i += 1) {
+    const g = busy[i][0] - busy[i - 1][1];
+    if (g > GAP_MIN_MS && g > total * 0.25) gaps.push([busy[i - 1][1], busy[i][0]]);
+  }
+  const kept = total - gaps.reduce((s, [a, b]) => s + (b - a), 0);
+  const pxPerMs = Math.max(1e-9, (width - gaps.length * GAP_W) / Math.max(1, kept));
+  const x = (t) => {
+    let px = 0;
+    let cursor = t0;
+    for (const [a, b] of gaps) {
+      if (t <= a) break;
+      px += (a - cursor) * pxPerMs;
+      if (t < b) return px + ((t - a) / (b - a)) * GAP_W;
+      px += GAP_W;
+      cursor = b;
+    }
+    return px + (t - cursor) * pxPerMs;
+  };
+  return { x, gaps };
+}
+
+export function Timeline({ store, version, now, onSelect }) {
+  const [zoom, setZoom] = useState(1);
+  const [scrollTop, setScrollTop] = useState(0);
+  const [height, setHeight] = useState(600);
+  const box = useRef(null);
+
+  const model = useMemo(() => {
+    const order = topoOrder(store.definition.nodes, store.definition.edges);
+    const rows = [];
+    const intervals = [];
+    const durations = {};
+    let t0 = Infinity;
+    let t1 = -Infinity;
+    for (const id of order) {
+      const attempts = (store.attempts[id] || []).filter((a) => a.queued_at || a.started_at);
+      const bars = attempts.map((a) => {
+        const q = a.queued_at ? Date.parse(a.queued_at) : null;
+        const s = a.started_at ? Date.parse(a.started_at) : null;
+        const f = a.finished_at ? Date.parse(a.finished_at) : null;
+        const start = q ?? s;
+        const end = f ?? now;
+        t0 = Math.min(t0, start);
+        t1 = Math.max(t1, end);
+        intervals.push([start, end]);
+        return { number: a.number, q, s, f, outcome: a.outcome, worker: a.worker };
+      });
+      if (bars.length) {
+        durations[id] = Math.max(...bars.map((b) => (b.f ?? now))) - Math.min(...bars.map((b) => b.q ?? b.s));
+      }
+      rows.push({ id, bars, status: store.steps[id]?.status || "pending" });
+    }
+    if (!Number.isFinite(t0)) {
+      t0 = now;
+      t1 = now + 1000;
+    }
+    const critical = new Set(criticalPath(store.definition.nodes, store.definition.edges, durations));
+    return { rows, intervals, t0, t1, critical };
+  }, [version, now, store]);
+
+  const width = Math.max(400, ((box.current?.clientWidth || 900) - LABEL_W - 24) * zoom);
+  const live = store.run.status === "running";
+  const tEnd = live ? Math.max(model.t1, now) : model.t1;
+  // While live, "now" counts as activity, so a long quiet tail before it is compressed too.
+  const scale = buildScale(live ? [...model.intervals, [now, now]] : model.intervals, model.t0, tEnd, width);
+  const first = Math.max(0, Math.floor(scrollTop / ROW) - 5);
+  const last = Math.min(model.rows.length, first + Math.ceil(height / ROW) + 10);
+  const visible = model.rows.slice(first, last);
+  const totalH = model.rows.length * ROW + 30;
+
+  return (
+    <div className="timeline" aria-label="Timeline">
+      <div className="timeline-bar">
+        <span className="muted">
+          {model.rows.reduce((n, r) => n + r.bars.length, 0)} attempts · {formatDuration((tEnd - model.t0) / 1000)} ·
+          critical path: {[...model.critical].join(" → ") || "—"}
+        </span>
+        <div className="grow" />
+        <span className="legend"><span className="sw queued" /> queued <span className="sw running" /> running
+          <span className="sw crit" /> critical path {scale.gaps.length ? <><span className="gapmark">≈</span> idle gap compressed</> : null}</span>
+        <button type="button" className="secondary" aria-label="Zoom out" onClick={() => setZoom((z) => Math.max(0.25, z / 1.5))}>−</button>
+        <button type="button" className="secondary" aria-label="Zoom in" onClick={() => setZoom((z) => Math.min(40, z * 1.5))}>+</button>
+        <button type="button" className="secondary" onClick={() => setZoom(1)}>Fit</button>
+      </div>
+      <div
+        className="timeline-scroll"
+        ref={(el) => {
+          box.current = el;
+          if (el && Math.abs(el.clientHeight - height) > 20) setHeight(el.clientHeight);
+        }}
+        onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)}
+        tabIndex={0}
+      >
+        <svg width={LABEL_W + width + 16} height={totalH} role="img" aria-label="Attempts over time">
+          <g transform={`translate(${LABEL_W},0)`}>
+            {scale.gaps.map(([a, b], i) => (
+              <g key={i} className="gap" data-gap-ms={b - a}>
+                <rect x={scale.x(a)} y={0} width={GAP_W} height={totalH} />
+                <text x={scale.x(a) + GAP_W / 2} y={14} textAnchor="middle">≈</text>
+                <title>{`idle ${formatDuration((b - a) / 1000)} (compressed)`}</title>
+              </g>
+            ))}
+          </g>
+          {visible.map((row, i) => {
+            const y = (first + i) * ROW + 20;
+            const crit = model.critical.has(row.id);
+            return (
+              <g key={row.id} className={`trow${crit ? " critical" : ""}`} data-row={row.id}>
+                <text x={8} y={y + 15} className="tlabel" onClick={() => onSelect(row.id)}>
+                  {crit ? "★ " : ""}{row.id}
+                </text>
+                <g transform={`translate(${LABEL_W},0)`}>
+                  {row.bars.map((b) => {
+                    const qx = b.q != null ? scale.x(b.q) : null;
+                    const sx = b.s != null ? scale.x(b.s) : null;
+                    const fx = scale.x(b.f ?? now);
+                    const title = [
+                      `${row.id} attempt ${b.number}: ${b.outcome}`,
+                      b.q != null && b.s != null ? `queued ${formatDuration((b.s - b.q) / 1000)}` : null,
+                      b.s != null ? `ran ${formatDuration(((b.f ?? now) - b.s) / 1000)}` : "waiting for a worker",
+                      b.worker ? `on ${b.worker}` : null,
+                    ].filter(Boolean).join(" · ");
+                    return (
+                      <g key={b.number} className={`tbar outcome-${b.outcome}`} data-node-id={row.id} data-attempt={b.number}
+                        onClick={() => onSelect(row.id)}>
+                        <title>{title}</title>
+                        {qx != null ? (
+                          <rect className="seg-queued" x={qx} y={y + 4} width={Math.max(1, (sx ?? fx) - qx)} height={ROW - 8} />
+                        ) : null}
+                        {sx != null ? (
+                          <rect className="seg-running" x={sx} y={y + 2} width={Math.max(2, fx - sx)} height={ROW - 4} />
+                        ) : null}
+                      </g>
+                    );
+                  })}
+                </g>
+              </g>
+            );
+          })}
+          {live ? (
+            <line className="nowline" x1={LABEL_W + scale.x(now)} x2={LABEL_W + scale.x(now)} y1={0} y2={totalH}>
+              <title>now</title>
+            </line>
+          ) : null}
+        </svg>
+      </div>
+    </div>
+  );
+}

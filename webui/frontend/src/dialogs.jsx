@@ -1,0 +1,38 @@
+// Modal dialogs on the native <dialog> element: focus is trapped, Escape closes.
+import { useEffect, useRef } from "react";
+
+export function Dialog({ title, children, onClose, actions, label }) {
+  const ref = useRef(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) d.showModal();
+    return () => {
+      if (d && d.open) d.close();
+    };
+  }, []);
+  return (
+    <dialog
+      ref={ref}
+      className="wdialog"
+      aria-label={label || title}
+      onCancel={(e) => {
+        e.preventDefault();
+        onClose();
+      }}
+    >
+      <h2>{title}</h2>
+      <div className="wdialog-body">{children}</div>
+      <div className="wdialog-actions">{actions}</div>
+    </dialog>
+  );
+}
+
+export function JsonView({ value, label }) {
+  if (value === undefined || value === null) return <p className="muted">None.</p>;
+  const text = JSON.stringify(value, null, 2);
+  return (
+    <pre className="json" aria-label={label} tabIndex={0}>
+      {text}
+    </pre>
+  );
+}

@@ -1,0 +1,226 @@
+// A run's live state: built from the snapshot, advanced by events in seq order, never twice.
+//
+// The socket sends {"type": "snapshot", last_seq, ...} on every (re)connect, then {"type": "events"}.
+// After a reconnect, or when an event arrives with a gap before it, the store fetches
+// /api/runs/<id>/events/?after=<last seq> and applies what it missed, in order.
+import { get } from "./api.js";
+import { STEP_STATUSES, TERMINAL } from "./status.jsx";
+
+export class RunStore {
+  constructor(runId, snapshot) {
+    this.runId = runId;
+    this.listeners = new Set();
+    this.connection = "connecting"; // connecting | live | reconnecting | closed
+    this.closeReason = "";
+    this.version = 0;
+    this.log = []; // recent events, newest last
+    this.catchingUp = null;
+    this.buffer = [];
+    this.applySnapshot(snapshot);
+  }
+
+  subscribe = (fn) => {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  };
+
+  getVersion = () => this.version;
+
+  emit() {
+    this.version += 1;
+    for (const fn of this.listeners) fn();
+  }
+
+  applySnapshot(snapshot) {
+    this.definition = snapshot.definition;
+    this.layout = snapshot.layout || {};
+    this.run = { ...snapshot.run };
+    this.lastSeq = snapshot.last_seq;
+    this.steps = {};
+    for (const s of snapshot.steps) this.steps[s.node_id] = { ...s };
+    this.attempts = {};
+    for (const a of snapshot.attempts) (this.attempts[a.node_id] ||= []).push({ ...a });
+    this.touched = new Set(Object.keys(this.steps));
+  }
+
+  // Events from the socket. Returns nothing; fetches the missing ones when there is a gap.
+  receive(events) {
+    const fresh = events.filter((e) => e.seq > this.lastSeq).sort((a, b) => a.seq - b.seq);
+    if (!fresh.length) return;
+    if (fresh[0].seq !== this.lastSeq + 1 || this.catchingUp) {
+      this.buffer.push(...fresh);
+      this.catchUp();
+      return;
+    }
+    this.applyAll(fresh);
+  }
+
+  applyAll(events) {
+    let changed = false;
+    for (const e of events) {
+      if (e.seq !== this.lastSeq + 1) continue;
+      this.apply(e);
+      this.lastSeq = e.seq;
+      changed = true;
+    }
+    if (changed) this.emit();
+  }
+
+  async catchUp() {
+    if (this.catchingUp) return this.catchingUp;
+    this.catchingUp = (async () => {
+      try {
+        for (let guard = 0; guard < 1000; guard += 1) {
+          const page = await get(`/api/runs/${this.runId}/events/?after=${this.lastSeq}&limit=1000`);
+          const events = page.events.map((e) => ({ ...e, at: e.at || e.created_at }));
+          this.applyAll(events);
+          if (!page.has_more) break;
+        }
+      } finally {
+        this.catchingUp = null;
+        const buffered = this.buffer.filter((e) => e.seq > this.lastSeq).sort((a, b) => a.seq - b.seq);
+        this.buffer = [];
+        if (buffered.length) this.receive(buffered);
+      }
+    })();
+    return this.catchingUp;
+  }
+
+  apply(e) {
+    this.log.push(e);
+    if (this.log.length > 500) this.log.splice(0, this.log.length - 500);
+    const [kind, what] = e.type.split(".", 2);
+    const p = e.payload || {};
+    if (kind === "run") {
+      if (["pending", "running", "succeeded", "failed", "cancelled"].includes(what)) {
+        this.run = { ...this.run, status: what, last_seq: e.seq };
+        if (what === "running") this.run.finished_at = null;
+        if (TERMINAL.has(what)) this.run.finished_at = e.at;
+        if (p.error !== undefined) this.run.error = p.error;
+      }
+      return;
+    }
+    if (kind !== "step" || !e.node_id || !STEP_STATUSES.has(what)) return;
+    const prev = this.steps[e.node_id] || { node_id: e.node_id };
+    const step = { ...prev, status: what };
+    if (what === "queued") {
+      step.attempt = p.attempt ?? step.attempt;
+      step.queued_at = e.at;
+      step.finished_at = null;
+      step.error = "";
+      step.worker = "";
+      this.attemptRow(e.node_id, step.attempt).queued_at = e.at;
+    } else if (what === "running") {
+      step.attempt = p.attempt ?? step.attempt;
+      step.started_at = e.at;
+      step.worker = p.worker || "";
+      step.heartbeat_at = e.at;
+      const row = this.attemptRow(e.node_id, step.attempt);
+      row.started_at = e.at;
+      row.outcome = "running";
+      row.worker = step.worker;
+    } else if (what === "pending") {
+      step.finished_at = null;
+      step.error = "";
+    } else {
+      if (TERMINAL.has(what)) step.finished_at = e.at;
+      if (p.error) step.error = p.error;
+      if (what === "waiting") {
+        step.waiting_reason = p.reason || "";
+        step.waiting_detail = p.detail ?? null;
+      } else {
+        step.waiting_reason = "";
+      }
+      const rows = this.attempts[e.node_id] || [];
+      const row = rows.find((r) => r.number === (p.attempt ?? step.attempt));
+      if (row && row.outcome === "running" && p.from === "running") {
+        row.finished_at = e.at;
+        row.outcome = what === "retry_wait" ? "failed" : what;
+      }
+    }
+    this.steps[e.node_id] = step;
+    this.touched.add(e.node_id);
+  }
+
+  attemptRow(nodeId, number) {
+    const rows = (this.attempts[nodeId] ||= []);
+    let row = rows.find((r) => r.number === number);
+    if (!row) {
+      row = { node_id: nodeId, number, queued_at: null, started_at: null, finished_at: null, outcome: "queued" };
+      rows.push(row);
+    }
+    return row;
+  }
+
+  setConnection(state, reason = "") {
+    this.connection = state;
+    this.closeReason = reason;
+    this.emit();
+  }
+}
+
+// The websocket, reconnecting with backoff; the store applies what arrives.
+export function connectRun(store) {
+  let socket = null;
+  let attempts = 0;
+  let stopped = false;
+  let timer = null;
+  let everConnected = false;
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+
+  function open() {
+    socket = new WebSocket(`${proto}://${location.host}/ws/runs/${store.runId}/`);
+    socket.onmessage = (msg) => {
+      const data = JSON.parse(msg.data);
+      if (data.type === "snapshot") {
+        attempts = 0;
+        if (everConnected && data.last_seq > store.lastSeq) {
+          // Missed transitions while away: fetch them in order, then take the fresh details.
+          store.catchUp().then(() => {
+            if (data.last_seq >= store.lastSeq) store.applySnapshot(data);
+            store.setConnection("live");
+          });
+        } else {
+          if (data.last_seq >= store.lastSeq) store.applySnapshot(data);
+          store.setConnection("live");
+        }
+        everConnected = true;
+      } else if (data.type === "events") {
+        store.receive(data.events);
+      }
+    };
+    socket.onclose = (ev) => {
+      if (stopped) return;
+      if (ev.code >= 4400 && ev.code < 4500) {
+        const why = { 4401: "You are logged out.", 4403: "You may not view this run.", 4404: "This run no longer exists." };
+        store.setConnection("closed", why[ev.code] || "Closed by the server.");
+        return;
+      }
+      store.setConnection("reconnecting");
+      attempts += 1;
+      const delay = Math.min(10000, 250 * 2 ** Math.min(attempts, 6)) * (0.75 + Math.random() * 0.5);
+      timer = setTimeout(open, delay);
+    };
+  }
+
+  open();
+  const onOnline = () => {
+    if (socket && socket.readyState === WebSocket.CLOSED) {
+      clearTimeout(timer);
+      open();
+    }
+  };
+  window.addEventListener("online", onOnline);
+  return {
+    close() {
+      stopped = true;
+      clearTimeout(timer);
+      window.removeEventListener("online", onOnline);
+      if (socket) socket.close();
+    },
+    // For tests and operators: drop the socket as a network failure would.
+    drop() {
+      if (socket) socket.close(4000);
+    },
+  };
+}

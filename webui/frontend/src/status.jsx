@@ -1,0 +1,38 @@
+// Every status has an icon and a text label besides its colour (colour-blind safe).
+export const STATUS = {
+  pending: { icon: "○", label: "Pending" },
+  queued: { icon: "◔", label: "Queued" },
+  running: { icon: "▶", label: "Running" },
+  waiting: { icon: "⏸", label: "Waiting" },
+  retry_wait: { icon: "↻", label: "Retry wait" },
+  succeeded: { icon: "✓", label: "Succeeded" },
+  failed: { icon: "✕", label: "Failed" },
+  skipped: { icon: "↷", label: "Skipped" },
+  upstream_failed: { icon: "⊘", label: "Upstream failed" },
+  cancelled: { icon: "■", label: "Cancelled" },
+};
+
+export const STEP_STATUSES = new Set(Object.keys(STATUS));
+export const TERMINAL = new Set(["succeeded", "failed", "skipped", "upstream_failed", "cancelled"]);
+export const ACTIVE = new Set(["queued", "running", "waiting", "retry_wait"]);
+export const SETTLEABLE = new Set(["pending", "queued", "waiting", "retry_wait", "failed", "upstream_failed"]);
+
+export function StatusBadge({ status, stale }) {
+  const s = STATUS[status] || { icon: "?", label: status || "unknown" };
+  return (
+    <span className={`badge status-${status}`} data-status={status} title={stale ? "last known status" : undefined}>
+      <span aria-hidden="true">{s.icon}</span> {s.label}
+      {stale ? <span className="stale-mark"> (last known)</span> : null}
+    </span>
+  );
+}
+
+export function formatDuration(seconds) {
+  if (seconds == null || Number.isNaN(seconds)) return "";
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${Math.round(seconds % 60)}s`;
+  return `${Math.floor(seconds / 3600)}h ${Math.round((seconds % 3600) / 60)}m`;
+}
+
+export const ts = (iso) => (iso ? Date.parse(iso) : null);

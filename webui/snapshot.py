@@ -1,0 +1,70 @@
+"""The state of a run as the browser draws it: definition, steps, attempts and the last event seq.
+
+Read ``last_seq`` first, then the steps: the steps are then at least as new as ``last_seq``, so
+applying the events after it (idempotent status assignments) never loses a transition.
+"""
+
+from __future__ import annotations
+
+from engine.models import Attempt, Run, StepRun
+from engine.runtx import version_graph
+
+STEP_FIELDS = (
+    "node_id", "node_type", "queue", "status", "attempt", "error", "waiting_reason", "waiting_detail",
+    "worker", "queued_at", "started_at", "finished_at", "lease_expires_at", "heartbeat_at", "next_attempt_at",
+    "wake_at",
+)
+
+
+def _iso(value):
+    return value.isoformat() if value is not None else None
+
+
+def run_summary(run: Run) -> dict:
+    return {
+        "id": str(run.pk),
+        "workflow": run.workflow.slug,
+        "workflow_name": run.workflow.name,
+        "version": run.version.number,
+        "status": run.status,
+        "inputs": run.inputs,
+        "outputs": run.outputs,
+        "error": run.error,
+        "created_by": run.created_by.get_username() if run.created_by_id else "",
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "last_seq": run.last_seq,
+    }
+
+
+def run_snapshot(run_id) -> dict:
+    """Everything the run view needs to draw a run; raises Run.DoesNotExist."""
+    run = Run.objects.select_related("workflow", "version", "created_by").get(pk=run_id)
+    steps = []
+    for row in StepRun.objects.filter(run_id=run.pk).values(*STEP_FIELDS).order_by("id"):
+        steps.append({k: (_iso(v) if k.endswith("_at") else v) for k, v in row.items()})
+    attempts = [
+        {
+            "node_id": a["step__node_id"],
+            "number": a["number"],
+            "queued_at": _iso(a["queued_at"]),
+            "started_at": _iso(a["started_at"]),
+            "finished_at": _iso(a["finished_at"]),
+            "outcome": a["outcome"],
+            "worker": a["worker"],
+        }
+        for a in Attempt.objects.filter(step__run_id=run.pk)
+        .values("step__node_id", "number", "queued_at", "started_at", "finished_at", "outcome", "worker")
+        .order_by("step_id", "number")
+    ]
+    definition = run.version.definition
+    return {
+        "run": run_summary(run),
+        "definition": {"nodes": definition.get("nodes", []), "edges": definition.get("edges", [])},
+        "layout": version_graph(run.version).layout(),
+        "steps": steps,
+        "attempts": attempts,
+        "last_seq": run.last_seq,
+    }
+

@@ -1,0 +1,197 @@
+"""Pages. Lists are server-rendered; the run view and the editor mount the React island with
+``json_script`` props. Changes go through the REST API, except the list page's duplicate and
+archive buttons, which post here and call the engine."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from engine import queries
+from engine.exceptions import EngineError
+from engine.models import Run, Workflow
+from engine.nodes.registry import node_types
+from engine.queues import queue_stats
+from engine.runtx import version_graph
+from engine.states import RunStatus
+from engine.workflows import workflow_archive, workflow_get, workflow_save
+from webui.access import can_design, can_view, roles
+from webui.snapshot import run_snapshot
+
+RUN_PAGE_SIZE = 100
+SINCE = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+def _require_view(request) -> None:
+    if not can_view(request.user):
+        raise PermissionDenied("You need the viewer, operator or designer role.")
+
+
+def _common(request) -> dict:
+    return {"roles": roles(request.user)}
+
+
+@login_required
+def workflow_list(request):
+    _require_view(request)
+    q = request.GET.get("q", "").strip()
+    archived = request.GET.get("archived") == "1"
+    workflows = list(queries.workflows_search(q=q, include_archived=archived)[:500])
+    return render(request, "webui/workflows.html", {**_common(request), "workflows": workflows, "q": q,
+                                                     "archived": archived})
+
+
+@login_required
+@require_POST
+def workflow_duplicate(request, slug):
+    if not can_design(request.user):
+        raise PermissionDenied("Duplicating a workflow needs the designer role.")
+    source = _workflow_or_404(slug)
+    if source.current_version is None:
+        raise Http404("workflow has no saved version")
+    new_slug = _free_slug(f"{slug}-copy")
+    definition = dict(source.current_version.definition, slug=new_slug, name=f"{source.name} (copy)")
+    try:
+        workflow_save(definition=definition, actor=request.user, note=f"duplicated from {slug}")
+    except EngineError as exc:
+        messages.error(request, exc.message)
+        return redirect("webui:workflows")
+    messages.success(request, f"Duplicated {slug} as {new_slug}.")
+    return redirect("webui:workflow-edit", slug=new_slug)
+
+
+@login_required
+@require_POST
+def workflow_archive_view(request, slug):
+    if not can_design(request.user):
+        raise PermissionDenied("Archiving a workflow needs the designer role.")
+    _workflow_or_404(slug)
+    workflow_archive(slug)
+    messages.success(request, f"Archived {slug}. Its runs are kept; saving it again restores it.")
+    return redirect("webui:workflows")
+
+
+def _workflow_or_404(slug) -> Workflow:
+    try:
+        return workflow_get(slug)
+    except EngineError:
+        raise Http404(f"no workflow {slug}") from None
+
+
+def _free_slug(base: str) -> str:
+    base = base[:90]
+    slug, n = base, 2
+    while Workflow.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+def _node_types() -> list[dict]:
+    return [
+        {"name": t.name, "label": t.label, "description": t.description, "config_schema": t.config_schema,
+         "default_queue": t.default_queue, "inline": t.inline, "outputs": t.outputs}
+        for t in sorted(node_types().values(), key=lambda t: t.name)
+    ]
+
+
+@login_required
+def workflow_edit(request, slug=None):
+    _require_view(request)
+    workflow = _workflow_or_404(slug) if slug else None
+    definition = workflow.current_version.definition if workflow and workflow.current_version else None
+    if definition is not None:
+        definition = _with_positions(workflow.current_version)
+    versions = []
+    if workflow:
+        versions = [
+            {"number": v.number, "note": v.note, "created_at": v.created_at.isoformat(),
+             "created_by": v.created_by.get_username() if v.created_by_id else ""}
+            for v in queries.workflow_versions(workflow)[:200]
+        ]
+    props = {
+        "mode": "editor",
+        "slug": slug,
+        "definition": definition,
+        "version": workflow.current_version.number if workflow and workflow.current_version else None,
+        "versions": versions,
+        "nodeTypes": _node_types(),
+        "roles": roles(request.user),
+    }
+    return render(request, "webui/editor.html", {**_common(request), "props": props, "workflow": workflow})
+
+
+def _with_positions(version) -> dict:
+    """The version's definition with every node placed (saved positions, or the default layout)."""
+    definition = dict(version.definition)
+    try:
+        layout = version_graph(version).layout()
+    except EngineError:  # the registry changed since it was saved; the editor shows the errors
+        layout = {}
+    definition["nodes"] = [
+        {**n, "position": n.get("position") or layout.get(n.get("id"), {"x": 0, "y": 0})}
+        for n in definition.get("nodes", [])
+    ]
+    return definition
+
+
+def _run_or_404(run_id) -> Run:
+    try:
+        return Run.objects.select_related("workflow", "version").get(pk=uuid.UUID(str(run_id)))
+    except (ValueError, Run.DoesNotExist):
+        raise Http404("no such run") from None
+
+
+@login_required
+def run_detail(request, run_id, node_id=None):
+    _require_view(request)
+    run = _run_or_404(run_id)
+    snapshot = run_snapshot(run.pk)
+    if node_id is not None and node_id not in {s["node_id"] for s in snapshot["steps"]}:
+        raise Http404("no such step")
+    props = {"mode": "run", "runId": str(run.pk), "step": node_id, "snapshot": snapshot,
+             "roles": roles(request.user), "tab": request.GET.get("tab", "graph")}
+    return render(request, "webui/run.html", {**_common(request), "props": props, "run": run})
+
+
+def _runs_context(request) -> dict:
+    workflow = request.GET.get("workflow", "").strip()
+    status = request.GET.get("status", "").strip()
+    since = request.GET.get("since", "").strip()
+    qs = queries.runs_filter(
+        workflow=workflow or None,
+        status=status if status in RunStatus.values else None,
+        started_after=timezone.now() - SINCE[since] if since in SINCE else None,
+    )
+    return {
+        "runs": list(qs.order_by("-created_at")[:RUN_PAGE_SIZE]),
+        "filters": {"workflow": workflow, "status": status, "since": since},
+        "statuses": RunStatus.values,
+        "since_choices": list(SINCE),
+        "workflow_slugs": list(Workflow.objects.order_by("slug").values_list("slug", flat=True)[:500]),
+    }
+
+
+@login_required
+def run_list(request):
+    _require_view(request)
+    context = {**_common(request), **_runs_context(request), "props": {"mode": "runs"}}
+    if request.GET.get("partial") == "rows":
+        return render(request, "webui/_run_rows.html", context)
+    return render(request, "webui/runs.html", context)
+
+
+@login_required
+def queue_list(request):
+    _require_view(request)
+    context = {**_common(request), "queues": queue_stats(), "props": {"mode": "queues"}}
+    if request.GET.get("partial") == "rows":
+        return render(request, "webui/_queue_rows.html", context)
+    return render(request, "webui/queues.html", context)

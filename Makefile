@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-embedded install install-test lint frontend
+.PHONY: run test test-embedded install install-test lint frontend audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -42,6 +42,10 @@ lint: install-test
 
 test: install-test lint frontend
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Known vulnerabilities in the pinned dependencies (pip-audit over requirements.txt; see docs/security.md).
+audit: install-test
+	$(BIN)/python .ci/audit.py
 
 # The engine tests once more against the embedded PostgreSQL (no DATABASE_URL).
 test-embedded: install-test

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -120,6 +121,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "channels",
     "channels_postgres",
     "engine",
@@ -128,6 +130,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "engine.health.ProbeMiddleware",  # /healthz, /readyz, /metrics: for any Host, before sessions and CSRF
     "django.middleware.security.SecurityMiddleware",
     "api.errors.ApiGuardMiddleware",  # /api/: 413 for oversized bodies, JSON for every error
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -137,6 +140,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the "too many failed logins" page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -185,6 +189,22 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
+# Login rate limiting (django-axes): after WEFT_LOGIN_MAX_FAILURES failed logins for one username from
+# one address, that pair is locked out for WEFT_LOGIN_LOCKOUT_S seconds. Attempts are counted in the
+# database (axes' AccessAttempt table), so every web process sees the same count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("WEFT_LOGIN_RATE_LIMIT", True)
+AXES_FAILURE_LIMIT = env_int("WEFT_LOGIN_MAX_FAILURES", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("WEFT_LOGIN_LOCKOUT_S", 900, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "webui.lockout.lockout_response"  # 429, a page saying for how long, Retry-After
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_VERBOSE = False  # no banner in every process; failed logins and lockouts are still logged
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -203,7 +223,12 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("WEFT_SECURE_COOKIES", False)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_HSTS_SECONDS = env_int("WEFT_HSTS_SECONDS", 0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("WEFT_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("WEFT_HSTS_PRELOAD", False)
     SECURE_SSL_REDIRECT = env_bool("WEFT_SSL_REDIRECT", False)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto: trust it to say the request was HTTPS.
+if env_bool("WEFT_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 REST_FRAMEWORK = {
     # Token first: an unauthenticated request gets 401 with "WWW-Authenticate: Token".
@@ -252,6 +277,8 @@ WEFT_MAX_NODES = env_int("WEFT_MAX_NODES", 5000, minimum=1)
 WEFT_BROKER_VISIBILITY_S = env_int("WEFT_BROKER_VISIBILITY_S", 30, minimum=1)
 # A worker that finishes a step runs a successor it made ready on the same queue for up to this long.
 WEFT_CONTINUE_MAX_S = float(os.environ.get("WEFT_CONTINUE_MAX_S", "30"))
+# How long a worker keeps retrying to record a finished step (or journal entry) while the database is away.
+WEFT_DB_RETRY_S = float(os.environ.get("WEFT_DB_RETRY_S", "30"))
 WEFT_RECOVERY_INTERVAL_S = float(os.environ.get("WEFT_RECOVERY_INTERVAL_S", "1.0"))
 WEFT_DEFAULT_RETRY = {
     "max_attempts": env_int("WEFT_DEFAULT_MAX_ATTEMPTS", 3, minimum=1),
@@ -267,6 +294,9 @@ WEFT_MAX_LOG_LINES = env_int("WEFT_MAX_LOG_LINES", 1000, minimum=1)
 # Seconds between writes of a running attempt's new log lines (live logs); 0 writes them only at the end.
 WEFT_LOG_FLUSH_S = float(os.environ.get("WEFT_LOG_FLUSH_S", "2"))
 WEFT_MAX_OUTPUT_BYTES = env_int("WEFT_MAX_OUTPUT_BYTES", 1_048_576, minimum=1024)
+# Largest workflow definition and run inputs (bytes of JSON); larger ones are refused with a clear error.
+WEFT_MAX_DEFINITION_BYTES = env_int("WEFT_MAX_DEFINITION_BYTES", 1_048_576, minimum=1024)
+WEFT_MAX_INPUT_BYTES = env_int("WEFT_MAX_INPUT_BYTES", 1_048_576, minimum=1024)
 # Modules imported at start-up that register @weft.task functions and node types.
 WEFT_TASK_MODULES = env_list("WEFT_TASK_MODULES", "")
 
@@ -330,5 +360,7 @@ LOGGING = {
         "django_q": {"level": os.environ.get("WEFT_Q_LOG_LEVEL", "WARNING"), "propagate": True},
         # It warns on every publish to a group nobody listens to (a run no browser shows).
         "channels_postgres": {"level": "ERROR", "propagate": True},
+        # Its DEBUG wire trace prints response headers, which may echo a credential back.
+        "httpcore": {"level": "INFO", "propagate": True},
     },
 }

@@ -21,16 +21,20 @@ from django.db import connection
 
 import weft
 from engine.models import Run, StepRun
-from engine.scheduler import run_start
+from engine.scheduler import run_cancel, run_start
 from engine.states import RUN_TERMINAL
 from engine.workflows import workflow_save
 
-WORKLOADS = ("floor", "chain", "fanout", "many", "isolation", "recovery", "idle")
+WORKLOADS = ("floor", "start", "chain", "fanout", "many", "isolation", "recovery", "idle")
 
 
 @weft.task(name="bench.sleep")
 def bench_sleep(ctx, seconds: float = 1.0):
-    time.sleep(seconds)
+    """Sleeps, noticing a cancelled run (or a lost lease) within 0.2 s."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        ctx.check_live()
+        time.sleep(min(left, 0.2))
     return {"slept": seconds}
 
 
@@ -130,6 +134,20 @@ def _wall_s(runs: list[Run]) -> float:
 # -- workloads ----------------------------------------------------------------------------------
 
 
+def start(n: int = 5000, width: int = 50) -> Sample:
+    """Validate, save and start a 5,000-node DAG (layers of 50): the time until its first steps are queued."""
+    nodes = [_noop(f"n{i}") for i in range(n)]
+    edges = [(f"n{i - width}", f"n{i}") for i in range(width, n)]
+    t0 = time.perf_counter()
+    wf = _save(f"bench-start-{time.time_ns()}", nodes, edges)
+    t1 = time.perf_counter()
+    run, _ = run_start(workflow=wf)
+    t2 = time.perf_counter()
+    run_cancel(run_id=run.pk, actor="bench")
+    return Sample(extra={"validate_save_s": round(t1 - t0, 3), "start_s": round(t2 - t1, 3),
+                         "total_s": round(t2 - t0, 3)})
+
+
 def chain(n: int = 30) -> Sample:
     wf = _save("bench-chain", [_noop(f"s{i}") for i in range(n)], [(f"s{i}", f"s{i + 1}") for i in range(n - 1)])
     run, _ = run_start(workflow=wf)
@@ -176,16 +194,16 @@ def isolation(count: int = 500) -> Sample:
     hog = _save("bench-slow", [{"id": "hog", "type": "python", "queue": "slow",
                                 "config": {"function": "bench.sleep", "kwargs": {"seconds": 3600}}}], [])
     hogs = [run_start(workflow=hog)[0].pk for _ in range(slow_workers * 2)]
-    deadline = time.monotonic() + 60
-    while StepRun.objects.filter(run_id__in=hogs, status="running").count() < slow_workers:
-        if time.monotonic() > deadline:
-            raise RuntimeError("slow queue did not saturate")
-        time.sleep(0.05)
-    busy = _fast_latencies(count)
-    from engine.scheduler import run_cancel
-
-    for run_id in hogs:
-        run_cancel(run_id=run_id, actor="bench")
+    try:
+        deadline = time.monotonic() + 60
+        while StepRun.objects.filter(run_id__in=hogs, status="running").count() < slow_workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError("slow queue did not saturate")
+            time.sleep(0.05)
+        busy = _fast_latencies(count)
+    finally:
+        for run_id in hogs:
+            run_cancel(run_id=run_id, actor="bench")
     extra = {"idle_p50_ms": _pct(idle, 50), "idle_p99_ms": _pct(idle, 99), "p50_ms": _pct(busy, 50),
              "p99_ms": _pct(busy, 99)}
     extra["p99_ratio_to_idle"] = extra["p99_ms"] / extra["idle_p99_ms"]
@@ -229,9 +247,19 @@ def idle(seconds: float = 10.0) -> Sample:
     return Sample(extra={"idle_tx_per_s": round((after - before - 2) / seconds, 2)})
 
 
+def cancel_leftovers() -> int:
+    """Cancel bench runs an interrupted earlier invocation left running (they would hold workers)."""
+    leftovers = list(Run.objects.filter(workflow__slug__startswith="bench-", status__in=["pending", "running"])
+                     .values_list("pk", flat=True))
+    for run_id in leftovers:
+        run_cancel(run_id=run_id, actor="bench")
+    return len(leftovers)
+
+
 def run_workload(name: str) -> Sample:
     if name == "floor":
         ms = floor_ms()
         return Sample(per_step_ms=ms, steps_per_s=1000 / ms)
-    return {"chain": chain, "fanout": fanout, "many": many, "isolation": isolation, "recovery": recovery,
-            "idle": idle}[name]()
+    workloads = {"start": start, "chain": chain, "fanout": fanout, "many": many, "isolation": isolation,
+                 "recovery": recovery, "idle": idle}
+    return workloads[name]()

@@ -7,23 +7,29 @@ Weft does not need the broker for exactly-once: a delivery only runs a step if i
 compare-and-set claim wins, and the claim deletes the message. So this broker hides a
 prefetched message for WEFT_BROKER_VISIBILITY_S only; a message that comes back while
 its step is running or finished is claimed by nobody and dropped.
+
+Locks use the database clock (``now()``), like leases, so a worker with a wrong clock
+cannot hide or expose messages early.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from time import sleep
 
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
+log = logging.getLogger(__name__)
+
 _DEQUEUE_SQL = """
-UPDATE django_q_ormq SET lock = %(until)s
+UPDATE django_q_ormq SET lock = now() + make_interval(secs => %(visibility)s)
 WHERE id IN (
-    SELECT id FROM django_q_ormq WHERE key = %(key)s AND lock < %(now)s
+    SELECT id FROM django_q_ormq WHERE key = %(key)s AND lock < now()
     ORDER BY id LIMIT %(bulk)s FOR UPDATE SKIP LOCKED
 )
 RETURNING id, payload
@@ -34,13 +40,29 @@ class WeftBroker(ORM):
     def timeout(self, task=None):
         return timezone.now() + timedelta(seconds=settings.WEFT_BROKER_VISIBILITY_S)
 
+    _outage = False
+
     def dequeue(self):
-        self.get_connection()  # closes a stale connection (e.g. after a database restart)
-        now = timezone.now()
-        with connections[Conf.ORM].cursor() as cur:
-            cur.execute(_DEQUEUE_SQL, {"until": self.timeout(), "key": self.list_key, "now": now,
-                                       "bulk": Conf.BULK})
-            rows = cur.fetchall()
+        """Take up to BULK visible messages. While the database is away, wait and try again (django-q2's
+        pusher would otherwise log a traceback, sleep 10 s and die on every attempt)."""
+        try:
+            # No close_old_connections() here: with CONN_HEALTH_CHECKS it costs a "SELECT 1" on every poll.
+            # A broken connection raises below and is closed there.
+            with connections[Conf.ORM].cursor() as cur:
+                cur.execute(_DEQUEUE_SQL, {"visibility": settings.WEFT_BROKER_VISIBILITY_S, "key": self.list_key,
+                                           "bulk": Conf.BULK})
+                rows = cur.fetchall()
+        except DatabaseError as exc:
+            if not self._outage:
+                log.warning("queue %s: cannot reach the database, retrying: %s", self.list_key,
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            self._outage = True
+            connections[Conf.ORM].close()
+            sleep(max(Conf.POLL, 0.5))
+            return None
+        if self._outage:
+            log.warning("queue %s: database reachable again", self.list_key)
+            self._outage = False
         if rows:
             return [(pk, payload) for pk, payload in sorted(rows)]
         sleep(Conf.POLL)

@@ -156,10 +156,14 @@ def auth_headers(name: str) -> tuple[dict[str, str], str]:
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """``text`` with every occurrence of each (non-trivial) secret replaced by ``***``."""
+    """``text`` with every occurrence of each (non-trivial) secret replaced by ``***``, also in the
+    base64 form HTTP basic authentication sends it in."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
+            encoded = base64.b64encode(secret.encode("utf-8")).decode("ascii")
+            if encoded in text:
+                text = text.replace(encoded, "***")
     return text
 
 

@@ -68,6 +68,12 @@ class IdempotencyConflict(EngineError):
     code = "idempotency_conflict"
 
 
+class StepOutputInvalid(EngineError):
+    """An output given for a step is too large (WEFT_MAX_OUTPUT_BYTES) or cannot be stored."""
+
+    code = "output_invalid"
+
+
 class NodeTypeNotFound(EngineError):
     code = "node_type_not_found"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import signal
@@ -28,6 +27,7 @@ from django_q.models import OrmQ
 
 from engine import scheduler, templating
 from engine.context import StepContext, Wait
+from engine.dbretry import with_db_retry
 from engine.exceptions import (
     InDoubt,
     LeaseLost,
@@ -40,6 +40,7 @@ from engine.nodes import registry
 from engine.observability import hooks as observe
 from engine.readiness import RetryPolicy
 from engine.runtx import RunTx, StepRef
+from engine.security import json_for_storage, storable_text
 from engine.states import RunStatus, StepStatus
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,8 @@ log = logging.getLogger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 # Errors that retrying cannot fix.
-NOT_RETRYABLE = {"NonDeterministicReplay", "TemplateFailed", "OutputTooLarge", "TaskNotFound", "NodeTypeNotFound",
-                 "ArgumentsInvalid", "HostNotAllowed", "AgentStopped"}
+NOT_RETRYABLE = {"NonDeterministicReplay", "TemplateFailed", "OutputTooLarge", "OutputInvalid", "TaskNotFound",
+                 "NodeTypeNotFound", "ArgumentsInvalid", "HostNotAllowed", "AgentStopped"}
 
 
 class OutputTooLarge(Exception):
@@ -125,8 +126,9 @@ class Liveness(threading.Thread):
             with connection.cursor() as cur:
                 cur.execute(self._SQL, [self.lease_s, self.step_id, self.attempt])
                 row = cur.fetchone()
-        except DatabaseError:
-            log.warning("heartbeat for step %s failed; will retry", self.step_id, exc_info=True)
+        except DatabaseError as exc:
+            log.warning("heartbeat for step %s failed, will retry: %s", self.step_id,
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
             connection.close()
             return
         if row is None:
@@ -186,6 +188,7 @@ class LogCapture(logging.Handler):
             return
         if len(message) > self.MAX_LINE:
             message = message[: self.MAX_LINE] + f"... [{len(message) - self.MAX_LINE} characters truncated]"
+        message = storable_text(message)
         self.lines.append({"t": round(time.time(), 3), "level": level, "msg": message})
 
     def result(self) -> list[dict]:
@@ -256,7 +259,9 @@ def _execute_one(run_id, step_id: int, attempt: int) -> tuple[str, list]:
         finally:
             liveness.stop()
         observed.ran(outcome)
-        queued = _record(claim, attempt=attempt, outcome=outcome, logs=capture.result())
+        logs = capture.result()
+    queued = with_db_retry(lambda: _record(claim, attempt=attempt, outcome=outcome, logs=logs),
+                           what=f"recording step {claim.step.node_id!r}")
     same_queue = [d for d in queued if d.queue == claim.step.queue]
     return outcome[0], same_queue
 
@@ -282,7 +287,7 @@ def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, ca
         sink.flush_rest()
         if isinstance(result, Wait):
             return ("waiting", result, ctx.metrics)
-        size = len(json.dumps(result))
+        size = len(json_for_storage(result))  # OutputInvalid for NaN, Infinity or NUL: PostgreSQL refuses them
         if size > settings.WEFT_MAX_OUTPUT_BYTES:
             raise OutputTooLarge(f"step output is {size} bytes; the limit (WEFT_MAX_OUTPUT_BYTES) is "
                                  f"{settings.WEFT_MAX_OUTPUT_BYTES}")
@@ -332,9 +337,9 @@ def _record(claim: Claim, *, attempt: int, outcome: tuple, logs: list[dict]) -> 
     step, node = claim.step, claim.node
     error, error_type, tb = "", "", ""
     if isinstance(value, BaseException):
-        error = f"{type(value).__name__}: {value}"[:20000]
+        error = storable_text(f"{type(value).__name__}: {value}"[:20000])
         error_type = type(value).__name__
-        tb = "".join(traceback.format_exception(value))[-50000:]
+        tb = storable_text("".join(traceback.format_exception(value))[-50000:])
     with RunTx(step.run_id) as tx:
         ref_row = StepRun.objects.filter(pk=step.pk).only("id", "node_id", "status", "attempt").first()
         ref = StepRef(ref_row.id, ref_row.node_id, ref_row.status, ref_row.attempt)
@@ -366,7 +371,6 @@ def _record(claim: Claim, *, attempt: int, outcome: tuple, logs: list[dict]) -> 
             won = scheduler.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in)
             if won and retry_in is not None:
                 observe.retry_scheduled(step)
-        observe.trace_tx(tx)
         if won:
             Attempt.objects.filter(step_id=step.pk, number=attempt).update(
                 finished_at=Now(), outcome=attempt_outcome, error=error, error_type=error_type, traceback=tb,

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,14 @@ def _check_queues() -> dict:
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request):
     """200 while the process can answer HTTP."""
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
-@require_GET
+@require_safe
 def readyz(request):
     """200 when ready, else 503; the body says which check failed and why."""
     result = readiness()
@@ -103,3 +103,21 @@ def readyz(request):
         log.warning("not ready: %s", "; ".join(c["error"] for c in result["checks"].values() if not c["ok"]))
     body = {"status": "ok" if result["ready"] else "unavailable", "checks": result["checks"]}
     return JsonResponse(body, status=200 if result["ready"] else 503)
+
+
+class ProbeMiddleware:
+    """Answers /healthz, /readyz and /metrics before any other middleware.
+
+    Orchestrators and scrapers address a server by its IP, a Host header WEFT_ALLOWED_HOSTS rightly
+    refuses for pages; these answers build no URLs from the Host, and need no session, CSRF or login.
+    """
+
+    def __init__(self, get_response):
+        from engine.observability.views import metrics_view
+
+        self.get_response = get_response
+        self.probes = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics_view}
+
+    def __call__(self, request):
+        view = self.probes.get(request.path_info)
+        return view(request) if view is not None else self.get_response(request)

@@ -8,7 +8,6 @@ like any other step.
 
 from __future__ import annotations
 
-import json
 import traceback
 
 from django.conf import settings
@@ -18,6 +17,7 @@ from django.db.models.functions import Now
 from engine import templating
 from engine.models import Attempt, StepRun
 from engine.nodes import registry
+from engine.security import json_for_storage, storable_text
 from engine.states import StepStatus
 
 INLINE_WORKER = "inline"
@@ -60,13 +60,13 @@ def run_inline(tx, step) -> tuple[str, object]:
         ctx = InlineContext(run_id=tx.run.pk, node_id=node.id, config=config, run_inputs=tx.run.inputs,
                             upstream=upstream)
         output = registry.get_node_type(node.type).cls().run(ctx, dict(config))
-        size = len(json.dumps(output))
+        size = len(json_for_storage(output))  # OutputInvalid for NaN, Infinity or NUL: PostgreSQL refuses them
         if size > settings.WEFT_MAX_OUTPUT_BYTES:
             raise ValueError(f"step output is {size} bytes; the limit (WEFT_MAX_OUTPUT_BYTES) is "
                              f"{settings.WEFT_MAX_OUTPUT_BYTES}")
     except Exception as exc:
-        error = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"[:20000]
-        tb = "".join(traceback.format_exception(exc))[-50000:]
+        error = storable_text(f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"[:20000])
+        tb = storable_text("".join(traceback.format_exception(exc))[-50000:])
         output = None
     status = StepStatus.FAILED if error else StepStatus.SUCCEEDED
     won = StepRun.objects.filter(pk=step.id, status=StepStatus.PENDING).update(

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 from collections.abc import Callable
 from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
+from engine.dbretry import with_db_retry
 from engine.exceptions import InDoubt, LeaseLost, NonDeterministicReplay, RecordedError, StepCancelled
 from engine.models import JournalEntry
 from engine.observability.tracing import journal_span
+from engine.security import json_for_storage, storable_text
 
 _UPSERT_SQL = """
 INSERT INTO engine_journalentry
@@ -102,10 +103,10 @@ class Journal:
         except StepCancelled:
             raise
         except Exception as exc:
-            self._finish(entry_id, "failed", None, f"{exc}"[:10000], type(exc).__name__)
+            self._finish(entry_id, "failed", None, storable_text(f"{exc}"[:10000]), type(exc).__name__)
             raise
         try:
-            encoded = json.dumps(result)
+            encoded = json_for_storage(result, what="the result")  # NaN, Infinity and NUL: PostgreSQL refuses them
         except (TypeError, ValueError) as exc:
             self._finish(entry_id, "failed", None, f"result is not JSON-serialisable: {exc}", "TypeError")
             raise RecordedError(f"journal step {key!r} returned a value that is not JSON-serialisable: {exc}") from None
@@ -113,24 +114,30 @@ class Journal:
         return result
 
     def _write_started(self, key: str, position: int, safe: bool) -> int:
-        with connection.cursor() as cur:
-            cur.execute(
-                _UPSERT_SQL,
-                {"step": self.step_id, "key": key, "position": position, "safe": safe, "attempt": self.attempt},
-            )
-            row = cur.fetchone()
+        def write():
+            with connection.cursor() as cur:
+                cur.execute(
+                    _UPSERT_SQL,
+                    {"step": self.step_id, "key": key, "position": position, "safe": safe, "attempt": self.attempt},
+                )
+                return cur.fetchone()
+
+        row = with_db_retry(write, what=f"journal {key!r}")
         if row is None:
             raise LeaseLost(f"step no longer held by attempt {self.attempt}; not calling {key!r}")
         return row[0]
 
     def _finish(self, entry_id: int, status: str, encoded: str | None, error: str, error_type: str) -> None:
-        with connection.cursor() as cur:
-            cur.execute(
-                _FINISH_SQL,
-                {"id": entry_id, "attempt": self.attempt, "status": status, "result": encoded, "error": error,
-                 "error_type": error_type},
-            )
-            if cur.rowcount != 1:
+        def write():
+            with connection.cursor() as cur:
+                cur.execute(
+                    _FINISH_SQL,
+                    {"id": entry_id, "attempt": self.attempt, "status": status, "result": encoded, "error": error,
+                     "error_type": error_type},
+                )
+                return cur.rowcount
+
+        if with_db_retry(write, what="journal result") != 1:
                 raise LeaseLost(f"step no longer held by attempt {self.attempt}; result of journal entry discarded")
 
 

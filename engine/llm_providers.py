@@ -24,7 +24,7 @@ import jsonschema
 from django.conf import settings
 from django.db import connection
 
-from engine.credentials import auth_headers, redact
+from engine.credentials import auth_headers, redact, redact_value
 from engine.nodes import netguard
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -217,8 +217,8 @@ def _openai_chat(endpoint: Endpoint, *, messages, tools, temperature, max_tokens
         choice = data["choices"][0]
         message = choice["message"]
     except (ValueError, KeyError, IndexError, TypeError):
-        raise LLMBadResponse(f"model endpoint answered {resp.status} without a chat completion: {text[:500]}") \
-            from None
+        raise LLMBadResponse(redact(f"model endpoint answered {resp.status} without a chat completion: {text[:500]}",
+                                    endpoint.secret)) from None
     clean = {"role": "assistant", "content": message.get("content")}
     if message.get("tool_calls"):
         clean["tool_calls"] = [
@@ -226,6 +226,8 @@ def _openai_chat(endpoint: Endpoint, *, messages, tools, temperature, max_tokens
              "function": {"name": c["function"]["name"], "arguments": c["function"].get("arguments") or "{}"}}
             for i, c in enumerate(message["tool_calls"])
         ]
+    if endpoint.secret:
+        clean = redact_value(clean, endpoint.secret)  # a model (or a proxy) that repeats the key it was sent
     return {
         "message": clean,
         "finish_reason": choice.get("finish_reason"),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
+from django.db.models.functions import Now
 from django.utils import timezone
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
@@ -50,7 +51,7 @@ def enqueue(deliveries: list[Delivery]) -> None:
                     "started": now,
                 }
             ),
-            lock=now,
+            lock=Now(),  # visible from the database's now, whatever this machine's clock says
         )
         for d in deliveries
     ]
@@ -70,16 +71,14 @@ WORKER_STALE_S = 15
 
 def workers_heartbeat(*, host: str, clusters: dict[str, int]) -> None:
     """Record that this host's clusters (queue -> main pid) are alive."""
-    from django.utils import timezone
-
     from engine.models import WorkerProcess
 
-    now = timezone.now()
-    for queue, pid in clusters.items():
+    for queue, pid in clusters.items():  # database clock: readers compare with now() there
         WorkerProcess.objects.update_or_create(
             host=host, pid=pid, queue=queue,
-            defaults={"last_seen": now, "workers": settings.WEFT_QUEUES[queue]["workers"]},
-            create_defaults={"started_at": now, "last_seen": now, "workers": settings.WEFT_QUEUES[queue]["workers"]},
+            defaults={"last_seen": Now(), "workers": settings.WEFT_QUEUES[queue]["workers"]},
+            create_defaults={"started_at": Now(), "last_seen": Now(),
+                             "workers": settings.WEFT_QUEUES[queue]["workers"]},
         )
 
 

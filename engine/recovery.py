@@ -32,10 +32,32 @@ BATCH = 200
 ORPHAN_GRACE_S = 10
 
 
+# One statement (one transaction) a pass when nothing is due: idle workers stay cheap for Postgres.
+_ANYTHING_DUE_SQL = """
+SELECT EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'running' AND lease_expires_at < now())
+    OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'retry_wait' AND next_attempt_at <= now())
+    OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'waiting' AND wake_at <= now())
+    OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'waiting' AND waiting_reason = 'subworkflow')
+    OR EXISTS (SELECT 1 FROM engine_run r JOIN engine_steprun p ON p.id = r.parent_step_id
+               WHERE r.status IN ('pending', 'running') AND p.status = 'cancelled')
+    OR EXISTS (SELECT 1 FROM engine_steprun s WHERE s.status = 'queued'
+               AND s.queued_at < now() - make_interval(secs => %s)
+               AND NOT EXISTS (SELECT 1 FROM django_q_ormq q WHERE q.id = s.broker_msg_id))
+"""
+
+
+def anything_due() -> bool:
+    with connection.cursor() as cur:
+        cur.execute(_ANYTHING_DUE_SQL, [ORPHAN_GRACE_S])
+        return bool(cur.fetchone()[0])
+
+
 def recover_once() -> int:
     """One pass. Returns how many steps it acted on (0: nothing was due)."""
     from engine.subworkflows import subworkflows_recover
 
+    if not anything_due():
+        return 0
     return (expire_leases() + requeue_due_retries() + wake_due_timers() + reenqueue_orphans()
             + subworkflows_recover())
 
@@ -64,7 +86,6 @@ def expire_leases() -> int:
                     outcome=Attempt.Outcome.LOST, finished_at=Now(), error=error, error_type="WorkerLost")
                 tx.event("step.lost", row.node_id, attempt=attempt, worker=row.worker)
                 observe.attempt_lost(row, retried=retry_in is not None)
-                observe.trace_tx(tx)
     return len(due)
 
 
@@ -102,7 +123,6 @@ def wake_due_timers() -> int:
             on_wake = getattr(impl, "on_wake", None)
             decision = on_wake(row) if on_wake else {"outcome": "succeeded", "output": row.output}
             ref = StepRef(row.id, row.node_id, row.status, row.attempt)
-            observe.trace_tx(tx)
             if decision["outcome"] == "succeeded":
                 scheduler.step_record_success(tx, ref, attempt=row.attempt, output=decision.get("output"))
             else:
@@ -146,14 +166,22 @@ class RecoveryLoop(threading.Thread):
 
     def run(self) -> None:
         interval = settings.WEFT_RECOVERY_INTERVAL_S
+        failing = 0
         try:
             while not self.stopping.is_set():
                 try:
                     if not self.is_leader:
                         self.is_leader = self._try_lock()
                     busy = recover_once() if self.is_leader else 0
-                except DatabaseError:
-                    log.warning("recovery pass failed (database unavailable?); retrying", exc_info=True)
+                    if failing:
+                        log.warning("recovery: database reachable again after %d failed pass(es)", failing)
+                        failing = 0
+                except DatabaseError as exc:
+                    # One line per outage, not one traceback per pass.
+                    if not failing:
+                        log.warning("recovery pass failed, retrying every %.1f s: %s", interval,
+                                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                    failing += 1
                     self.is_leader = False
                     connection.close()
                     busy = 0

@@ -24,6 +24,7 @@ from engine.events import PendingEvent, events_write
 from engine.exceptions import InvalidTransition, NotFound
 from engine.models import Run, StepRun
 from engine.nodes import registry
+from engine.observability.tracing import trace_tx
 from engine.queues import Delivery, enqueue
 from engine.states import RUN_TERMINAL, RUN_TRANSITIONS, STEP_TERMINAL, STEP_TRANSITIONS, RunStatus, StepStatus
 
@@ -225,6 +226,7 @@ class RunTx:
             self._finish_run()
         if not (self.events or self.unfinished_delta or self.run_changes):
             return
+        trace_tx(self)  # spans of the steps and run this transaction finished, exported after commit
         first_seq = self.run.last_seq + 1
         if self.events:
             events_write(self.run.pk, first_seq, self.events)

@@ -17,7 +17,14 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Now
 
 from engine import templating
-from engine.exceptions import IdempotencyConflict, InputsInvalid, InvalidTransition, NotFound, TemplateFailed
+from engine.exceptions import (
+    IdempotencyConflict,
+    InputsInvalid,
+    InvalidTransition,
+    NotFound,
+    StepOutputInvalid,
+    TemplateFailed,
+)
 from engine.inline import is_inline, run_inline
 from engine.models import JournalEntry, Run, StepRun, Workflow
 from engine.readiness import (
@@ -30,6 +37,7 @@ from engine.readiness import (
     trigger_decision,
 )
 from engine.runtx import RunTx, StepRef, version_graph
+from engine.security import OutputInvalid, json_for_storage, output_problem
 from engine.states import STEP_ACTIVE, RunStatus, StepStatus
 
 S = StepStatus
@@ -65,6 +73,7 @@ def run_start(
     if version is None:
         raise InvalidTransition(f"workflow {workflow.slug!r} has no saved version")
     inputs = {} if inputs is None else inputs
+    _check_input_size(inputs)
     _check_inputs(version.definition.get("inputs") or {"type": "object"}, inputs)
     digest = inputs_hash(inputs)
     if idempotency_key:
@@ -120,6 +129,16 @@ def _existing_run(workflow: Workflow, key: str, digest: str) -> Run | None:
             f"idempotency key {key!r} was already used to start run {run.pk} with different inputs"
         )
     return run
+
+
+def _check_input_size(inputs) -> None:
+    try:
+        size = len(json_for_storage(inputs, what="run inputs").encode("utf-8"))
+    except (OutputInvalid, TypeError) as exc:
+        raise InputsInvalid(str(exc)) from None
+    if size > settings.WEFT_MAX_INPUT_BYTES:
+        raise InputsInvalid(f"run inputs are {size} bytes of JSON; the limit (WEFT_MAX_INPUT_BYTES) is "
+                            f"{settings.WEFT_MAX_INPUT_BYTES}", details=[{"limit": settings.WEFT_MAX_INPUT_BYTES}])
 
 
 def _check_inputs(schema: dict, inputs: dict) -> None:
@@ -476,6 +495,9 @@ def step_skip(*, run_id, node_id: str, actor=None) -> StepRun:
 
 def step_complete(*, run_id, node_id: str, output=None, actor=None) -> StepRun:
     """Mark a step succeeded with the given output (e.g. what an outside system really produced)."""
+    problem = output_problem(output)
+    if problem:
+        raise StepOutputInvalid(problem)
     with RunTx(run_id, actor=_actor_name(actor)) as tx:
         _require_run_open(tx, "complete a step")
         step = _load(tx, node_id)

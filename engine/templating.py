@@ -2,22 +2,23 @@
 
 A string that is exactly one ``{{ expression }}`` evaluates to the expression's
 native value (a list stays a list); any other string renders to text. No node
-ever evaluates user text as Python.
+ever evaluates user text as Python. The sandbox is bounded in size, work and time
+and outputs JSON data only (``engine.sandbox``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
 
+from engine import sandbox
 from engine.exceptions import TemplateFailed
 
 
-class _Environment(ImmutableSandboxedEnvironment):
+class _Environment(sandbox.BoundedSandbox):
     """``output.items`` means the key "items" of a JSON object, not the dict method of that name."""
 
     def getattr(self, obj, attribute):
@@ -44,21 +45,42 @@ def render(value: Any, context: dict, *, path: str = "config") -> Any:
     if not is_template(value):
         return value
     try:
-        single = _SINGLE.match(value)
-        if single and "{{" not in single.group("expr"):
-            result = _env.compile_expression(single.group("expr"), undefined_to_none=False)(**context)
-            return _json_value(result, path)
-        return _env.from_string(value).render(**context)
-    except (UndefinedError, SecurityError, TemplateSyntaxError, TypeError, ValueError, LookupError,
-            AttributeError, ArithmeticError) as exc:
+        with sandbox.budget():
+            single = _SINGLE.match(value)
+            if single and "{{" not in single.group("expr"):
+                result = _env.compile_expression(single.group("expr"), undefined_to_none=False)(**context)
+                if not isinstance(result, Undefined):
+                    size = sandbox.measure(result, data_only=False)
+                    if size > sandbox.MAX_SIZE:
+                        raise sandbox.TemplateLimitExceeded(f"template value is larger than {sandbox.MAX_SIZE} "
+                                                            "characters")
+                return _json_value(result, path)
+            return _render_text(value, context)
+    except TemplateFailed:
+        raise
+    except Exception as exc:  # whatever a template does wrong (a filter's or a global's own errors too)
         raise TemplateFailed(f"template at {path} failed: {type(exc).__name__}: {exc}",
                              details=[{"path": path, "template": value[:500]}]) from None
+
+
+def _render_text(value: str, context: dict) -> str:
+    """The template's text, stopped as soon as it grows past the sandbox's size bound."""
+    parts, size = [], 0
+    for part in _env.from_string(value).generate(**context):
+        size += len(part)
+        if size > sandbox.MAX_SIZE:
+            raise sandbox.TemplateLimitExceeded(f"template text is longer than {sandbox.MAX_SIZE} characters")
+        parts.append(part)
+    return "".join(parts)
 
 
 def _json_value(value: Any, path: str) -> Any:
     """A template's native result must be plain JSON data (never an undefined value, a function or a class)."""
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise TemplateFailed(f"template at {path} produced {value}, which JSON cannot hold",
+                             details=[{"path": path}])
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, (list, tuple)):
@@ -85,6 +107,8 @@ def check_syntax(value: Any) -> str | None:
             _env.parse(s)
         except TemplateSyntaxError as exc:
             return f"template syntax error: {exc.message} (line {exc.lineno})"
+        except RecursionError:
+            return "template is nested too deeply"
     return None
 
 

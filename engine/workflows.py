@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
@@ -9,6 +10,7 @@ from engine.exceptions import AlreadyExists, GraphInvalid, InvalidTransition, Is
 from engine.graph import definition_checksum
 from engine.models import Workflow, WorkflowVersion
 from engine.runtx import graph_cache_put, graph_validate
+from engine.security import OutputInvalid, json_for_storage
 
 # Slugs that collide with API paths under /api/workflows/.
 RESERVED_SLUGS = frozenset({"validate", "schema", "import", "export", "new"})
@@ -22,6 +24,7 @@ def workflow_save(*, definition: dict, actor=None, note: str = "", create_only: 
     definition identical to the current version makes no new version. Returns
     (workflow, version, created_new_version).
     """
+    _check_size(definition)
     graph = graph_validate(definition)  # raises GraphInvalid before anything touches the database
     if definition["slug"] in RESERVED_SLUGS:
         raise GraphInvalid([Issue("reserved_slug", f"slug {definition['slug']!r} is reserved; choose another",
@@ -50,6 +53,18 @@ def workflow_save(*, definition: dict, actor=None, note: str = "", create_only: 
         workflow.archived = False
         workflow.save(update_fields=["current_version", "name", "description", "archived", "updated_at"])
     return workflow, version, True
+
+
+def _check_size(definition) -> None:
+    """GraphInvalid when the definition is larger than WEFT_MAX_DEFINITION_BYTES (or holds what JSON cannot)."""
+    try:
+        size = len(json_for_storage(definition, what="the workflow definition").encode("utf-8"))
+    except (OutputInvalid, TypeError) as exc:
+        raise GraphInvalid([Issue("not_json", str(exc))]) from None
+    limit = settings.WEFT_MAX_DEFINITION_BYTES
+    if size > limit:
+        raise GraphInvalid([Issue("definition_too_large", f"the definition is {size} bytes of JSON; the limit "
+                                                          f"(WEFT_MAX_DEFINITION_BYTES) is {limit}")])
 
 
 def workflow_get(slug: str) -> Workflow:

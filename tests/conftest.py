@@ -68,6 +68,8 @@ def drain():
 def test_database_url() -> str:
     db = settings.DATABASES["default"]
     host = db.get("HOST") or "127.0.0.1"
+    if host.startswith("/"):  # the embedded server: a unix socket directory
+        return f"postgresql://{db['USER']}@/{db['NAME']}?host={host}"
     port = db.get("PORT") or 5432
     return f"postgresql://{db['USER']}@{host}:{port}/{db['NAME']}"
 

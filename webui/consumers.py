@@ -16,6 +16,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from engine.events import RUNS_GROUP, run_group
 from engine.models import Run
+from engine.observability.metrics import websocket_closed, websocket_opened
 from webui.access import can_view
 from webui.snapshot import run_snapshot, run_summary
 
@@ -42,7 +43,12 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         self.group = run_group(run_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        snapshot = await database_sync_to_async(run_snapshot)(run_id)
+        websocket_opened()
+        try:
+            snapshot = await database_sync_to_async(run_snapshot)(run_id)
+        except Run.DoesNotExist:  # deleted since the check above
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
         self.last_seq = snapshot["last_seq"]
         await self.send_json({"type": "snapshot", **snapshot})
 
@@ -62,6 +68,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code):
         if self.group:
+            websocket_closed()
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
@@ -93,10 +100,12 @@ class RunListConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(RUNS_GROUP, self.channel_name)
         self.joined = True
         await self.accept()
+        websocket_opened()
         await self.send_json({"type": "hello"})
 
     async def disconnect(self, code):
         if self.joined:
+            websocket_closed()
             await self.channel_layer.group_discard(RUNS_GROUP, self.channel_name)
 
     async def weft_events(self, message):

@@ -7,11 +7,13 @@ app_name = "webui"
 urlpatterns = [
     path("workflows/", views.workflow_list, name="workflows"),
     path("workflows/new/", views.workflow_edit, name="workflow-new"),
+    path("workflows/<slug:slug>/", views.workflow_detail, name="workflow"),
     path("workflows/<slug:slug>/edit/", views.workflow_edit, name="workflow-edit"),
     path("workflows/<slug:slug>/duplicate/", views.workflow_duplicate, name="workflow-duplicate"),
     path("workflows/<slug:slug>/archive/", views.workflow_archive_view, name="workflow-archive"),
     path("runs/", views.run_list, name="runs"),
     path("runs/<str:run_id>/", views.run_detail, name="run"),
     path("runs/<str:run_id>/steps/<str:node_id>/", views.run_detail, name="run-step"),
+    path("runs/<str:run_id>/steps/<str:node_id>/inputs/", views.run_step_inputs, name="run-step-inputs"),
     path("queues/", views.queue_list, name="queues"),
 ]

@@ -10,20 +10,23 @@ from datetime import timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from engine import queries
 from engine.exceptions import EngineError
-from engine.models import Run, Workflow
+from engine.models import Run, StepRun, Workflow
 from engine.nodes.registry import node_types
+from engine.observability.queries import workflow_analytics
 from engine.queues import queue_stats
 from engine.runtx import version_graph
 from engine.states import RunStatus
 from engine.workflows import workflow_archive, workflow_get, workflow_save
+from webui import analytics as charts
 from webui.access import can_design, can_view, roles
+from webui.inputs import step_inputs
 from webui.snapshot import run_snapshot
 
 RUN_PAGE_SIZE = 100
@@ -47,6 +50,25 @@ def workflow_list(request):
     workflows = list(queries.workflows_search(q=q, include_archived=archived)[:500])
     return render(request, "webui/workflows.html", {**_common(request), "workflows": workflows, "q": q,
                                                      "archived": archived})
+
+
+@login_required
+def workflow_detail(request, slug):
+    """The workflow's run analytics: success rate, p50/p95 duration, runs and retries over time, and
+    the nodes that fail most, over the last ``?days=`` days."""
+    _require_view(request)
+    workflow = _workflow_or_404(slug)
+    days = charts.parse_days(request.GET.get("days"))
+    data = workflow_analytics(workflow, days=days)
+    context = {
+        **_common(request), "workflow": workflow, "analytics": data, "days": days,
+        "days_choices": charts.DAYS_CHOICES, "success_rate": charts.percent(data["success_rate"]),
+        "run_counts": [(status, n) for status, n in data["runs"].items() if n],
+        "runs_chart": charts.runs_chart(data), "retries_chart": charts.retries_chart(data),
+        "runs_legend": [("other", "Not failed (succeeded, running, cancelled)"), ("failed", "Failed (hatched)")],
+        "retries_legend": [("retries", "Retries and reruns (attempts after a step's first)")],
+    }
+    return render(request, "webui/workflow.html", context)
 
 
 @login_required
@@ -159,6 +181,17 @@ def run_detail(request, run_id, node_id=None):
     props = {"mode": "run", "runId": str(run.pk), "step": node_id, "snapshot": snapshot,
              "roles": roles(request.user), "tab": request.GET.get("tab", "graph")}
     return render(request, "webui/run.html", {**_common(request), "props": props, "run": run})
+
+
+@login_required
+def run_step_inputs(request, run_id, node_id):
+    """JSON for the step drawer: the step's config rendered from the run inputs and the upstream
+    outputs as they are now, with those outputs."""
+    _require_view(request)
+    run = _run_or_404(run_id)
+    if not StepRun.objects.filter(run_id=run.pk, node_id=node_id).exists():
+        raise Http404("no such step")
+    return JsonResponse(step_inputs(run, node_id))
 
 
 def _runs_context(request) -> dict:

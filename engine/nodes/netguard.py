@@ -24,6 +24,8 @@ from urllib.parse import urljoin
 import httpx
 from django.conf import settings
 
+from engine.observability.tracing import inject_headers
+
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 SENSITIVE_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
@@ -80,8 +82,8 @@ def policy() -> Policy:
 
 def address_kind(ip) -> str | None:
     """Why an address is not public ('loopback', 'private', ...), or None when it is globally routable."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped or ip.sixtofour) is not None:
+        ip = ip.ipv4_mapped or ip.sixtofour  # ::ffff:127.0.0.1 and 2002:7f00:1:: carry an IPv4 address
     for kind in ("loopback", "link_local", "private", "multicast", "reserved", "unspecified"):
         if getattr(ip, f"is_{kind}"):
             return kind.replace("_", "-")
@@ -91,10 +93,18 @@ def address_kind(ip) -> str | None:
 
 
 def _parse_ip(host: str):
+    text = host.strip("[]").rstrip(".")
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        return ipaddress.ip_address(text)
     except ValueError:
-        return None
+        pass
+    # 2130706433, 0x7f.0.0.1, 127.1: forms the resolver (inet_aton) reads as an IPv4 address too.
+    if text[:1].isdigit() and set(text.lower()) <= set("0123456789abcdefx."):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(text))
+        except OSError:
+            return None
+    return None
 
 
 def check_url_static(url: str, pol: Policy | None = None) -> str | None:
@@ -210,7 +220,7 @@ def guarded_request(
     """
     cap = max_body_bytes if max_body_bytes is not None else settings.WEFT_HTTP_MAX_BODY_BYTES
     pol = policy()
-    headers = dict(headers or {})
+    headers = inject_headers(dict(headers or {}))  # traceparent of the current span, when tracing is on
     started = time.monotonic()
     redirects = 0
     with httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False) as client:

@@ -16,7 +16,7 @@ ATTEMPT_OUTCOME = {"in_doubt": "waiting"}
 
 
 class AttemptObserver:
-    """``with observe_attempt(claim, attempt=n, worker=w) as observed:`` around running and recording an
+    """``with observe_attempt(claim.step, attempt=n, worker=w) as observed:`` around running and recording an
     attempt: binds the log context, counts the start (and the time spent queued), holds the attempt
     span; ``observed.ran(outcome)`` counts the finish and its duration."""
 
@@ -26,19 +26,20 @@ class AttemptObserver:
         self.worker = worker
         self.span = None
         self._capture = None
-        self._stack = None
+        self._log_cm = None
+        self._span_cm = None
         self._started = 0.0
 
     def __enter__(self) -> AttemptObserver:
-        import contextlib
-
         step = self.step
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(log_context(run_id=str(step.run_id), step_id=step.pk, node_id=step.node_id,
-                                              attempt=self.attempt, queue=step.queue, worker=self.worker))
-        self.span = self._stack.enter_context(tracing.attempt_span(
-            run_id=step.run_id, node_id=step.node_id, node_type=step.node_type, generation=step.generation,
-            attempt=self.attempt, queue=step.queue, worker=self.worker))
+        self._log_cm = log_context(run_id=str(step.run_id), step_id=step.pk, node_id=step.node_id,
+                                   attempt=self.attempt, queue=step.queue, worker=self.worker)
+        self._log_cm.__enter__()
+        if tracing.enabled():
+            self._span_cm = tracing.attempt_span(
+                run_id=step.run_id, node_id=step.node_id, node_type=step.node_type, generation=step.generation,
+                attempt=self.attempt, queue=step.queue, worker=self.worker)
+            self.span = self._span_cm.__enter__()
         metrics.attempt_started(queue=step.queue, node_type=step.node_type, queued_at=step.queued_at)
         self._started = time.monotonic()
         return self
@@ -50,8 +51,7 @@ class AttemptObserver:
 
     def ran(self, outcome: tuple) -> None:
         """``outcome`` is the executor's (kind, value, attempt metrics)."""
-        if self._capture is not None:
-            livelogs.unwatch(step_id=self.step.pk, attempt=self.attempt)
+        self._unwatch()
         kind, value, attempt_metrics = outcome
         recorded = ATTEMPT_OUTCOME.get(kind, kind)
         if kind != "lost":  # the lease expired: recovery counted this attempt lost (``attempt_lost``)
@@ -62,9 +62,15 @@ class AttemptObserver:
         tracing.attempt_outcome(self.span, recorded, value if isinstance(value, BaseException) else None)
 
     def __exit__(self, *exc) -> None:
+        self._unwatch()
+        if self._span_cm is not None:
+            self._span_cm.__exit__(*exc)
+        self._log_cm.__exit__(*exc)
+
+    def _unwatch(self) -> None:
         if self._capture is not None:
             livelogs.unwatch(step_id=self.step.pk, attempt=self.attempt)
-        self._stack.__exit__(*exc)
+            self._capture = None
 
 
 def observe_attempt(step, *, attempt: int, worker: str) -> AttemptObserver:

@@ -63,6 +63,8 @@ class Metrics:
 
 
 _metrics: Metrics | None = None
+# (metric, label values) -> child: prometheus-client's labels() validates on every call.
+_children: dict[tuple, object] = {}
 
 
 def metrics() -> Metrics:
@@ -72,32 +74,40 @@ def metrics() -> Metrics:
     return _metrics
 
 
+def _child(metric, *labels: str):
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 # -- what the executor, recovery and consumers report ---------------------------------------------
 
 
 def attempt_started(*, queue: str, node_type: str, queued_at: datetime | None) -> None:
     m = metrics()
-    m.steps_started.labels(queue, node_type).inc()
+    _child(m.steps_started, queue, node_type).inc()
     if queued_at is not None:
-        m.queue_wait.labels(queue).observe(max(time.time() - queued_at.timestamp(), 0.0))
+        _child(m.queue_wait, queue).observe(max(time.time() - queued_at.timestamp(), 0.0))
 
 
 def attempt_finished(*, queue: str, node_type: str, outcome: str, duration_s: float | None) -> None:
     m = metrics()
-    m.steps_finished.labels(queue, node_type, outcome).inc()
+    _child(m.steps_finished, queue, node_type, outcome).inc()
     if duration_s is not None:
-        m.step_duration.labels(queue, node_type).observe(duration_s)
+        _child(m.step_duration, queue, node_type).observe(duration_s)
 
 
 def retry_scheduled(*, queue: str, node_type: str) -> None:
-    metrics().retries.labels(queue, node_type).inc()
+    _child(metrics().retries, queue, node_type).inc()
 
 
 def attempt_lost(*, queue: str, node_type: str) -> None:
     """Recovery found an attempt whose lease expired: it counts as lost and as finished."""
     m = metrics()
-    m.lost.labels(queue, node_type).inc()
-    m.steps_finished.labels(queue, node_type, "lost").inc()
+    _child(m.lost, queue, node_type).inc()
+    _child(m.steps_finished, queue, node_type, "lost").inc()
 
 
 def llm_usage(attempt_metrics: dict) -> None:
@@ -123,16 +133,19 @@ def websocket_closed() -> None:
 # -- multiprocess mode --------------------------------------------------------------------------
 
 
-def multiprocess_prepare(path: Path | str, *, wipe: bool) -> None:
+def multiprocess_prepare(path: Path | str) -> None:
     """Make this process, and the processes it starts, write metrics to files in ``path``.
 
-    ``wipe`` removes the files of an earlier start (prometheus-client's rule: clear the directory
-    whenever the whole set of processes restarts, never while they run).
+    Files of processes that are no longer alive (an earlier start) are removed first; those of
+    live processes -- another ``runworkers`` or web server sharing the directory -- are kept.
     """
+    import psutil
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    if wipe:
-        for stale in path.glob("*.db"):
+    for stale in path.glob("*.db"):
+        pid = stale.stem.rsplit("_", 1)[-1]
+        if not pid.isdigit() or not psutil.pid_exists(int(pid)):
             stale.unlink(missing_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
     if _metrics is None:

@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import hashlib
 import logging
+import multiprocessing.util
 import os
 import threading
 import uuid
@@ -72,6 +73,10 @@ def tracing_configure(exporter=None) -> None:
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or "weft"})
         provider = TracerProvider(resource=resource, id_generator=_DerivedIdGenerator())
         provider.add_span_processor(processor)
+        # django-q2's worker processes end through multiprocessing, which skips atexit handlers but runs
+        # its own finalizers: export what is still batched when a worker is recycled or stopped.
+        if exporter is None:
+            multiprocessing.util.Finalize(provider, provider.shutdown, exitpriority=10)
         _state.update(configured=True, provider=provider, tracer=provider.get_tracer("weft"))
 
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from engine.observability.metrics import exposition
@@ -47,7 +47,7 @@ def _refused(status: int, code: str, message: str) -> JsonResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def metrics_view(request):
     if not (_token_ok(request) or _address_allowed(request.META.get("REMOTE_ADDR", ""))):
         if settings.WEFT_METRICS_TOKEN:

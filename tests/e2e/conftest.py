@@ -17,11 +17,6 @@ import pytest
 
 from tests.conftest import REPO, TEST_QUEUES, test_database_url
 
-# Playwright's sync API runs an event loop in this thread while a browser is open; the tests' own
-# ORM calls are still synchronous and safe. The browser lives per module (fixtures below), so the
-# loop is gone before tests in other packages run (async_to_sync refuses to run inside one).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = REPO / "test-output"
 BUILD = REPO / "webui" / "static" / "webui" / "build" / "weft.js"
@@ -34,6 +29,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
             if not Path(CHROMIUM).exists():
                 item.add_marker(pytest.mark.skip(reason=f"{CHROMIUM} is missing (.ci/run installs it)"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _orm_beside_playwright_loop():
+    """Playwright's sync API runs an event loop in this thread while a browser is open; the tests'
+    own ORM calls are still synchronous and safe. Set up before, and undone after, the module's
+    browser (below), which is per module so the loop is gone before tests in other packages run
+    (async_to_sync refuses to run inside one)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +105,7 @@ def server_env(django_db_setup, tmp_path_factory) -> dict:
         WEFT_VAR_DIR=str(var),
         # The same key as this process and the workers: broker messages are signed with it.
         WEFT_SECRET_KEY=settings.SECRET_KEY,
-        WEFT_TASK_MODULES="tests.tasks",
+        WEFT_TASK_MODULES="tests.tasks,tests.observability.tasks",
         WEFT_QUEUES=json.dumps(TEST_QUEUES),
         WEFT_LEASE_S="3",
         WEFT_RECOVERY_INTERVAL_S="0.3",

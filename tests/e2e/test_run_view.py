@@ -158,7 +158,7 @@ def test_timeline_of_a_thousand_steps_is_virtualised_and_compresses_idle_gaps(ui
 
 def test_operator_buttons_mark_succeeded_skip_and_cancel_run(ui):
     d = definition("actions-e2e", [node("s1"), node("s2"), node("s3"), node("s4")],
-                   [("s1", "s2"), ("s2", "s3"), ("s3", "s4")])
+                   [("s1", "s2"), ("s1", "s3"), ("s3", "s4")])
     run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})  # no workers: s1 stays queued
     ui.goto(f"{ui.base}/runs/{run.pk}/steps/s1/")
     drawer = ui.locator('[data-drawer-node="s1"]')
@@ -175,15 +175,21 @@ def test_operator_buttons_mark_succeeded_skip_and_cancel_run(ui):
     ui.get_by_role("dialog").get_by_role("button", name="Confirm skip").click()
     expect(status_of(ui, "s2")).to_have_attribute("data-status", "skipped")
     expect(status_of(ui, "s2")).to_contain_text("Skipped")
+    expect(ui.get_by_role("dialog")).to_have_count(0)  # closed once the API answered; focus is back
 
-    # Keyboard only: focus a node on the canvas and press Enter to open its drawer.
-    status_of(ui, "s1").click()
-    ui.keyboard.press("Escape")
+    # Keyboard only: focus a node on the canvas and press Enter to open its drawer; then cancel.
+    s4 = ui.locator('.react-flow__node[data-id="s4"]')
+    s4.focus()
+    expect(s4).to_be_focused()
+    ui.keyboard.press("Enter")
+    ui.wait_for_url(f"{ui.base}/runs/{run.pk}/steps/s4/")
+    expect(ui.locator('[data-drawer-node="s4"]')).to_be_visible()
     ui.get_by_role("button", name="Cancel run", exact=True).focus()
     ui.keyboard.press("Enter")
     ui.get_by_role("dialog").get_by_role("button", name="Confirm cancel").click()
     expect(ui.locator(".runview")).to_have_attribute("data-run-status", "cancelled")
-    expect(status_of(ui, "s3")).to_have_attribute("data-status", "skipped")
+    expect(status_of(ui, "s3")).to_have_attribute("data-status", "cancelled")
+    expect(status_of(ui, "s4")).to_have_attribute("data-status", "cancelled")
     assert Run.objects.get(pk=run.pk).status == "cancelled"
     screenshot(ui, "run-cancelled")
 

@@ -81,3 +81,15 @@ def test_an_unreachable_database_is_reported(client, monkeypatch):
     checks = response.json()["checks"]
     assert checks["database"] == {"ok": False, "error": "database unreachable: connection refused"}
     assert checks["queues"]["error"] == "not checked: the database is unreachable"
+
+
+def test_probes_answer_whatever_host_they_address(settings):
+    """Kubelets and scrapers send the pod's IP as Host; pages still refuse it."""
+    from django.test import Client
+
+    heartbeat(*settings.WEFT_QUEUES)
+    by_ip = Client(HTTP_HOST="10.1.2.3:8000")
+    assert by_ip.get("/healthz").status_code == 200
+    assert by_ip.get("/readyz").status_code == 200
+    assert by_ip.get("/metrics").status_code == 200
+    assert by_ip.get("/accounts/login/").status_code == 400

@@ -12,7 +12,7 @@ STATUS = {
     "pending": ("○", "Pending"),
     "queued": ("◔", "Queued"),
     "running": ("▶", "Running"),
-    "waiting": ("⏸", "Waiting"),
+    "waiting": ("◷", "Waiting"),
     "retry_wait": ("↻", "Retry wait"),
     "succeeded": ("✓", "Succeeded"),
     "failed": ("✕", "Failed"),

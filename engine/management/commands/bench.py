@@ -23,6 +23,7 @@ class Command(BaseCommand):
             raise CommandError("--runs must be at least 1", returncode=2)
         names = [w for w in bench.WORKLOADS if w != "floor"] if workload == "all" else [workload]
         floor = bench.floor_ms()
+        bench.cancel_leftovers()
         with bench.BenchWorkers():
             time.sleep(3)  # clusters up
             bench.chain(5)  # warm: imports, connections, graph caches

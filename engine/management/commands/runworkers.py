@@ -21,7 +21,6 @@ from engine.recovery import RecoveryLoop
 STOP_TIMEOUT_S = 10
 RESTART_BACKOFF_S = 2
 HEARTBEAT_S = 5
-METRICS_PREPARED_ENV = "WEFT_METRICS_DIR_PREPARED"
 
 
 class Command(BaseCommand):
@@ -41,9 +40,8 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        # Metrics of this process and of every cluster's workers go to files that /metrics merges;
-        # under `manage.py up` the directory was already cleared for the whole set of processes.
-        multiprocess_prepare(settings.WEFT_METRICS_DIR, wipe=not os.environ.get(METRICS_PREPARED_ENV))
+        # Metrics of this process and of every cluster's workers go to files that /metrics merges.
+        multiprocess_prepare(settings.WEFT_METRICS_DIR)
         clusters = {name: _start_cluster(name) for name in names}
         self.stdout.write(f"weft workers: queues {', '.join(names)} (pids "
                           f"{', '.join(str(p.pid) for p in clusters.values())})")

@@ -60,13 +60,11 @@ def prepare(out) -> None:
 
 
 def observability_prepare() -> None:
-    """Children log in the format resolved here, and write metrics to one directory, cleared once for them all."""
-    from engine.management.commands.runworkers import METRICS_PREPARED_ENV
+    """Children log in the format resolved here, and write their metrics to one directory for /metrics."""
     from engine.observability.metrics import multiprocess_prepare
 
     os.environ.setdefault("WEFT_LOG_FORMAT", settings.WEFT_LOG_FORMAT)
-    multiprocess_prepare(settings.WEFT_METRICS_DIR, wipe=True)
-    os.environ[METRICS_PREPARED_ENV] = "1"
+    multiprocess_prepare(settings.WEFT_METRICS_DIR)
 
 
 def ensure_admin(out) -> None:

@@ -2,14 +2,15 @@
 // its attempts, logs and journal; the operator actions; and the timeline tab.
 import { Background, Controls, Handle, MiniMap, Position, ReactFlow, ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
-import { ApiError, get, post } from "./api.js";
-import { Dialog, JsonView } from "./dialogs.jsx";
+import { get, post } from "./api.js";
+import { Dialog } from "./dialogs.jsx";
 import { StepNode, edgeId, useTheme } from "./graph.jsx";
 import { RunStore, connectRun } from "./runstore.js";
-import { ACTIVE, SETTLEABLE, STATUS, StatusBadge, TERMINAL, formatDuration } from "./status.jsx";
+import { ACTIVE, STATUS, StatusBadge, TERMINAL } from "./status.jsx";
+import { StepDrawer } from "./StepDrawer.jsx";
 import { Timeline } from "./Timeline.jsx";
 
-const nodeTypes = { step: StepNode, group: GroupNode };
+const nodeTypes = { step: StepNode, fanout: GroupNode };
 const GROUP_MIN = 12; // siblings with the same upstream and downstream steps collapse from this many
 
 // Large fan-outs: steps sharing the same (non-empty) upstream and downstream sets form a group.
@@ -236,7 +237,7 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
         const st = store.steps[m]?.status || "pending";
         counts[st] = (counts[st] || 0) + 1;
       }
-      groupNodes.push({ id: g.id, type: "group", position: store.layout[g.members[0]] || { x: 0, y: 0 },
+      groupNodes.push({ id: g.id, type: "fanout", position: store.layout[g.members[0]] || { x: 0, y: 0 },
         data: { id: g.id, members: g.members, counts }, draggable: false, connectable: false });
     }
     return store.definition.nodes
@@ -249,7 +250,7 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
           id: n.id,
           type: "step",
           position: store.layout[n.id] || n.position || { x: 0, y: 0 },
-          data: { spec: n, step, stale, now: step && step.status === "running" ? now : 0, attempts },
+          data: { spec: n, step, stale, now: step && ACTIVE.has(step.status) ? now : 0, attempts },
           selected: n.id === selected,
           draggable: false,
           connectable: false,
@@ -283,17 +284,25 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
     }
   }, [selected]);
   return (
-    <div className="flow" aria-label="Run graph">
+    <div
+      className="flow"
+      aria-label="Run graph"
+      onKeyDownCapture={(e) => {
+        // Keyboard: Tab to a node, Enter (or Space) opens its drawer, or expands a group.
+        if (e.key !== "Enter" && e.key !== " ") return;
+        const el = document.activeElement;
+        const id = el && el.classList.contains("react-flow__node") ? el.dataset.id : null;
+        if (!id) return;
+        e.preventDefault();
+        if (id.startsWith("group:")) setExpanded((s) => new Set(s).add(id));
+        else onSelect(id);
+      }}
+    >
       <ReactFlow
         nodes={nodes}
         edges={edges}
         nodeTypes={nodeTypes}
-        onNodeClick={(_, n) => (n.type === "group" ? setExpanded((s) => new Set(s).add(n.id)) : onSelect(n.id))}
-        onSelectionChange={({ nodes: chosen }) => {
-          // Keyboard selection (Tab to a node, Enter) opens its drawer like a click.
-          if (chosen.length === 1 && chosen[0].type === "group") setExpanded((s) => new Set(s).add(chosen[0].id));
-          else if (chosen.length === 1 && chosen[0].id !== selected) onSelect(chosen[0].id);
-        }}
+        onNodeClick={(_, n) => (n.type === "fanout" ? setExpanded((s) => new Set(s).add(n.id)) : onSelect(n.id))}
         onPaneClick={() => onSelect(null)}
         nodesDraggable={false}
         nodesConnectable={false}
@@ -307,7 +316,8 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
       >
         <Background />
         <Controls showInteractive={false} />
-        <MiniMap pannable zoomable nodeClassName={(n) => `mm-${n.data.step?.status || "pending"}`} />
+        <MiniMap pannable zoomable nodeStrokeWidth={3}
+          nodeColor={(n) => (n.type === "fanout" ? "var(--accent)" : `var(--s-${n.data.step?.status || "pending"})`)} />
       </ReactFlow>
     </div>
   );
@@ -321,210 +331,6 @@ function dedupe(edges) {
     seen.add(id);
     return true;
   });
-}
-
-function leaseInfo(step, now) {
-  if (step.status !== "running" || !step.lease_expires_at) return null;
-  const left = (Date.parse(step.lease_expires_at) - now) / 1000;
-  return left;
-}
-
-function StepDrawer({ store, version, nodeId, now, canOperate, onClose, setDialog, act }) {
-  const step = store.steps[nodeId];
-  const spec = store.definition.nodes.find((n) => n.id === nodeId) || { id: nodeId };
-  const [detail, setDetail] = useState(null);
-  const [error, setError] = useState(null);
-  const [section, setSection] = useState("overview");
-  const [poll, setPoll] = useState(0);
-  const stepVersion = useRef(-1);
-
-  useEffect(() => {
-    let cancelled = false;
-    const t = setTimeout(async () => {
-      try {
-        const d = await get(`/api/runs/${store.runId}/steps/${encodeURIComponent(nodeId)}/`);
-        if (!cancelled) {
-          setDetail(d);
-          setError(null);
-        }
-      } catch (err) {
-        if (!cancelled) setError(err.message);
-      }
-    }, stepVersion.current < 0 ? 0 : 150);
-    stepVersion.current = version;
-    return () => {
-      cancelled = true;
-      clearTimeout(t);
-    };
-  }, [nodeId, step.status, step.attempt, poll]);
-
-  // While the step works, re-read it every 2 s: its journal (model and tool calls) grows as it goes.
-  useEffect(() => {
-    if (!ACTIVE.has(step.status)) return undefined;
-    const t = setInterval(() => setPoll((p) => p + 1), 2000);
-    return () => clearInterval(t);
-  }, [step.status]);
-
-  const attempts = detail ? detail.attempts : [];
-  const last = attempts.length ? attempts[attempts.length - 1] : null;
-  const status = step.status;
-  const inDoubt = status === "waiting" && step.waiting_reason === "in_doubt";
-  const approval = status === "waiting" && step.waiting_reason === "approval";
-  const runOpen = store.run.status !== "cancelled";
-  const disabledTitle = canOperate ? undefined : "needs the operator role";
-  const lease = leaseInfo(detail ? { ...step, lease_expires_at: detail.lease_expires_at } : step, now);
-  const base = `/api/runs/${store.runId}/steps/${encodeURIComponent(nodeId)}`;
-
-  return (
-    <aside className="drawer" aria-label={`Step ${nodeId}`} data-drawer-node={nodeId}>
-      <div className="drawer-head">
-        <div>
-          <div className="drawer-title">{spec.name || nodeId}</div>
-          <div className="muted"><code>{nodeId}</code> · {spec.type} · queue {step.queue}</div>
-        </div>
-        <button type="button" className="link" onClick={onClose} aria-label="Close step details">✕</button>
-      </div>
-      <div className="drawer-status">
-        <StatusBadge status={status} />
-        <span className="muted">attempt {step.attempt || 0}</span>
-        {step.started_at ? (
-          <span className="muted">
-            {formatDuration(((step.finished_at ? Date.parse(step.finished_at) : now) - Date.parse(step.started_at)) / 1000)}
-          </span>
-        ) : null}
-      </div>
-      {status === "running" ? (
-        <p className="lease">
-          Held by <code>{step.worker || detail?.worker || "?"}</code>
-          {detail?.heartbeat_at ? <> · last heartbeat {Math.max(0, Math.round((now - Date.parse(detail.heartbeat_at)) / 1000))} s ago</> : null}
-          {lease != null ? <> · lease {lease > 0 ? `expires in ${Math.round(lease)} s` : "expired; recovery will retry it"}</> : null}
-        </p>
-      ) : null}
-      {inDoubt ? (
-        <div className="banner warn">
-          In doubt: a call that is not safe to repeat was started but never recorded as finished
-          {step.waiting_detail ? <> (<code>{JSON.stringify(step.waiting_detail)}</code>)</> : null}.
-          Check the outside system, then either <strong>Retry</strong> (the call runs again) or
-          <strong> Mark succeeded…</strong> with what it really produced.
-        </div>
-      ) : null}
-      {approval ? (
-        <div className="banner warn" data-approval={nodeId}>
-          <strong>Waiting for approval.</strong> {step.waiting_detail?.message || ""}
-          {step.waiting_detail?.details !== undefined ? <JsonView value={step.waiting_detail.details} label="Details" /> : null}
-          {step.waiting_detail?.timeout_s ? <div className="muted">Without a decision within {step.waiting_detail.timeout_s} s it is {step.waiting_detail.on_timeout === "approve" ? "approved" : "rejected"}.</div> : null}
-        </div>
-      ) : null}
-      <div className="actions" role="group" aria-label="Step actions">
-        {runOpen && (status === "failed" || inDoubt) ? (
-          <button type="button" disabled={!canOperate} title={disabledTitle}
-            onClick={() => setDialog({ kind: "retry", nodeId })}>Retry</button>
-        ) : null}
-        {runOpen && (TERMINAL.has(status)) ? (
-          <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
-            onClick={() => setDialog({ kind: "rerun", nodeId })}>Rerun from here</button>
-        ) : null}
-        {runOpen && SETTLEABLE.has(status) ? (
-          <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
-            onClick={() => setDialog({ kind: "skip", nodeId })}>Skip</button>
-        ) : null}
-        {runOpen && SETTLEABLE.has(status) ? (
-          <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
-            onClick={() => setDialog({ kind: "complete", nodeId })}>Mark succeeded…</button>
-        ) : null}
-        {approval ? (
-          <>
-            <button type="button" disabled={!canOperate} title={disabledTitle}
-              onClick={() => setDialog({ kind: "approve", nodeId })}>Approve</button>
-            <button type="button" className="danger" disabled={!canOperate} title={disabledTitle}
-              onClick={() => setDialog({ kind: "reject", nodeId })}>Reject</button>
-          </>
-        ) : null}
-      </div>
-      <div role="tablist" aria-label="Step details" className="tabs small">
-        {["overview", "attempts", "logs", "journal"].map((s) => (
-          <button key={s} role="tab" type="button" aria-selected={section === s}
-            className={section === s ? "" : "secondary"} onClick={() => setSection(s)}>
-            {s[0].toUpperCase() + s.slice(1)}
-            {s === "attempts" && attempts.length ? ` (${attempts.length})` : ""}
-            {s === "journal" && detail?.journal?.length ? ` (${detail.journal.length})` : ""}
-          </button>
-        ))}
-      </div>
-      {error ? <p className="errors">Could not load the step: {error}</p> : null}
-      <div className="drawer-body">
-        {section === "overview" ? (
-          <>
-            {step.error || last?.error ? (
-              <section>
-                <h3>Error</h3>
-                <pre className="error-text">{step.error || last.error}</pre>
-                {last?.traceback ? (
-                  <details><summary>Traceback</summary><pre className="traceback">{last.traceback}</pre></details>
-                ) : null}
-              </section>
-            ) : null}
-            <section><h3>Output</h3><JsonView value={detail ? detail.output : undefined} label="Output" /></section>
-            <section><h3>Inputs</h3>
-              <p className="muted">Config (templates are rendered when the step runs) and run inputs.</p>
-              <JsonView value={{ config: spec.config || {}, run_inputs: store.run.inputs }} label="Inputs" />
-            </section>
-          </>
-        ) : null}
-        {section === "attempts" ? <Attempts attempts={attempts} /> : null}
-        {section === "logs" ? <Logs attempts={attempts} /> : null}
-        {section === "journal" ? <Journal entries={detail?.journal || []} /> : null}
-      </div>
-    </aside>
-  );
-}
-
-function Attempts({ attempts }) {
-  if (!attempts.length) return <p className="muted">No attempt has started.</p>;
-  return (
-    <table className="list compact">
-      <thead><tr><th>#</th><th>Outcome</th><th>Worker</th><th>Queued</th><th>Ran</th><th>Error</th></tr></thead>
-      <tbody>
-        {attempts.map((a) => (
-          <tr key={a.number} data-attempt={a.number}>
-            <td>{a.number}</td>
-            <td>{a.outcome}</td>
-            <td><code>{a.worker}</code></td>
-            <td>{a.queued_at ? formatDuration((Date.parse(a.started_at) - Date.parse(a.queued_at)) / 1000) : ""}</td>
-            <td>{a.duration_s != null ? formatDuration(a.duration_s) : "running"}</td>
-            <td>{a.error_type ? <code>{a.error_type}</code> : null} {a.error}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  );
-}
-
-function Logs({ attempts }) {
-  const withLogs = attempts.filter((a) => a.logs && a.logs.length);
-  if (!withLogs.length) return <p className="muted">No log lines were captured.</p>;
-  return withLogs.map((a) => (
-    <section key={a.number}>
-      <h3>Attempt {a.number}</h3>
-      <pre className="logs">
-        {a.logs.map((l, i) => `${new Date(l.t * 1000).toISOString().slice(11, 23)} ${l.level.padEnd(7)} ${l.msg}`).join("\n")}
-      </pre>
-    </section>
-  ));
-}
-
-function Journal({ entries }) {
-  if (!entries.length) return <p className="muted">No journaled calls (model calls, tool calls) in this step.</p>;
-  return (
-    <ol className="journal">
-      {entries.map((j) => (
-        <li key={j.key} data-journal-key={j.key}>
-          <div><code>{j.key}</code> · {j.status} · attempt {j.attempt}{j.safe_to_repeat ? "" : " · not safe to repeat"}</div>
-          {j.error ? <pre className="error-text">{j.error_type}: {j.error}</pre> : <JsonView value={j.result} label={`Result of ${j.key}`} />}
-        </li>
-      ))}
-    </ol>
-  );
 }
 
 function ActionDialog({ dialog, store, runId, act, onClose }) {

@@ -12,6 +12,7 @@ export function edgeId(e) {
 
 function duration(step, now) {
   if (!step || !step.started_at) return null;
+  if (!step.finished_at && !now) return null;
   const end = step.finished_at ? Date.parse(step.finished_at) : now;
   return Math.max(0, (end - Date.parse(step.started_at)) / 1000);
 }

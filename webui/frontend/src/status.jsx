@@ -3,7 +3,7 @@ export const STATUS = {
   pending: { icon: "○", label: "Pending" },
   queued: { icon: "◔", label: "Queued" },
   running: { icon: "▶", label: "Running" },
-  waiting: { icon: "⏸", label: "Waiting" },
+  waiting: { icon: "◷", label: "Waiting" },
   retry_wait: { icon: "↻", label: "Retry wait" },
   succeeded: { icon: "✓", label: "Succeeded" },
   failed: { icon: "✕", label: "Failed" },

@@ -1,0 +1,35 @@
+"""Retry a short database write through a brief outage (a restart, a network blip).
+
+Used where giving up would waste finished work: recording a step's result, journaling a sub-step.
+Every write retried this way is fenced by the attempt number, so a retry can never apply a stale
+result; it just gets its "no" from the database instead of from a dead socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def with_db_retry(fn: Callable[[], T], *, what: str) -> T:
+    deadline = time.monotonic() + settings.WEFT_DB_RETRY_S
+    delay = 0.2
+    while True:
+        try:
+            return fn()
+        except (OperationalError, InterfaceError) as exc:
+            if connection.in_atomic_block or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: database unavailable (%s); retrying in %.1f s", what,
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, delay)
+            connection.close()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -1,0 +1,162 @@
+// The step drawer: status, lease and heartbeat, the operator actions, and tabs with the overview
+// (error, output, rendered inputs), attempts, live logs and the journal.
+import { useEffect, useRef, useState } from "react";
+import { get } from "./api.js";
+import { JsonView } from "./dialogs.jsx";
+import { ACTIVE, SETTLEABLE, StatusBadge, TERMINAL, formatDuration } from "./status.jsx";
+import { Attempts, Inputs, Journal, Logs } from "./StepPanels.jsx";
+
+function leaseInfo(step, now) {
+  if (step.status !== "running" || !step.lease_expires_at) return null;
+  const left = (Date.parse(step.lease_expires_at) - now) / 1000;
+  return left;
+}
+
+export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, setDialog, act }) {
+  const step = store.steps[nodeId];
+  const spec = store.definition.nodes.find((n) => n.id === nodeId) || { id: nodeId };
+  const [detail, setDetail] = useState(null);
+  const [error, setError] = useState(null);
+  const [section, setSection] = useState("overview");
+  const [poll, setPoll] = useState(0);
+  const stepVersion = useRef(-1);
+
+  useEffect(() => {
+    let cancelled = false;
+    const t = setTimeout(async () => {
+      try {
+        const d = await get(`/api/runs/${store.runId}/steps/${encodeURIComponent(nodeId)}/`);
+        if (!cancelled) {
+          setDetail(d);
+          setError(null);
+        }
+      } catch (err) {
+        if (!cancelled) setError(err.message);
+      }
+    }, stepVersion.current < 0 ? 0 : 150);
+    stepVersion.current = version;
+    return () => {
+      cancelled = true;
+      clearTimeout(t);
+    };
+  }, [nodeId, step.status, step.attempt, poll]);
+
+  // While the step works, re-read it every 2 s: its journal (model and tool calls) grows as it goes.
+  useEffect(() => {
+    if (!ACTIVE.has(step.status)) return undefined;
+    const t = setInterval(() => setPoll((p) => p + 1), 2000);
+    return () => clearInterval(t);
+  }, [step.status]);
+
+  const attempts = detail ? detail.attempts : [];
+  const last = attempts.length ? attempts[attempts.length - 1] : null;
+  const status = step.status;
+  const inDoubt = status === "waiting" && step.waiting_reason === "in_doubt";
+  const approval = status === "waiting" && step.waiting_reason === "approval";
+  const runOpen = store.run.status !== "cancelled";
+  const disabledTitle = canOperate ? undefined : "needs the operator role";
+  const lease = leaseInfo(detail ? { ...step, lease_expires_at: detail.lease_expires_at } : step, now);
+  const base = `/api/runs/${store.runId}/steps/${encodeURIComponent(nodeId)}`;
+
+  return (
+    <aside className="drawer" aria-label={`Step ${nodeId}`} data-drawer-node={nodeId}>
+      <div className="drawer-head">
+        <div>
+          <div className="drawer-title">{spec.name || nodeId}</div>
+          <div className="muted"><code>{nodeId}</code> · {spec.type} · queue {step.queue}</div>
+        </div>
+        <button type="button" className="link" onClick={onClose} aria-label="Close step details">✕</button>
+      </div>
+      <div className="drawer-status">
+        <StatusBadge status={status} />
+        <span className="muted">attempt {step.attempt || 0}</span>
+        {step.started_at ? (
+          <span className="muted">
+            {formatDuration(((step.finished_at ? Date.parse(step.finished_at) : now) - Date.parse(step.started_at)) / 1000)}
+          </span>
+        ) : null}
+      </div>
+      {status === "running" ? (
+        <p className="lease">
+          Held by <code>{step.worker || detail?.worker || "?"}</code>
+          {detail?.heartbeat_at ? <> · last heartbeat {Math.max(0, Math.round((now - Date.parse(detail.heartbeat_at)) / 1000))} s ago</> : null}
+          {lease != null ? <> · lease {lease > 0 ? `expires in ${Math.round(lease)} s` : "expired; recovery will retry it"}</> : null}
+        </p>
+      ) : null}
+      {inDoubt ? (
+        <div className="banner warn">
+          In doubt: a call that is not safe to repeat was started but never recorded as finished
+          {step.waiting_detail ? <> (<code>{JSON.stringify(step.waiting_detail)}</code>)</> : null}.
+          Check the outside system, then either <strong>Retry</strong> (the call runs again) or
+          <strong> Mark succeeded…</strong> with what it really produced.
+        </div>
+      ) : null}
+      {approval ? (
+        <div className="banner warn" data-approval={nodeId}>
+          <strong>Waiting for approval.</strong> {step.waiting_detail?.message || ""}
+          {step.waiting_detail?.details !== undefined ? <JsonView value={step.waiting_detail.details} label="Details" /> : null}
+          {step.waiting_detail?.timeout_s ? <div className="muted">Without a decision within {step.waiting_detail.timeout_s} s it is {step.waiting_detail.on_timeout === "approve" ? "approved" : "rejected"}.</div> : null}
+        </div>
+      ) : null}
+      <div className="actions" role="group" aria-label="Step actions">
+        {runOpen && (status === "failed" || inDoubt) ? (
+          <button type="button" disabled={!canOperate} title={disabledTitle}
+            onClick={() => setDialog({ kind: "retry", nodeId })}>Retry</button>
+        ) : null}
+        {runOpen && (TERMINAL.has(status)) ? (
+          <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
+            onClick={() => setDialog({ kind: "rerun", nodeId })}>Rerun from here</button>
+        ) : null}
+        {runOpen && SETTLEABLE.has(status) ? (
+          <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
+            onClick={() => setDialog({ kind: "skip", nodeId })}>Skip</button>
+        ) : null}
+        {runOpen && SETTLEABLE.has(status) ? (
+          <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
+            onClick={() => setDialog({ kind: "complete", nodeId })}>Mark succeeded…</button>
+        ) : null}
+        {approval ? (
+          <>
+            <button type="button" disabled={!canOperate} title={disabledTitle}
+              onClick={() => setDialog({ kind: "approve", nodeId })}>Approve</button>
+            <button type="button" className="danger" disabled={!canOperate} title={disabledTitle}
+              onClick={() => setDialog({ kind: "reject", nodeId })}>Reject</button>
+          </>
+        ) : null}
+      </div>
+      <div role="tablist" aria-label="Step details" className="tabs small">
+        {["overview", "attempts", "logs", "journal"].map((s) => (
+          <button key={s} role="tab" type="button" aria-selected={section === s}
+            className={section === s ? "" : "secondary"} onClick={() => setSection(s)}>
+            {s[0].toUpperCase() + s.slice(1)}
+            {s === "attempts" && attempts.length ? ` (${attempts.length})` : ""}
+            {s === "journal" && detail?.journal?.length ? ` (${detail.journal.length})` : ""}
+          </button>
+        ))}
+      </div>
+      {error ? <p className="errors">Could not load the step: {error}</p> : null}
+      <div className="drawer-body">
+        {section === "overview" ? (
+          <>
+            {step.error || last?.error ? (
+              <section>
+                <h3>Error</h3>
+                <pre className="error-text">{step.error || last.error}</pre>
+                {last?.traceback ? (
+                  <details><summary>Traceback</summary><pre className="traceback">{last.traceback}</pre></details>
+                ) : null}
+              </section>
+            ) : null}
+            <section><h3>Output</h3><JsonView value={detail ? detail.output : undefined} label="Output" /></section>
+            <section><h3>Inputs</h3>
+              <Inputs runId={store.runId} nodeId={nodeId} status={status} />
+            </section>
+          </>
+        ) : null}
+        {section === "attempts" ? <Attempts attempts={attempts} /> : null}
+        {section === "logs" ? <Logs runId={store.runId} nodeId={nodeId} step={step} attempts={attempts} /> : null}
+        {section === "journal" ? <Journal entries={detail?.journal || []} /> : null}
+      </div>
+    </aside>
+  );
+}

@@ -33,15 +33,16 @@ ORPHAN_GRACE_S = 10
 
 
 # One statement (one transaction) a pass when nothing is due: idle workers stay cheap for Postgres.
+# statement_timestamp(), like Django's Now(): the passes below must agree with this check.
 _ANYTHING_DUE_SQL = """
-SELECT EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'running' AND lease_expires_at < now())
-    OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'retry_wait' AND next_attempt_at <= now())
-    OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'waiting' AND wake_at <= now())
+SELECT EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'running' AND lease_expires_at < statement_timestamp())
+    OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'retry_wait' AND next_attempt_at <= statement_timestamp())
+    OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'waiting' AND wake_at <= statement_timestamp())
     OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'waiting' AND waiting_reason = 'subworkflow')
     OR EXISTS (SELECT 1 FROM engine_run r JOIN engine_steprun p ON p.id = r.parent_step_id
                WHERE r.status IN ('pending', 'running') AND p.status = 'cancelled')
     OR EXISTS (SELECT 1 FROM engine_steprun s WHERE s.status = 'queued'
-               AND s.queued_at < now() - make_interval(secs => %s)
+               AND s.queued_at < statement_timestamp() - make_interval(secs => %s)
                AND NOT EXISTS (SELECT 1 FROM django_q_ormq q WHERE q.id = s.broker_msg_id))
 """
 

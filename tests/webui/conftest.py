@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.contrib.auth.models import Group, User
 
 
@@ -58,4 +57,22 @@ def run_async(scenario) -> None:
             await asyncio.gather(*others, return_exceptions=True)
             channel_layers.backends.clear()
 
-    async_to_sync(wrapper)()
+    # In a thread of its own with a fresh event loop: nothing a previous test left in this thread's
+    # asyncio/asgiref state (a browser driver's loop, a thread-sensitive executor) can deadlock it.
+    import threading
+
+    errors: list[BaseException] = []
+
+    def target():
+        try:
+            asyncio.run(wrapper())
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="weft-test-async", daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    if thread.is_alive():
+        raise AssertionError("async test scenario did not finish within 120 s")
+    if errors:
+        raise errors[0]

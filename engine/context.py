@@ -11,6 +11,20 @@ from engine.exceptions import LeaseLost, StepCancelled
 from engine.journal import Journal, idempotency_key
 
 
+def upstream_outputs(*, run_id, graph, node) -> tuple[dict, dict]:
+    """What a step's templates can see of other steps: ({direct predecessor: output},
+    {node id: {"output", "status"}} for its predecessors and every node its config refers to)."""
+    from engine import templating
+    from engine.models import StepRun
+
+    direct = {e.source for e in graph.in_edges(node.id)}
+    wanted = direct | templating.referenced_nodes(node.config)
+    rows = StepRun.objects.filter(run_id=run_id, node_id__in=wanted).values_list("node_id", "status", "output")
+    nodes_ctx = {nid: {"output": out, "status": status} for nid, status, out in rows}
+    upstream = {nid: nodes_ctx[nid]["output"] for nid in direct if nid in nodes_ctx}
+    return upstream, nodes_ctx
+
+
 @dataclass
 class Wait:
     """Returned by a node to park its step in ``waiting`` without holding a worker.

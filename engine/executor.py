@@ -26,7 +26,7 @@ from django_q.exceptions import TimeoutException
 from django_q.models import OrmQ
 
 from engine import scheduler, templating
-from engine.context import StepContext, Wait
+from engine.context import StepContext, Wait, upstream_outputs
 from engine.dbretry import with_db_retry
 from engine.exceptions import (
     InDoubt,
@@ -45,8 +45,6 @@ from engine.states import RunStatus, StepStatus
 
 log = logging.getLogger(__name__)
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-
 # Errors that retrying cannot fix.
 NOT_RETRYABLE = {"NonDeterministicReplay", "TemplateFailed", "OutputTooLarge", "OutputInvalid", "TaskNotFound",
                  "NodeTypeNotFound", "ArgumentsInvalid", "HostNotAllowed", "AgentStopped"}
@@ -61,6 +59,7 @@ class Claim:
     step: StepRun
     node: object  # graph.NodeSpec
     run_inputs: dict
+    graph: object  # graph.Graph of the run's version
 
 
 def worker_id() -> str:
@@ -94,7 +93,7 @@ def step_claim(*, run_id, step_id: int, attempt: int, worker: str) -> Claim | No
         if step.broker_msg_id:
             # The step is now held by its lease; its broker message has done its job.
             OrmQ.objects.filter(pk=step.broker_msg_id).delete()
-        return Claim(step=step, node=tx.graph.nodes[step.node_id], run_inputs=tx.run.inputs)
+        return Claim(step=step, node=tx.graph.nodes[step.node_id], run_inputs=tx.run.inputs, graph=tx.graph)
 
 
 class Liveness(threading.Thread):
@@ -273,7 +272,7 @@ def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, ca
     root.addHandler(capture)
     sink = _PrintSink(capture)
     try:
-        upstream, nodes_ctx = _upstream_outputs(step, node)
+        upstream, nodes_ctx = upstream_outputs(run_id=step.run_id, graph=claim.graph, node=node)
         template_ctx = {"inputs": claim.run_inputs, "nodes": nodes_ctx, "upstream": upstream,
                         "run": {"id": str(step.run_id)}}
         config = templating.render(node.config, template_ctx, path=f"nodes.{node.id}.config")
@@ -316,19 +315,6 @@ def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, ca
 def _metrics(ctx) -> dict:
     """What the node measured before it stopped (tokens spent by a failed attempt still count)."""
     return ctx.metrics if ctx is not None else {}
-
-
-def _upstream_outputs(step: StepRun, node) -> tuple[dict, dict]:
-    from engine.models import Run
-    from engine.runtx import version_graph
-
-    graph = version_graph(Run.objects.values_list("version_id", flat=True).get(pk=step.run_id))
-    direct = {e.source for e in graph.in_edges(node.id)}
-    wanted = direct | templating.referenced_nodes(node.config)
-    rows = StepRun.objects.filter(run_id=step.run_id, node_id__in=wanted).values_list("node_id", "status", "output")
-    nodes_ctx = {nid: {"output": out, "status": status} for nid, status, out in rows}
-    upstream = {nid: nodes_ctx[nid]["output"] for nid in direct if nid in nodes_ctx}
-    return upstream, nodes_ctx
 
 
 def _record(claim: Claim, *, attempt: int, outcome: tuple, logs: list[dict]) -> list:

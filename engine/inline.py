@@ -15,6 +15,7 @@ from django.db.models import F
 from django.db.models.functions import Now
 
 from engine import templating
+from engine.context import upstream_outputs
 from engine.models import Attempt, StepRun
 from engine.nodes import registry
 from engine.security import json_for_storage, storable_text
@@ -48,10 +49,7 @@ def is_inline(node_type: str) -> bool:
 def run_inline(tx, step) -> tuple[str, object]:
     """Run a ready inline step (status pending) in ``tx``. Returns (outcome, output) to propagate."""
     node = tx.graph.nodes[step.node_id]
-    wanted = {e.source for e in tx.graph.in_edges(node.id)} | templating.referenced_nodes(node.config)
-    rows = StepRun.objects.filter(run_id=tx.run.pk, node_id__in=wanted).values_list("node_id", "status", "output")
-    nodes_ctx = {nid: {"output": out, "status": status} for nid, status, out in rows}
-    upstream = {e.source: nodes_ctx.get(e.source, {}).get("output") for e in tx.graph.in_edges(node.id)}
+    upstream, nodes_ctx = upstream_outputs(run_id=tx.run.pk, graph=tx.graph, node=node)
     error = tb = ""
     output = None
     try:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import connection
-from django.utils import timezone
 
 from engine.dbretry import with_db_retry
 from engine.exceptions import InDoubt, LeaseLost, NonDeterministicReplay, RecordedError, StepCancelled
@@ -146,7 +145,3 @@ def _accepts_idempotency_key(fn: Callable) -> bool:
         return "idempotency_key" in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-
-
-def now():
-    return timezone.now()

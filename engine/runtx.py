@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 
 from engine import graph as graphlib
@@ -26,7 +25,7 @@ from engine.models import Run, StepRun
 from engine.nodes import registry
 from engine.observability.tracing import trace_tx
 from engine.queues import Delivery, enqueue
-from engine.states import RUN_TERMINAL, RUN_TRANSITIONS, STEP_TERMINAL, STEP_TRANSITIONS, RunStatus, StepStatus
+from engine.states import RUN_TRANSITIONS, STEP_TERMINAL, STEP_TRANSITIONS, RunStatus, StepStatus
 
 _GRAPHS: OrderedDict[int, graphlib.Graph] = OrderedDict()
 _GRAPH_CACHE_SIZE = 64
@@ -258,14 +257,3 @@ class RunTx:
             steps.filter(node_id__in=sinks, status=StepStatus.SUCCEEDED).values_list("node_id", "output")
         )
         self.run_set_status(RunStatus.SUCCEEDED, finished_at=Now(), outputs=outputs, error="")
-
-
-def run_is_terminal(status: str) -> bool:
-    return status in RUN_TERMINAL
-
-
-def has_pending_broker_row():
-    """Expression: the step's broker row still exists (for orphan detection)."""
-    from django_q.models import OrmQ
-
-    return Exists(OrmQ.objects.filter(pk=OuterRef("broker_msg_id")))

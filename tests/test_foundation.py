@@ -93,7 +93,7 @@ def server_params() -> dict:
     """Connection parameters of the server the test session uses (a server URL or the embedded Postgres)."""
     db = settings.DATABASES["default"]
     params = {
-        "host": db.get("OPTIONS", {}).get("host") or db.get("HOST"),
+        "host": db.get("HOST"),
         "port": db.get("PORT"),
         "user": db.get("USER"),
         "password": db.get("PASSWORD"),

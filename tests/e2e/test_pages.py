@@ -53,6 +53,8 @@ def test_every_page_renders_and_lists_update_live(ui):
 
     ui.goto(f"{ui.base}/runs/{second.pk}/")
     expect(ui.locator(".runview")).to_have_attribute("data-live", "true")
+    # The minimap draws every step, not an empty box.
+    expect(ui.locator(".runview .react-flow__minimap-node")).to_have_count(4)
     screenshot(ui, "run-graph")
     ui.get_by_role("button", name="Toggle dark mode").click()
     expect(ui.locator("html")).to_have_attribute("data-theme", "dark")

@@ -4,7 +4,7 @@ import { Background, Controls, Handle, MiniMap, Position, ReactFlow, ReactFlowPr
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { get, post } from "./api.js";
 import { Dialog } from "./dialogs.jsx";
-import { StepNode, edgeId, useTheme } from "./graph.jsx";
+import { NODE_H, NODE_W, StepNode, edgeId, useTheme } from "./graph.jsx";
 import { RunStore, connectRun } from "./runstore.js";
 import { ACTIVE, STATUS, StatusBadge, TERMINAL } from "./status.jsx";
 import { StepDrawer } from "./StepDrawer.jsx";
@@ -218,6 +218,8 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
   const theme = useTheme();
   const groups = useMemo(() => fanOutGroups(store.definition), [store.definition]);
   const [expanded, setExpanded] = useState(() => new Set());
+  const nodeCache = useRef(new Map());
+  const edgeCache = useRef(new Map());
   const collapsed = useMemo(() => {
     const byMember = new Map();
     for (const g of groups) {
@@ -238,6 +240,7 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
         counts[st] = (counts[st] || 0) + 1;
       }
       groupNodes.push({ id: g.id, type: "fanout", position: store.layout[g.members[0]] || { x: 0, y: 0 },
+        initialWidth: NODE_W, initialHeight: NODE_H,
         data: { id: g.id, members: g.members, counts }, draggable: false, connectable: false });
     }
     return store.definition.nodes
@@ -246,15 +249,22 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
       .map((n) => {
         const step = store.steps[n.id];
         const attempts = (store.attempts[n.id] || []).filter((a) => a.started_at).length;
-        return {
+        const nodeNow = step && ACTIVE.has(step.status) ? now : 0;
+        // The same object while nothing it shows changed: React Flow and its minimap then skip the
+        // steps an event did not touch, so one transition re-renders one node, not the whole graph.
+        return reuse(nodeCache.current, n.id, [step, attempts, stale, nodeNow, n.id === selected], () => ({
           id: n.id,
           type: "step",
           position: store.layout[n.id] || n.position || { x: 0, y: 0 },
-          data: { spec: n, step, stale, now: step && ACTIVE.has(step.status) ? now : 0, attempts },
+          // The graph is read-only and never takes React Flow's measurements back (no onNodesChange),
+          // so the minimap needs each node's size given here, or it draws no nodes at all.
+          initialWidth: NODE_W,
+          initialHeight: NODE_H,
+          data: { spec: n, step, stale, now: nodeNow, attempts },
           selected: n.id === selected,
           draggable: false,
           connectable: false,
-        };
+        }));
       })
       .concat(groupNodes);
   }, [version, stale, selected, hideFinished, store, now, collapsed]);
@@ -266,14 +276,14 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
         .filter((e) => visible.has(e.source) && visible.has(e.target)))
         .map((e) => {
           const st = store.steps[e.source]?.status;
-          return {
+          return reuse(edgeCache.current, edgeId(e), [st], () => ({
             id: edgeId(e),
             source: e.source,
             target: e.target,
             label: e.branch || e.condition || undefined,
             animated: st === "running",
             className: `edge-${st || "pending"}`,
-          };
+          }));
         }),
     [version, visible, store, collapsed],
   );
@@ -321,6 +331,15 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
       </ReactFlow>
     </div>
   );
+}
+
+// cache: id -> {deps, value}. Returns the cached value while every dep is identical, else build()'s.
+function reuse(cache, id, deps, build) {
+  const hit = cache.get(id);
+  if (hit && hit.deps.length === deps.length && hit.deps.every((d, i) => d === deps[i])) return hit.value;
+  const value = build();
+  cache.set(id, { deps, value });
+  return value;
 }
 
 function dedupe(edges) {

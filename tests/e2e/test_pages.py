@@ -58,6 +58,10 @@ def test_every_page_renders_and_lists_update_live(ui):
     screenshot(ui, "run-graph")
     ui.get_by_role("button", name="Toggle dark mode").click()
     expect(ui.locator("html")).to_have_attribute("data-theme", "dark")
+    # The canvas' zoom and fit buttons stay readable: their icons take the dark theme's text colour.
+    zoom_in = ui.locator(".runview .react-flow__controls-zoomin")
+    expect(zoom_in).to_have_css("color", "rgb(228, 231, 236)")
+    assert zoom_in.evaluate("el => getComputedStyle(el).color !== getComputedStyle(el).backgroundColor")
     screenshot(ui, "run-graph-dark")
 
     # A dropped socket shows the reconnecting state and never passes stale status off as current;
@@ -69,6 +73,13 @@ def test_every_page_renders_and_lists_update_live(ui):
     expect(ui.locator(".runview")).to_have_attribute("data-live", "true", timeout=15_000)
     expect(ui.locator('.runview [data-node-id="s1"].wnode')).to_have_attribute("data-status", "succeeded")
     expect(ui.locator('.runview [data-node-id="s2"].wnode')).to_have_attribute("data-status", "queued")
+
+    # The editor in dark mode (the choice is remembered): the palette's node types stay readable.
+    ui.goto(f"{ui.base}/workflows/pages-e2e/edit/")
+    expect(ui.locator("html")).to_have_attribute("data-theme", "dark")
+    expect(ui.locator('[data-node-type="python"]')).to_have_css("color", "rgb(228, 231, 236)")
+    expect(ui.locator(".editor .react-flow__controls-zoomin")).to_have_css("color", "rgb(228, 231, 236)")
+    screenshot(ui, "editor-dark")
 
 
 def test_large_fan_out_collapses_into_a_counted_group_that_expands(ui):

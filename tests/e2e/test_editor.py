@@ -33,6 +33,10 @@ def test_design_three_nodes_fix_validation_save_run_and_watch_them_succeed(ui, w
     expect(ui.locator(".editor .react-flow__node")).to_have_count(3)
     for node_id in ("python_1", "noop_1", "noop_2"):
         expect(canvas_node(ui, node_id)).to_be_visible()
+    # Each node lands where it was dropped (the first one too): left to right, on one line.
+    boxes = [canvas_node(ui, node_id).bounding_box() for node_id in ("python_1", "noop_1", "noop_2")]
+    assert boxes[0]["x"] < boxes[1]["x"] < boxes[2]["x"], boxes
+    assert max(b["y"] for b in boxes) - min(b["y"] for b in boxes) < 5, boxes
 
     connect(ui, "python_1", "noop_1")
     connect(ui, "noop_1", "noop_2")

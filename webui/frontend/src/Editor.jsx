@@ -436,10 +436,12 @@ function EditorInner({ props }) {
             onNodeDragStart={() => remember()}
             onNodeClick={() => setPanel("node")}
             deleteKeyCode={["Delete", "Backspace"]}
-            fitView
+            // Fit only a graph that exists when the editor opens: on an empty canvas React Flow would
+            // fit the first dropped node instead, moving it from where it was dropped to the centre.
+            fitView={initial.nodes.length > 0}
             fitViewOptions={{ maxZoom: 1 }}
             proOptions={{ hideAttribution: true }}
-        colorMode={theme}
+            colorMode={theme}
           >
             <Background />
             <Controls />

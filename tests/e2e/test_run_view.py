@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import transaction
@@ -201,10 +202,15 @@ def test_approval_step_is_approved_from_the_drawer(ui, workers):
                    [("gate", "after")])
     run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})
     workers.start()
+    # The browser's clock trails the server's by half a minute: durations still never go below zero.
+    ui.clock.install(time=datetime.now(UTC) - timedelta(seconds=30))
     ui.goto(f"{ui.base}/runs/{run.pk}/steps/gate/")
     expect(status_of(ui, "gate")).to_have_attribute("data-status", "waiting", timeout=30_000)
     drawer = ui.locator('[data-drawer-node="gate"]')
     expect(drawer.locator("[data-approval]")).to_contain_text("Ship it?")
+    expect(drawer.locator(".drawer-status")).to_contain_text("attempt 1")
+    expect(drawer.locator(".drawer-status")).not_to_contain_text("-")
+    expect(status_of(ui, "gate").locator('[title="duration"]')).not_to_contain_text("-")
     expect(drawer.get_by_role("button", name="Reject", exact=True)).to_be_visible()
     screenshot(ui, "run-approval")
     drawer.get_by_role("button", name="Approve", exact=True).click()

@@ -29,6 +29,9 @@ export function StatusBadge({ status, stale }) {
 
 export function formatDuration(seconds) {
   if (seconds == null || Number.isNaN(seconds)) return "";
+  // Live durations count to the browser's "now", which ticks once a second and may trail the
+  // server's clock: a step that has just started is 0 ms old, never negative.
+  if (seconds < 0) seconds = 0;
   if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
   if (seconds < 60) return `${seconds.toFixed(1)} s`;
   if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${Math.round(seconds % 60)}s`;

@@ -74,6 +74,11 @@ def test_retry_failed_middle_step_turns_it_and_descendants_succeeded_live(ui, wo
     expect(timeline.locator('[data-node-id="c"][data-attempt]')).to_have_count(1)
     assert timeline.locator('[data-node-id="b"][data-attempt="1"]').count() == 1
     assert timeline.locator('[data-node-id="b"][data-attempt="2"]').count() == 1
+    # A time axis from the first queued attempt, and a legend for the outcome colours the bars use.
+    expect(timeline.locator('.axis [data-tick-ms="0"]')).to_have_count(1)
+    assert timeline.locator(".axis [data-tick-ms]").count() >= 3
+    expect(timeline.locator(".legend")).to_contain_text("succeeded")
+    expect(timeline.locator(".legend")).to_contain_text("failed")
     screenshot(ui, "run-timeline")
 
     # The deep link to a step opens its drawer.

@@ -86,7 +86,33 @@ function buildScale(intervals, t0, t1, width) {
     }
     return px + (t - cursor) * pxPerMs;
   };
-  return { x, gaps };
+  return { x, gaps, pxPerMs };
+}
+
+const TICK_STEPS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5,
+  18e5, 36e5, 72e5, 108e5, 216e5, 432e5, 864e5];
+const TICK_MIN_PX = 80;
+
+// Axis ticks: time since the run's first attempt was queued, at a round step at least TICK_MIN_PX
+// apart; none inside a compressed gap (the gap's own marker says how long it was).
+function axisTicks(scale, t0, t1, width) {
+  const step = TICK_STEPS_MS.find((ms) => ms * scale.pxPerMs >= TICK_MIN_PX) || TICK_STEPS_MS[TICK_STEPS_MS.length - 1];
+  const spans = [];
+  let from = t0;
+  for (const [a, b] of scale.gaps) {
+    spans.push([from, a]);
+    from = b;
+  }
+  spans.push([from, t1]);
+  const ticks = [];
+  for (const [a, b] of spans) {
+    for (let t = t0 + Math.ceil((a - t0) / step) * step; t <= b && ticks.length < 200; t += step) {
+      const x = scale.x(t);
+      if (x > width - 40) break; // its label would be cut off at the right edge
+      if (!ticks.length || x - ticks[ticks.length - 1].x >= TICK_MIN_PX * 0.75) ticks.push({ t, x });
+    }
+  }
+  return ticks;
 }
 
 export function Timeline({ store, version, now, onSelect }) {
@@ -136,6 +162,7 @@ export function Timeline({ store, version, now, onSelect }) {
   const first = Math.max(0, Math.floor(scrollTop / ROW) - 5);
   const last = Math.min(model.rows.length, first + Math.ceil(height / ROW) + 10);
   const visible = model.rows.slice(first, last);
+  const ticks = axisTicks(scale, model.t0, tEnd, width);
   const totalH = model.rows.length * ROW + 30;
 
   return (
@@ -147,6 +174,7 @@ export function Timeline({ store, version, now, onSelect }) {
         </span>
         <div className="grow" />
         <span className="legend"><span className="sw queued" /> queued <span className="sw running" /> running
+          <span className="sw succeeded" /> succeeded <span className="sw failed" /> failed
           <span className="sw crit" /> critical path {scale.gaps.length ? <><span className="gapmark">≈</span> idle gap compressed</> : null}</span>
         <button type="button" className="secondary" aria-label="Zoom out" onClick={() => setZoom((z) => Math.max(0.25, z / 1.5))}>−</button>
         <button type="button" className="secondary" aria-label="Zoom in" onClick={() => setZoom((z) => Math.min(40, z * 1.5))}>+</button>
@@ -162,6 +190,14 @@ export function Timeline({ store, version, now, onSelect }) {
         tabIndex={0}
       >
         <svg width={LABEL_W + width + 16} height={totalH} role="img" aria-label="Attempts over time">
+          <g transform={`translate(${LABEL_W},0)`} className="axis" aria-label="Time since the first attempt was queued">
+            {ticks.map(({ t, x }) => (
+              <g key={t} data-tick-ms={t - model.t0}>
+                <line x1={x} x2={x} y1={16} y2={totalH} />
+                <text x={x + 3} y={12}>{t === model.t0 ? "0" : `+${formatDuration((t - model.t0) / 1000)}`}</text>
+              </g>
+            ))}
+          </g>
           <g transform={`translate(${LABEL_W},0)`}>
             {scale.gaps.map(([a, b], i) => (
               <g key={i} className="gap" data-gap-ms={b - a}>

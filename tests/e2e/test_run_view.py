@@ -46,6 +46,18 @@ def test_retry_failed_middle_step_turns_it_and_descendants_succeeded_live(ui, wo
     expect(status_of(ui, "b")).to_contain_text("Failed")
     expect(status_of(ui, "c")).to_contain_text("Upstream failed")
 
+    # Big runs: hide what has finished, then jump to the first failure (it stays shown while selected).
+    ui.get_by_label("Hide finished steps").check()
+    expect(ui.locator(".runview .wnode[data-node-id]")).to_have_count(0)
+    ui.get_by_role("button", name="Jump to first failure").click()
+    ui.wait_for_url(f"{ui.base}/runs/{run.pk}/steps/b/")
+    expect(ui.locator(".runview .wnode[data-node-id]")).to_have_count(1)
+    expect(status_of(ui, "b")).to_be_visible()
+    ui.get_by_label("Hide finished steps").uncheck()
+    expect(ui.locator(".runview .wnode[data-node-id]")).to_have_count(3)
+    ui.get_by_role("button", name="Close step details").click()
+    ui.wait_for_url(f"{ui.base}/runs/{run.pk}/")
+
     status_of(ui, "b").click()
     ui.wait_for_url(f"{ui.base}/runs/{run.pk}/steps/b/")
     drawer = ui.locator('[data-drawer-node="b"]')
@@ -84,6 +96,34 @@ def test_retry_failed_middle_step_turns_it_and_descendants_succeeded_live(ui, wo
     # The deep link to a step opens its drawer.
     ui.goto(f"{ui.base}/runs/{run.pk}/steps/c/")
     expect(ui.locator('[data-drawer-node="c"]')).to_be_visible()
+
+
+@pytest.mark.workers
+def test_rerun_from_here_previews_and_reruns_the_step_and_its_descendants_live(ui, workers, tmp_path):
+    count = tmp_path / "count"
+    d = definition("rerun-e2e", [node(n, "tests.count", kwargs={"path": str(count)}) for n in ("a", "b", "c")],
+                   [("a", "b"), ("b", "c")])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})
+    workers.start()
+    ui.goto(f"{ui.base}/runs/{run.pk}/steps/b/")
+    expect(ui.locator(".runview")).to_have_attribute("data-run-status", "succeeded", timeout=30_000)
+    assert count.read_text().split() == ["a", "b", "c"]
+
+    ui.locator('[data-drawer-node="b"]').get_by_role("button", name="Rerun from here", exact=True).click()
+    dialog = ui.get_by_role("dialog")
+    expect(dialog.locator("[data-preview-node]")).to_have_count(2)  # b and everything downstream of it
+    expect(dialog.locator('[data-preview-node="b"]')).to_be_visible()
+    expect(dialog.locator('[data-preview-node="c"]')).to_contain_text("succeeded before")
+    expect(dialog.locator('[data-preview-node="a"]')).to_have_count(0)
+    screenshot(ui, "run-rerun-dialog")
+    dialog.get_by_role("button", name="Confirm rerun").click()
+
+    expect(status_of(ui, "b")).to_have_attribute("data-attempts", "2", timeout=30_000)
+    expect(status_of(ui, "c")).to_have_attribute("data-attempts", "2", timeout=30_000)
+    expect(ui.locator(".runview")).to_have_attribute("data-run-status", "succeeded", timeout=30_000)
+    for node_id in ("a", "b", "c"):
+        expect(status_of(ui, node_id)).to_have_attribute("data-status", "succeeded")
+    assert count.read_text().split() == ["a", "b", "c", "b", "c"]  # a did not run again
 
 
 RECORDER = """
@@ -150,6 +190,7 @@ def test_timeline_of_a_thousand_steps_is_virtualised_and_compresses_idle_gaps(ui
     Attempt.objects.bulk_create(rows)
     started = time.monotonic()
     ui.goto(f"{ui.base}/runs/{run.pk}/?tab=timeline")
+    expect(ui.locator(".runview")).to_have_attribute("data-live", "true", timeout=30_000)
     timeline = ui.locator(".timeline")
     expect(timeline.locator('[data-node-id="n0000"][data-attempt="1"]')).to_be_visible()
     print(f"\ntimeline of {n} steps: first paint after {1000 * (time.monotonic() - started):.0f} ms")
@@ -194,6 +235,7 @@ def test_operator_buttons_mark_succeeded_skip_and_cancel_run(ui):
     ui.keyboard.press("Enter")
     ui.get_by_role("dialog").get_by_role("button", name="Confirm cancel").click()
     expect(ui.locator(".runview")).to_have_attribute("data-run-status", "cancelled")
+    expect(ui.get_by_role("dialog")).to_have_count(0)
     expect(status_of(ui, "s3")).to_have_attribute("data-status", "cancelled")
     expect(status_of(ui, "s4")).to_have_attribute("data-status", "cancelled")
     assert Run.objects.get(pk=run.pk).status == "cancelled"

@@ -170,6 +170,36 @@ def test_superuser_may_watch_any_run(live_layer):
     run_async(scenario)
 
 
+def test_open_sockets_are_counted_in_the_websocket_clients_metric(live_layer):
+    from tests.observability.helpers import scrape, value
+
+    run = start_run()
+    headers = session_headers(make_user("viewer4", "viewer"))
+
+    def clients() -> float:
+        return value(scrape(Client()), "weft_websocket_clients")
+
+    async def scenario():
+        count = database_sync_to_async(clients)
+        before = await count()
+        watch = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=headers)
+        assert (await watch.connect())[0]
+        assert (await watch.receive_json_from(timeout=5))["type"] == "snapshot"
+        listing = WebsocketCommunicator(application, "/ws/runs/", headers=headers)
+        assert (await listing.connect())[0]
+        assert (await listing.receive_json_from(timeout=5))["type"] == "hello"
+        assert await count() == before + 2
+        # A refused socket is not a client.
+        assert await closed_with(f"/ws/runs/{run.pk}/", session_headers()) == 4401
+        assert await count() == before + 2
+        await watch.disconnect()
+        assert await count() == before + 1
+        await listing.disconnect()
+        assert await count() == before
+
+    run_async(scenario)
+
+
 def test_expired_channel_messages_are_purged(live_layer):
     from django.db import connection
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from engine.models import Workflow
+from engine.models import Run, Workflow
 from engine.scheduler import run_cancel, run_start
 from engine.workflows import workflow_save
 from tests.conftest import chain
@@ -79,7 +81,7 @@ def test_viewer_cannot_duplicate_or_archive(viewer_client):
     assert not Workflow.objects.get(slug="delta").archived
 
 
-def test_runs_list_filters_by_workflow_and_status_and_serves_rows(viewer_client):
+def test_runs_list_filters_by_workflow_status_and_start_time_and_serves_rows(viewer_client):
     a = workflow_save(definition=chain("runs-a", 2))[0]
     b = workflow_save(definition=chain("runs-b", 2))[0]
     ra, _ = run_start(workflow=a, inputs={})
@@ -89,6 +91,13 @@ def test_runs_list_filters_by_workflow_and_status_and_serves_rows(viewer_client)
     assert str(ra.pk) in page and str(rb.pk) not in page
     page = viewer_client.get("/runs/", {"status": "cancelled"}).content.decode()
     assert str(rb.pk) in page and str(ra.pk) not in page
+    Run.objects.filter(pk=rb.pk).update(created_at=timezone.now() - timedelta(days=2))
+    page = viewer_client.get("/runs/", {"since": "24h"}).content.decode()
+    assert str(ra.pk) in page and str(rb.pk) not in page
+    page = viewer_client.get("/runs/", {"since": "7d"}).content.decode()
+    assert str(ra.pk) in page and str(rb.pk) in page
+    page = viewer_client.get("/runs/", {"since": "forever"}).content.decode()  # unknown: no time filter
+    assert str(ra.pk) in page and str(rb.pk) in page
     rows = viewer_client.get("/runs/", {"partial": "rows"}).content.decode()
     assert "<html" not in rows and f'data-run-id="{ra.pk}"' in rows
     assert props_of(viewer_client.get("/runs/")) == {"mode": "runs"}

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from engine.exceptions import GraphInvalid
@@ -128,6 +130,31 @@ def test_descendants_and_critical_path():
 def test_critical_path_can_be_an_isolated_long_node():
     graph = check(definition([node("a"), node("b"), node("solo")], [edge("a", "b")]))
     assert graph.critical_path({"a": 1, "b": 1, "solo": 10}) == ["solo"]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.data())
+def test_critical_path_is_as_long_as_networkx_dag_longest_path(data):
+    """The one-pass critical path weighs what networkx's dag_longest_path finds on the same DAG, with
+    each node's duration on its out-edges and on an edge to an extra sink."""
+    import networkx as nx
+
+    n = data.draw(st.integers(1, 12), label="nodes")
+    ids = [f"n{i}" for i in range(n)]
+    pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]  # forward edges only: acyclic
+    chosen = data.draw(st.lists(st.sampled_from(pairs), unique=True, max_size=len(pairs)) if pairs else st.just([]),
+                       label="edges")
+    durations = {i: data.draw(st.integers(0, 50), label=f"duration {i}") for i in ids}
+    graph = check(definition([node(i) for i in ids], [edge(a, b) for a, b in chosen]))
+
+    path = graph.critical_path(durations)
+
+    assert all((a, b) in chosen for a, b in zip(path, path[1:], strict=False)), path
+    dg = nx.DiGraph()
+    dg.add_nodes_from(ids)
+    dg.add_weighted_edges_from((a, b, durations[a]) for a, b in chosen)
+    dg.add_weighted_edges_from((i, "<sink>", durations[i]) for i in ids)
+    assert sum(durations[i] for i in path) == nx.dag_longest_path_length(dg, weight="weight")
 
 
 def test_layout_layers_by_generation_and_keeps_saved_positions():

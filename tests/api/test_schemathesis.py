@@ -59,9 +59,12 @@ def test_no_5xx_and_every_response_matches_the_schema(live_server, drain):
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 30
 
-    deadline = time.monotonic() + TIME_BUDGET_S
+    started = time.monotonic()
+    deadline = started + TIME_BUDGET_S
     failures: list[str] = []
     tested = 0
+    sent = {mode: 0 for mode, _ in PASSES}
+    requests_sent = [0]
     for mode, examples in PASSES:
         for operation in operations:
             if time.monotonic() > deadline:
@@ -71,8 +74,10 @@ def test_no_5xx_and_every_response_matches_the_schema(live_server, drain):
                       suppress_health_check=list(HealthCheck))
             @given(case=operation.as_strategy(generation_mode=mode))
             def check(case):
+                requests_sent[0] += 1
                 case.call_and_validate(base_url=live_server.url, session=session, checks=CHECKS)
 
+            before = requests_sent[0]
             try:
                 check()
             except Unsatisfiable:
@@ -80,7 +85,11 @@ def test_no_5xx_and_every_response_matches_the_schema(live_server, drain):
                 assert mode == GenerationMode.NEGATIVE, operation.label
             except Exception as exc:  # collect every operation's failure, then report them together
                 failures.append(f"{mode.value} {operation.label}:\n{exc}")
+            sent[mode] += requests_sent[0] - before
             tested += 1
+    print(f"\nschemathesis: {len(operations)} operations, "
+          + ", ".join(f"{n} {mode.value} examples" for mode, n in sent.items())
+          + f", {time.monotonic() - started:.0f} s of the {TIME_BUDGET_S} s budget")
     assert not failures, "\n\n".join(failures)
     planned = len(operations) * len(PASSES)
     assert tested == planned, f"the time budget ran out after {tested} of {planned} operation passes"

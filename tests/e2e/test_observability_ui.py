@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -74,6 +75,9 @@ def test_running_step_logs_stream_into_the_drawer(ui, workers, tmp_path):
     expect(live.locator("pre.logs")).to_contain_text("still waiting for", timeout=10_000)
     expect(live).to_have_attribute("data-streaming", "true")
     expect(node_el).to_have_attribute("data-status", "running")
+    # Who holds the running step's lease, its last heartbeat, and the lease's countdown.
+    expect(drawer.locator(".lease")).to_have_text(re.compile(
+        r"Held by \S+:\d+ · last heartbeat \d+ s ago · lease (expires in \d+ s|expired; recovery will retry it)"))
     screenshot(ui, "drawer-live-logs")
 
     release.write_text("go")

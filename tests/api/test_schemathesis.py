@@ -42,7 +42,8 @@ CHECKS = [
 ]
 # (generation mode, examples per operation)
 PASSES = [(GenerationMode.POSITIVE, 15), (GenerationMode.NEGATIVE, 8)]
-TIME_BUDGET_S = 90
+# The examples are fixed in number; the budget only stops a wedged server from eating the suite's time.
+TIME_BUDGET_S = 240
 
 
 def test_no_5xx_and_every_response_matches_the_schema(live_server, drain):

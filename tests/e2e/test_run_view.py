@@ -46,13 +46,15 @@ def test_retry_failed_middle_step_turns_it_and_descendants_succeeded_live(ui, wo
     expect(status_of(ui, "b")).to_contain_text("Failed")
     expect(status_of(ui, "c")).to_contain_text("Upstream failed")
 
-    # Big runs: hide what has finished, then jump to the first failure (it stays shown while selected).
+    # Big runs: hide what finished well (the failed step and the one it blocked stay in view), then
+    # jump to the first failure.
     ui.get_by_label("Hide finished steps").check()
-    expect(ui.locator(".runview .wnode[data-node-id]")).to_have_count(0)
+    expect(ui.locator(".runview .wnode[data-node-id]")).to_have_count(2)
+    expect(ui.locator('.runview .wnode[data-node-id="a"]')).to_have_count(0)
     ui.get_by_role("button", name="Jump to first failure").click()
     ui.wait_for_url(f"{ui.base}/runs/{run.pk}/steps/b/")
-    expect(ui.locator(".runview .wnode[data-node-id]")).to_have_count(1)
     expect(status_of(ui, "b")).to_be_visible()
+    expect(status_of(ui, "c")).to_be_visible()
     ui.get_by_label("Hide finished steps").uncheck()
     expect(ui.locator(".runview .wnode[data-node-id]")).to_have_count(3)
     ui.get_by_role("button", name="Close step details").click()

@@ -6,7 +6,7 @@ import { get, post } from "./api.js";
 import { Dialog } from "./dialogs.jsx";
 import { NODE_H, NODE_W, StepNode, edgeId, useTheme } from "./graph.jsx";
 import { RunStore, connectRun } from "./runstore.js";
-import { ACTIVE, STATUS, StatusBadge, TERMINAL } from "./status.jsx";
+import { ACTIVE, FINISHED_OK, STATUS, StatusBadge } from "./status.jsx";
 import { StepDrawer } from "./StepDrawer.jsx";
 import { Timeline } from "./Timeline.jsx";
 
@@ -160,7 +160,8 @@ export function RunView({ props }) {
           <button role="tab" type="button" aria-selected={tab === "timeline"}
             className={tab === "timeline" ? "" : "secondary"} onClick={() => setTab("timeline")}>Timeline</button>
         </div>
-        <label className="check"><input type="checkbox" checked={hideFinished}
+        <label className="check" title="Hides succeeded and skipped steps; failed and blocked steps stay shown">
+          <input type="checkbox" checked={hideFinished}
           onChange={(e) => setHideFinished(e.target.checked)} /> Hide finished steps</label>
         <button type="button" className="secondary" disabled={!firstFailure}
           onClick={() => firstFailure && select(firstFailure)}>Jump to first failure</button>
@@ -245,7 +246,7 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
     }
     return store.definition.nodes
       .filter((n) => !collapsed.has(n.id))
-      .filter((n) => !hideFinished || !TERMINAL.has(store.steps[n.id]?.status) || n.id === selected)
+      .filter((n) => !hideFinished || !FINISHED_OK.has(store.steps[n.id]?.status) || n.id === selected)
       .map((n) => {
         const step = store.steps[n.id];
         const attempts = (store.attempts[n.id] || []).filter((a) => a.started_at).length;

@@ -14,6 +14,8 @@ export const STATUS = {
 
 export const STEP_STATUSES = new Set(Object.keys(STATUS));
 export const TERMINAL = new Set(["succeeded", "failed", "skipped", "upstream_failed", "cancelled"]);
+// What "Hide finished steps" hides: steps that finished without a problem. Failures stay in view.
+export const FINISHED_OK = new Set(["succeeded", "skipped"]);
 export const ACTIVE = new Set(["queued", "running", "waiting", "retry_wait"]);
 export const SETTLEABLE = new Set(["pending", "queued", "waiting", "retry_wait", "failed", "upstream_failed"]);
 

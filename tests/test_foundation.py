@@ -73,6 +73,23 @@ def test_bad_queue_settings_are_one_line_and_exit_2(queues, setting):
     assert_config_error(result, setting)
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("WEFT_CONTINUE_MAX_S", "abc"),
+        ("WEFT_DB_RETRY_S", "nan"),
+        ("WEFT_RECOVERY_INTERVAL_S", "-1"),
+        ("WEFT_LOG_FLUSH_S", "2s"),
+        ("WEFT_LOG_LEVEL", "LOUD"),
+        ("WEFT_Q_LOG_LEVEL", "chatty"),
+        ("WEFT_LEASE_S", "1"),
+        ("WEFT_DEBUG", "maybe"),
+    ],
+)
+def test_bad_numeric_and_level_settings_are_one_line_and_exit_2(setting, value):
+    assert_config_error(manage("check", env={"DATABASE_URL": SERVER_URL, setting: value}), setting)
+
+
 def test_check_deploy_warns_only_about_https():
     result = manage("check", "--deploy", env={"WEFT_DEBUG": "false"})
     assert result.returncode == 0, result.stderr

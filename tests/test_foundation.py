@@ -286,3 +286,28 @@ def test_embedded_postgres_starts_once_and_is_reused(tmp_path):
         if (pgdata / "postmaster.pid").exists():
             stop_embedded(pgdata)
     assert not (pgdata / "postmaster.pid").exists(), "the embedded server is still running"
+
+
+# -- the README's configuration table -------------------------------------------------------------------------------
+
+ENV_READ = re.compile(
+    r"""(?:environ(?:\.get)?\(|environ\[|getenv\(|\benv_\w+\(|_json_env\(|_ip_networks\()\s*["']([A-Z][A-Z0-9_]+)["']"""
+)
+ENV_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]+)` \|", re.MULTILINE)
+
+
+def environment_variables_read() -> set[str]:
+    sources = [ROOT / "weft.py", ROOT / "manage.py"]
+    for package in ("config", "engine", "api", "webui"):
+        sources += [p for p in (ROOT / package).rglob("*.py") if "migrations" not in p.parts]
+    return {name for path in sources for name in ENV_READ.findall(path.read_text())}
+
+
+def test_readme_documents_every_environment_variable_weft_reads():
+    readme = (ROOT / "README.md").read_text()
+    table = set(ENV_ROW.findall(readme))
+    read = environment_variables_read()
+    assert {"DATABASE_URL", "WEFT_QUEUES", "WEFT_LEASE_S"} <= read, "the scan for environment reads found too little"
+    undocumented = sorted(name for name in read - table if f"`{name}`" not in readme)
+    assert not undocumented, f"read but not in the README: {undocumented}"
+    assert not sorted(table - read), f"in the README's table but never read: {sorted(table - read)}"

@@ -311,3 +311,12 @@ def test_readme_documents_every_environment_variable_weft_reads():
     undocumented = sorted(name for name in read - table if f"`{name}`" not in readme)
     assert not undocumented, f"read but not in the README: {undocumented}"
     assert not sorted(table - read), f"in the README's table but never read: {sorted(table - read)}"
+
+
+def test_every_requirement_is_pinned_exactly():
+    for name in ("requirements.txt", "requirements-test.txt"):
+        lines = [line.split("#")[0].strip() for line in (ROOT / name).read_text().splitlines()]
+        pins = [line for line in lines if line and not line.startswith("-r ")]
+        assert pins, f"{name} lists nothing"
+        loose = [line for line in pins if not re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[a-z,]+\])?==[0-9][\w.]*", line)]
+        assert not loose, f"{name}: not pinned with ==: {loose}"

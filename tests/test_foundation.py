@@ -234,7 +234,13 @@ def test_up_serves_login_and_ctrl_c_stops_everything(throwaway_database, tmp_pat
         status, _, page = browser.request("/")
         assert status == 200 and "Signed in as admin" in page
 
-        time.sleep(2)  # let the worker clusters come up, so their processes are collected too
+        # Wait for every cluster to be up (main process, sentinel, monitor, pusher and its workers), so the
+        # check below covers every process `up` started, not only the ones that existed early.
+        expected = sum(queue["workers"] + 4 for queue in settings.WEFT_QUEUES.values())
+        deadline = time.monotonic() + 60
+        while sum("qcluster" in command for proc, command in list(descendants.values()) if alive(proc)) < expected:
+            assert time.monotonic() < deadline, f"fewer than {expected} cluster processes: {list(descendants.values())}"
+            time.sleep(0.2)
         stopping = time.monotonic()
         os.kill(up.pid, signal.SIGINT)
         up.wait(timeout=30)

@@ -371,3 +371,34 @@ def _drain_some(deliveries: int) -> None:
         row = OrmQ.objects.order_by("id").first()
         OrmQ.objects.filter(pk=row.pk).delete()
         execute_step(*SignedPackage.loads(row.payload)["args"])
+
+
+def test_a_backoff_is_a_durable_retry_wait_that_holds_no_worker(drain, tmp_path):
+    from datetime import timedelta
+
+    from django.db.models.functions import Now
+    from django.utils import timezone
+    from django_q.models import OrmQ
+
+    from engine.recovery import recover_once
+
+    flag = tmp_path / "flag"
+    d = definition("backoff", [node("a", "tests.fail_until_flag", kwargs={"flag": str(flag)},
+                                    retry={"max_attempts": 2, "backoff_s": 30, "jitter": 0})], [])
+    run, _ = run_start(workflow=save(d))
+    before = timezone.now()
+    drain(recover=False)
+    step = StepRun.objects.get(run=run)
+    assert step.status == "retry_wait" and step.attempt == 1
+    assert timedelta(seconds=25) < step.next_attempt_at - before < timedelta(seconds=35)
+    assert not OrmQ.objects.exists(), "a step waiting out its backoff must not sit in the broker"
+    assert recover_once() == 0 and StepRun.objects.get(pk=step.pk).status == "retry_wait"
+    flag.write_text("ok")
+    StepRun.objects.filter(pk=step.pk).update(next_attempt_at=Now() - timedelta(seconds=1))  # time passes
+    assert recover_once() == 1
+    assert StepRun.objects.get(pk=step.pk).status == "queued"
+    drain(recover=False)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert list(Attempt.objects.filter(step=step).order_by("number").values_list("outcome", flat=True)) == [
+        "failed", "succeeded"]

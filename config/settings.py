@@ -330,7 +330,26 @@ WEFT_TASK_MODULES = env_list("WEFT_TASK_MODULES", "")
 # Nodes (see docs/nodes.md).
 # Outbound HTTP (http node, agent HTTP tools, llm base URLs from configs): "*" is any public address;
 # host names, "*.domain" patterns, IP addresses and CIDR ranges listed here are allowed even when private.
-WEFT_HTTP_ALLOWED_HOSTS = env_list("WEFT_HTTP_ALLOWED_HOSTS", "*")
+def _allowed_hosts(name: str, default: str) -> list[str]:
+    """``*``, host names, ``*.domain`` patterns, IP addresses and CIDR ranges; anything else (a URL, a bad
+    range) would silently match nothing."""
+    import ipaddress
+    import re
+
+    label = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+    hostname = re.compile(rf"(\*\.)?{label}(\.{label})*\.?")
+    items = env_list(name, default)
+    for item in items:
+        if item == "*" or hostname.fullmatch(item.lower()):
+            continue
+        try:
+            ipaddress.ip_network(item.strip("[]"), strict=False)
+        except ValueError:
+            raise ConfigError(name, f"{item!r} is not a host name, *.domain, IP address or CIDR range") from None
+    return items
+
+
+WEFT_HTTP_ALLOWED_HOSTS = _allowed_hosts("WEFT_HTTP_ALLOWED_HOSTS", "*")
 WEFT_HTTP_MAX_BODY_BYTES = env_int("WEFT_HTTP_MAX_BODY_BYTES", 524_288, minimum=1)
 # OpenAI-compatible chat completions: the default endpoint, model and key for llm and agent nodes.
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")

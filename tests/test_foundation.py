@@ -84,6 +84,8 @@ def test_bad_queue_settings_are_one_line_and_exit_2(queues, setting):
         ("WEFT_Q_LOG_LEVEL", "chatty"),
         ("WEFT_LEASE_S", "1"),
         ("WEFT_DEBUG", "maybe"),
+        ("WEFT_HTTP_ALLOWED_HOSTS", "api.example.com,https://api.partner.test"),
+        ("WEFT_HTTP_ALLOWED_HOSTS", "10.0.0.0/33"),
     ],
 )
 def test_bad_numeric_and_level_settings_are_one_line_and_exit_2(setting, value):

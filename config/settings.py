@@ -330,7 +330,7 @@ WEFT_TASK_MODULES = env_list("WEFT_TASK_MODULES", "")
 # Nodes (see docs/nodes.md).
 # Outbound HTTP (http node, agent HTTP tools, llm base URLs from configs): "*" is any public address;
 # host names, "*.domain" patterns, IP addresses and CIDR ranges listed here are allowed even when private.
-def _allowed_hosts(name: str, default: str) -> list[str]:
+def env_host_list(name: str, default: str) -> list[str]:
     """``*``, host names, ``*.domain`` patterns, IP addresses and CIDR ranges; anything else (a URL, a bad
     range) would silently match nothing."""
     import ipaddress
@@ -349,7 +349,7 @@ def _allowed_hosts(name: str, default: str) -> list[str]:
     return items
 
 
-WEFT_HTTP_ALLOWED_HOSTS = _allowed_hosts("WEFT_HTTP_ALLOWED_HOSTS", "*")
+WEFT_HTTP_ALLOWED_HOSTS = env_host_list("WEFT_HTTP_ALLOWED_HOSTS", "*")
 WEFT_HTTP_MAX_BODY_BYTES = env_int("WEFT_HTTP_MAX_BODY_BYTES", 524_288, minimum=1)
 # OpenAI-compatible chat completions: the default endpoint, model and key for llm and agent nodes.
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 from config.errors import ConfigError
 
@@ -74,7 +73,7 @@ def _check_queue(name: str, cfg: object) -> dict:
     return out
 
 
-def q_cluster_settings(queues: dict[str, dict], *, orm_alias: str = "default") -> dict:
+def q_cluster_settings(queues: dict[str, dict], *, orm_alias: str = "default", log_level: str = "WARNING") -> dict:
     """django-q2's Q_CLUSTER: the 'default' queue is the main cluster, the others ALT_CLUSTERS."""
 
     def one(cfg: dict) -> dict:
@@ -97,7 +96,7 @@ def q_cluster_settings(queues: dict[str, dict], *, orm_alias: str = "default") -
             "ack_failures": True,
             "catch_up": False,
             "label": "Weft queues",
-            "log_level": os.environ.get("WEFT_Q_LOG_LEVEL", "WARNING"),
+            "log_level": log_level,
             "ALT_CLUSTERS": {n: one(c) for n, c in queues.items() if n != "default"},
         }
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import secrets
 from datetime import timedelta
@@ -39,6 +41,26 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     if value < minimum:
         raise ConfigError(name, f"must be at least {minimum}, got {value}")
     return value
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a number of seconds, got {raw!r}") from None
+    if not math.isfinite(value) or value < minimum:
+        raise ConfigError(name, f"must be a finite number of at least {minimum:g}, got {raw!r}")
+    return value
+
+
+def env_log_level(name: str, default: str) -> str:
+    raw = (os.environ.get(name) or default).strip().upper()
+    if raw not in logging.getLevelNamesMapping():
+        raise ConfigError(name, f"must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {raw!r}")
+    return raw
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -272,7 +294,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = WEFT_MAX_BODY_BYTES
 
 # Queues: WEFT_QUEUES (JSON) -> one django-q2 cluster per queue.
 WEFT_QUEUES = parse_queues(os.environ.get("WEFT_QUEUES"))
-Q_CLUSTER = q_cluster_settings(WEFT_QUEUES)
+WEFT_Q_LOG_LEVEL = env_log_level("WEFT_Q_LOG_LEVEL", "WARNING")
+Q_CLUSTER = q_cluster_settings(WEFT_QUEUES, log_level=WEFT_Q_LOG_LEVEL)
 
 # Engine
 WEFT_LEASE_S = env_int("WEFT_LEASE_S", 30, minimum=3)
@@ -280,10 +303,10 @@ WEFT_MAX_NODES = env_int("WEFT_MAX_NODES", 5000, minimum=1)
 # How long a prefetched broker message stays hidden before another cluster may take it (see engine/broker.py).
 WEFT_BROKER_VISIBILITY_S = env_int("WEFT_BROKER_VISIBILITY_S", 30, minimum=1)
 # A worker that finishes a step runs a successor it made ready on the same queue for up to this long.
-WEFT_CONTINUE_MAX_S = float(os.environ.get("WEFT_CONTINUE_MAX_S", "30"))
+WEFT_CONTINUE_MAX_S = env_float("WEFT_CONTINUE_MAX_S", 30.0)
 # How long a worker keeps retrying to record a finished step (or journal entry) while the database is away.
-WEFT_DB_RETRY_S = float(os.environ.get("WEFT_DB_RETRY_S", "30"))
-WEFT_RECOVERY_INTERVAL_S = float(os.environ.get("WEFT_RECOVERY_INTERVAL_S", "1.0"))
+WEFT_DB_RETRY_S = env_float("WEFT_DB_RETRY_S", 30.0)
+WEFT_RECOVERY_INTERVAL_S = env_float("WEFT_RECOVERY_INTERVAL_S", 1.0, minimum=0.01)
 WEFT_DEFAULT_RETRY = {
     "max_attempts": env_int("WEFT_DEFAULT_MAX_ATTEMPTS", 3, minimum=1),
     "backoff_s": 1.0,
@@ -296,7 +319,7 @@ WEFT_DEFAULT_RETRY = {
 WEFT_PUBLISH_EVENTS = env_bool("WEFT_PUBLISH_EVENTS", True)
 WEFT_MAX_LOG_LINES = env_int("WEFT_MAX_LOG_LINES", 1000, minimum=1)
 # Seconds between writes of a running attempt's new log lines (live logs); 0 writes them only at the end.
-WEFT_LOG_FLUSH_S = float(os.environ.get("WEFT_LOG_FLUSH_S", "2"))
+WEFT_LOG_FLUSH_S = env_float("WEFT_LOG_FLUSH_S", 2.0)
 WEFT_MAX_OUTPUT_BYTES = env_int("WEFT_MAX_OUTPUT_BYTES", 1_048_576, minimum=1024)
 # Largest workflow definition and run inputs (bytes of JSON); larger ones are refused with a clear error.
 WEFT_MAX_DEFINITION_BYTES = env_int("WEFT_MAX_DEFINITION_BYTES", 1_048_576, minimum=1024)
@@ -307,7 +330,26 @@ WEFT_TASK_MODULES = env_list("WEFT_TASK_MODULES", "")
 # Nodes (see docs/nodes.md).
 # Outbound HTTP (http node, agent HTTP tools, llm base URLs from configs): "*" is any public address;
 # host names, "*.domain" patterns, IP addresses and CIDR ranges listed here are allowed even when private.
-WEFT_HTTP_ALLOWED_HOSTS = env_list("WEFT_HTTP_ALLOWED_HOSTS", "*")
+def env_host_list(name: str, default: str) -> list[str]:
+    """``*``, host names, ``*.domain`` patterns, IP addresses and CIDR ranges; anything else (a URL, a bad
+    range) would silently match nothing."""
+    import ipaddress
+    import re
+
+    label = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+    hostname = re.compile(rf"(\*\.)?{label}(\.{label})*\.?")
+    items = env_list(name, default)
+    for item in items:
+        if item == "*" or hostname.fullmatch(item.lower()):
+            continue
+        try:
+            ipaddress.ip_network(item.strip("[]"), strict=False)
+        except ValueError:
+            raise ConfigError(name, f"{item!r} is not a host name, *.domain, IP address or CIDR range") from None
+    return items
+
+
+WEFT_HTTP_ALLOWED_HOSTS = env_host_list("WEFT_HTTP_ALLOWED_HOSTS", "*")
 WEFT_HTTP_MAX_BODY_BYTES = env_int("WEFT_HTTP_MAX_BODY_BYTES", 524_288, minimum=1)
 # OpenAI-compatible chat completions: the default endpoint, model and key for llm and agent nodes.
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
@@ -359,9 +401,9 @@ LOGGING = {
         "text": {"()": "engine.observability.logging.TextFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": WEFT_LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": os.environ.get("WEFT_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_log_level("WEFT_LOG_LEVEL", "INFO")},
     "loggers": {
-        "django_q": {"level": os.environ.get("WEFT_Q_LOG_LEVEL", "WARNING"), "propagate": True},
+        "django_q": {"level": WEFT_Q_LOG_LEVEL, "propagate": True},
         # It warns on every publish to a group nobody listens to (a run no browser shows).
         "channels_postgres": {"level": "ERROR", "propagate": True},
         # Its DEBUG wire trace prints response headers, which may echo a credential back.

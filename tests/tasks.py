@@ -107,3 +107,16 @@ def chatty(ctx, lines: int = 3):
         print(f"printed {i}")
         ctx.logger.info("logged %d", i)
     return {"lines": lines}
+
+
+@weft.task(name="tests.journal_loop")
+def journal_loop(ctx, path: str, n: int = 50, pause: float = 0.2):
+    """n journaled sub-steps of ``pause`` seconds each; each appends its number to ``path`` when it runs."""
+
+    def sub(i: int):
+        with open(path, "a") as f:
+            f.write(f"{i}\n")
+        time.sleep(pause)
+        return i
+
+    return {"done": [ctx.step(f"loop-{i}", sub, i, safe_to_repeat=True) for i in range(n)]}

@@ -73,6 +73,25 @@ def test_bad_queue_settings_are_one_line_and_exit_2(queues, setting):
     assert_config_error(result, setting)
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("WEFT_CONTINUE_MAX_S", "abc"),
+        ("WEFT_DB_RETRY_S", "nan"),
+        ("WEFT_RECOVERY_INTERVAL_S", "-1"),
+        ("WEFT_LOG_FLUSH_S", "2s"),
+        ("WEFT_LOG_LEVEL", "LOUD"),
+        ("WEFT_Q_LOG_LEVEL", "chatty"),
+        ("WEFT_LEASE_S", "1"),
+        ("WEFT_DEBUG", "maybe"),
+        ("WEFT_HTTP_ALLOWED_HOSTS", "api.example.com,https://api.partner.test"),
+        ("WEFT_HTTP_ALLOWED_HOSTS", "10.0.0.0/33"),
+    ],
+)
+def test_bad_numeric_and_level_settings_are_one_line_and_exit_2(setting, value):
+    assert_config_error(manage("check", env={"DATABASE_URL": SERVER_URL, setting: value}), setting)
+
+
 def test_check_deploy_warns_only_about_https():
     result = manage("check", "--deploy", env={"WEFT_DEBUG": "false"})
     assert result.returncode == 0, result.stderr
@@ -217,7 +236,13 @@ def test_up_serves_login_and_ctrl_c_stops_everything(throwaway_database, tmp_pat
         status, _, page = browser.request("/")
         assert status == 200 and "Signed in as admin" in page
 
-        time.sleep(2)  # let the worker clusters come up, so their processes are collected too
+        # Wait for every cluster to be up (main process, sentinel, monitor, pusher and its workers), so the
+        # check below covers every process `up` started, not only the ones that existed early.
+        expected = sum(queue["workers"] + 4 for queue in settings.WEFT_QUEUES.values())
+        deadline = time.monotonic() + 60
+        while sum("qcluster" in command for proc, command in list(descendants.values()) if alive(proc)) < expected:
+            assert time.monotonic() < deadline, f"fewer than {expected} cluster processes: {list(descendants.values())}"
+            time.sleep(0.2)
         stopping = time.monotonic()
         os.kill(up.pid, signal.SIGINT)
         up.wait(timeout=30)
@@ -269,3 +294,37 @@ def test_embedded_postgres_starts_once_and_is_reused(tmp_path):
         if (pgdata / "postmaster.pid").exists():
             stop_embedded(pgdata)
     assert not (pgdata / "postmaster.pid").exists(), "the embedded server is still running"
+
+
+# -- the README's configuration table -------------------------------------------------------------------------------
+
+ENV_READ = re.compile(
+    r"""(?:environ(?:\.get)?\(|environ\[|getenv\(|\benv_\w+\(|_json_env\(|_ip_networks\()\s*["']([A-Z][A-Z0-9_]+)["']"""
+)
+ENV_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]+)` \|", re.MULTILINE)
+
+
+def environment_variables_read() -> set[str]:
+    sources = [ROOT / "weft.py", ROOT / "manage.py"]
+    for package in ("config", "engine", "api", "webui"):
+        sources += [p for p in (ROOT / package).rglob("*.py") if "migrations" not in p.parts]
+    return {name for path in sources for name in ENV_READ.findall(path.read_text())}
+
+
+def test_readme_documents_every_environment_variable_weft_reads():
+    readme = (ROOT / "README.md").read_text()
+    table = set(ENV_ROW.findall(readme))
+    read = environment_variables_read()
+    assert {"DATABASE_URL", "WEFT_QUEUES", "WEFT_LEASE_S"} <= read, "the scan for environment reads found too little"
+    undocumented = sorted(name for name in read - table if f"`{name}`" not in readme)
+    assert not undocumented, f"read but not in the README: {undocumented}"
+    assert not sorted(table - read), f"in the README's table but never read: {sorted(table - read)}"
+
+
+def test_every_requirement_is_pinned_exactly():
+    for name in ("requirements.txt", "requirements-test.txt"):
+        lines = [line.split("#")[0].strip() for line in (ROOT / name).read_text().splitlines()]
+        pins = [line for line in lines if line and not line.startswith("-r ")]
+        assert pins, f"{name} lists nothing"
+        loose = [line for line in pins if not re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[a-z,]+\])?==[0-9][\w.]*", line)]
+        assert not loose, f"{name}: not pinned with ==: {loose}"

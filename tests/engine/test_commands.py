@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 
+import psutil
 import pytest
 
-from engine.models import Workflow
-from tests.conftest import REPO, chain, definition, node
+from engine.models import Run, Workflow
+from engine.scheduler import run_start
+from engine.workflows import workflow_save
+from tests.conftest import REPO, chain, definition, node, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,3 +72,46 @@ def test_runworkers_refuses_unknown_queue(worker_env):
     out = manage(worker_env, "runworkers", "--queues", "default,nosuch")
     assert out.returncode == 2
     assert "nosuch" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def _clusters(workers) -> dict[str, int]:
+    """queue -> pid of the main qcluster process runworkers started for it."""
+    clusters = {}
+    for child in psutil.Process(workers.proc.pid).children():
+        with contextlib.suppress(psutil.Error):
+            if child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
+                clusters[child.environ().get("Q_CLUSTER_NAME")] = child.pid
+    return clusters
+
+
+@pytest.mark.workers
+def test_runworkers_restarts_a_cluster_that_dies_and_stops_what_it_left(workers):
+    workers.start()
+
+    def all_up():
+        clusters = _clusters(workers)
+        return clusters if set(clusters) == {"default", "fast", "slow"} else None
+
+    before = wait_for(all_up, timeout=60, message="one cluster per queue")
+    wait_for(lambda: len(psutil.Process(before["fast"]).children(recursive=True)) >= 5, timeout=60,
+             message="the fast cluster's sentinel, monitor, pusher and workers")
+    left_behind = psutil.Process(before["fast"]).children(recursive=True)
+    os.kill(before["fast"], signal.SIGKILL)
+
+    def running(procs):
+        return [p.pid for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    # Orphaned, the dead cluster's sentinel and workers would go on taking tasks, and outlive runworkers.
+    wait_for(lambda: not running(left_behind), timeout=30, message=f"{running(left_behind)} to be stopped")
+    gone = {before["fast"], *(p.pid for p in left_behind)}
+
+    def fast_replaced():
+        clusters = _clusters(workers)
+        return clusters if clusters.get("fast") not in (None, *gone) else None
+
+    after = wait_for(fast_replaced, timeout=60, message="the fast cluster to be started again")
+    assert after["default"] == before["default"] and after["slow"] == before["slow"]
+    wf = workflow_save(definition=definition("after-restart", [node("a", queue="fast")], []))[0]
+    run, _ = run_start(workflow=wf)
+    wait_for(lambda: Run.objects.filter(pk=run.pk, status="succeeded").exists(), timeout=60,
+             message="a fast step on the restarted cluster")

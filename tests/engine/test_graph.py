@@ -169,6 +169,16 @@ def test_layout_layers_by_generation_and_keeps_saved_positions():
     }
 
 
+def test_the_example_in_the_format_document_is_valid():
+    from engine.nodes.registry import node_types
+
+    text = (REPO / "docs/workflow-format.md").read_text()
+    example = json.loads(text.split("\n## Example\n", 1)[1].split("```json\n", 1)[1].split("```", 1)[0])
+    Draft202012Validator(DEFINITION_SCHEMA).validate(example)
+    graph = validate(example, node_types=node_types(), queues=QUEUES)
+    assert list(graph.nodes) == ["fetch", "summarise", "publish", "done"] and graph.warnings == []
+
+
 def test_definition_schema_is_a_valid_draft_2020_12_schema():
     Draft202012Validator.check_schema(DEFINITION_SCHEMA)
     assert DEFINITION_SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"

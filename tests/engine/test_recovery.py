@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import timedelta
 
 import pytest
+from django.db.models.functions import Now
+from django_q.models import OrmQ
+from django_q.signing import SignedPackage
 
 from engine.models import Attempt, Run, StepRun
+from engine.recovery import ORPHAN_GRACE_S, RecoveryLoop, recover_once
 from engine.scheduler import run_start, step_complete, step_retry
 from engine.workflows import workflow_save
 from tests.conftest import definition, node, wait_for
@@ -98,3 +103,44 @@ def test_5000_node_dag_validates_and_starts_linearly():
     # The absolute figure (under 2 s on an idle machine) is measured by `manage.py bench start`;
     # here: linear, not quadratic -- 10x the nodes must cost well under 100x the time.
     assert sum(timings[5000]) < 30 * sum(timings[500])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queued_step_whose_broker_message_is_gone_is_enqueued_again(drain, tmp_path):
+    log = tmp_path / "log"
+    wf = workflow_save(definition=definition("orphan", [node("a", "tests.count", kwargs={"path": str(log)})], []))[0]
+    run, _ = run_start(workflow=wf)
+    step = StepRun.objects.get(run=run)
+    assert step.status == "queued" and OrmQ.objects.count() == 1
+    OrmQ.objects.all().delete()  # a broker outside PostgreSQL lost the message
+    assert recover_once() == 0, "re-enqueued inside the grace window"
+    StepRun.objects.filter(pk=step.pk).update(queued_at=Now() - timedelta(seconds=ORPHAN_GRACE_S + 5))
+    assert recover_once() == 1
+    _, step_id, attempt = SignedPackage.loads(OrmQ.objects.get().payload)["args"]
+    assert (step_id, attempt) == (step.pk, step.attempt)  # the same attempt, not a new one
+    assert recover_once() == 0, "enqueued twice"
+    drain(recover=False)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert log.read_text().split() == ["a"]
+    assert Attempt.objects.filter(step=step).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_one_recovery_loop_is_active_at_a_time(settings):
+    settings.WEFT_RECOVERY_INTERVAL_S = 0.05
+    first, second = RecoveryLoop(), RecoveryLoop()
+    try:
+        first.start()
+        wait_for(lambda: first.is_leader, timeout=10, message="the first loop to take the lock")
+        second.start()
+        time.sleep(0.5)  # ten passes of the second loop
+        assert not second.is_leader
+        first.stop()
+        first.join(timeout=5)
+        wait_for(lambda: second.is_leader, timeout=10, message="the second loop to take over")
+    finally:
+        for loop in (first, second):
+            loop.stop()
+            if loop.is_alive():
+                loop.join(timeout=5)

@@ -337,3 +337,68 @@ def test_inline_node_failure_fails_the_step_with_the_template_error(drain):
     step = StepRun.objects.get(run=run, node_id="t")
     assert step.status == "failed" and "nodes.t.config" in step.error
     assert Run.objects.get(pk=run.pk).status == "failed"
+
+
+def test_completing_a_step_costs_the_same_in_a_small_and_a_large_workflow(drain, settings):
+    """Readiness is incremental: finishing a step of a chain issues as many statements whether the run has
+    20 or 2,000 steps (cost proportional to the step's out-degree, never to the number of nodes)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django_q.models import OrmQ
+
+    settings.WEFT_CONTINUE_MAX_S = 0  # one step per delivery
+    per_step = {}
+    for n in (20, 2000):
+        run, _ = run_start(workflow=save(chain(f"cost-{n}", n)))
+        with CaptureQueriesContext(connection) as queries:
+            _drain_some(10)
+        done = StepRun.objects.filter(run=run, status="succeeded").count()
+        assert 10 <= done < 20
+        per_step[n] = len(queries) / done
+        run_cancel(run_id=run.pk)
+        OrmQ.objects.all().delete()  # the cancelled step's message, which would claim nothing
+    print(f"\nstatements per completed step: {per_step}")
+    assert per_step[2000] <= per_step[20]
+
+
+def _drain_some(deliveries: int) -> None:
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    from engine.executor import execute_step
+
+    for _ in range(deliveries):
+        row = OrmQ.objects.order_by("id").first()
+        OrmQ.objects.filter(pk=row.pk).delete()
+        execute_step(*SignedPackage.loads(row.payload)["args"])
+
+
+def test_a_backoff_is_a_durable_retry_wait_that_holds_no_worker(drain, tmp_path):
+    from datetime import timedelta
+
+    from django.db.models.functions import Now
+    from django.utils import timezone
+    from django_q.models import OrmQ
+
+    from engine.recovery import recover_once
+
+    flag = tmp_path / "flag"
+    d = definition("backoff", [node("a", "tests.fail_until_flag", kwargs={"flag": str(flag)},
+                                    retry={"max_attempts": 2, "backoff_s": 30, "jitter": 0})], [])
+    run, _ = run_start(workflow=save(d))
+    before = timezone.now()
+    drain(recover=False)
+    step = StepRun.objects.get(run=run)
+    assert step.status == "retry_wait" and step.attempt == 1
+    assert timedelta(seconds=25) < step.next_attempt_at - before < timedelta(seconds=35)
+    assert not OrmQ.objects.exists(), "a step waiting out its backoff must not sit in the broker"
+    assert recover_once() == 0 and StepRun.objects.get(pk=step.pk).status == "retry_wait"
+    flag.write_text("ok")
+    StepRun.objects.filter(pk=step.pk).update(next_attempt_at=Now() - timedelta(seconds=1))  # time passes
+    assert recover_once() == 1
+    assert StepRun.objects.get(pk=step.pk).status == "queued"
+    drain(recover=False)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert list(Attempt.objects.filter(step=step).order_by("number").values_list("outcome", flat=True)) == [
+        "failed", "succeeded"]

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from engine.models import Attempt, Run, StepRun
-from engine.scheduler import run_start, step_retry
+from engine.scheduler import run_cancel, run_start, step_retry
 from engine.workflows import workflow_save
 from tests.conftest import chain, definition, node, wait_for
 
@@ -98,3 +98,44 @@ def test_long_step_on_slow_does_not_delay_fast(workers, tmp_path):
     print(f"fast-step latency median: idle {idle_median * 1000:.0f} ms, slow saturated {busy_median * 1000:.0f} ms")
     # 1.5x of idle, with 50 ms of slack for scheduler noise on a 2-core machine
     assert busy_median <= idle_median * 1.5 + 0.05
+
+
+def test_heartbeat_keeps_a_step_that_outlives_its_lease(workers, worker_env):
+    lease_s = int(worker_env["WEFT_LEASE_S"])
+    wf = workflow_save(definition=definition("outlive", [node("long", "tests.sleep",
+                                                               kwargs={"seconds": 3 * lease_s})], []))[0]
+    workers.start()
+    run, _ = run_start(workflow=wf)
+    step = wait_for(lambda: StepRun.objects.filter(run=run, status="running").first(), timeout=30,
+                    message="the long step to start")
+    leases = set()
+    while (row := StepRun.objects.filter(pk=step.pk).values("status", "lease_expires_at").get())["status"] == "running":
+        leases.add(row["lease_expires_at"])
+        time.sleep(0.2)
+    run = wait_for(finished(run.pk), timeout=30, message="the long step's run")
+    assert run.status == "succeeded"
+    # one attempt: recovery never saw an expired lease, although the step ran three leases long
+    assert list(Attempt.objects.filter(step=step).values_list("outcome", flat=True)) == ["succeeded"]
+    assert len(leases) >= 4, f"lease renewed only {len(leases) - 1} times"
+    assert (max(leases) - min(leases)).total_seconds() >= lease_s
+
+
+def test_cancel_stops_a_running_step_at_its_next_journal_call(workers, tmp_path):
+    log = tmp_path / "log"
+    wf = workflow_save(definition=definition("cancel-running", [
+        node("loop", "tests.journal_loop", kwargs={"path": str(log), "n": 200, "pause": 0.1}), node("after")],
+        [("loop", "after")]))[0]
+    workers.start()
+    run, _ = run_start(workflow=wf)
+    wait_for(lambda: log.exists() and len(log.read_text().split()) >= 3, timeout=60, message="the loop to run")
+    run_cancel(run_id=run.pk, actor="operator")
+    cancelled_at = time.monotonic()
+    step = wait_for(lambda: StepRun.objects.filter(run=run, node_id="loop", status="cancelled").first(), timeout=20,
+                    message="the running step to stop")
+    print(f"\nrunning step stopped {time.monotonic() - cancelled_at:.2f} s after the cancel")
+    calls = len(log.read_text().split())
+    time.sleep(1)
+    assert len(log.read_text().split()) == calls < 200, "the step kept calling after it was cancelled"
+    assert list(Attempt.objects.filter(step=step).values_list("outcome", flat=True)) == ["cancelled"]
+    assert StepRun.objects.get(run=run, node_id="after").status == "cancelled"
+    assert Run.objects.get(pk=run.pk).status == "cancelled"

@@ -156,3 +156,25 @@ def test_a_secret_echoed_by_the_server_is_redacted_from_the_output(allow_loopbac
     run, step = run_one(http_node(method="POST", url=tool_server.url + "/echo", json={}, credential="svc"), drain)
     assert step.output["body"]["headers"]["authorization"] == "Bearer ***"
     assert SECRET not in str(step.output)
+
+
+def test_server_error_without_retry_after_is_retried_by_the_engine(allow_loopback, tool_server, drain):
+    tool_server.fail_next = [(500, {})]
+    run, step = run_one(http_node(url=tool_server.url + "/json", retry=FAST_RETRY), drain)
+    assert run.status == "succeeded" and step.output["status"] == 200
+    attempts = list(Attempt.objects.filter(step=step).order_by("number").values_list("outcome", "error"))
+    assert [outcome for outcome, _ in attempts] == ["failed", "succeeded"]
+    assert "HttpRetryable" in attempts[0][1] and "500" in attempts[0][1]
+
+
+def test_connection_error_is_retryable(allow_loopback, drain):
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    run, step = run_one(http_node(url=f"http://127.0.0.1:{port}/", retry={**FAST_RETRY, "max_attempts": 2}), drain)
+    assert run.status == "failed"
+    errors = list(Attempt.objects.filter(step=step).order_by("number").values_list("error", flat=True))
+    assert len(errors) == 2, "a refused connection must be retried under the node's policy"
+    assert all("HttpRetryable" in e and "ConnectError" in e for e in errors)

@@ -1,7 +1,14 @@
-"""Start and supervise one django-q2 cluster per queue, plus Weft's recovery loop."""
+"""Start and supervise one django-q2 cluster per queue, plus Weft's recovery loop.
+
+This process is the child subreaper of its clusters (Linux): when a cluster's main process dies, its
+sentinel and workers become children of this process instead of init, and are stopped here before
+the cluster is started again, so a dead cluster leaves nothing running behind it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -40,6 +47,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        _become_subreaper()
         # Metrics of this process and of every cluster's workers go to files that /metrics merges.
         multiprocess_prepare(settings.WEFT_METRICS_DIR)
         clusters = {name: _start_cluster(name) for name in names}
@@ -61,12 +69,14 @@ class Command(BaseCommand):
                 for name, proc in list(clusters.items()):
                     if proc.poll() is not None and not stopping:
                         self.stderr.write(f"weft workers: cluster {name!r} exited with {proc.returncode}; restarting")
+                        _stop_strays(clusters.values())
                         time.sleep(RESTART_BACKOFF_S)
                         clusters[name] = _start_cluster(name)
         finally:
             if recovery:
                 recovery.stop()
             _stop_all(clusters.values())
+            _stop_strays(clusters.values())
             _forget(host, clusters)
             if recovery:
                 recovery.join(timeout=5)
@@ -118,6 +128,37 @@ def _stop_all(procs) -> None:
         except subprocess.TimeoutExpired:
             _kill_tree(p.pid)
             p.wait()
+
+
+def _become_subreaper() -> None:
+    """On Linux, adopt the processes a dying cluster leaves behind (see the module docstring)."""
+    if sys.platform.startswith("linux"):
+        pr_set_child_subreaper = 36
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+
+
+def _stop_strays(clusters) -> None:
+    """SIGKILL and reap every child of this process that is not a live cluster's main process: what a
+    cluster left behind when its main process (or its sentinel) died."""
+    import psutil
+
+    mains = {p.pid for p in clusters if p.poll() is None}
+    strays = []
+    for child in psutil.Process().children():
+        if child.pid in mains:
+            continue
+        with contextlib.suppress(psutil.NoSuchProcess):
+            strays += child.children(recursive=True)
+        strays.append(child)
+    for proc in strays:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(strays, timeout=5)
+    for child in psutil.Process().children():  # the strays' own children, adopted as they died
+        if child.pid not in mains:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+                child.wait(timeout=5)
 
 
 def _kill_tree(pid: int) -> None:

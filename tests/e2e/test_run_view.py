@@ -205,6 +205,51 @@ def test_timeline_of_a_thousand_steps_is_virtualised_and_compresses_idle_gaps(ui
     screenshot(ui, "run-timeline-1000")
 
 
+def test_timeline_axis_stays_pinned_while_the_bars_scroll(ui):
+    from django.utils import timezone
+
+    from engine.models import Attempt, StepRun
+
+    n = 150
+    d = definition("axis-e2e", [node(f"s{i:03d}", "tests.noop") for i in range(n)],
+                   [(f"s{i:03d}", f"s{i + 1:03d}") for i in range(n - 1)])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})
+    t0 = timezone.now() - timedelta(minutes=10)
+    Attempt.objects.bulk_create([
+        Attempt(step=step, number=1, queued_at=t0 + timedelta(seconds=2 * i),
+                started_at=t0 + timedelta(seconds=2 * i + 0.5), finished_at=t0 + timedelta(seconds=2 * i + 2),
+                outcome="succeeded", worker="w")
+        for i, step in enumerate(StepRun.objects.filter(run=run).order_by("node_id"))
+    ])
+    ui.goto(f"{ui.base}/runs/{run.pk}/?tab=timeline")
+    timeline = ui.locator(".timeline")
+    scroller = timeline.locator(".timeline-scroll")
+    expect(timeline.locator('[data-node-id="s000"][data-attempt="1"]')).to_be_visible()
+    zero = timeline.locator('.axis [data-tick-ms="0"] text')
+    expect(zero).to_be_in_viewport()
+
+    def axis_inside_the_scroll_box():
+        box, axis = scroller.bounding_box(), timeline.locator(".axis").bounding_box()
+        return box["y"] - 1 <= axis["y"] and axis["y"] + axis["height"] <= box["y"] + box["height"]
+
+    assert axis_inside_the_scroll_box()
+    scroller.evaluate("el => el.scrollTop = el.scrollHeight / 2")
+    expect(timeline.locator('[data-node-id="s075"][data-attempt="1"]')).to_be_in_viewport()
+    expect(timeline.locator('[data-node-id="s000"][data-attempt="1"]')).not_to_be_in_viewport()
+    assert scroller.evaluate("el => el.scrollTop") > 1000
+    expect(zero).to_be_in_viewport()
+    assert axis_inside_the_scroll_box()
+    # The bars scroll under the axis, not over it: the axis is what the browser hits at its place.
+    ax = zero.bounding_box()
+    hit = ui.evaluate("([x, y]) => !!document.elementFromPoint(x, y).closest('.timeline-axis')",
+                      [ax["x"] + ax["width"] / 2, ax["y"] + ax["height"] / 2])
+    assert hit
+    screenshot(ui, "run-timeline-scrolled")
+    scroller.evaluate("el => el.scrollTop = el.scrollHeight")
+    expect(timeline.locator('[data-node-id="s149"][data-attempt="1"]')).to_be_in_viewport()
+    expect(zero).to_be_in_viewport()
+
+
 def test_operator_buttons_mark_succeeded_skip_and_cancel_run(ui):
     d = definition("actions-e2e", [node("s1"), node("s2"), node("s3"), node("s4")],
                    [("s1", "s2"), ("s1", "s3"), ("s3", "s4")])

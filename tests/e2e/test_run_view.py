@@ -205,6 +205,35 @@ def test_timeline_of_a_thousand_steps_is_virtualised_and_compresses_idle_gaps(ui
     screenshot(ui, "run-timeline-1000")
 
 
+def test_drawer_upstream_statuses_follow_the_live_graph(ui):
+    from engine.scheduler import run_cancel
+
+    d = definition("upstream-e2e", [node("a"), node("b"), node("c")], [("a", "c"), ("b", "c")])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})  # no workers: a and b stay queued
+    ui.goto(f"{ui.base}/runs/{run.pk}/steps/c/")
+    expect(ui.locator(".runview")).to_have_attribute("data-live", "true")
+    drawer = ui.locator('[data-drawer-node="c"]')
+    up_a, up_b = drawer.locator('[data-upstream-node="a"]'), drawer.locator('[data-upstream-node="b"]')
+    expect(up_a.locator(".badge")).to_have_attribute("data-status", "queued")
+    expect(up_b.locator(".badge")).to_have_attribute("data-status", "queued")
+
+    # Only an upstream step moves; the drawer's own step stays pending.
+    step_complete(run_id=run.pk, node_id="a", output={"answer": 42}, actor="e2e")
+    expect(status_of(ui, "a")).to_have_attribute("data-status", "succeeded")
+    expect(up_a.locator(".badge")).to_have_attribute("data-status", "succeeded")
+    expect(up_a.locator(".badge")).to_contain_text("Succeeded")
+    expect(up_a).to_contain_text('"answer": 42')  # its output, read again
+    expect(status_of(ui, "c")).to_have_attribute("data-status", "pending")
+    expect(up_b.locator(".badge")).to_have_attribute("data-status", "queued")
+
+    run_cancel(run_id=run.pk, actor="e2e")
+    expect(ui.locator(".runview")).to_have_attribute("data-run-status", "cancelled")
+    expect(up_b.locator(".badge")).to_have_attribute("data-status", "cancelled")
+    expect(up_b.locator(".badge")).to_contain_text("Cancelled")
+    expect(up_a.locator(".badge")).to_have_attribute("data-status", "succeeded")
+    screenshot(ui, "run-drawer-upstream-live")
+
+
 def test_timeline_axis_stays_pinned_while_the_bars_scroll(ui):
     from django.utils import timezone
 

@@ -149,7 +149,7 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
             ) : null}
             <section><h3>Output</h3><JsonView value={detail ? detail.output : undefined} label="Output" /></section>
             <section><h3>Inputs</h3>
-              <Inputs runId={store.runId} nodeId={nodeId} status={status} />
+              <Inputs store={store} runId={store.runId} nodeId={nodeId} status={status} />
             </section>
           </>
         ) : null}

@@ -7,6 +7,7 @@ applying the events after it (idempotent status assignments) never loses a trans
 from __future__ import annotations
 
 from engine.models import Attempt, Run, StepRun
+from engine.nodes.repeat import definition_repeat_risks
 from engine.runtx import version_graph
 
 STEP_FIELDS = (
@@ -62,6 +63,7 @@ def run_snapshot(run_id) -> dict:
     return {
         "run": run_summary(run),
         "definition": {"nodes": definition.get("nodes", []), "edges": definition.get("edges", [])},
+        "repeat_risks": definition_repeat_risks(definition),
         "layout": version_graph(run.version).layout(),
         "steps": steps,
         "attempts": attempts,

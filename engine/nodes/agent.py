@@ -62,6 +62,14 @@ class ToolContext:
         return getattr(self._ctx, name)
 
 
+def tool_safe_to_repeat(spec: dict, registered) -> bool:
+    """Whether a call of this tool cut off mid-way may be sent again (``registered``: its task, for task tools)."""
+    if spec["type"] == "task":
+        return spec.get("safe_to_repeat", registered.safe_to_repeat)
+    method = spec.get("method") or "POST"
+    return spec.get("safe_to_repeat", spec.get("send_idempotency_key", True) or method in http_node.IDEMPOTENT_METHODS)
+
+
 class Tool:
     def __init__(self, spec: dict):
         self.spec = spec
@@ -69,14 +77,13 @@ class Tool:
         if spec["type"] == "task":
             registered = get_task(spec["function"])
             self.fn = registered.fn
-            self.safe = spec.get("safe_to_repeat", registered.safe_to_repeat)
+            self.safe = tool_safe_to_repeat(spec, registered)
             description = spec.get("description") or registered.description or registered.name
             parameters = spec.get("parameters") or json_schema_for(self.fn)
         else:
             self.fn = None
             method = spec.get("method") or "POST"
-            self.safe = spec.get("safe_to_repeat", spec.get("send_idempotency_key", True)
-                                 or method in http_node.IDEMPOTENT_METHODS)
+            self.safe = tool_safe_to_repeat(spec, None)
             description = spec.get("description") or f"{method} {spec['url']}"
             parameters = spec.get("parameters") or {"type": "object"}
         self.definition = {"type": "function",
@@ -137,6 +144,21 @@ class AgentNode:
         "model": "model that answered",
         "simulated": "true when the offline simulation answered",
     }
+
+    @staticmethod
+    def repeat_risks(config: dict) -> list[str]:
+        """The tools declared (or registered) as not safe to repeat."""
+        risks = []
+        for spec in config.get("tools") or []:
+            if not isinstance(spec, dict) or spec.get("type") not in ("task", "http") or "name" not in spec:
+                continue
+            try:
+                registered = get_task(spec.get("function", "")) if spec["type"] == "task" else None
+            except TaskNotFound:
+                continue
+            if not tool_safe_to_repeat(spec, registered):
+                risks.append(f"tool {spec['name']}")
+        return risks
 
     def run(self, ctx, config: dict):
         endpoint = llm_providers.resolve_endpoint(config)

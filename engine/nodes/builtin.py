@@ -35,6 +35,15 @@ class PythonNode:
         check_arguments(fn, kwargs, name=f"function {name!r}")
         return fn(ctx, **kwargs)
 
+    @staticmethod
+    def repeat_risks(config: dict) -> list[str]:
+        """A function registered with ``safe_to_repeat=False``."""
+        try:
+            registered = get_task(config.get("function", ""))
+        except (TaskNotFound, TypeError):
+            return []
+        return [] if registered.safe_to_repeat else [f"function {registered.name}"]
+
     def validate_config(self, config: dict, *, node_id: str, upstream_ids: set[str], graph) -> list:
         name = config.get("function")
         if not isinstance(name, str):

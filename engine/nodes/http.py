@@ -81,6 +81,14 @@ class HttpNode:
     def validate_config(self, config: dict, *, node_id: str, upstream_ids: set[str], graph) -> list:
         return url_problems(config.get("url"), "url") + credential_problems(config.get("credential"))
 
+    @staticmethod
+    def repeat_risks(config: dict) -> list[str]:
+        """The request is not safe to repeat when it sends no Idempotency-Key and its method is not idempotent."""
+        method = config.get("method") or "GET"
+        if config.get("send_idempotency_key", True) or method in IDEMPOTENT_METHODS:
+            return []
+        return [f"{method} {config.get('url', '')} without an Idempotency-Key"]
+
 
 def send(config: dict, *, idempotency_key: str | None) -> dict:
     """Perform the request described by an http node (or HTTP tool) config; returns the node's output."""

@@ -155,3 +155,40 @@ def test_editor_tools_undo_redo_copy_paste_delete_import_layout_versions_and_run
     run = Run.objects.get(workflow__slug="tools-e2e")
     assert run.inputs == {"x": 3}
     expect(ui.locator(".runview")).to_have_attribute("data-run-id", str(run.pk))
+
+
+def test_export_json_downloads_the_saved_definition(ui):
+    import json
+
+    from engine.workflows import workflow_save
+
+    saved = {
+        "name": "Export E2E", "slug": "export-e2e", "description": "round trip through a file",
+        "inputs": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}},
+        "nodes": [
+            {"id": "fetch", "type": "python", "name": "Fetch",
+             "config": {"function": "tests.add", "kwargs": {"a": "{{ inputs.n }}", "b": 2}},
+             "queue": "fast", "retry": {"max_attempts": 4, "backoff_s": 0.5}, "timeout_s": 30,
+             "position": {"x": 40, "y": 120}},
+            {"id": "gate", "type": "branch",
+             "config": {"cases": [{"branch": "big", "when": "{{ nodes.fetch.output > 3 }}"}], "default": "small"},
+             "position": {"x": 300, "y": 120}},
+            {"id": "done", "type": "noop", "trigger_rule": "all_done", "position": {"x": 560, "y": 60}},
+        ],
+        "edges": [{"source": "fetch", "target": "gate"}, {"source": "gate", "target": "done", "branch": "big"}],
+    }
+    wf = workflow_save(definition=saved)[0]
+    definition = wf.current_version.definition
+    ui.goto(f"{ui.base}/workflows/export-e2e/edit/")
+    expect(ui.locator(".editor .react-flow__node")).to_have_count(3)
+    ui.get_by_role("tab", name="JSON").click()
+    with ui.expect_download() as info:
+        ui.get_by_role("button", name="Export JSON").click()
+    download = info.value
+    assert download.suggested_filename == "export-e2e.json"
+    exported = json.loads(download.path().read_text())
+    # Node by node first, so a difference names the node; then the whole file.
+    for mine, theirs in zip(exported["nodes"], definition["nodes"], strict=True):
+        assert mine == theirs
+    assert exported == definition
+    screenshot(ui, "editor-json-panel")

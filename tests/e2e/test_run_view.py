@@ -205,6 +205,166 @@ def test_timeline_of_a_thousand_steps_is_virtualised_and_compresses_idle_gaps(ui
     screenshot(ui, "run-timeline-1000")
 
 
+@pytest.mark.workers
+def test_in_doubt_step_says_what_is_in_doubt_and_is_resolved_from_the_drawer(ui, workers, tmp_path):
+    import os
+    import signal
+
+    from engine.models import StepRun
+
+    effects, hang = tmp_path / "effects", tmp_path / "hang"
+    hang.write_text("hang")
+    charge = node("charge", "tests.unsafe_call", kwargs={"path": str(effects), "hang_flag": str(hang)})
+    d = definition("doubt-e2e", [charge, node("after")], [("charge", "after")])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})
+    workers.start()
+    ui.goto(f"{ui.base}/runs/{run.pk}/steps/charge/")
+    expect(status_of(ui, "charge")).to_have_attribute("data-status", "running", timeout=30_000)
+    wait_for(lambda: effects.exists(), timeout=30, message="the call to start")
+    # The worker dies mid-call: the call's journal entry is `started`, with no outcome.
+    os.kill(int(StepRun.objects.get(run=run, node_id="charge").worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    hang.unlink()
+    expect(status_of(ui, "charge")).to_have_attribute("data-status", "waiting", timeout=30_000)
+    drawer = ui.locator('[data-drawer-node="charge"]')
+    doubt = drawer.locator('[data-in-doubt="charge"]')
+    expect(doubt).to_be_visible()
+    expect(doubt.locator("[data-in-doubt-key]")).to_have_text("charge")
+    expect(doubt).to_contain_text("not safe to repeat")
+    expect(doubt.locator("[data-in-doubt-message]")).to_contain_text("started in an earlier attempt and never finished")
+    expect(doubt).to_contain_text("attempt 1")  # from the journal entry: when the call started, and in which attempt
+    retry = doubt.get_by_role("button", name="Retry", exact=True)
+    complete = doubt.get_by_role("button", name="Mark succeeded…", exact=True)
+    expect(retry).to_be_enabled()
+    expect(complete).to_be_enabled()
+    expect(drawer.get_by_role("button", name="Retry", exact=True)).to_have_count(1)  # offered once, in the banner
+    screenshot(ui, "run-in-doubt-drawer")
+
+    # Retry warns that the unfinished call runs again; not taken here.
+    retry.click()
+    dialog = ui.get_by_role("dialog")
+    expect(dialog.locator('[data-unsafe-node="charge"]')).to_contain_text("call charge")
+    expect(dialog).to_contain_text("in doubt")
+    screenshot(ui, "run-in-doubt-retry-dialog")
+    dialog.get_by_role("button", name="Close").click()
+    expect(ui.get_by_role("dialog")).to_have_count(0)
+
+    # The operator checked the outside system: the charge went through. Complete with its real output.
+    complete.click()
+    dialog = ui.get_by_role("dialog")
+    expect(dialog).to_contain_text("is not made again")
+    dialog.get_by_label("Output (JSON)").fill('{"result": "done", "charge_id": "ch_1"}')
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(status_of(ui, "charge")).to_have_attribute("data-status", "succeeded")
+    expect(drawer.locator("[data-in-doubt]")).to_have_count(0)
+    expect(drawer).to_contain_text('"charge_id": "ch_1"')
+    expect(status_of(ui, "after")).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    expect(ui.locator(".runview")).to_have_attribute("data-run-status", "succeeded")
+    assert effects.read_text().split() == ["effect"]  # the call was not made twice
+    assert Run.objects.get(pk=run.pk).status == "succeeded"
+
+
+def test_repeat_dialog_warns_about_nodes_not_safe_to_repeat_and_not_about_safe_ones(ui):
+    url = "https://payments.example/charge"
+    d = definition("unsafe-e2e", [
+        node("a", "tests.noop"),
+        {"id": "charge", "type": "http", "config": {"method": "POST", "url": url, "send_idempotency_key": False}},
+        {"id": "keyed", "type": "http", "config": {"method": "POST", "url": url}},
+        {"id": "lookup", "type": "http", "config": {"url": url, "send_idempotency_key": False}},
+        {"id": "agent", "type": "agent", "config": {"prompt": "refund it", "tools": [
+            {"name": "refund", "type": "http", "url": url, "safe_to_repeat": False},
+            {"name": "notes", "type": "task", "function": "weft.list_notes"}]}},
+    ], [("a", x) for x in ("charge", "keyed", "lookup", "agent")])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})  # no workers: completed by hand
+    for node_id in ("a", "charge", "keyed", "lookup", "agent"):
+        step_complete(run_id=run.pk, node_id=node_id, output={}, actor="e2e")
+    ui.goto(f"{ui.base}/runs/{run.pk}/steps/a/")
+    expect(ui.locator(".runview")).to_have_attribute("data-run-status", "succeeded")
+    ui.locator('[data-drawer-node="a"]').get_by_role("button", name="Rerun from here", exact=True).click()
+    dialog = ui.get_by_role("dialog")
+    expect(dialog.locator("[data-preview-node]")).to_have_count(5)
+    expect(dialog.locator('[data-unsafe-node="charge"]')).to_contain_text(f"POST {url} without an Idempotency-Key")
+    expect(dialog.locator('[data-unsafe-node="agent"]')).to_contain_text("tool refund")
+    expect(dialog.locator('[data-unsafe-node="agent"]')).not_to_contain_text("notes")
+    expect(dialog.locator("[data-unsafe-node]")).to_have_count(2)
+    for safe in ("a", "keyed", "lookup"):
+        expect(dialog.locator(f'[data-preview-node="{safe}"]')).not_to_contain_text("not safe to repeat")
+    screenshot(ui, "run-rerun-dialog-unsafe")
+
+
+def test_drawer_upstream_statuses_follow_the_live_graph(ui):
+    from engine.scheduler import run_cancel
+
+    d = definition("upstream-e2e", [node("a"), node("b"), node("c")], [("a", "c"), ("b", "c")])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})  # no workers: a and b stay queued
+    ui.goto(f"{ui.base}/runs/{run.pk}/steps/c/")
+    expect(ui.locator(".runview")).to_have_attribute("data-live", "true")
+    drawer = ui.locator('[data-drawer-node="c"]')
+    up_a, up_b = drawer.locator('[data-upstream-node="a"]'), drawer.locator('[data-upstream-node="b"]')
+    expect(up_a.locator(".badge")).to_have_attribute("data-status", "queued")
+    expect(up_b.locator(".badge")).to_have_attribute("data-status", "queued")
+
+    # Only an upstream step moves; the drawer's own step stays pending.
+    step_complete(run_id=run.pk, node_id="a", output={"answer": 42}, actor="e2e")
+    expect(status_of(ui, "a")).to_have_attribute("data-status", "succeeded")
+    expect(up_a.locator(".badge")).to_have_attribute("data-status", "succeeded")
+    expect(up_a.locator(".badge")).to_contain_text("Succeeded")
+    expect(up_a).to_contain_text('"answer": 42')  # its output, read again
+    expect(status_of(ui, "c")).to_have_attribute("data-status", "pending")
+    expect(up_b.locator(".badge")).to_have_attribute("data-status", "queued")
+
+    run_cancel(run_id=run.pk, actor="e2e")
+    expect(ui.locator(".runview")).to_have_attribute("data-run-status", "cancelled")
+    expect(up_b.locator(".badge")).to_have_attribute("data-status", "cancelled")
+    expect(up_b.locator(".badge")).to_contain_text("Cancelled")
+    expect(up_a.locator(".badge")).to_have_attribute("data-status", "succeeded")
+    screenshot(ui, "run-drawer-upstream-live")
+
+
+def test_timeline_axis_stays_pinned_while_the_bars_scroll(ui):
+    from django.utils import timezone
+
+    from engine.models import Attempt, StepRun
+
+    n = 150
+    d = definition("axis-e2e", [node(f"s{i:03d}", "tests.noop") for i in range(n)],
+                   [(f"s{i:03d}", f"s{i + 1:03d}") for i in range(n - 1)])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})
+    t0 = timezone.now() - timedelta(minutes=10)
+    Attempt.objects.bulk_create([
+        Attempt(step=step, number=1, queued_at=t0 + timedelta(seconds=2 * i),
+                started_at=t0 + timedelta(seconds=2 * i + 0.5), finished_at=t0 + timedelta(seconds=2 * i + 2),
+                outcome="succeeded", worker="w")
+        for i, step in enumerate(StepRun.objects.filter(run=run).order_by("node_id"))
+    ])
+    ui.goto(f"{ui.base}/runs/{run.pk}/?tab=timeline")
+    timeline = ui.locator(".timeline")
+    scroller = timeline.locator(".timeline-scroll")
+    expect(timeline.locator('[data-node-id="s000"][data-attempt="1"]')).to_be_visible()
+    zero = timeline.locator('.axis [data-tick-ms="0"] text')
+    expect(zero).to_be_in_viewport()
+
+    def axis_inside_the_scroll_box():
+        box, axis = scroller.bounding_box(), timeline.locator(".axis").bounding_box()
+        return box["y"] - 1 <= axis["y"] and axis["y"] + axis["height"] <= box["y"] + box["height"]
+
+    assert axis_inside_the_scroll_box()
+    scroller.evaluate("el => el.scrollTop = el.scrollHeight / 2")
+    expect(timeline.locator('[data-node-id="s075"][data-attempt="1"]')).to_be_in_viewport()
+    expect(timeline.locator('[data-node-id="s000"][data-attempt="1"]')).not_to_be_in_viewport()
+    assert scroller.evaluate("el => el.scrollTop") > 1000
+    expect(zero).to_be_in_viewport()
+    assert axis_inside_the_scroll_box()
+    # The bars scroll under the axis, not over it: the axis is what the browser hits at its place.
+    ax = zero.bounding_box()
+    hit = ui.evaluate("([x, y]) => !!document.elementFromPoint(x, y).closest('.timeline-axis')",
+                      [ax["x"] + ax["width"] / 2, ax["y"] + ax["height"] / 2])
+    assert hit
+    screenshot(ui, "run-timeline-scrolled")
+    scroller.evaluate("el => el.scrollTop = el.scrollHeight")
+    expect(timeline.locator('[data-node-id="s149"][data-attempt="1"]')).to_be_in_viewport()
+    expect(zero).to_be_in_viewport()
+
+
 def test_operator_buttons_mark_succeeded_skip_and_cancel_run(ui):
     d = definition("actions-e2e", [node("s1"), node("s2"), node("s3"), node("s4")],
                    [("s1", "s2"), ("s1", "s3"), ("s3", "s4")])

@@ -32,7 +32,6 @@ function cleanSpec(spec, position) {
     if (k === "retry" && typeof v === "object" && !Object.keys(v).length) continue;
     out[k] = v;
   }
-  if (!out.config) out.config = {};
   return out;
 }
 

@@ -362,8 +362,10 @@ function ActionDialog({ dialog, store, runId, act, onClose }) {
   const [unsafe, setUnsafe] = useState({});
   const base = nodeId ? `/api/runs/${runId}/steps/${encodeURIComponent(nodeId)}` : null;
 
-  // Calls journaled as not safe to repeat, per step that would run again: a rerun repeats all of
-  // them (fresh idempotency keys); a retry replays finished calls and repeats only unfinished ones.
+  // Per step that would run again: the calls its definition says are not safe to repeat (from the
+  // snapshot's repeat_risks: an HTTP POST without an Idempotency-Key, an agent tool declared unsafe),
+  // and those its journal recorded as not safe to repeat: a rerun repeats all of them (fresh
+  // idempotency keys); a retry replays finished calls and repeats only unfinished ones.
   useEffect(() => {
     if (!preview || (kind !== "retry" && kind !== "rerun")) return;
     let cancelled = false;
@@ -403,6 +405,7 @@ function ActionDialog({ dialog, store, runId, act, onClose }) {
     if (ok) onClose();
   }
 
+  const risks = (id) => [...(store.repeatRisks[id] || []), ...(unsafe[id] || []).map((key) => `call ${key}`)];
   const previewList = preview ? (
     <>
       <p>These steps will run again ({preview.length}):</p>
@@ -413,9 +416,9 @@ function ActionDialog({ dialog, store, runId, act, onClose }) {
             <li key={id} data-preview-node={id}>
               <code>{id}</code> <StatusBadge status={st} />
               {st === "succeeded" && id !== nodeId ? <span className="warn-text"> — succeeded before; its effects repeat unless journaled</span> : null}
-              {unsafe[id] ? (
+              {risks(id).length ? (
                 <div className="warn-text" data-unsafe-node={id}>
-                  ⚠ not safe to repeat: {unsafe[id].slice(0, 5).join(", ")}{unsafe[id].length > 5 ? ` (+${unsafe[id].length - 5})` : ""}
+                  ⚠ not safe to repeat: {risks(id).slice(0, 5).join(", ")}{risks(id).length > 5 ? ` (+${risks(id).length - 5})` : ""}
                 </div>
               ) : null}
             </li>
@@ -468,6 +471,12 @@ function ActionDialog({ dialog, store, runId, act, onClose }) {
     return (
       <Dialog title={`Mark ${nodeId} succeeded`} onClose={onClose} actions={<>{cancel}
         <button type="button" disabled={busy || bad} onClick={() => run("Mark succeeded", `${base}/complete/`, { output: parsed })}>Confirm</button></>}>
+        {store.steps[nodeId]?.waiting_reason === "in_doubt" ? (
+          <p className="warn-text">
+            The call <code>{store.steps[nodeId].waiting_detail?.key}</code> is not made again: give the output the step
+            would have produced from what the outside system really did.
+          </p>
+        ) : null}
         <label htmlFor="complete-output">Output (JSON), as if the step had produced it</label>
         <textarea id="complete-output" rows={8} value={text} onChange={(e) => setText(e.target.value)} />
         {bad ? <p className="errors">Not valid JSON: {bad}</p> : null}

@@ -12,6 +12,36 @@ function leaseInfo(step, now) {
   return left;
 }
 
+// A call that is not safe to repeat was cut off mid-way: say which, and offer both ways out.
+function InDoubt({ step, journal, canOperate, setDialog, nodeId }) {
+  const detail = step.waiting_detail || {};
+  const key = detail.key || "";
+  const entry = journal.find((j) => j.key === key);
+  const disabledTitle = canOperate ? undefined : "needs the operator role";
+  return (
+    <div className="banner warn in-doubt" data-in-doubt={key}>
+      <strong>In doubt:</strong> the call <code data-in-doubt-key>{key || "?"}</code> is not safe to repeat, and it
+      was started but never recorded as finished
+      {entry?.started_at ? <> (started {new Date(entry.started_at).toLocaleString()}, attempt {entry.attempt})</> : null}.
+      It may or may not have taken effect in the outside system.
+      {detail.message ? <div className="muted" data-in-doubt-message>{detail.message}</div> : null}
+      <p>Check the outside system, then choose:</p>
+      <ul className="resolutions">
+        <li>
+          <button type="button" disabled={!canOperate} title={disabledTitle}
+            onClick={() => setDialog({ kind: "retry", nodeId })}>Retry</button>{" "}
+          anyway: the call runs again (if it did take effect, it takes effect twice).
+        </li>
+        <li>
+          <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
+            onClick={() => setDialog({ kind: "complete", nodeId })}>Mark succeeded…</button>{" "}
+          with the output the outside system really produced; the call is not made again.
+        </li>
+      </ul>
+    </div>
+  );
+}
+
 export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, setDialog, act }) {
   const step = store.steps[nodeId];
   const spec = store.definition.nodes.find((n) => n.id === nodeId) || { id: nodeId };
@@ -83,14 +113,8 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
           {lease != null ? <> · lease {lease > 0 ? `expires in ${Math.round(lease)} s` : "expired; recovery will retry it"}</> : null}
         </p>
       ) : null}
-      {inDoubt ? (
-        <div className="banner warn">
-          In doubt: a call that is not safe to repeat was started but never recorded as finished
-          {step.waiting_detail ? <> (<code>{JSON.stringify(step.waiting_detail)}</code>)</> : null}.
-          Check the outside system, then either <strong>Retry</strong> (the call runs again) or
-          <strong> Mark succeeded…</strong> with what it really produced.
-        </div>
-      ) : null}
+      {inDoubt ? <InDoubt step={step} journal={detail?.journal || []} canOperate={canOperate}
+        setDialog={setDialog} nodeId={nodeId} /> : null}
       {approval ? (
         <div className="banner warn" data-approval={nodeId}>
           <strong>Waiting for approval.</strong> {step.waiting_detail?.message || ""}
@@ -99,7 +123,7 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
         </div>
       ) : null}
       <div className="actions" role="group" aria-label="Step actions">
-        {runOpen && (status === "failed" || inDoubt) ? (
+        {runOpen && status === "failed" ? (
           <button type="button" disabled={!canOperate} title={disabledTitle}
             onClick={() => setDialog({ kind: "retry", nodeId })}>Retry</button>
         ) : null}
@@ -111,7 +135,7 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
           <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
             onClick={() => setDialog({ kind: "skip", nodeId })}>Skip</button>
         ) : null}
-        {runOpen && SETTLEABLE.has(status) ? (
+        {runOpen && SETTLEABLE.has(status) && !inDoubt ? (
           <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
             onClick={() => setDialog({ kind: "complete", nodeId })}>Mark succeeded…</button>
         ) : null}
@@ -149,7 +173,7 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
             ) : null}
             <section><h3>Output</h3><JsonView value={detail ? detail.output : undefined} label="Output" /></section>
             <section><h3>Inputs</h3>
-              <Inputs runId={store.runId} nodeId={nodeId} status={status} />
+              <Inputs store={store} runId={store.runId} nodeId={nodeId} status={status} />
             </section>
           </>
         ) : null}

@@ -171,21 +171,35 @@ export function Logs({ runId, nodeId, step, attempts }) {
 
 // The node's config rendered from the run inputs and the upstream outputs as they are now (what the
 // node receives when it runs; rendered inputs are not stored per attempt), beside those outputs.
-export function Inputs({ runId, nodeId, status }) {
+// Upstream statuses follow the live store; when one differs from what the last read saw (an
+// upstream step moved while this one did not), the inputs are read again for its output.
+export function Inputs({ store, runId, nodeId, status }) {
   const [data, setData] = useState(null);
   const [problem, setProblem] = useState(null);
+  const liveStatus = (u) => store.steps[u.node_id]?.status || u.status;
+  const readSig = data ? data.upstream.map((u) => u.status).join(",") : "";
+  const liveSig = data ? data.upstream.map(liveStatus).join(",") : "";
+  const stale = liveSig !== readSig;
   useEffect(() => {
     let cancelled = false;
-    get(`/runs/${runId}/steps/${encodeURIComponent(nodeId)}/inputs/`)
-      .then((d) => !cancelled && setData(d))
-      .catch((err) => !cancelled && setProblem(err.message));
+    const t = setTimeout(() => {
+      get(`/runs/${runId}/steps/${encodeURIComponent(nodeId)}/inputs/`)
+        .then((d) => {
+          if (!cancelled) {
+            setData(d);
+            setProblem(null);
+          }
+        })
+        .catch((err) => !cancelled && setProblem(err.message));
+    }, data ? 150 : 0);
     return () => {
       cancelled = true;
+      clearTimeout(t);
     };
-  }, [runId, nodeId, status]);
+  }, [runId, nodeId, status, stale ? liveSig : readSig]);
   if (problem) return <p className="errors">Could not load the inputs: {problem}</p>;
   if (!data) return <p className="muted">Loading the inputs…</p>;
-  const pending = data.upstream.filter((u) => u.status !== "succeeded");
+  const pending = data.upstream.filter((u) => liveStatus(u) !== "succeeded");
   return (
     <div data-inputs={nodeId}>
       <h3>Config, rendered</h3>
@@ -204,7 +218,7 @@ export function Inputs({ runId, nodeId, status }) {
         <ul className="upstream">
           {data.upstream.map((u) => (
             <li key={u.node_id} data-upstream-node={u.node_id}>
-              <code>{u.node_id}</code> <StatusBadge status={u.status} />
+              <code>{u.node_id}</code> <StatusBadge status={liveStatus(u)} />
               <span className="muted"> {[u.direct ? "direct predecessor" : null, u.referenced ? "referenced by the config" : null]
                 .filter(Boolean).join(", ")}</span>
               <JsonView value={u.output} label={`Output of ${u.node_id}`} />

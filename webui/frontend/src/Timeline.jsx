@@ -5,6 +5,7 @@ import { useMemo, useRef, useState } from "react";
 import { formatDuration } from "./status.jsx";
 
 const ROW = 24;
+const AXIS_H = 20;
 const LABEL_W = 200;
 const GAP_MIN_MS = 60_000; // idle stretches longer than this (and than 25% of the run) are compressed
 const GAP_W = 28;
@@ -105,14 +106,32 @@ function axisTicks(scale, t0, t1, width) {
   }
   spans.push([from, t1]);
   const ticks = [];
-  for (const [a, b] of spans) {
+  for (const [i, [a, b]] of spans.entries()) {
+    // A label must end before the right edge, or before the next gap's marker.
+    const limit = i < spans.length - 1 ? scale.x(b) - 44 : width - 40;
     for (let t = t0 + Math.ceil((a - t0) / step) * step; t <= b && ticks.length < 200; t += step) {
       const x = scale.x(t);
-      if (x > width - 40) break; // its label would be cut off at the right edge
-      if (!ticks.length || x - ticks[ticks.length - 1].x >= TICK_MIN_PX * 0.75) ticks.push({ t, x });
+      if (x > limit) break;
+      if (!ticks.length || x - ticks[ticks.length - 1].x >= TICK_MIN_PX * 0.75) ticks.push({ t, x, label: axisLabel(t - t0, step) });
     }
   }
   return ticks;
+}
+
+// "+1h 0m 10s" at a 10 s step, "+1h 30m" at a 15 min step: as precise as the step, so two ticks
+// never read the same.
+function axisLabel(ms, step) {
+  if (ms === 0) return "0";
+  if (step < 1000) return `+${formatDuration(ms / 1000)}`;
+  const total = Math.round(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = total % 60;
+  const parts = [];
+  if (h) parts.push(`${h}h`);
+  if (m || (h && sec && step < 60_000)) parts.push(`${m}m`);
+  if (step < 60_000 && (sec || !parts.length)) parts.push(`${sec}s`);
+  return `+${parts.join(" ")}`;
 }
 
 export function Timeline({ store, version, now, onSelect }) {
@@ -159,18 +178,22 @@ export function Timeline({ store, version, now, onSelect }) {
   const tEnd = live ? Math.max(model.t1, now) : model.t1;
   // While live, "now" counts as activity, so a long quiet tail before it is compressed too.
   const scale = buildScale(live ? [...model.intervals, [now, now]] : model.intervals, model.t0, tEnd, width);
-  const first = Math.max(0, Math.floor(scrollTop / ROW) - 5);
+  const first = Math.max(0, Math.floor(Math.max(0, scrollTop - AXIS_H) / ROW) - 5);
   const last = Math.min(model.rows.length, first + Math.ceil(height / ROW) + 10);
   const visible = model.rows.slice(first, last);
   const ticks = axisTicks(scale, model.t0, tEnd, width);
-  const totalH = model.rows.length * ROW + 30;
+  const bodyH = model.rows.length * ROW + 10;
+  const svgW = LABEL_W + width + 16;
+  const nowX = scale.x(now);
+  const path = [...model.critical];
 
   return (
     <div className="timeline" aria-label="Timeline">
       <div className="timeline-bar">
-        <span className="muted">
+        <span className="muted" title={`critical path: ${path.join(" → ")}`}>
           {model.rows.reduce((n, r) => n + r.bars.length, 0)} attempts · {formatDuration((tEnd - model.t0) / 1000)} ·
-          critical path: {[...model.critical].join(" → ") || "—"}
+          critical path: {(path.length > 8 ? [...path.slice(0, 3), "…", ...path.slice(-2)] : path).join(" → ") || "—"}
+          {path.length > 8 ? ` (${path.length} steps)` : ""}
         </span>
         <div className="grow" />
         <span className="legend"><span className="sw queued" /> queued <span className="sw running" /> running
@@ -189,26 +212,39 @@ export function Timeline({ store, version, now, onSelect }) {
         onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)}
         tabIndex={0}
       >
-        <svg width={LABEL_W + width + 16} height={totalH} role="img" aria-label="Attempts over time">
-          <g transform={`translate(${LABEL_W},0)`} className="axis" aria-label="Time since the first attempt was queued">
-            {ticks.map(({ t, x }) => (
+        {/* The axis is its own SVG, sticky at the top of the scroll box: the bars scroll under it
+            vertically, and it scrolls with them sideways. */}
+        <svg className="timeline-axis" width={svgW} height={AXIS_H} aria-label="Time since the first attempt was queued">
+          <g transform={`translate(${LABEL_W},0)`} className="axis">
+            {ticks.map(({ t, x, label }) => (
               <g key={t} data-tick-ms={t - model.t0}>
-                <line x1={x} x2={x} y1={16} y2={totalH} />
-                <text x={x + 3} y={12}>{t === model.t0 ? "0" : `+${formatDuration((t - model.t0) / 1000)}`}</text>
+                <line x1={x} x2={x} y1={AXIS_H - 5} y2={AXIS_H} />
+                <text x={x + 3} y={13}>{label}</text>
               </g>
             ))}
           </g>
           <g transform={`translate(${LABEL_W},0)`}>
             {scale.gaps.map(([a, b], i) => (
               <g key={i} className="gap" data-gap-ms={b - a}>
-                <rect x={scale.x(a)} y={0} width={GAP_W} height={totalH} />
+                <rect x={scale.x(a)} y={0} width={GAP_W} height={AXIS_H} />
                 <text x={scale.x(a) + GAP_W / 2} y={14} textAnchor="middle">≈</text>
                 <title>{`idle ${formatDuration((b - a) / 1000)} (compressed)`}</title>
               </g>
             ))}
           </g>
+          {live ? <line className="nowline" x1={LABEL_W + nowX} x2={LABEL_W + nowX} y1={0} y2={AXIS_H} /> : null}
+        </svg>
+        <svg width={svgW} height={bodyH} role="img" aria-label="Attempts over time">
+          <g transform={`translate(${LABEL_W},0)`} className="grid">
+            {ticks.map(({ t, x }) => <line key={t} x1={x} x2={x} y1={0} y2={bodyH} />)}
+            {scale.gaps.map(([a, b], i) => (
+              <rect key={i} className="gap-band" x={scale.x(a)} y={0} width={GAP_W} height={bodyH}>
+                <title>{`idle ${formatDuration((b - a) / 1000)} (compressed)`}</title>
+              </rect>
+            ))}
+          </g>
           {visible.map((row, i) => {
-            const y = (first + i) * ROW + 20;
+            const y = (first + i) * ROW + 4;
             const crit = model.critical.has(row.id);
             return (
               <g key={row.id} className={`trow${crit ? " critical" : ""}`} data-row={row.id}>
@@ -244,7 +280,7 @@ export function Timeline({ store, version, now, onSelect }) {
             );
           })}
           {live ? (
-            <line className="nowline" x1={LABEL_W + scale.x(now)} x2={LABEL_W + scale.x(now)} y1={0} y2={totalH}>
+            <line className="nowline" x1={LABEL_W + nowX} x2={LABEL_W + nowX} y1={0} y2={bodyH}>
               <title>now</title>
             </line>
           ) : null}

@@ -34,6 +34,7 @@ export class RunStore {
   applySnapshot(snapshot) {
     this.definition = snapshot.definition;
     this.layout = snapshot.layout || {};
+    this.repeatRisks = snapshot.repeat_risks || {}; // node id -> its calls that are not safe to repeat
     this.run = { ...snapshot.run };
     this.lastSeq = snapshot.last_seq;
     this.steps = {};

@@ -156,6 +156,31 @@ def test_run_list_socket_gets_run_status_changes_with_summary(live_layer):
     run_async(scenario)
 
 
+def test_sockets_opened_together_each_get_every_message_once(live_layer):
+    """Many sockets starting to receive at the same moment (browsers reconnecting after a restart) must
+    not start one channel-layer listener each: every listener would deliver every message again."""
+    import asyncio
+
+    headers = session_headers(make_user("op2", "operator"))
+    wf = workflow_save(definition=chain("ws-many", 2))[0]
+
+    async def scenario():
+        comms = [WebsocketCommunicator(application, "/ws/runs/", headers=headers) for _ in range(10)]
+        assert all(c for c, _ in await asyncio.gather(*(c.connect() for c in comms)))
+        for c in comms:
+            assert (await c.receive_json_from(timeout=5))["type"] == "hello"
+        run, _ = await database_sync_to_async(run_start)(workflow=wf, inputs={})
+        await database_sync_to_async(run_cancel)(run_id=run.pk)
+        for c in comms:
+            types = [(await c.receive_json_from(timeout=5))["events"][0]["type"] for _ in range(2)]
+            assert types == ["run.running", "run.cancelled"]
+            assert await c.receive_nothing(timeout=0.5)  # no second copy of either
+        for c in comms:
+            await c.disconnect()
+
+    run_async(scenario)
+
+
 def test_superuser_may_watch_any_run(live_layer):
     run = start_run()
     headers = session_headers(make_user("root1", superuser=True))

@@ -181,6 +181,39 @@ def test_sockets_opened_together_each_get_every_message_once(live_layer):
     run_async(scenario)
 
 
+def test_closed_sockets_leave_no_queue_or_lock_behind(live_layer):
+    """A web process serves sockets for weeks: what the layer keeps per socket must go when it closes
+    (channels-postgres keeps a queue and a session-level advisory lock per channel it ever received on)."""
+    from channels_postgres.core import ASYNCIO_EVENT_CHANNEL_MAPPING
+    from django.db import connection
+
+    run = start_run()
+    headers = session_headers(make_user("viewer5", "viewer"))
+
+    def advisory_locks() -> int:
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                        "WHERE l.locktype = 'advisory' AND d.datname = current_database()")
+            return cur.fetchone()[0]
+
+    async def scenario():
+        async def one():
+            comm = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=headers)
+            assert (await comm.connect())[0]
+            assert (await comm.receive_json_from(timeout=5))["type"] == "snapshot"
+            await comm.disconnect()
+
+        await one()  # the layer's listener and pool exist from here on
+        queues, locks = len(ASYNCIO_EVENT_CHANNEL_MAPPING), await database_sync_to_async(advisory_locks)()
+        for _ in range(20):
+            await one()
+        assert len(ASYNCIO_EVENT_CHANNEL_MAPPING) <= queues
+        assert len(live_layer._channel_advisory_locks) <= 1
+        assert await database_sync_to_async(advisory_locks)() <= locks
+
+    run_async(scenario)
+
+
 def test_superuser_may_watch_any_run(live_layer):
     run = start_run()
     headers = session_headers(make_user("root1", superuser=True))

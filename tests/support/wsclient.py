@@ -52,6 +52,8 @@ class Socket:
         self.opened, self.closed = loop.create_future(), loop.create_future()
         factory = WebSocketClientFactory(self.url, origin=f"http://{self.base.hostname}:{self.base.port}",
                                          headers={"Cookie": self.cookie})
+        # A browser waits well beyond autobahn's 5 s for a busy server's handshake.
+        factory.setProtocolOptions(openHandshakeTimeout=timeout, closeHandshakeTimeout=5)
         factory.protocol = _Protocol
         factory.socket = self
         await asyncio.wait_for(loop.create_connection(factory, self.base.hostname, self.base.port), timeout)
@@ -269,7 +271,12 @@ async def serve() -> None:
                 await asyncio.gather(*(b.open_list() for b in browsers))
                 answer({"ok": True})
             elif cmd["cmd"] == "watch":
-                await asyncio.gather(*(browsers[int(i)].watch(r) for i, runs in cmd["runs"].items() for r in runs))
+                # each browser opens its run views one after another, the browsers at the same time
+                async def views(b: Browser, runs: list[str]):
+                    for r in runs:
+                        await b.watch(r)
+
+                await asyncio.gather(*(views(browsers[int(i)], runs) for i, runs in cmd["runs"].items()))
                 answer({"ok": True})
             elif cmd["cmd"] == "unwatch":
                 await asyncio.gather(*(browsers[int(i)].unwatch(r) for i, runs in cmd["runs"].items() for r in runs))

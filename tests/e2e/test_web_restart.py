@@ -112,7 +112,13 @@ def test_pages_reconnect_and_catch_up_after_the_web_server_restarts(browser, ser
     expect(runs_page.locator("#live")).to_have_attribute("data-state", "live", timeout=30_000)
     expect(row).to_contain_text("Succeeded")
     screenshot(page, "web-restart-caught-up")
-    print(f"\nweb restart: {missed} events committed while the server was away, page live again "
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM channels_postgres_groupchannel")
+        memberships = cur.fetchone()[0]
+    print(f"\nweb restart: {memberships} channel-group memberships for 2 open sockets; {missed} events "
+          f"committed while the server was away, page live again "
           f"{reconnect_s:.1f} s after the restart (run still running then: {still_running}), "
           f"{len(seqs)} events applied once each")
     unexpected = [e for e in errors if not any(f in e for f in OFFLINE_NOISE)]

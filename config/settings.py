@@ -202,7 +202,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_postgres.core.PostgresChannelLayer",
+            "BACKEND": "webui.channel_layer.PostgresChannelLayer",  # channels-postgres, one listener a loop
             "CONFIG": dict(DATABASES["default"]),
         }
     }

@@ -84,7 +84,9 @@ def publish(run_id: str, messages: list[dict]) -> None:
 
 
 def _is_postgres_layer(layer) -> bool:
-    return type(layer).__module__.startswith("channels_postgres")
+    from channels_postgres.core import PostgresChannelLayer
+
+    return isinstance(layer, PostgresChannelLayer)
 
 
 def _postgres_group_send(layer, groups: list[str], message: dict) -> None:
@@ -129,7 +131,7 @@ def purge_expired_messages(*, force: bool = False) -> int:
 
     global _last_purge
     backend = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")
-    if not backend.startswith("channels_postgres"):
+    if not backend.endswith("PostgresChannelLayer"):
         return 0
     now = time.monotonic()
     if not force and now - _last_purge < PURGE_INTERVAL_S:

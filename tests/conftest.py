@@ -25,6 +25,20 @@ TEST_QUEUES = {
 }
 
 
+def pytest_addoption(parser):
+    parser.addoption("--soak", action="store_true", default=False,
+                     help="also run the long soak tests (marked soak): minutes to tens of minutes each")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--soak"):
+        return
+    skip = pytest.mark.skip(reason="soak test: run with --soak")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
 def node(id, function="tests.noop", *, kwargs=None, **extra) -> dict:
     return {"id": id, "type": "python", "config": {"function": function, "kwargs": kwargs or {}}, **extra}
 

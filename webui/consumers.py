@@ -10,6 +10,7 @@ for what it missed.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -112,11 +113,24 @@ class RunListConsumer(AsyncJsonWebsocketConsumer):
         runs = [e for e in message["events"] if e["type"].startswith("run.")]
         if not runs:
             return
-        summary = await database_sync_to_async(_summary)(message["run"])
+        summary = await database_sync_to_async(_summary)(message["run"], max(e["seq"] for e in message["events"]))
         if summary is not None:
             await self.send_json({"type": "run", "run": summary, "events": runs})
 
 
-def _summary(run_id) -> dict | None:
+# Every run-list socket of this process gets the same event batch: the first one to handle it reads the
+# run's summary, the others reuse it (read after the batch committed, so at least as new as its events).
+_SUMMARIES: OrderedDict[tuple[str, int], dict | None] = OrderedDict()
+_SUMMARIES_KEPT = 2000
+
+
+def _summary(run_id, seq: int) -> dict | None:
+    key = (str(run_id), seq)
+    if key in _SUMMARIES:
+        return _SUMMARIES[key]
     run = Run.objects.select_related("workflow", "version", "created_by").filter(pk=run_id).first()
-    return run_summary(run) if run is not None else None
+    summary = run_summary(run) if run is not None else None
+    _SUMMARIES[key] = summary
+    while len(_SUMMARIES) > _SUMMARIES_KEPT:
+        _SUMMARIES.popitem(last=False)
+    return summary

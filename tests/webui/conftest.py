@@ -24,7 +24,7 @@ def live_layer(settings):
     from django.db import connection
 
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_postgres.core.PostgresChannelLayer", "CONFIG": dict(connection.settings_dict)}
+        "default": {"BACKEND": "webui.channel_layer.PostgresChannelLayer", "CONFIG": dict(connection.settings_dict)}
     }
     settings.WEFT_PUBLISH_EVENTS = True
     channel_layers.backends.clear()

@@ -156,6 +156,64 @@ def test_run_list_socket_gets_run_status_changes_with_summary(live_layer):
     run_async(scenario)
 
 
+def test_sockets_opened_together_each_get_every_message_once(live_layer):
+    """Many sockets starting to receive at the same moment (browsers reconnecting after a restart) must
+    not start one channel-layer listener each: every listener would deliver every message again."""
+    import asyncio
+
+    headers = session_headers(make_user("op2", "operator"))
+    wf = workflow_save(definition=chain("ws-many", 2))[0]
+
+    async def scenario():
+        comms = [WebsocketCommunicator(application, "/ws/runs/", headers=headers) for _ in range(10)]
+        assert all(c for c, _ in await asyncio.gather(*(c.connect() for c in comms)))
+        for c in comms:
+            assert (await c.receive_json_from(timeout=5))["type"] == "hello"
+        run, _ = await database_sync_to_async(run_start)(workflow=wf, inputs={})
+        await database_sync_to_async(run_cancel)(run_id=run.pk)
+        for c in comms:
+            types = [(await c.receive_json_from(timeout=5))["events"][0]["type"] for _ in range(2)]
+            assert types == ["run.running", "run.cancelled"]
+            assert await c.receive_nothing(timeout=0.5)  # no second copy of either
+        for c in comms:
+            await c.disconnect()
+
+    run_async(scenario)
+
+
+def test_closed_sockets_leave_no_queue_or_lock_behind(live_layer):
+    """A web process serves sockets for weeks: what the layer keeps per socket must go when it closes
+    (channels-postgres keeps a queue and a session-level advisory lock per channel it ever received on)."""
+    from channels_postgres.core import ASYNCIO_EVENT_CHANNEL_MAPPING
+    from django.db import connection
+
+    run = start_run()
+    headers = session_headers(make_user("viewer5", "viewer"))
+
+    def advisory_locks() -> int:
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                        "WHERE l.locktype = 'advisory' AND d.datname = current_database()")
+            return cur.fetchone()[0]
+
+    async def scenario():
+        async def one():
+            comm = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=headers)
+            assert (await comm.connect())[0]
+            assert (await comm.receive_json_from(timeout=5))["type"] == "snapshot"
+            await comm.disconnect()
+
+        await one()  # the layer's listener and pool exist from here on
+        queues, locks = len(ASYNCIO_EVENT_CHANNEL_MAPPING), await database_sync_to_async(advisory_locks)()
+        for _ in range(20):
+            await one()
+        assert len(ASYNCIO_EVENT_CHANNEL_MAPPING) <= queues
+        assert len(live_layer._channel_advisory_locks) <= 1
+        assert await database_sync_to_async(advisory_locks)() <= locks
+
+    run_async(scenario)
+
+
 def test_superuser_may_watch_any_run(live_layer):
     run = start_run()
     headers = session_headers(make_user("root1", superuser=True))

@@ -1,0 +1,61 @@
+"""The channels-postgres layer, with one LISTEN task per event loop and nothing kept for closed sockets.
+
+channels-postgres 1.1.4 starts its LISTEN task from ``receive()`` whenever no listener is *running* yet,
+and a listener only counts as running once its connection is open and listening. Every consumer that
+starts receiving in that window (twenty sockets opening together, or every browser reconnecting at once
+after the web server restarts) starts one more listener, and each listener puts every notification on
+the channel's queue: every message then reached each socket once per listener (8 and 20 copies seen
+under tests/chaos/test_load.py). Here a second listener is never started while one is starting or
+running in the same loop; one that stops (its connection died) lets the next ``receive()`` start another.
+
+It also keeps, for every channel it ever received on, a queue (module-level) and a session-level
+advisory lock in the database (held by whichever pooled connection took it, so never released): a web
+process grew by every websocket it ever served (12.8 MB in a 10-minute soak), and Postgres' lock table
+with it. A websocket's channel is process-specific (``specific.<prefix>!<id>``): no other process
+receives on it, so it needs no lock, and its queue goes when its consumer stops receiving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from channels_postgres.core import ASYNCIO_EVENT_CHANNEL_MAPPING
+from channels_postgres.core import PostgresChannelLayer as _UpstreamLayer
+
+
+class PostgresChannelLayer(_UpstreamLayer):
+    _listener_loop: asyncio.AbstractEventLoop | None = None
+
+    def _get_or_create_listener_task(self):
+        running, new = super()._get_or_create_listener_task()
+        if not new:
+            return running, False
+        loop = asyncio.get_running_loop()
+        if self._listener_loop is loop:
+            return running, False  # one is already starting in this loop: wait for it
+        self._listener_loop = loop
+        return running, True
+
+    async def listen_to_all_channels(self) -> None:
+        try:
+            await super().listen_to_all_channels()
+        finally:
+            self._listener_loop = None
+            if self.listener_task_is_running is not None:
+                self.listener_task_is_running.clear()
+
+    async def _get_or_create_channel_advisory_lock(self, channel: str) -> bool:
+        if "!" in channel:
+            self._channel_advisory_locks[channel] = True  # the listener queues only channels listed here
+            return True
+        return await super()._get_or_create_channel_advisory_lock(channel)
+
+    async def receive(self, channel: str) -> dict:
+        try:
+            return await super().receive(channel)
+        except asyncio.CancelledError:
+            # The consumer stopped (its socket closed): channels cancels its pending receive.
+            if "!" in channel:
+                self._channel_advisory_locks.pop(channel, None)
+                ASYNCIO_EVENT_CHANNEL_MAPPING.pop(channel, None)
+            raise

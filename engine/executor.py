@@ -8,6 +8,7 @@ attempt, and every later write is fenced by the attempt number.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -17,13 +18,11 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.models.functions import Now
 from django_q.exceptions import TimeoutException
-from django_q.models import OrmQ
 
 from engine import scheduler, templating
 from engine.context import StepContext, Wait, upstream_outputs
@@ -39,7 +38,7 @@ from engine.models import Attempt, StepRun
 from engine.nodes import registry
 from engine.observability import hooks as observe
 from engine.readiness import RetryPolicy
-from engine.runtx import RunTx, StepRef
+from engine.runtx import CLAIM_SQL, Continuation, RunTx, StepRef, step_claim_sql
 from engine.security import json_for_storage, storable_text
 from engine.states import RunStatus, StepStatus
 
@@ -68,32 +67,26 @@ def worker_id() -> str:
 
 def step_claim(*, run_id, step_id: int, attempt: int, worker: str) -> Claim | None:
     """queued -> running for exactly one delivery of (step, attempt), with a lease on the database clock."""
+    with connection.cursor() as cur:  # a duplicate or stale delivery goes away without taking the run's lock
+        cur.execute("SELECT node_id FROM engine_steprun WHERE id = %s AND status = 'queued' AND attempt = %s",
+                    [step_id, attempt])
+        row = cur.fetchone()
+    if row is None:
+        return None  # someone else has it, or it moved on
     with RunTx(run_id) as tx:
-        step = StepRun.objects.filter(pk=step_id).first()
-        if step is None or step.status != StepStatus.QUEUED or step.attempt != attempt:
-            return None  # a duplicate or stale delivery: someone else has it, or it moved on
         if tx.run_status != RunStatus.RUNNING:
-            tx.step_set_status(step, StepStatus.CANCELLED, attempt=attempt)
+            tx.step_set_status(StepRef(step_id, row[0], StepStatus.QUEUED, attempt), StepStatus.CANCELLED,
+                               attempt=attempt)
             return None
-        lease = timedelta(seconds=settings.WEFT_LEASE_S)
-        won = tx.step_set_status(
-            step,
-            StepStatus.RUNNING,
-            attempt=attempt,
-            event={"attempt": attempt, "worker": worker},
-            lease_expires_at=Now() + lease,
-            heartbeat_at=Now(),
-            worker=worker,
-            started_at=Now(),
-        )
-        if not won:
+        step = step_claim_sql(CLAIM_SQL, {"id": step_id, "attempt": attempt, "worker": worker})
+        if step is None:
             return None
-        Attempt.objects.create(step_id=step.pk, number=attempt, queued_at=step.queued_at, started_at=Now(),
-                               worker=worker)
-        if step.broker_msg_id:
-            # The step is now held by its lease; its broker message has done its job.
-            OrmQ.objects.filter(pk=step.broker_msg_id).delete()
-        return Claim(step=step, node=tx.graph.nodes[step.node_id], run_inputs=tx.run.inputs, graph=tx.graph)
+        tx.claim_event(step)
+        return _claim(tx, step)
+
+
+def _claim(tx: RunTx, step: StepRun) -> Claim:
+    return Claim(step=step, node=tx.graph.nodes[step.node_id], run_inputs=tx.run.inputs, graph=tx.graph)
 
 
 class Liveness(threading.Thread):
@@ -222,20 +215,24 @@ class _PrintSink(io.TextIOBase):
 def execute_step(run_id: str, step_id: int, attempt: int) -> str:
     """Entry point of every broker message: run one attempt of one step, at most once.
 
-    When the step's success makes a successor ready on the same queue, this worker claims and
-    runs it straight away (still through the compare-and-set claim and a lease, so a crash loses
-    nothing) instead of waiting a broker poll; the successor's broker row stays as a fallback.
-    Other ready successors are left to other workers. Bounded by WEFT_CONTINUE_MAX_S.
+    The transaction that records a success also claims this worker's next step of the same run
+    and queue (through the same compare-and-set claim and a lease, so a crash loses nothing):
+    a successor it made ready, else a step of the run already queued there (a fan-out's
+    siblings). That step then has no broker row and no claim transaction of its own, and the
+    worker runs it at once instead of waiting a broker poll. Other ready successors get broker
+    rows for other workers. Bounded by WEFT_CONTINUE_MAX_S.
     """
     started = time.monotonic()
-    result, ran = "not claimed", 0
-    while True:
-        outcome, queued = _execute_one(run_id, step_id, attempt)
-        result = outcome if ran == 0 else result
-        ran += 1
-        if outcome != "succeeded" or not queued or time.monotonic() - started > _continue_budget(queued[0].queue):
-            return result
-        run_id, step_id, attempt = queued[0].run_id, queued[0].step_id, queued[0].attempt
+    worker = worker_id()
+    claim = step_claim(run_id=run_id, step_id=step_id, attempt=attempt, worker=worker)
+    if claim is None:
+        return "not claimed"
+    result = None
+    while claim is not None:
+        keep_going = time.monotonic() - started <= _continue_budget(claim.step.queue)
+        outcome, claim = _execute_claimed(claim, worker=worker, keep_going=keep_going)
+        result = outcome if result is None else result
+    return result
 
 
 def _continue_budget(queue: str) -> float:
@@ -243,13 +240,11 @@ def _continue_budget(queue: str) -> float:
     return min(settings.WEFT_CONTINUE_MAX_S, timeout / 4)
 
 
-def _execute_one(run_id, step_id: int, attempt: int) -> tuple[str, list]:
-    worker = worker_id()
-    claim = step_claim(run_id=run_id, step_id=step_id, attempt=attempt, worker=worker)
-    if claim is None:
-        return "not claimed", []
-    with observe.observe_attempt(claim.step, attempt=attempt, worker=worker) as observed:
-        liveness = Liveness(step_id, attempt)
+def _execute_claimed(claim: Claim, *, worker: str, keep_going: bool) -> tuple[str, Claim | None]:
+    """Run a claimed attempt and record it; returns the outcome and the next claim, if this worker continues."""
+    step, attempt = claim.step, claim.step.attempt
+    with observe.observe_attempt(step, attempt=attempt, worker=worker) as observed:
+        liveness = Liveness(step.pk, attempt)
         liveness.start()
         capture = LogCapture(settings.WEFT_MAX_LOG_LINES)
         observed.watch_logs(capture)
@@ -259,10 +254,11 @@ def _execute_one(run_id, step_id: int, attempt: int) -> tuple[str, list]:
             liveness.stop()
         observed.ran(outcome)
         logs = capture.result()
-    queued = with_db_retry(lambda: _record(claim, attempt=attempt, outcome=outcome, logs=logs),
-                           what=f"recording step {claim.step.node_id!r}")
-    same_queue = [d for d in queued if d.queue == claim.step.queue]
-    return outcome[0], same_queue
+    continuation = Continuation(worker=worker, queue=step.queue) if keep_going and outcome[0] == "succeeded" else None
+    next_claim = with_db_retry(
+        lambda: _record(claim, attempt=attempt, outcome=outcome, logs=logs, continuation=continuation),
+        what=f"recording step {step.node_id!r}")
+    return outcome[0], next_claim
 
 
 def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, capture: LogCapture) -> tuple:
@@ -272,9 +268,13 @@ def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, ca
     root.addHandler(capture)
     sink = _PrintSink(capture)
     try:
-        upstream, nodes_ctx = upstream_outputs(run_id=step.run_id, graph=claim.graph, node=node)
-        template_ctx = {"inputs": claim.run_inputs, "nodes": nodes_ctx, "upstream": upstream,
-                        "run": {"id": str(step.run_id)}}
+        if templating.has_templates(node.config):
+            upstream, nodes_ctx = upstream_outputs(run_id=step.run_id, graph=claim.graph, node=node)
+            template_ctx = {"inputs": claim.run_inputs, "nodes": nodes_ctx, "upstream": upstream,
+                            "run": {"id": str(step.run_id)}}
+        else:  # no template to render: the outputs upstream are read only if the node asks for ctx.upstream
+            upstream = functools.partial(_direct_upstream, run_id=step.run_id, graph=claim.graph, node=node)
+            template_ctx = {}
         config = templating.render(node.config, template_ctx, path=f"nodes.{node.id}.config")
         ctx = StepContext(run_id=step.run_id, step_id=step.pk, node_id=step.node_id, node_type=step.node_type,
                           attempt=attempt, generation=step.generation, config=config, run_inputs=claim.run_inputs,
@@ -312,13 +312,18 @@ def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, ca
         root.removeHandler(capture)
 
 
+def _direct_upstream(*, run_id, graph, node) -> dict:
+    return upstream_outputs(run_id=run_id, graph=graph, node=node)[0]
+
+
 def _metrics(ctx) -> dict:
     """What the node measured before it stopped (tokens spent by a failed attempt still count)."""
     return ctx.metrics if ctx is not None else {}
 
 
-def _record(claim: Claim, *, attempt: int, outcome: tuple, logs: list[dict]) -> list:
-    """Record the attempt's outcome; returns the deliveries of steps this made ready."""
+def _record(claim: Claim, *, attempt: int, outcome: tuple, logs: list[dict],
+            continuation: Continuation | None = None) -> Claim | None:
+    """Record the attempt's outcome; with ``continuation``, also claim the worker's next step of the run."""
     kind, value, metrics = outcome
     step, node = claim.step, claim.node
     error, error_type, tb = "", "", ""
@@ -326,19 +331,13 @@ def _record(claim: Claim, *, attempt: int, outcome: tuple, logs: list[dict]) -> 
         error = storable_text(f"{type(value).__name__}: {value}"[:20000])
         error_type = type(value).__name__
         tb = storable_text("".join(traceback.format_exception(value))[-50000:])
-    with RunTx(step.run_id) as tx:
-        ref_row = StepRun.objects.filter(pk=step.pk).only("id", "node_id", "status", "attempt").first()
-        ref = StepRef(ref_row.id, ref_row.node_id, ref_row.status, ref_row.attempt)
-        if ref.status != StepStatus.RUNNING or ref.attempt != attempt:
-            log.warning("attempt %s of step %s was fenced out (now %s, attempt %s); result discarded",
-                        attempt, step.node_id, ref.status, ref.attempt)
-            Attempt.objects.filter(step_id=step.pk, number=attempt, outcome=Attempt.Outcome.RUNNING).update(
-                finished_at=Now(), logs=logs, error=f"result discarded (fenced out): {error}"[:20000],
-            )
-            return []
+    with RunTx(step.run_id, continuation=continuation) as tx:
+        # The status this attempt left the step in; every write below is a compare-and-set on it and the attempt.
+        ref = StepRef(step.pk, step.node_id, StepStatus.RUNNING, attempt)
         attempt_outcome = kind
-        if kind == "succeeded":
-            won = scheduler.step_record_success(tx, ref, attempt=attempt, output=value)
+        if kind == "succeeded":  # the Attempt row is finished in the same statement
+            won = scheduler.step_record_success(tx, ref, attempt=attempt, output=value,
+                                                attempt_row={"logs": logs, "metrics": metrics or {}})
         elif kind == "waiting":
             won = scheduler.step_record_wait(tx, ref, attempt=attempt, reason=value.reason, detail=value.detail,
                                              wake_in=value.wake_in)
@@ -357,9 +356,22 @@ def _record(claim: Claim, *, attempt: int, outcome: tuple, logs: list[dict]) -> 
             won = scheduler.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in)
             if won and retry_in is not None:
                 observe.retry_scheduled(step)
-        if won:
+        if not won:
+            _fenced_out(step, attempt=attempt, logs=logs, error=error)
+            return None
+        if kind != "succeeded":
             Attempt.objects.filter(step_id=step.pk, number=attempt).update(
                 finished_at=Now(), outcome=attempt_outcome, error=error, error_type=error_type, traceback=tb,
                 logs=logs, metrics=metrics or {},
             )
-        return list(tx.deliveries)
+        tx.continue_with_queued()
+        return _claim(tx, continuation.claimed) if continuation and continuation.claimed else None
+
+
+def _fenced_out(step: StepRun, *, attempt: int, logs: list[dict], error: str) -> None:
+    now = StepRun.objects.filter(pk=step.pk).values_list("status", "attempt").first()
+    log.warning("attempt %s of step %s was fenced out (now %s, attempt %s); result discarded",
+                attempt, step.node_id, *(now or ("gone", None)))
+    Attempt.objects.filter(step_id=step.pk, number=attempt, outcome=Attempt.Outcome.RUNNING).update(
+        finished_at=Now(), logs=logs, error=f"result discarded (fenced out): {error}"[:20000],
+    )

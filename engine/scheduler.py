@@ -26,7 +26,7 @@ from engine.exceptions import (
     TemplateFailed,
 )
 from engine.inline import is_inline, run_inline
-from engine.models import JournalEntry, Run, StepRun, Workflow
+from engine.models import Attempt, JournalEntry, Run, StepRun, Workflow
 from engine.readiness import (
     FAILED,
     RUN,
@@ -228,38 +228,43 @@ def _dispatch(tx: RunTx, ready: list[StepRef]) -> list[tuple]:
 def _propagate_all(tx: RunTx, work: list[tuple]) -> None:
     while work:
         source, source_outcome, source_output = work.pop()
-        edges = tx.graph.out_edges(source)
-        if not edges:
+        params = _decrement_params(tx, source, source_outcome, source_output)
+        if params is None:
             continue
-        by_outcome: dict[str, list[str]] = {SUCCEEDED: [], FAILED: [], SKIPPED: []}
-        for edge in edges:
-            by_outcome[_edge_outcome(tx, edge, source_outcome, source_output)].append(edge.target)
         with connection.cursor() as cur:
-            cur.execute(
-                _DECREMENT_SQL,
-                {
-                    "ok": by_outcome[SUCCEEDED],
-                    "failed": by_outcome[FAILED],
-                    "skipped": by_outcome[SKIPPED],
-                    "all": [e.target for e in edges],
-                    "run": tx.run.pk,
-                },
-            )
+            cur.execute(_DECREMENT_SQL, params)
             rows = cur.fetchall()
-        ready = []
-        for step_id, target, status, attempt, remaining, ok, failed, skipped in rows:
-            if remaining > 0:
-                continue
-            rule = tx.graph.nodes[target].trigger_rule
-            decision = trigger_decision(rule, succeeded=ok, failed=failed, skipped=skipped)
-            ref = StepRef(step_id, target, status, attempt)
-            if decision == RUN and tx.run_status == RunStatus.RUNNING:
-                ready.append(ref)
-                continue
-            follow = _ready(tx, ref, decision)
-            if follow:
-                work.append((target, follow, None))
-        work.extend(_dispatch(tx, ready))
+        _decremented(tx, rows, work)
+
+
+def _decrement_params(tx: RunTx, source: str, source_outcome: str, source_output) -> dict | None:
+    """The parameters of _DECREMENT_SQL for ``source`` reaching ``source_outcome`` (None: it has no successors)."""
+    edges = tx.graph.out_edges(source)
+    if not edges:
+        return None
+    by_outcome: dict[str, list[str]] = {SUCCEEDED: [], FAILED: [], SKIPPED: []}
+    for edge in edges:
+        by_outcome[_edge_outcome(tx, edge, source_outcome, source_output)].append(edge.target)
+    return {"ok": by_outcome[SUCCEEDED], "failed": by_outcome[FAILED], "skipped": by_outcome[SKIPPED],
+            "all": [e.target for e in edges], "run": tx.run.pk}
+
+
+def _decremented(tx: RunTx, rows: list[tuple], work: list[tuple]) -> None:
+    """Act on the successors _DECREMENT_SQL returned: those whose upstream is done run, skip or fail."""
+    ready = []
+    for step_id, target, status, attempt, remaining, ok, failed, skipped in rows:
+        if remaining > 0:
+            continue
+        rule = tx.graph.nodes[target].trigger_rule
+        decision = trigger_decision(rule, succeeded=ok, failed=failed, skipped=skipped)
+        ref = StepRef(step_id, target, status, attempt)
+        if decision == RUN and tx.run_status == RunStatus.RUNNING:
+            ready.append(ref)
+            continue
+        follow = _ready(tx, ref, decision)
+        if follow:
+            work.append((target, follow, None))
+    work.extend(_dispatch(tx, ready))
 
 
 def _ready(tx: RunTx, step: StepRef, decision: str) -> str | None:
@@ -278,12 +283,61 @@ def _ready(tx: RunTx, step: StepRef, decision: str) -> str | None:
 # -- outcomes recorded by the executor and recovery ---------------------------------------------
 
 
-def step_record_success(tx: RunTx, step: StepRef, *, attempt: int, output) -> bool:
+def step_record_success(tx: RunTx, step: StepRef, *, attempt: int, output, attempt_row: dict | None = None) -> bool:
+    """running -> succeeded for ``attempt``, and its successors move on. With ``attempt_row`` (the
+    attempt's logs and metrics), the Attempt row is finished too, in the same statement."""
+    if attempt_row is not None and step.status == S.RUNNING and tx.run_status == RunStatus.RUNNING:
+        return _record_success_at_once(tx, step, attempt=attempt, output=output, attempt_row=attempt_row)
     if not tx.step_set_status(step, S.SUCCEEDED, attempt=attempt, output=output, error="",
                               lease_expires_at=None, waiting_reason="", waiting_detail=None, wake_at=None):
         return False
+    if attempt_row is not None:
+        Attempt.objects.filter(step_id=step.id, number=attempt).update(
+            finished_at=Now(), outcome="succeeded", error="", error_type="", traceback="", **attempt_row)
     if tx.run_status == RunStatus.RUNNING:
         propagate(tx, step.node_id, SUCCEEDED, output)
+    return True
+
+
+# The hot path of a successful attempt: the compare-and-set, its Attempt row and the successors' counters.
+_SUCCESS_SQL = """
+WITH s AS (
+    UPDATE engine_steprun SET status = 'succeeded', output = %(output)s, error = '', lease_expires_at = NULL,
+        waiting_reason = '', waiting_detail = NULL, wake_at = NULL, finished_at = statement_timestamp()
+    WHERE id = %(id)s AND status = 'running' AND attempt = %(attempt)s
+    RETURNING id
+), a AS (
+    UPDATE engine_attempt SET finished_at = statement_timestamp(), outcome = 'succeeded', error = '',
+        error_type = '', traceback = '', logs = %(logs)s, metrics = %(metrics)s
+    WHERE step_id = (SELECT id FROM s) AND number = %(attempt)s
+), d AS (
+    UPDATE engine_steprun SET
+        remaining_upstream = remaining_upstream - 1,
+        upstream_succeeded = upstream_succeeded + (node_id = ANY(%(ok)s))::int,
+        upstream_failed = upstream_failed + (node_id = ANY(%(failed)s))::int,
+        upstream_skipped = upstream_skipped + (node_id = ANY(%(skipped)s))::int
+    WHERE run_id = %(run)s AND node_id = ANY(%(all)s) AND status = 'pending' AND EXISTS (SELECT 1 FROM s)
+    RETURNING id, node_id, status, attempt, remaining_upstream, upstream_succeeded, upstream_failed,
+        upstream_skipped
+)
+SELECT (SELECT count(*) FROM s), d.* FROM (SELECT 1) one LEFT JOIN d ON true
+"""
+
+
+def _record_success_at_once(tx: RunTx, step: StepRef, *, attempt: int, output, attempt_row: dict) -> bool:
+    params = _decrement_params(tx, step.node_id, SUCCEEDED, output) or {
+        "ok": [], "failed": [], "skipped": [], "all": [], "run": tx.run.pk}
+    with connection.cursor() as cur:
+        cur.execute(_SUCCESS_SQL, {**params, "id": step.id, "attempt": attempt, "output": json.dumps(output),
+                                   "logs": json.dumps(attempt_row["logs"]),
+                                   "metrics": json.dumps(attempt_row["metrics"])})
+        rows = cur.fetchall()
+    if not rows[0][0]:
+        return False
+    tx.step_changed(step, S.SUCCEEDED)
+    work: list[tuple] = []
+    _decremented(tx, [r[1:] for r in rows if r[1] is not None], work)
+    _propagate_all(tx, work)
     return True
 
 

@@ -33,7 +33,7 @@ WITH e AS (
     FROM unnest(%(types)s::text[], %(nodes)s::text[], %(payloads)s::jsonb[], %(actors)s::text[])
         WITH ORDINALITY AS v(type, node_id, payload, actor, i)
 )
-UPDATE engine_run SET last_seq = %(last)s, unfinished_steps = %(unfinished)s WHERE id = %(run)s
+UPDATE engine_run SET last_seq = %(last)s, unfinished_steps = %(unfinished)s{sets} WHERE id = %(run)s{returning}
 """
 
 
@@ -51,10 +51,13 @@ _WRITE_AND_SEND_SQL = _send_sql()
 
 
 def events_write(run_id, first_seq: int, pending: list[PendingEvent], *,
-                 run_counters: tuple[int, int] | None = None) -> list[Event]:
+                 run_counters: tuple[int, int] | None = None, run_sets: tuple[list[str], dict] = ([], {}),
+                 returning: str = ""):
     """Insert ``pending`` as seq first_seq, first_seq+1, ... and publish them once the transaction commits.
 
-    With ``run_counters`` (last_seq, unfinished_steps), the run row's counters are set in the same statement.
+    With ``run_counters`` (last_seq, unfinished_steps), the run row's counters are set in the same statement,
+    with ``run_sets`` (SQL assignments and their parameters) too; returns the ``returning`` columns of the
+    updated run row then (else the Event rows).
     """
     at = timezone.now()
     rows = [
@@ -71,16 +74,18 @@ def events_write(run_id, first_seq: int, pending: list[PendingEvent], *,
               "types": [e.type for e in pending], "nodes": [e.node_id for e in pending],
               "payloads": [json.dumps(e.payload) for e in pending], "actors": [e.actor for e in pending]}
     send = _postgres_send_params(str(run_id), messages)
+    sets, set_params = run_sets
+    sql = (_WRITE_SQL if send is None else _WRITE_AND_SEND_SQL).format(
+        sets="".join(f", {a}" for a in sets), returning=f" RETURNING {returning}" if returning else "")
     with connection.cursor() as cur:
-        if send is None:
-            cur.execute(_WRITE_SQL, params)
-        else:  # the channel layer's rows go in with the events: its trigger NOTIFYs listeners at commit
-            cur.execute(_WRITE_AND_SEND_SQL, {**params, **send})
+        # With channels-postgres, the layer's rows go in with the events: its trigger NOTIFYs at commit.
+        cur.execute(sql, {**params, **set_params, **(send or {})})
+        row = cur.fetchone() if returning else None
     if send is None:
         transaction.on_commit(lambda: publish(str(run_id), messages))
     else:
         transaction.on_commit(purge_expired_messages)
-    return rows
+    return row if returning else rows
 
 
 def event_message(event: Event) -> dict:

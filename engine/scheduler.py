@@ -94,7 +94,7 @@ def run_start(
                 created_by=actor if getattr(actor, "pk", None) else None,
                 parent_step=parent_step,
             )
-            StepRun.objects.bulk_create(
+            steps = StepRun.objects.bulk_create(
                 [
                     StepRun(
                         run=run,
@@ -107,10 +107,10 @@ def run_start(
                 ],
                 batch_size=2000,
             )
-            with RunTx(run.pk, actor=_actor_name(actor)) as tx:
+            roots = set(graph.roots())
+            with RunTx(run.pk, actor=_actor_name(actor), new_run=run) as tx:
                 tx.run_set_status(RunStatus.RUNNING, started_at=Now())
-                roots = StepRun.objects.filter(run_id=run.pk, node_id__in=graph.roots())
-                dispatch_ready(tx, [StepRef(pk, n, S.PENDING, 0) for pk, n in roots.values_list("id", "node_id")])
+                dispatch_ready(tx, [StepRef(s.pk, s.node_id, S.PENDING, 0) for s in steps if s.node_id in roots])
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -118,8 +118,7 @@ def run_start(
         if existing is None:
             raise
         return existing, False
-    run.refresh_from_db()
-    return run, True
+    return run, True  # as the run's transaction left it (RunTx read the row back)
 
 
 def _existing_run(workflow: Workflow, key: str, digest: str) -> Run | None:
@@ -232,7 +231,8 @@ def _propagate_all(tx: RunTx, work: list[tuple]) -> None:
         if params is None:
             continue
         with connection.cursor() as cur:
-            cur.execute(_DECREMENT_SQL, params)
+            cur.execute(_DECREMENT_SQL, {"ok": params[SUCCEEDED], "failed": params[FAILED],
+                                         "skipped": params[SKIPPED], "all": params["all"], "run": params["run"]})
             rows = cur.fetchall()
         _decremented(tx, rows, work)
 
@@ -245,7 +245,7 @@ def _decrement_params(tx: RunTx, source: str, source_outcome: str, source_output
     by_outcome: dict[str, list[str]] = {SUCCEEDED: [], FAILED: [], SKIPPED: []}
     for edge in edges:
         by_outcome[_edge_outcome(tx, edge, source_outcome, source_output)].append(edge.target)
-    return {"ok": by_outcome[SUCCEEDED], "failed": by_outcome[FAILED], "skipped": by_outcome[SKIPPED],
+    return {SUCCEEDED: by_outcome[SUCCEEDED], FAILED: by_outcome[FAILED], SKIPPED: by_outcome[SKIPPED],
             "all": [e.target for e in edges], "run": tx.run.pk}
 
 
@@ -287,7 +287,7 @@ def step_record_success(tx: RunTx, step: StepRef, *, attempt: int, output, attem
     """running -> succeeded for ``attempt``, and its successors move on. With ``attempt_row`` (the
     attempt's logs and metrics), the Attempt row is finished too, in the same statement."""
     if attempt_row is not None and step.status == S.RUNNING and tx.run_status == RunStatus.RUNNING:
-        return _record_success_at_once(tx, step, attempt=attempt, output=output, attempt_row=attempt_row)
+        return steps_record_success(tx, [(step, attempt, output, attempt_row)])[0]
     if not tx.step_set_status(step, S.SUCCEEDED, attempt=attempt, output=output, error="",
                               lease_expires_at=None, waiting_reason="", waiting_detail=None, wake_at=None):
         return False
@@ -299,46 +299,66 @@ def step_record_success(tx: RunTx, step: StepRef, *, attempt: int, output, attem
     return True
 
 
-# The hot path of a successful attempt: the compare-and-set, its Attempt row and the successors' counters.
+# The hot path of successful attempts (one, or a batch): the compare-and-sets, their Attempt rows and the
+# successors' counters, in one statement. Rows: ('won', step id, node id) and the decremented successors.
 _SUCCESS_SQL = """
-WITH s AS (
-    UPDATE engine_steprun SET status = 'succeeded', output = %(output)s, error = '', lease_expires_at = NULL,
+WITH v AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(outputs)s::jsonb[], %(logs)s::jsonb[],
+                         %(metrics)s::jsonb[]) AS v(id, attempt, output, logs, metrics)
+), s AS (
+    UPDATE engine_steprun t SET status = 'succeeded', output = v.output, error = '', lease_expires_at = NULL,
         waiting_reason = '', waiting_detail = NULL, wake_at = NULL, finished_at = statement_timestamp()
-    WHERE id = %(id)s AND status = 'running' AND attempt = %(attempt)s
-    RETURNING id
+    FROM v WHERE t.id = v.id AND t.status = 'running' AND t.attempt = v.attempt
+    RETURNING t.id, t.node_id, v.attempt
 ), a AS (
-    UPDATE engine_attempt SET finished_at = statement_timestamp(), outcome = 'succeeded', error = '',
-        error_type = '', traceback = '', logs = %(logs)s, metrics = %(metrics)s
-    WHERE step_id = (SELECT id FROM s) AND number = %(attempt)s
+    UPDATE engine_attempt x SET finished_at = statement_timestamp(), outcome = 'succeeded', error = '',
+        error_type = '', traceback = '', logs = v.logs, metrics = v.metrics
+    FROM s JOIN v ON v.id = s.id WHERE x.step_id = s.id AND x.number = s.attempt
+), c AS (
+    SELECT e.target, count(*) AS n, count(*) FILTER (WHERE e.outcome = 'succeeded') AS ok,
+        count(*) FILTER (WHERE e.outcome = 'failed') AS failed, count(*) FILTER (WHERE e.outcome = 'skipped') AS sk
+    FROM unnest(%(sources)s::text[], %(targets)s::text[], %(outcomes)s::text[]) AS e(source, target, outcome)
+    JOIN s ON s.node_id = e.source GROUP BY e.target
 ), d AS (
-    UPDATE engine_steprun SET
-        remaining_upstream = remaining_upstream - 1,
-        upstream_succeeded = upstream_succeeded + (node_id = ANY(%(ok)s))::int,
-        upstream_failed = upstream_failed + (node_id = ANY(%(failed)s))::int,
-        upstream_skipped = upstream_skipped + (node_id = ANY(%(skipped)s))::int
-    WHERE run_id = %(run)s AND node_id = ANY(%(all)s) AND status = 'pending' AND EXISTS (SELECT 1 FROM s)
-    RETURNING id, node_id, status, attempt, remaining_upstream, upstream_succeeded, upstream_failed,
-        upstream_skipped
+    UPDATE engine_steprun t SET remaining_upstream = remaining_upstream - c.n,
+        upstream_succeeded = upstream_succeeded + c.ok, upstream_failed = upstream_failed + c.failed,
+        upstream_skipped = upstream_skipped + c.sk
+    FROM c WHERE t.run_id = %(run)s AND t.node_id = c.target AND t.status = 'pending'
+    RETURNING t.id, t.node_id, t.status, t.attempt, t.remaining_upstream, t.upstream_succeeded, t.upstream_failed,
+        t.upstream_skipped
 )
-SELECT (SELECT count(*) FROM s), d.* FROM (SELECT 1) one LEFT JOIN d ON true
+SELECT 'won', id, node_id, NULL, NULL, NULL, NULL, NULL, NULL FROM s
+UNION ALL
+SELECT 'successor', * FROM d
 """
 
 
-def _record_success_at_once(tx: RunTx, step: StepRef, *, attempt: int, output, attempt_row: dict) -> bool:
-    params = _decrement_params(tx, step.node_id, SUCCEEDED, output) or {
-        "ok": [], "failed": [], "skipped": [], "all": [], "run": tx.run.pk}
+def steps_record_success(tx: RunTx, items: list[tuple[StepRef, int, object, dict]]) -> list[bool]:
+    """Record successful attempts [(running step, attempt, output, {"logs", "metrics"})] of one running run
+    in one statement (see _SUCCESS_SQL); returns, per item, whether its compare-and-set won."""
+    sources, targets, outcomes = [], [], []
+    for step, _attempt, output, _row in items:
+        for target_outcome, names in (_decrement_params(tx, step.node_id, SUCCEEDED, output) or {}).items():
+            if target_outcome in (SUCCEEDED, FAILED, SKIPPED):
+                sources += [step.node_id] * len(names)
+                targets += names
+                outcomes += [target_outcome] * len(names)
     with connection.cursor() as cur:
-        cur.execute(_SUCCESS_SQL, {**params, "id": step.id, "attempt": attempt, "output": json.dumps(output),
-                                   "logs": json.dumps(attempt_row["logs"]),
-                                   "metrics": json.dumps(attempt_row["metrics"])})
+        cur.execute(_SUCCESS_SQL, {
+            "ids": [i[0].id for i in items], "attempts": [i[1] for i in items],
+            "outputs": [json.dumps(i[2]) for i in items], "logs": [json.dumps(i[3]["logs"]) for i in items],
+            "metrics": [json.dumps(i[3]["metrics"]) for i in items],
+            "sources": sources, "targets": targets, "outcomes": outcomes, "run": tx.run.pk,
+        })
         rows = cur.fetchall()
-    if not rows[0][0]:
-        return False
-    tx.step_changed(step, S.SUCCEEDED)
+    won = {r[1] for r in rows if r[0] == "won"}
+    for step, *_ in items:
+        if step.id in won:
+            tx.step_changed(step, S.SUCCEEDED)
     work: list[tuple] = []
-    _decremented(tx, [r[1:] for r in rows if r[1] is not None], work)
+    _decremented(tx, [r[1:] for r in rows if r[0] == "successor"], work)
     _propagate_all(tx, work)
-    return True
+    return [step.id in won for step, *_ in items]
 
 
 def step_record_failure(tx: RunTx, step: StepRef, *, attempt: int, error: str, retry_in: float | None) -> bool:

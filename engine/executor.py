@@ -185,7 +185,11 @@ class _Heartbeats(threading.Thread):
                         with self.lock:
                             still = liveness in self.live
                         if still:
-                            liveness.beat()
+                            try:
+                                liveness.beat()
+                            except Exception:  # one bad beat must not stop the beats of every step here
+                                log.warning("heartbeat for step %s failed", liveness.step_id, exc_info=True)
+                                connection.close()
                 wait = min((lv.next_beat for lv in live), default=now + 60) - time.monotonic()
                 self.wake.wait(max(wait, 0.01))
         finally:

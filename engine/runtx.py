@@ -185,8 +185,7 @@ def step_claim_sql(sql: str, params: dict) -> list[StepRun]:
 
 
 _RUN_FIELDS = [f for f in Run._meta.concrete_fields]
-_RUN_COLUMNS = ", ".join(f.column for f in _RUN_FIELDS)
-_LOCK_RUN_SQL = (f"SELECT {_RUN_COLUMNS} FROM engine_run "  # noqa: S608 (model columns)
+_LOCK_RUN_SQL = (f"SELECT {', '.join(f.column for f in _RUN_FIELDS)} FROM engine_run "  # noqa: S608 (model columns)
                  "WHERE id = %s FOR NO KEY UPDATE")
 
 
@@ -402,7 +401,8 @@ class RunTx:
         trace_tx(self)  # spans of the steps and run this transaction finished, exported after commit
         first_seq = self.run.last_seq + 1
         last_seq = self.run.last_seq + len(self.events)
-        if self.events:  # one statement: events, the run row (returned, so self.run is current), publication
+        plain = all(isinstance(v, Now) or not hasattr(v, "resolve_expression") for v in self.run_changes.values())
+        if self.events and plain:  # one statement: events, the run row (returned, so self.run is current), publication
             sets, params = [], {}
             for i, (key, value) in enumerate(self.run_changes.items()):
                 field = Run._meta.get_field(key)
@@ -411,12 +411,15 @@ class RunTx:
                 else:
                     sets.append(f"{field.column} = %(c{i})s")
                     params[f"c{i}"] = field.get_db_prep_save(value, connection)
+            fields = [Run._meta.get_field(k) for k in ("last_seq", "unfinished_steps", *self.run_changes)]
             row = events_write(self.run.pk, first_seq, self.events, run_counters=(last_seq, unfinished),
-                               run_sets=(sets, params), returning=_RUN_COLUMNS)
-            for f, value in zip(_RUN_FIELDS, row, strict=True):
+                               run_sets=(sets, params), returning=", ".join(f.column for f in fields))
+            for f, value in zip(fields, row, strict=True):
                 setattr(self.run, f.attname, f.from_db_value(value, None, connection)
                         if hasattr(f, "from_db_value") else value)
             return
+        if self.events:
+            events_write(self.run.pk, first_seq, self.events)
         Run.objects.filter(pk=self.run.pk).update(last_seq=last_seq, unfinished_steps=unfinished,
                                                   **self.run_changes)
         self.run.last_seq = last_seq

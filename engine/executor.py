@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -59,6 +60,14 @@ class Claim:
     node: object  # graph.NodeSpec
     run_inputs: dict
     graph: object  # graph.Graph of the run's version
+    # When the node started and finished (time.monotonic()): a batch records several attempts at once, and
+    # their times are set from these, back from the recording statement's time on the database clock.
+    started: float = 0.0
+    finished: float = 0.0
+
+    def ago(self) -> dict:
+        now = time.monotonic()
+        return {"ago_start": max(now - self.started, 0.0), "ago_end": max(now - self.finished, 0.0)}
 
 
 def worker_id() -> str:
@@ -328,7 +337,9 @@ def _run_batch(batch: list[Claim], *, worker: str) -> tuple[list[tuple], list[Cl
         if i and time.monotonic() - started > settings.WEFT_CONTINUE_WINDOW_S:
             return done, batch[i:]
         held = [(c.step.pk, c.step.attempt) for c in batch[i + 1:]]
+        claim.started = time.monotonic()
         outcome, logs = _execute_claimed(claim, worker=worker, held=held)
+        claim.finished = time.monotonic()
         done.append((claim, outcome, logs))
     return done, []
 
@@ -358,8 +369,8 @@ def _record_batch(done: list[tuple], released: list[Claim], *, continuation: Con
         if len(succeeded) > 1 and tx.run_status == RunStatus.RUNNING:  # one statement for all of them
             refs = [StepRef(c.step.pk, c.step.node_id, StepStatus.RUNNING, c.step.attempt) for c, _, _ in succeeded]
             won = scheduler.steps_record_success(tx, [
-                (ref, ref.attempt, outcome[1], {"logs": logs, "metrics": outcome[2] or {}})
-                for ref, (_, outcome, logs) in zip(refs, succeeded, strict=True)])
+                (ref, ref.attempt, outcome[1], {"logs": logs, "metrics": outcome[2] or {}, **claim.ago()})
+                for ref, (claim, outcome, logs) in zip(refs, succeeded, strict=True)])
             for (claim, _, logs), ok in zip(succeeded, won, strict=True):
                 if not ok:
                     _fenced_out(claim.step, attempt=claim.step.attempt, logs=logs, error="")
@@ -446,7 +457,7 @@ def _record(tx: RunTx, claim: Claim, *, attempt: int, outcome: tuple, logs: list
     attempt_outcome = kind
     if kind == "succeeded":  # the Attempt row is finished in the same statement
         won = scheduler.step_record_success(tx, ref, attempt=attempt, output=value,
-                                            attempt_row={"logs": logs, "metrics": metrics or {}})
+                                            attempt_row={"logs": logs, "metrics": metrics or {}, **claim.ago()})
     elif kind == "waiting":
         won = scheduler.step_record_wait(tx, ref, attempt=attempt, reason=value.reason, detail=value.detail,
                                          wake_in=value.wake_in)
@@ -469,9 +480,12 @@ def _record(tx: RunTx, claim: Claim, *, attempt: int, outcome: tuple, logs: list
         _fenced_out(step, attempt=attempt, logs=logs, error=error)
         return False
     if kind != "succeeded":
+        ago = claim.ago()
         Attempt.objects.filter(step_id=step.pk, number=attempt).update(
-            finished_at=Now(), outcome=attempt_outcome, error=error, error_type=error_type, traceback=tb,
-            logs=logs, metrics=metrics or {},
+            started_at=Now() - timedelta(seconds=ago["ago_start"]),
+            finished_at=Now() - timedelta(seconds=ago["ago_end"]),
+            outcome=attempt_outcome, error=error, error_type=error_type, traceback=tb, logs=logs,
+            metrics=metrics or {},
         )
     return True
 

@@ -293,7 +293,9 @@ def step_record_success(tx: RunTx, step: StepRef, *, attempt: int, output, attem
         return False
     if attempt_row is not None:
         Attempt.objects.filter(step_id=step.id, number=attempt).update(
-            finished_at=Now(), outcome="succeeded", error="", error_type="", traceback="", **attempt_row)
+            started_at=_db_now_plus(-attempt_row.get("ago_start", 0.0)),
+            finished_at=_db_now_plus(-attempt_row.get("ago_end", 0.0)), outcome="succeeded", error="",
+            error_type="", traceback="", logs=attempt_row["logs"], metrics=attempt_row["metrics"])
     if tx.run_status == RunStatus.RUNNING:
         propagate(tx, step.node_id, SUCCEEDED, output)
     return True
@@ -303,16 +305,21 @@ def step_record_success(tx: RunTx, step: StepRef, *, attempt: int, output, attem
 # successors' counters, in one statement. Rows: ('won', step id, node id) and the decremented successors.
 _SUCCESS_SQL = """
 WITH v AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(outputs)s::jsonb[], %(logs)s::jsonb[],
-                         %(metrics)s::jsonb[]) AS v(id, attempt, output, logs, metrics)
+    SELECT id, attempt, output, logs, metrics,
+        statement_timestamp() - make_interval(secs => ago_start) AS started_at,
+        statement_timestamp() - make_interval(secs => ago_end) AS finished_at
+    FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(outputs)s::jsonb[], %(logs)s::jsonb[],
+                %(metrics)s::jsonb[], %(ago_start)s::float8[], %(ago_end)s::float8[])
+        AS v(id, attempt, output, logs, metrics, ago_start, ago_end)
 ), s AS (
     UPDATE engine_steprun t SET status = 'succeeded', output = v.output, error = '', lease_expires_at = NULL,
-        waiting_reason = '', waiting_detail = NULL, wake_at = NULL, finished_at = statement_timestamp()
+        waiting_reason = '', waiting_detail = NULL, wake_at = NULL, started_at = v.started_at,
+        finished_at = v.finished_at
     FROM v WHERE t.id = v.id AND t.status = 'running' AND t.attempt = v.attempt
     RETURNING t.id, t.node_id, v.attempt
 ), a AS (
-    UPDATE engine_attempt x SET finished_at = statement_timestamp(), outcome = 'succeeded', error = '',
-        error_type = '', traceback = '', logs = v.logs, metrics = v.metrics
+    UPDATE engine_attempt x SET started_at = v.started_at, finished_at = v.finished_at, outcome = 'succeeded',
+        error = '', error_type = '', traceback = '', logs = v.logs, metrics = v.metrics
     FROM s JOIN v ON v.id = s.id WHERE x.step_id = s.id AND x.number = s.attempt
 ), c AS (
     SELECT e.target, count(*) AS n, count(*) FILTER (WHERE e.outcome = 'succeeded') AS ok,
@@ -348,6 +355,8 @@ def steps_record_success(tx: RunTx, items: list[tuple[StepRef, int, object, dict
             "ids": [i[0].id for i in items], "attempts": [i[1] for i in items],
             "outputs": [json.dumps(i[2]) for i in items], "logs": [json.dumps(i[3]["logs"]) for i in items],
             "metrics": [json.dumps(i[3]["metrics"]) for i in items],
+            "ago_start": [float(i[3].get("ago_start", 0.0)) for i in items],
+            "ago_end": [float(i[3].get("ago_end", 0.0)) for i in items],
             "sources": sources, "targets": targets, "outcomes": outcomes, "run": tx.run.pk,
         })
         rows = cur.fetchall()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
+from engine.dbretry import prepared_cursor
 from engine.models import Event
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def events_write(run_id, first_seq: int, pending: list[PendingEvent], *,
     sets, set_params = run_sets
     sql = (_WRITE_SQL if send is None else _WRITE_AND_SEND_SQL).format(
         sets="".join(f", {a}" for a in sets), returning=f" RETURNING {returning}" if returning else "")
-    with connection.cursor() as cur:
+    with prepared_cursor() as cur:
         # With channels-postgres, the layer's rows go in with the events: its trigger NOTIFYs at commit.
         cur.execute(sql, {**params, **set_params, **(send or {})})
         row = cur.fetchone() if returning else None
@@ -177,7 +178,6 @@ def _postgres_group_send(layer, groups: list[str], message: dict) -> None:
     from datetime import timedelta
 
     from channels_postgres.db import GROUP_CHANNEL_TABLE, MESSAGE_TABLE
-    from django.db import connection
     from django.utils import timezone
 
     data = layer.serialize(message)
@@ -204,7 +204,6 @@ def purge_expired_messages(*, force: bool = False) -> int:
     import time
 
     from django.conf import settings
-    from django.db import connection
 
     global _last_purge
     backend = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")

@@ -27,7 +27,7 @@ from django_q.exceptions import TimeoutException
 
 from engine import scheduler, templating
 from engine.context import StepContext, Wait, upstream_outputs
-from engine.dbretry import with_db_retry
+from engine.dbretry import prepared_cursor, with_db_retry
 from engine.exceptions import (
     InDoubt,
     LeaseLost,
@@ -76,7 +76,7 @@ def worker_id() -> str:
 
 def step_claim(*, run_id, step_id: int, attempt: int, worker: str) -> Claim | None:
     """queued -> running for exactly one delivery of (step, attempt), with a lease on the database clock."""
-    with connection.cursor() as cur:  # a duplicate or stale delivery goes away without taking the run's lock
+    with prepared_cursor() as cur:  # a duplicate or stale delivery goes away without taking the run's lock
         cur.execute("SELECT node_id FROM engine_steprun WHERE id = %s AND status = 'queued' AND attempt = %s",
                     [step_id, attempt])
         row = cur.fetchone()

@@ -15,6 +15,8 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django_q.signing import SignedPackage
 
+from engine.dbretry import prepared_cursor
+
 EXECUTE_FUNC = "engine.executor.execute_step"
 
 
@@ -52,7 +54,7 @@ def enqueue(deliveries: list[Delivery]) -> None:
     ]
     from engine.broker import notify_channel
 
-    with connection.cursor() as cur:
+    with prepared_cursor() as cur:
         cur.execute(_ENQUEUE_SQL, {"steps": [d.step_id for d in deliveries], "keys": [d.queue for d in deliveries],
                                    "payloads": payloads,
                                    "channels": sorted({notify_channel(d.queue) for d in deliveries})})

@@ -20,6 +20,7 @@ from django.db.models.functions import Now
 
 from engine import graph as graphlib
 from engine import templating
+from engine.dbretry import prepared_cursor
 from engine.events import PendingEvent, events_write
 from engine.exceptions import InvalidTransition, NotFound
 from engine.models import Run, StepRun
@@ -175,7 +176,7 @@ SELECT id, run_id, node_id, node_type, queue, attempt, generation, queued_at FRO
 def step_claim_sql(sql: str, params: dict) -> list[StepRun]:
     """Run a claim statement (CLAIM_SQL, CLAIM_NEXT_SQL) and, in the same statement, write the attempt row
     and drop the step's broker message: the step is now held by its lease, the message has done its job."""
-    with connection.cursor() as cur:
+    with prepared_cursor() as cur:
         cur.execute(_CLAIM_WRAP.format(claim=sql.strip()), {"lease": settings.WEFT_LEASE_S, **params})
         rows = cur.fetchall()
     return [StepRun(id=step_id, run_id=run_id, node_id=node_id, node_type=node_type, queue=queue,
@@ -193,7 +194,7 @@ def _lock_run(run_id) -> Run:
     """The run row, locked for this transaction (what ``select_for_update(no_key=True).get()`` does,
     without compiling a query on every transition)."""
     pk = run_id if isinstance(run_id, uuid.UUID) else uuid.UUID(str(run_id))
-    with connection.cursor() as cur:
+    with prepared_cursor() as cur:
         cur.execute(_LOCK_RUN_SQL, [pk])
         row = cur.fetchone()
     if row is None:
@@ -347,7 +348,7 @@ class RunTx:
         if cont is not None and cont.room > 0 and self.run_status == RunStatus.RUNNING:
             claim_ids = [s.id for s in sorted(steps, key=lambda s: s.id)
                          if self.graph.nodes[s.node_id].queue == cont.queue][:cont.room]
-        with connection.cursor() as cur:
+        with prepared_cursor() as cur:
             cur.execute(_QUEUE_READY_SQL, {"ids": [s.id for s in steps], "claim": claim_ids,
                                            "worker": cont.worker if cont else "", "lease": settings.WEFT_LEASE_S})
             rows = cur.fetchall()

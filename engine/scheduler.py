@@ -17,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Now
 
 from engine import templating
+from engine.dbretry import prepared_cursor
 from engine.exceptions import (
     IdempotencyConflict,
     InputsInvalid,
@@ -350,7 +351,7 @@ def steps_record_success(tx: RunTx, items: list[tuple[StepRef, int, object, dict
                 sources += [step.node_id] * len(names)
                 targets += names
                 outcomes += [target_outcome] * len(names)
-    with connection.cursor() as cur:
+    with prepared_cursor() as cur:
         cur.execute(_SUCCESS_SQL, {
             "ids": [i[0].id for i in items], "attempts": [i[1] for i in items],
             "outputs": [json.dumps(i[2]) for i in items], "logs": [json.dumps(i[3]["logs"]) for i in items],

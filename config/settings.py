@@ -304,6 +304,10 @@ WEFT_MAX_NODES = env_int("WEFT_MAX_NODES", 5000, minimum=1)
 WEFT_BROKER_VISIBILITY_S = env_int("WEFT_BROKER_VISIBILITY_S", 30, minimum=1)
 # A worker that finishes a step runs a successor it made ready on the same queue for up to this long.
 WEFT_CONTINUE_MAX_S = env_float("WEFT_CONTINUE_MAX_S", 30.0)
+# A worker continuing through quick steps of one run claims up to this many at a time (1: one by one) ...
+WEFT_CONTINUE_BATCH = env_int("WEFT_CONTINUE_BATCH", 32, minimum=1)
+# ... and hands back to the queue the claimed ones it has not started this many seconds into the batch.
+WEFT_CONTINUE_WINDOW_S = env_float("WEFT_CONTINUE_WINDOW_S", 0.5)
 # How long a worker keeps retrying to record a finished step (or journal entry) while the database is away.
 WEFT_DB_RETRY_S = env_float("WEFT_DB_RETRY_S", 30.0)
 WEFT_RECOVERY_INTERVAL_S = env_float("WEFT_RECOVERY_INTERVAL_S", 1.0, minimum=0.01)

@@ -65,5 +65,46 @@ class WeftBroker(ORM):
             self._outage = False
         if rows:
             return [(pk, payload) for pk, payload in sorted(rows)]
-        sleep(Conf.POLL)
+        self._wait_for_notify(Conf.POLL)
         return None
+
+    # -- waking up: enqueue() NOTIFYs the queue's channel when its rows commit ---------------------
+
+    _listener = None
+
+    def _wait_for_notify(self, timeout: float) -> None:
+        """Sleep until a message for this queue is committed (LISTEN/NOTIFY) or ``timeout`` passes.
+        The poll stays as the fallback: for messages whose visibility window ran out, or no listener."""
+        try:
+            listener = self._listen()
+            for _ in listener.notifies(timeout=timeout, stop_after=1):
+                break
+        except Exception as exc:  # the listener's connection broke: poll until it can be opened again
+            log.debug("queue %s: listening failed (%s); polling", self.list_key, exc)
+            self._close_listener()
+            sleep(timeout)
+
+    def _listen(self):
+        if self._listener is None or self._listener.closed:
+            import psycopg
+
+            db = settings.DATABASES[Conf.ORM]
+            conn = psycopg.connect(dbname=db["NAME"], user=db.get("USER") or None, host=db.get("HOST") or None,
+                                   port=db.get("PORT") or None, password=db.get("PASSWORD") or None,
+                                   autocommit=True, connect_timeout=5)
+            conn.execute(f'LISTEN "{notify_channel(self.list_key)}"')
+            self._listener = conn
+        return self._listener
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except Exception:  # already gone
+                pass
+            self._listener = None
+
+
+def notify_channel(queue: str) -> str:
+    """The LISTEN/NOTIFY channel that wakes a queue's idle cluster (queue names are letters, digits, - and _)."""
+    return f"weft_queue_{queue}"

@@ -48,13 +48,20 @@ class StepContext:
         self.generation = generation
         self.config = config
         self.run_inputs = run_inputs
-        self.upstream = upstream  # {node_id: output} of direct predecessors
+        self._upstream = upstream  # {node_id: output} of direct predecessors, or a function that reads them
         self.worker = worker
         self._liveness = liveness
         self.logger = logging.getLogger(f"weft.node.{node_type}")
         self.journal = Journal(step_id=step_id, attempt=attempt, key_for=self.idempotency_key,
                                check_live=self.check_live)
         self.metrics: dict[str, Any] = {}
+
+    @property
+    def upstream(self) -> dict:
+        """{node id: output} of the direct predecessors (read from the database when first asked for)."""
+        if callable(self._upstream):
+            self._upstream = self._upstream()
+        return self._upstream
 
     @property
     def cancelled(self) -> bool:

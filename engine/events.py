@@ -6,11 +6,14 @@ transaction that makes them true, with gapless per-run sequence numbers.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
+from engine.dbretry import prepared_cursor
 from engine.models import Event
 
 log = logging.getLogger(__name__)
@@ -24,16 +27,66 @@ class PendingEvent:
     actor: str = ""
 
 
-def events_write(run_id, first_seq: int, pending: list[PendingEvent]) -> list[Event]:
-    """Insert ``pending`` as seq first_seq, first_seq+1, ... and publish them once the transaction commits."""
+_WRITE_SQL = """
+WITH e AS (
+    INSERT INTO engine_event (run_id, seq, type, node_id, payload, actor, created_at)
+    SELECT %(run)s, %(first)s + v.i - 1, v.type, v.node_id, v.payload, v.actor, %(at)s
+    FROM unnest(%(types)s::text[], %(nodes)s::text[], %(payloads)s::jsonb[], %(actors)s::text[])
+        WITH ORDINALITY AS v(type, node_id, payload, actor, i)
+)
+UPDATE engine_run SET last_seq = %(last)s, unfinished_steps = %(unfinished)s{sets} WHERE id = %(run)s{returning}
+"""
+
+
+def _send_sql() -> str:
+    from channels_postgres.db import GROUP_CHANNEL_TABLE, MESSAGE_TABLE
+
+    return _WRITE_SQL.replace("\nUPDATE engine_run", f""", m AS (
+    INSERT INTO {MESSAGE_TABLE} (channel, message, expire)
+    SELECT DISTINCT channel, %(message)s, %(expire)s FROM {GROUP_CHANNEL_TABLE} WHERE group_key = ANY(%(groups)s)
+)
+UPDATE engine_run""")
+
+
+_WRITE_AND_SEND_SQL = _send_sql()
+
+
+def events_write(run_id, first_seq: int, pending: list[PendingEvent], *,
+                 run_counters: tuple[int, int] | None = None, run_sets: tuple[list[str], dict] = ([], {}),
+                 returning: str = ""):
+    """Insert ``pending`` as seq first_seq, first_seq+1, ... and publish them once the transaction commits.
+
+    With ``run_counters`` (last_seq, unfinished_steps), the run row's counters are set in the same statement,
+    with ``run_sets`` (SQL assignments and their parameters) too; returns the ``returning`` columns of the
+    updated run row then (else the Event rows).
+    """
+    at = timezone.now()
     rows = [
-        Event(run_id=run_id, seq=first_seq + i, type=e.type, node_id=e.node_id, payload=e.payload, actor=e.actor)
+        Event(run_id=run_id, seq=first_seq + i, type=e.type, node_id=e.node_id, payload=e.payload, actor=e.actor,
+              created_at=at)
         for i, e in enumerate(pending)
     ]
-    Event.objects.bulk_create(rows)
     messages = [event_message(row) for row in rows]
-    transaction.on_commit(lambda: publish(str(run_id), messages))
-    return rows
+    if run_counters is None:
+        Event.objects.bulk_create(rows)
+        transaction.on_commit(lambda: publish(str(run_id), messages))
+        return rows
+    params = {"run": run_id, "first": first_seq, "at": at, "last": run_counters[0], "unfinished": run_counters[1],
+              "types": [e.type for e in pending], "nodes": [e.node_id for e in pending],
+              "payloads": [json.dumps(e.payload) for e in pending], "actors": [e.actor for e in pending]}
+    send = _postgres_send_params(str(run_id), messages)
+    sets, set_params = run_sets
+    sql = (_WRITE_SQL if send is None else _WRITE_AND_SEND_SQL).format(
+        sets="".join(f", {a}" for a in sets), returning=f" RETURNING {returning}" if returning else "")
+    with prepared_cursor() as cur:
+        # With channels-postgres, the layer's rows go in with the events: its trigger NOTIFYs at commit.
+        cur.execute(sql, {**params, **set_params, **(send or {})})
+        row = cur.fetchone() if returning else None
+    if send is None:
+        transaction.on_commit(lambda: publish(str(run_id), messages))
+    else:
+        transaction.on_commit(purge_expired_messages)
+    return row if returning else rows
 
 
 def event_message(event: Event) -> dict:
@@ -83,6 +136,33 @@ def publish(run_id: str, messages: list[dict]) -> None:
     purge_expired_messages()
 
 
+def _postgres_send_params(run_id: str, messages: list[dict]) -> dict | None:
+    """With the channels-postgres layer, the parameters that make the events statement publish ``messages``
+    too (the same rows ``_postgres_group_send`` writes); None when publishing works otherwise or is off."""
+    from django.conf import settings
+
+    if not settings.WEFT_PUBLISH_EVENTS:
+        return None
+    try:
+        from datetime import timedelta
+
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None or not _is_postgres_layer(layer):
+            return None
+        message = {"type": "weft.events", "run": run_id, "events": messages}
+        groups = [run_group(run_id)]
+        if any(m["type"].startswith("run.") for m in messages):
+            groups.append(RUNS_GROUP)
+        return {"message": layer.serialize(message), "expire": timezone.now() + timedelta(seconds=layer.expiry),
+                "groups": [layer._group_key(g) for g in groups]}
+    except Exception:  # publish after commit instead, best effort as ever
+        log.warning("could not prepare %d event(s) of run %s for the channel layer", len(messages), run_id,
+                    exc_info=True)
+        return None
+
+
 def _is_postgres_layer(layer) -> bool:
     from channels_postgres.core import PostgresChannelLayer
 
@@ -100,7 +180,6 @@ def _postgres_group_send(layer, groups: list[str], message: dict) -> None:
     from datetime import timedelta
 
     from channels_postgres.db import GROUP_CHANNEL_TABLE, MESSAGE_TABLE
-    from django.db import connection
     from django.utils import timezone
 
     data = layer.serialize(message)
@@ -127,7 +206,6 @@ def purge_expired_messages(*, force: bool = False) -> int:
     import time
 
     from django.conf import settings
-    from django.db import connection
 
     global _last_purge
     backend = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")

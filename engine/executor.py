@@ -8,6 +8,7 @@ attempt, and every later write is fenced by the attempt number.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -23,11 +24,10 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.models.functions import Now
 from django_q.exceptions import TimeoutException
-from django_q.models import OrmQ
 
 from engine import scheduler, templating
 from engine.context import StepContext, Wait, upstream_outputs
-from engine.dbretry import with_db_retry
+from engine.dbretry import prepared_cursor, with_db_retry
 from engine.exceptions import (
     InDoubt,
     LeaseLost,
@@ -39,7 +39,7 @@ from engine.models import Attempt, StepRun
 from engine.nodes import registry
 from engine.observability import hooks as observe
 from engine.readiness import RetryPolicy
-from engine.runtx import RunTx, StepRef
+from engine.runtx import CLAIM_SQL, Continuation, RunTx, StepRef, step_claim_sql
 from engine.security import json_for_storage, storable_text
 from engine.states import RunStatus, StepStatus
 
@@ -60,6 +60,14 @@ class Claim:
     node: object  # graph.NodeSpec
     run_inputs: dict
     graph: object  # graph.Graph of the run's version
+    # When the node started and finished (time.monotonic()): a batch records several attempts at once, and
+    # their times are set from these, back from the recording statement's time on the database clock.
+    started: float = 0.0
+    finished: float = 0.0
+
+    def ago(self) -> dict:
+        now = time.monotonic()
+        return {"ago_start": max(now - self.started, 0.0), "ago_end": max(now - self.finished, 0.0)}
 
 
 def worker_id() -> str:
@@ -68,36 +76,35 @@ def worker_id() -> str:
 
 def step_claim(*, run_id, step_id: int, attempt: int, worker: str) -> Claim | None:
     """queued -> running for exactly one delivery of (step, attempt), with a lease on the database clock."""
+    with prepared_cursor() as cur:  # a duplicate or stale delivery goes away without taking the run's lock
+        cur.execute("SELECT node_id FROM engine_steprun WHERE id = %s AND status = 'queued' AND attempt = %s",
+                    [step_id, attempt])
+        row = cur.fetchone()
+    if row is None:
+        return None  # someone else has it, or it moved on
     with RunTx(run_id) as tx:
-        step = StepRun.objects.filter(pk=step_id).first()
-        if step is None or step.status != StepStatus.QUEUED or step.attempt != attempt:
-            return None  # a duplicate or stale delivery: someone else has it, or it moved on
         if tx.run_status != RunStatus.RUNNING:
-            tx.step_set_status(step, StepStatus.CANCELLED, attempt=attempt)
+            tx.step_set_status(StepRef(step_id, row[0], StepStatus.QUEUED, attempt), StepStatus.CANCELLED,
+                               attempt=attempt)
             return None
-        lease = timedelta(seconds=settings.WEFT_LEASE_S)
-        won = tx.step_set_status(
-            step,
-            StepStatus.RUNNING,
-            attempt=attempt,
-            event={"attempt": attempt, "worker": worker},
-            lease_expires_at=Now() + lease,
-            heartbeat_at=Now(),
-            worker=worker,
-            started_at=Now(),
-        )
-        if not won:
+        claimed = step_claim_sql(CLAIM_SQL, {"id": step_id, "attempt": attempt, "worker": worker})
+        if not claimed:
             return None
-        Attempt.objects.create(step_id=step.pk, number=attempt, queued_at=step.queued_at, started_at=Now(),
-                               worker=worker)
-        if step.broker_msg_id:
-            # The step is now held by its lease; its broker message has done its job.
-            OrmQ.objects.filter(pk=step.broker_msg_id).delete()
-        return Claim(step=step, node=tx.graph.nodes[step.node_id], run_inputs=tx.run.inputs, graph=tx.graph)
+        step = claimed[0]
+        tx.claim_event(step)
+        return _claim(tx, step)
 
 
-class Liveness(threading.Thread):
-    """Extends the lease every lease/3 seconds and notices cancellation or a lost lease."""
+def _claim(tx: RunTx, step: StepRun) -> Claim:
+    return Claim(step=step, node=tx.graph.nodes[step.node_id], run_inputs=tx.run.inputs, graph=tx.graph)
+
+
+class Liveness:
+    """Extends the lease every lease/3 seconds and notices cancellation or a lost lease.
+
+    The beats come from one heartbeat thread per process (``_Heartbeats``), so a step that takes
+    a millisecond costs no thread of its own.
+    """
 
     _SQL = (
         "UPDATE engine_steprun SET lease_expires_at = now() + make_interval(secs => %s), heartbeat_at = now() "
@@ -105,26 +112,31 @@ class Liveness(threading.Thread):
         "RETURNING (SELECT status FROM engine_run WHERE id = engine_steprun.run_id)"
     )
 
-    def __init__(self, step_id: int, attempt: int):
-        super().__init__(name=f"weft-heartbeat-{step_id}", daemon=True)
+    # The leases of a batch's claimed steps that have not started yet (see execute_step).
+    _HELD_SQL = (
+        "UPDATE engine_steprun SET lease_expires_at = now() + make_interval(secs => %s), heartbeat_at = now() "
+        "WHERE status = 'running' AND (id, attempt) IN (SELECT * FROM unnest(%s::bigint[], %s::int[]))"
+    )
+
+    def __init__(self, step_id: int, attempt: int, *, held: list[tuple[int, int]] = ()):
         self.step_id, self.attempt = step_id, attempt
+        self.held = list(held)
         self.lease_s = settings.WEFT_LEASE_S
         self.lost = False
         self.cancelled = False
-        self._stop_event = threading.Event()
+        self.next_beat = 0.0
 
-    def run(self) -> None:
-        try:
-            while not self._stop_event.wait(self.lease_s / 3):
-                self.beat()
-        finally:
-            connection.close()
+    def start(self) -> None:
+        self.next_beat = time.monotonic() + self.lease_s / 3
+        _Heartbeats.get().add(self)
 
     def beat(self) -> None:
         try:
             with connection.cursor() as cur:
                 cur.execute(self._SQL, [self.lease_s, self.step_id, self.attempt])
                 row = cur.fetchone()
+                if self.held:
+                    cur.execute(self._HELD_SQL, [self.lease_s, [h[0] for h in self.held], [h[1] for h in self.held]])
         except DatabaseError as exc:
             log.warning("heartbeat for step %s failed, will retry: %s", self.step_id,
                         str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
@@ -136,7 +148,61 @@ class Liveness(threading.Thread):
             self.cancelled = True
 
     def stop(self) -> None:
-        self._stop_event.set()
+        _Heartbeats.get().discard(self)
+
+
+class _Heartbeats(threading.Thread):
+    """The process's heartbeat thread: beats for every running Liveness when its next beat is due."""
+
+    _instance: _Heartbeats | None = None
+    _instance_lock = threading.Lock()
+
+    def __init__(self):
+        super().__init__(name="weft-heartbeat", daemon=True)
+        self.pid = os.getpid()
+        self.live: set[Liveness] = set()
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+
+    @classmethod
+    def get(cls) -> _Heartbeats:
+        with cls._instance_lock:
+            if cls._instance is None or cls._instance.pid != os.getpid() or not cls._instance.is_alive():
+                cls._instance = cls()  # first use, or a forked child (threads do not survive fork)
+                cls._instance.start()
+            return cls._instance
+
+    def add(self, liveness: Liveness) -> None:
+        with self.lock:
+            self.live.add(liveness)
+        self.wake.set()
+
+    def discard(self, liveness: Liveness) -> None:
+        with self.lock:
+            self.live.discard(liveness)
+
+    def run(self) -> None:
+        try:
+            while True:
+                self.wake.clear()  # before the snapshot: a Liveness added after it wakes the wait below
+                with self.lock:
+                    live = list(self.live)
+                now = time.monotonic()
+                for liveness in live:
+                    if liveness.next_beat <= now:
+                        liveness.next_beat = now + liveness.lease_s / 3
+                        with self.lock:
+                            still = liveness in self.live
+                        if still:
+                            try:
+                                liveness.beat()
+                            except Exception:  # one bad beat must not stop the beats of every step here
+                                log.warning("heartbeat for step %s failed", liveness.step_id, exc_info=True)
+                                connection.close()
+                wait = min((lv.next_beat for lv in live), default=now + 60) - time.monotonic()
+                self.wake.wait(max(wait, 0.01))
+        finally:
+            connection.close()
 
 
 @contextlib.contextmanager
@@ -222,20 +288,39 @@ class _PrintSink(io.TextIOBase):
 def execute_step(run_id: str, step_id: int, attempt: int) -> str:
     """Entry point of every broker message: run one attempt of one step, at most once.
 
-    When the step's success makes a successor ready on the same queue, this worker claims and
-    runs it straight away (still through the compare-and-set claim and a lease, so a crash loses
-    nothing) instead of waiting a broker poll; the successor's broker row stays as a fallback.
-    Other ready successors are left to other workers. Bounded by WEFT_CONTINUE_MAX_S.
+    The transaction that records a success also claims this worker's next steps of the same run
+    and queue (through the same compare-and-set claim and a lease each, so a crash loses nothing):
+    successors it made ready, else steps of the run already queued there (a fan-out's siblings).
+    Those steps have no broker row and no claim transaction of their own, and the worker runs them
+    at once instead of waiting a broker poll; other ready successors get broker rows for other
+    workers. While steps finish quickly the worker claims more at a time (a batch, recorded in one
+    transaction), up to WEFT_CONTINUE_BATCH; a slow step brings the batch back to one, and claimed
+    steps not started within WEFT_CONTINUE_WINDOW_S are handed back to the queue. Bounded by
+    WEFT_CONTINUE_MAX_S.
     """
     started = time.monotonic()
-    result, ran = "not claimed", 0
-    while True:
-        outcome, queued = _execute_one(run_id, step_id, attempt)
-        result = outcome if ran == 0 else result
-        ran += 1
-        if outcome != "succeeded" or not queued or time.monotonic() - started > _continue_budget(queued[0].queue):
-            return result
-        run_id, step_id, attempt = queued[0].run_id, queued[0].step_id, queued[0].attempt
+    worker = worker_id()
+    claim = step_claim(run_id=run_id, step_id=step_id, attempt=attempt, worker=worker)
+    if claim is None:
+        return "not claimed"
+    result, batch, size = None, [claim], 1
+    while batch:
+        queue = batch[0].step.queue
+        batch_started = time.monotonic()
+        done, released = _run_batch(batch, worker=worker)
+        per_step = (time.monotonic() - batch_started) / len(done)
+        size = min(size * 2, settings.WEFT_CONTINUE_BATCH) if per_step < _FAST_STEP_S and not released else 1
+        keep_going = (not released and time.monotonic() - started <= _continue_budget(queue)
+                      and all(outcome[0] == "succeeded" for _, outcome, _ in done))
+        continuation = Continuation(worker=worker, queue=queue, want=size) if keep_going else None
+        batch = with_db_retry(lambda: _record_batch(done, released, continuation=continuation),  # noqa: B023
+                              what=f"recording step {done[0][0].step.node_id!r}")
+        result = done[0][1][0] if result is None else result
+    return result
+
+
+# A batch grows while its steps take less than this each (no-op and control steps, cheap transforms).
+_FAST_STEP_S = 0.02
 
 
 def _continue_budget(queue: str) -> float:
@@ -243,13 +328,27 @@ def _continue_budget(queue: str) -> float:
     return min(settings.WEFT_CONTINUE_MAX_S, timeout / 4)
 
 
-def _execute_one(run_id, step_id: int, attempt: int) -> tuple[str, list]:
-    worker = worker_id()
-    claim = step_claim(run_id=run_id, step_id=step_id, attempt=attempt, worker=worker)
-    if claim is None:
-        return "not claimed", []
-    with observe.observe_attempt(claim.step, attempt=attempt, worker=worker) as observed:
-        liveness = Liveness(step_id, attempt)
+def _run_batch(batch: list[Claim], *, worker: str) -> tuple[list[tuple], list[Claim]]:
+    """Run claimed attempts one after another: returns [(claim, outcome, logs)] and the claims handed back
+    unstarted because the batch ran longer than WEFT_CONTINUE_WINDOW_S."""
+    started = time.monotonic()
+    done = []
+    for i, claim in enumerate(batch):
+        if i and time.monotonic() - started > settings.WEFT_CONTINUE_WINDOW_S:
+            return done, batch[i:]
+        held = [(c.step.pk, c.step.attempt) for c in batch[i + 1:]]
+        claim.started = time.monotonic()
+        outcome, logs = _execute_claimed(claim, worker=worker, held=held)
+        claim.finished = time.monotonic()
+        done.append((claim, outcome, logs))
+    return done, []
+
+
+def _execute_claimed(claim: Claim, *, worker: str, held: list[tuple[int, int]]) -> tuple[tuple, list[dict]]:
+    """Run one claimed attempt; the heartbeat also keeps the leases of the batch's steps still ``held``."""
+    step, attempt = claim.step, claim.step.attempt
+    with observe.observe_attempt(step, attempt=attempt, worker=worker) as observed:
+        liveness = Liveness(step.pk, attempt, held=held)
         liveness.start()
         capture = LogCapture(settings.WEFT_MAX_LOG_LINES)
         observed.watch_logs(capture)
@@ -259,10 +358,29 @@ def _execute_one(run_id, step_id: int, attempt: int) -> tuple[str, list]:
             liveness.stop()
         observed.ran(outcome)
         logs = capture.result()
-    queued = with_db_retry(lambda: _record(claim, attempt=attempt, outcome=outcome, logs=logs),
-                           what=f"recording step {claim.step.node_id!r}")
-    same_queue = [d for d in queued if d.queue == claim.step.queue]
-    return outcome[0], same_queue
+    return outcome, logs
+
+
+def _record_batch(done: list[tuple], released: list[Claim], *, continuation: Continuation | None) -> list[Claim]:
+    """Record a batch's outcomes in one transaction of their run, hand back what did not start, and claim
+    the continuing worker's next steps."""
+    with RunTx(done[0][0].step.run_id, continuation=continuation) as tx:
+        succeeded = [d for d in done if d[1][0] == "succeeded"]
+        if len(succeeded) > 1 and tx.run_status == RunStatus.RUNNING:  # one statement for all of them
+            refs = [StepRef(c.step.pk, c.step.node_id, StepStatus.RUNNING, c.step.attempt) for c, _, _ in succeeded]
+            won = scheduler.steps_record_success(tx, [
+                (ref, ref.attempt, outcome[1], {"logs": logs, "metrics": outcome[2] or {}, **claim.ago()})
+                for ref, (claim, outcome, logs) in zip(refs, succeeded, strict=True)])
+            for (claim, _, logs), ok in zip(succeeded, won, strict=True):
+                if not ok:
+                    _fenced_out(claim.step, attempt=claim.step.attempt, logs=logs, error="")
+            done = [d for d in done if d[1][0] != "succeeded"]
+        for claim, outcome, logs in done:
+            _record(tx, claim, attempt=claim.step.attempt, outcome=outcome, logs=logs)
+        if released:
+            tx.release([c.step for c in released])
+        tx.continue_with_queued()
+        return [_claim(tx, step) for step in continuation.claimed] if continuation else []
 
 
 def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, capture: LogCapture) -> tuple:
@@ -272,9 +390,13 @@ def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, ca
     root.addHandler(capture)
     sink = _PrintSink(capture)
     try:
-        upstream, nodes_ctx = upstream_outputs(run_id=step.run_id, graph=claim.graph, node=node)
-        template_ctx = {"inputs": claim.run_inputs, "nodes": nodes_ctx, "upstream": upstream,
-                        "run": {"id": str(step.run_id)}}
+        if templating.has_templates(node.config):
+            upstream, nodes_ctx = upstream_outputs(run_id=step.run_id, graph=claim.graph, node=node)
+            template_ctx = {"inputs": claim.run_inputs, "nodes": nodes_ctx, "upstream": upstream,
+                            "run": {"id": str(step.run_id)}}
+        else:  # no template to render: the outputs upstream are read only if the node asks for ctx.upstream
+            upstream = functools.partial(_direct_upstream, run_id=step.run_id, graph=claim.graph, node=node)
+            template_ctx = {}
         config = templating.render(node.config, template_ctx, path=f"nodes.{node.id}.config")
         ctx = StepContext(run_id=step.run_id, step_id=step.pk, node_id=step.node_id, node_type=step.node_type,
                           attempt=attempt, generation=step.generation, config=config, run_inputs=claim.run_inputs,
@@ -312,13 +434,17 @@ def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, ca
         root.removeHandler(capture)
 
 
+def _direct_upstream(*, run_id, graph, node) -> dict:
+    return upstream_outputs(run_id=run_id, graph=graph, node=node)[0]
+
+
 def _metrics(ctx) -> dict:
     """What the node measured before it stopped (tokens spent by a failed attempt still count)."""
     return ctx.metrics if ctx is not None else {}
 
 
-def _record(claim: Claim, *, attempt: int, outcome: tuple, logs: list[dict]) -> list:
-    """Record the attempt's outcome; returns the deliveries of steps this made ready."""
+def _record(tx: RunTx, claim: Claim, *, attempt: int, outcome: tuple, logs: list[dict]) -> bool:
+    """Record the attempt's outcome in ``tx``; returns False if the attempt was fenced out."""
     kind, value, metrics = outcome
     step, node = claim.step, claim.node
     error, error_type, tb = "", "", ""
@@ -326,40 +452,48 @@ def _record(claim: Claim, *, attempt: int, outcome: tuple, logs: list[dict]) -> 
         error = storable_text(f"{type(value).__name__}: {value}"[:20000])
         error_type = type(value).__name__
         tb = storable_text("".join(traceback.format_exception(value))[-50000:])
-    with RunTx(step.run_id) as tx:
-        ref_row = StepRun.objects.filter(pk=step.pk).only("id", "node_id", "status", "attempt").first()
-        ref = StepRef(ref_row.id, ref_row.node_id, ref_row.status, ref_row.attempt)
-        if ref.status != StepStatus.RUNNING or ref.attempt != attempt:
-            log.warning("attempt %s of step %s was fenced out (now %s, attempt %s); result discarded",
-                        attempt, step.node_id, ref.status, ref.attempt)
-            Attempt.objects.filter(step_id=step.pk, number=attempt, outcome=Attempt.Outcome.RUNNING).update(
-                finished_at=Now(), logs=logs, error=f"result discarded (fenced out): {error}"[:20000],
-            )
-            return []
-        attempt_outcome = kind
-        if kind == "succeeded":
-            won = scheduler.step_record_success(tx, ref, attempt=attempt, output=value)
-        elif kind == "waiting":
-            won = scheduler.step_record_wait(tx, ref, attempt=attempt, reason=value.reason, detail=value.detail,
-                                             wake_in=value.wake_in)
-        elif kind == "in_doubt":
-            attempt_outcome = "waiting"
-            won = scheduler.step_record_wait(tx, ref, attempt=attempt, reason="in_doubt",
-                                             detail={"key": value.key, "message": str(value)}, wake_in=None)
-        elif kind == "cancelled":
-            won = scheduler.step_record_cancelled(tx, ref, attempt=attempt)
-        else:
-            if kind == "lost":
-                attempt_outcome = "lost"
-            policy = RetryPolicy.from_config(node.retry, settings.WEFT_DEFAULT_RETRY)
-            retryable = error_type not in NOT_RETRYABLE and policy.should_retry(attempt=attempt, error_type=error_type)
-            retry_in = policy.delay_after(attempt) if retryable else None
-            won = scheduler.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in)
-            if won and retry_in is not None:
-                observe.retry_scheduled(step)
-        if won:
-            Attempt.objects.filter(step_id=step.pk, number=attempt).update(
-                finished_at=Now(), outcome=attempt_outcome, error=error, error_type=error_type, traceback=tb,
-                logs=logs, metrics=metrics or {},
-            )
-        return list(tx.deliveries)
+    # The status this attempt left the step in; every write below is a compare-and-set on it and the attempt.
+    ref = StepRef(step.pk, step.node_id, StepStatus.RUNNING, attempt)
+    attempt_outcome = kind
+    if kind == "succeeded":  # the Attempt row is finished in the same statement
+        won = scheduler.step_record_success(tx, ref, attempt=attempt, output=value,
+                                            attempt_row={"logs": logs, "metrics": metrics or {}, **claim.ago()})
+    elif kind == "waiting":
+        won = scheduler.step_record_wait(tx, ref, attempt=attempt, reason=value.reason, detail=value.detail,
+                                         wake_in=value.wake_in)
+    elif kind == "in_doubt":
+        attempt_outcome = "waiting"
+        won = scheduler.step_record_wait(tx, ref, attempt=attempt, reason="in_doubt",
+                                         detail={"key": value.key, "message": str(value)}, wake_in=None)
+    elif kind == "cancelled":
+        won = scheduler.step_record_cancelled(tx, ref, attempt=attempt)
+    else:
+        if kind == "lost":
+            attempt_outcome = "lost"
+        policy = RetryPolicy.from_config(node.retry, settings.WEFT_DEFAULT_RETRY)
+        retryable = error_type not in NOT_RETRYABLE and policy.should_retry(attempt=attempt, error_type=error_type)
+        retry_in = policy.delay_after(attempt) if retryable else None
+        won = scheduler.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in)
+        if won and retry_in is not None:
+            observe.retry_scheduled(step)
+    if not won:
+        _fenced_out(step, attempt=attempt, logs=logs, error=error)
+        return False
+    if kind != "succeeded":
+        ago = claim.ago()
+        Attempt.objects.filter(step_id=step.pk, number=attempt).update(
+            started_at=Now() - timedelta(seconds=ago["ago_start"]),
+            finished_at=Now() - timedelta(seconds=ago["ago_end"]),
+            outcome=attempt_outcome, error=error, error_type=error_type, traceback=tb, logs=logs,
+            metrics=metrics or {},
+        )
+    return True
+
+
+def _fenced_out(step: StepRun, *, attempt: int, logs: list[dict], error: str) -> None:
+    now = StepRun.objects.filter(pk=step.pk).values_list("status", "attempt").first()
+    log.warning("attempt %s of step %s was fenced out (now %s, attempt %s); result discarded",
+                attempt, step.node_id, *(now or ("gone", None)))
+    Attempt.objects.filter(step_id=step.pk, number=attempt, outcome=Attempt.Outcome.RUNNING).update(
+        finished_at=Now(), logs=logs, error=f"result discarded (fenced out): {error}"[:20000],
+    )

@@ -58,8 +58,8 @@ class Journal:
         self.attempt = attempt
         self._key_for = key_for
         self._check_live = check_live
-        self._recorded = {e.key: e for e in JournalEntry.objects.filter(step_id=step_id).order_by("position")}
-        self._order = list(self._recorded)
+        self._recorded: dict[str, JournalEntry] | None = None  # read on the first call: most nodes make none
+        self._order: list[str] = []
         self._seen: set[str] = set()
         self.position = 0
         self.replayed = 0
@@ -75,6 +75,9 @@ class Journal:
         if key in self._seen:
             raise ValueError(f"journal key {key!r} was used twice in one attempt; keys must be unique per step")
         self._check_live()
+        if self._recorded is None:
+            self._recorded = {e.key: e for e in JournalEntry.objects.filter(step_id=self.step_id).order_by("position")}
+            self._order = list(self._recorded)
         position = self.position
         self.position += 1
         self._seen.add(key)

@@ -130,6 +130,8 @@ class StepRun(models.Model):
             models.Index(fields=["next_attempt_at"], condition=Q(status="retry_wait"), name="steprun_retry_due"),
             models.Index(fields=["wake_at"], condition=Q(status="waiting"), name="steprun_wake_due"),
             models.Index(fields=["queue", "queued_at"], condition=Q(status="queued"), name="steprun_queued"),
+            # A worker continuing through a run's queued steps on its queue (a fan-out's siblings).
+            models.Index(fields=["run", "queue", "id"], condition=Q(status="queued"), name="steprun_run_queued"),
         ]
 
     def __str__(self) -> str:

@@ -13,8 +13,9 @@ from django.conf import settings
 from django.db import connection
 from django.db.models.functions import Now
 from django.utils import timezone
-from django_q.models import OrmQ
 from django_q.signing import SignedPackage
+
+from engine.dbretry import prepared_cursor
 
 EXECUTE_FUNC = "engine.executor.execute_step"
 
@@ -36,32 +37,42 @@ def enqueue(deliveries: list[Delivery]) -> None:
     if not deliveries:
         return
     now = timezone.now()
-    rows = [
-        OrmQ(
-            key=d.queue,
-            payload=SignedPackage.dumps(
-                {
-                    "id": uuid.uuid4().hex,
-                    "name": f"step-{d.step_id}-{d.attempt}",
-                    "func": EXECUTE_FUNC,
-                    "args": (d.run_id, d.step_id, d.attempt),
-                    "kwargs": {},
-                    "cluster": d.queue,
-                    "ack_failure": True,
-                    "started": now,
-                }
-            ),
-            lock=Now(),  # visible from the database's now, whatever this machine's clock says
+    payloads = [
+        SignedPackage.dumps(
+            {
+                "id": uuid.uuid4().hex,
+                "name": f"step-{d.step_id}-{d.attempt}",
+                "func": EXECUTE_FUNC,
+                "args": (d.run_id, d.step_id, d.attempt),
+                "kwargs": {},
+                "cluster": d.queue,
+                "ack_failure": True,
+                "started": now,
+            }
         )
         for d in deliveries
     ]
-    OrmQ.objects.bulk_create(rows)
-    with connection.cursor() as cur:
-        cur.execute(
-            "UPDATE engine_steprun s SET broker_msg_id = v.mid FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, mid) "
-            "WHERE s.id = v.id",
-            [[d.step_id for d in deliveries], [r.pk for r in rows]],
-        )
+    from engine.broker import notify_channel
+
+    with prepared_cursor() as cur:
+        cur.execute(_ENQUEUE_SQL, {"steps": [d.step_id for d in deliveries], "keys": [d.queue for d in deliveries],
+                                   "payloads": payloads,
+                                   "channels": sorted({notify_channel(d.queue) for d in deliveries})})
+
+
+# One statement: the broker rows (visible from the database's now, whatever this machine's clock says), their
+# ids on the steps (for orphan detection), and a NOTIFY that wakes the queues' idle clusters at commit.
+_ENQUEUE_SQL = """
+WITH v AS (
+    SELECT * FROM unnest(%(steps)s::bigint[], %(keys)s::text[], %(payloads)s::text[]) AS v(step, key, payload)
+), m AS (
+    INSERT INTO django_q_ormq (key, payload, lock) SELECT key, payload, statement_timestamp() FROM v
+    RETURNING id, payload
+), u AS (
+    UPDATE engine_steprun s SET broker_msg_id = m.id FROM m JOIN v ON v.payload = m.payload WHERE s.id = v.step
+)
+SELECT pg_notify(c, '') FROM unnest(%(channels)s::text[]) AS c
+"""
 
 
 # -- who serves which queue (for the queue page, /readyz and the API) ------------------------------

@@ -9,8 +9,9 @@ unfinished -- all in the same transaction.
 
 from __future__ import annotations
 
+import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,6 +20,7 @@ from django.db.models.functions import Now
 
 from engine import graph as graphlib
 from engine import templating
+from engine.dbretry import prepared_cursor
 from engine.events import PendingEvent, events_write
 from engine.exceptions import InvalidTransition, NotFound
 from engine.models import Run, StepRun
@@ -84,18 +86,147 @@ class StepRef:
     attempt: int
 
 
+@dataclass
+class Continuation:
+    """A worker that will run up to ``want`` more steps of this run on ``queue`` once this transaction commits.
+
+    ``RunTx`` claims them (``queued -> running`` with a lease, the same compare-and-set as a broker
+    delivery's claim) in this transaction: steps it makes ready first, then steps of the run already
+    queued there. They need no broker row and no claim transaction of their own; a crash after the
+    commit leaves expiring leases.
+    """
+
+    worker: str
+    queue: str
+    want: int = 1
+    claimed: list[StepRun] = field(default_factory=list)
+
+    @property
+    def room(self) -> int:
+        return self.want - len(self.claimed)
+
+
+# queued -> running for one (step, attempt): the claim's compare-and-set, with a lease on the database clock.
+CLAIM_SQL = """
+UPDATE engine_steprun SET status = 'running',
+    lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s),
+    heartbeat_at = statement_timestamp(), started_at = statement_timestamp(), worker = %(worker)s
+WHERE id = %(id)s AND status = 'queued' AND attempt = %(attempt)s
+RETURNING id, run_id, node_id, node_type, queue, attempt, generation, queued_at, broker_msg_id
+"""
+
+# The same claim for the n oldest queued steps of one run on one queue (a fan-out continues through its siblings).
+CLAIM_NEXT_SQL = """
+UPDATE engine_steprun SET status = 'running',
+    lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s),
+    heartbeat_at = statement_timestamp(), started_at = statement_timestamp(), worker = %(worker)s
+WHERE id IN (SELECT id FROM engine_steprun WHERE run_id = %(run)s AND queue = %(queue)s AND status = 'queued'
+             ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED)
+RETURNING id, run_id, node_id, node_type, queue, attempt, generation, queued_at, broker_msg_id
+"""
+
+# pending -> queued for the steps a transition made ready; those in %(claim)s go on to running
+# for the continuing worker (the claim's fields and lease, and its attempt row), in the same statement.
+_QUEUE_READY_SQL = """
+WITH q AS (
+    UPDATE engine_steprun SET
+        status = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN 'running' ELSE 'queued' END,
+        attempt = attempt + 1, queued_at = now(), next_attempt_at = NULL, finished_at = NULL,
+        broker_msg_id = NULL,
+        lease_expires_at = CASE WHEN id = ANY(%(claim)s::bigint[])
+                                THEN statement_timestamp() + make_interval(secs => %(lease)s) END,
+        heartbeat_at = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN statement_timestamp() ELSE heartbeat_at END,
+        started_at = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN statement_timestamp() ELSE started_at END,
+        worker = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN %(worker)s ELSE '' END
+    WHERE id = ANY(%(ids)s) AND status = 'pending'
+    RETURNING id, run_id, node_id, node_type, queue, attempt, generation, queued_at, status
+), a AS (
+    INSERT INTO engine_attempt (step_id, number, queued_at, started_at, worker, outcome, error, error_type,
+        traceback, logs, metrics)
+    SELECT id, attempt, queued_at, statement_timestamp(), %(worker)s, 'running', '', '', '', '[]', '{}'
+    FROM q WHERE status = 'running'
+)
+SELECT * FROM q
+"""
+
+_RELEASE_SQL = """
+WITH r AS (
+    UPDATE engine_steprun SET status = 'queued', lease_expires_at = NULL, heartbeat_at = NULL, started_at = NULL,
+        worker = ''
+    WHERE status = 'running' AND (id, attempt) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]))
+    RETURNING id, node_id, attempt, queue
+), a AS (
+    DELETE FROM engine_attempt USING r WHERE engine_attempt.step_id = r.id AND engine_attempt.number = r.attempt
+)
+SELECT * FROM r
+"""
+
+_CLAIM_WRAP = """
+WITH c AS ({claim}), a AS (
+    INSERT INTO engine_attempt (step_id, number, queued_at, started_at, worker, outcome, error, error_type,
+        traceback, logs, metrics)
+    SELECT id, attempt, queued_at, statement_timestamp(), %(worker)s, 'running', '', '', '', '[]', '{{}}' FROM c
+), m AS (
+    DELETE FROM django_q_ormq WHERE id IN (SELECT broker_msg_id FROM c)
+)
+SELECT id, run_id, node_id, node_type, queue, attempt, generation, queued_at FROM c ORDER BY id
+"""
+
+
+def step_claim_sql(sql: str, params: dict) -> list[StepRun]:
+    """Run a claim statement (CLAIM_SQL, CLAIM_NEXT_SQL) and, in the same statement, write the attempt row
+    and drop the step's broker message: the step is now held by its lease, the message has done its job."""
+    with prepared_cursor() as cur:
+        cur.execute(_CLAIM_WRAP.format(claim=sql.strip()), {"lease": settings.WEFT_LEASE_S, **params})
+        rows = cur.fetchall()
+    return [StepRun(id=step_id, run_id=run_id, node_id=node_id, node_type=node_type, queue=queue,
+                    status=StepStatus.RUNNING, attempt=attempt, generation=generation, queued_at=queued_at,
+                    worker=params["worker"])
+            for step_id, run_id, node_id, node_type, queue, attempt, generation, queued_at in rows]
+
+
+_RUN_FIELDS = [f for f in Run._meta.concrete_fields]
+_LOCK_RUN_SQL = (f"SELECT {', '.join(f.column for f in _RUN_FIELDS)} FROM engine_run "  # noqa: S608 (model columns)
+                 "WHERE id = %s FOR NO KEY UPDATE")
+
+
+def _lock_run(run_id) -> Run:
+    """The run row, locked for this transaction (what ``select_for_update(no_key=True).get()`` does,
+    without compiling a query on every transition)."""
+    pk = run_id if isinstance(run_id, uuid.UUID) else uuid.UUID(str(run_id))
+    with prepared_cursor() as cur:
+        cur.execute(_LOCK_RUN_SQL, [pk])
+        row = cur.fetchone()
+    if row is None:
+        raise Run.DoesNotExist
+    return _run_from_row(row)
+
+
+def _run_from_row(row) -> Run:
+    values = [f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+              for f, v in zip(_RUN_FIELDS, row, strict=True)]
+    return Run.from_db("default", [f.attname for f in _RUN_FIELDS], values)
+
+
 class RunTx:
     """``with RunTx(run_id, actor=...) as tx:`` -- see the module docstring."""
 
-    def __init__(self, run_id, *, actor: str = ""):
+    def __init__(self, run_id, *, actor: str = "", continuation: Continuation | None = None,
+                 new_run: Run | None = None):
+        """``new_run``: a run this transaction's caller inserted in its own (outer) transaction, so nobody
+        else can see it yet: no lock to take, and no savepoint."""
         self.run_id = run_id
         self.actor = actor
-        self._atomic = transaction.atomic()
+        self.continuation = continuation
+        self.new_run = new_run
+        if new_run is not None and not connection.in_atomic_block:
+            raise RuntimeError("RunTx(new_run=...) runs inside the transaction that inserted the run")
+        self._atomic = transaction.atomic(savepoint=new_run is None)
 
     def __enter__(self) -> RunTx:
         self._atomic.__enter__()
         try:
-            self.run = Run.objects.select_for_update(no_key=True).get(pk=self.run_id)
+            self.run = self.new_run if self.new_run is not None else _lock_run(self.run_id)
         except (Run.DoesNotExist, ValueError, ValidationError):
             self._atomic.__exit__(NotFound, None, None)
             raise NotFound(f"run {self.run_id} does not exist") from None
@@ -167,13 +298,17 @@ class RunTx:
             fields.setdefault("finished_at", Now())
         won = qs.update(status=to, **fields) == 1
         if won:
-            self.unfinished_delta += int(step.status in STEP_TERMINAL) - int(to in STEP_TERMINAL)
-            payload = {"from": step.status}
-            if event:
-                payload.update(event)
-            self.event(f"step.{to}", step.node_id, **payload)
-            step.status = to
+            self.step_changed(step, to, event=event)
         return won
+
+    def step_changed(self, step: StepRef | StepRun, to: str, *, event: dict | None = None) -> None:
+        """Account for a compare-and-set this caller won: the run's counter and the event."""
+        self.unfinished_delta += int(step.status in STEP_TERMINAL) - int(to in STEP_TERMINAL)
+        payload = {"from": step.status}
+        if event:
+            payload.update(event)
+        self.event(f"step.{to}", step.node_id, **payload)
+        step.status = to
 
     def queue(self, step: StepRef | StepRun, *, next_attempt: int) -> bool:
         """Move a step to ``queued`` with a new attempt number; its broker row is written in this transaction."""
@@ -188,6 +323,7 @@ class RunTx:
                 lease_expires_at=None,
                 worker="",
                 finished_at=None,
+                broker_msg_id=None,
             )
             == 1
         )
@@ -200,20 +336,58 @@ class RunTx:
         return won
 
     def queue_ready(self, steps: list[StepRef]) -> None:
-        """Queue pending steps whose upstream is done, in one statement (a fan-out queues all at once)."""
+        """Queue pending steps whose upstream is done, in one statement (a fan-out queues all at once).
+
+        With a continuation, the first of them on the continuing worker's queue are claimed for it in
+        the same statement (``pending -> queued -> running``, both events written) and get no broker row.
+        """
         if not steps:
             return
-        with connection.cursor() as cur:
-            cur.execute(
-                "UPDATE engine_steprun SET status = 'queued', attempt = attempt + 1, queued_at = now(), "
-                "next_attempt_at = NULL, lease_expires_at = NULL, worker = '', finished_at = NULL "
-                "WHERE id = ANY(%s) AND status = 'pending' RETURNING id, node_id, attempt",
-                [[s.id for s in steps]],
-            )
+        cont = self.continuation
+        claim_ids = []
+        if cont is not None and cont.room > 0 and self.run_status == RunStatus.RUNNING:
+            claim_ids = [s.id for s in sorted(steps, key=lambda s: s.id)
+                         if self.graph.nodes[s.node_id].queue == cont.queue][:cont.room]
+        with prepared_cursor() as cur:
+            cur.execute(_QUEUE_READY_SQL, {"ids": [s.id for s in steps], "claim": claim_ids,
+                                           "worker": cont.worker if cont else "", "lease": settings.WEFT_LEASE_S})
             rows = cur.fetchall()
-        for step_id, node_id, attempt in sorted(rows):
+        for step_id, run_id, node_id, node_type, queue, attempt, generation, queued_at, status in sorted(rows):
             self.event("step.queued", node_id, **{"from": StepStatus.PENDING, "attempt": attempt})
+            if status == StepStatus.RUNNING:
+                self._claimed(cont, StepRun(id=step_id, run_id=run_id, node_id=node_id, node_type=node_type,
+                                            queue=queue, status=status, attempt=attempt, generation=generation,
+                                            queued_at=queued_at, worker=cont.worker))
+                continue
             self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, self.graph.nodes[node_id].queue))
+
+    def _claimed(self, cont: Continuation, step: StepRun) -> None:
+        cont.claimed.append(step)
+        self.claim_event(step)
+
+    def claim_event(self, step: StepRun) -> None:
+        self.event("step.running", step.node_id, **{"from": StepStatus.QUEUED, "attempt": step.attempt,
+                                                    "worker": step.worker})
+
+    def release(self, steps: list[StepRun]) -> None:
+        """Hand claimed steps that never started back to their queue (``running -> queued``, same attempt:
+        it never ran, so the fencing token stays), with broker rows for other workers."""
+        with connection.cursor() as cur:
+            cur.execute(_RELEASE_SQL, {"ids": [s.pk for s in steps], "attempts": [s.attempt for s in steps]})
+            rows = cur.fetchall()
+        for step_id, node_id, attempt, queue in sorted(rows):
+            self.event("step.queued", node_id, **{"from": StepStatus.RUNNING, "attempt": attempt, "released": True})
+            self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, queue))
+
+    def continue_with_queued(self) -> None:
+        """The continuing worker has room left: give it the oldest steps of this run already queued on its
+        queue (the siblings of a fan-out), instead of one broker delivery each."""
+        cont = self.continuation
+        if cont is None or cont.claimed or self.run_status != RunStatus.RUNNING:
+            return  # what this transaction made ready comes first (a chain looks for no siblings)
+        for step in step_claim_sql(CLAIM_NEXT_SQL, {"run": self.run.pk, "queue": cont.queue, "worker": cont.worker,
+                                                    "n": cont.room}):
+            self._claimed(cont, step)
 
     # -- flush ----------------------------------------------------------------------------------
 
@@ -227,12 +401,29 @@ class RunTx:
             return
         trace_tx(self)  # spans of the steps and run this transaction finished, exported after commit
         first_seq = self.run.last_seq + 1
+        last_seq = self.run.last_seq + len(self.events)
+        plain = all(isinstance(v, Now) or not hasattr(v, "resolve_expression") for v in self.run_changes.values())
+        if self.events and plain:  # one statement: events, the run row (returned, so self.run is current), publication
+            sets, params = [], {}
+            for i, (key, value) in enumerate(self.run_changes.items()):
+                field = Run._meta.get_field(key)
+                if isinstance(value, Now):
+                    sets.append(f"{field.column} = statement_timestamp()")
+                else:
+                    sets.append(f"{field.column} = %(c{i})s")
+                    params[f"c{i}"] = field.get_db_prep_save(value, connection)
+            fields = [Run._meta.get_field(k) for k in ("last_seq", "unfinished_steps", *self.run_changes)]
+            row = events_write(self.run.pk, first_seq, self.events, run_counters=(last_seq, unfinished),
+                               run_sets=(sets, params), returning=", ".join(f.column for f in fields))
+            for f, value in zip(fields, row, strict=True):
+                setattr(self.run, f.attname, f.from_db_value(value, None, connection)
+                        if hasattr(f, "from_db_value") else value)
+            return
         if self.events:
             events_write(self.run.pk, first_seq, self.events)
-        Run.objects.filter(pk=self.run.pk).update(
-            last_seq=self.run.last_seq + len(self.events), unfinished_steps=unfinished, **self.run_changes
-        )
-        self.run.last_seq += len(self.events)
+        Run.objects.filter(pk=self.run.pk).update(last_seq=last_seq, unfinished_steps=unfinished,
+                                                  **self.run_changes)
+        self.run.last_seq = last_seq
         self.run.unfinished_steps = unfinished
         for key, value in self.run_changes.items():
             if not hasattr(value, "resolve_expression"):

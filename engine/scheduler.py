@@ -17,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Now
 
 from engine import templating
+from engine.dbretry import prepared_cursor
 from engine.exceptions import (
     IdempotencyConflict,
     InputsInvalid,
@@ -26,7 +27,7 @@ from engine.exceptions import (
     TemplateFailed,
 )
 from engine.inline import is_inline, run_inline
-from engine.models import JournalEntry, Run, StepRun, Workflow
+from engine.models import Attempt, JournalEntry, Run, StepRun, Workflow
 from engine.readiness import (
     FAILED,
     RUN,
@@ -94,7 +95,7 @@ def run_start(
                 created_by=actor if getattr(actor, "pk", None) else None,
                 parent_step=parent_step,
             )
-            StepRun.objects.bulk_create(
+            steps = StepRun.objects.bulk_create(
                 [
                     StepRun(
                         run=run,
@@ -107,10 +108,10 @@ def run_start(
                 ],
                 batch_size=2000,
             )
-            with RunTx(run.pk, actor=_actor_name(actor)) as tx:
+            roots = set(graph.roots())
+            with RunTx(run.pk, actor=_actor_name(actor), new_run=run) as tx:
                 tx.run_set_status(RunStatus.RUNNING, started_at=Now())
-                roots = StepRun.objects.filter(run_id=run.pk, node_id__in=graph.roots())
-                dispatch_ready(tx, [StepRef(pk, n, S.PENDING, 0) for pk, n in roots.values_list("id", "node_id")])
+                dispatch_ready(tx, [StepRef(s.pk, s.node_id, S.PENDING, 0) for s in steps if s.node_id in roots])
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -118,8 +119,7 @@ def run_start(
         if existing is None:
             raise
         return existing, False
-    run.refresh_from_db()
-    return run, True
+    return run, True  # as the run's transaction left it (RunTx read the row back)
 
 
 def _existing_run(workflow: Workflow, key: str, digest: str) -> Run | None:
@@ -228,38 +228,44 @@ def _dispatch(tx: RunTx, ready: list[StepRef]) -> list[tuple]:
 def _propagate_all(tx: RunTx, work: list[tuple]) -> None:
     while work:
         source, source_outcome, source_output = work.pop()
-        edges = tx.graph.out_edges(source)
-        if not edges:
+        params = _decrement_params(tx, source, source_outcome, source_output)
+        if params is None:
             continue
-        by_outcome: dict[str, list[str]] = {SUCCEEDED: [], FAILED: [], SKIPPED: []}
-        for edge in edges:
-            by_outcome[_edge_outcome(tx, edge, source_outcome, source_output)].append(edge.target)
         with connection.cursor() as cur:
-            cur.execute(
-                _DECREMENT_SQL,
-                {
-                    "ok": by_outcome[SUCCEEDED],
-                    "failed": by_outcome[FAILED],
-                    "skipped": by_outcome[SKIPPED],
-                    "all": [e.target for e in edges],
-                    "run": tx.run.pk,
-                },
-            )
+            cur.execute(_DECREMENT_SQL, {"ok": params[SUCCEEDED], "failed": params[FAILED],
+                                         "skipped": params[SKIPPED], "all": params["all"], "run": params["run"]})
             rows = cur.fetchall()
-        ready = []
-        for step_id, target, status, attempt, remaining, ok, failed, skipped in rows:
-            if remaining > 0:
-                continue
-            rule = tx.graph.nodes[target].trigger_rule
-            decision = trigger_decision(rule, succeeded=ok, failed=failed, skipped=skipped)
-            ref = StepRef(step_id, target, status, attempt)
-            if decision == RUN and tx.run_status == RunStatus.RUNNING:
-                ready.append(ref)
-                continue
-            follow = _ready(tx, ref, decision)
-            if follow:
-                work.append((target, follow, None))
-        work.extend(_dispatch(tx, ready))
+        _decremented(tx, rows, work)
+
+
+def _decrement_params(tx: RunTx, source: str, source_outcome: str, source_output) -> dict | None:
+    """The parameters of _DECREMENT_SQL for ``source`` reaching ``source_outcome`` (None: it has no successors)."""
+    edges = tx.graph.out_edges(source)
+    if not edges:
+        return None
+    by_outcome: dict[str, list[str]] = {SUCCEEDED: [], FAILED: [], SKIPPED: []}
+    for edge in edges:
+        by_outcome[_edge_outcome(tx, edge, source_outcome, source_output)].append(edge.target)
+    return {SUCCEEDED: by_outcome[SUCCEEDED], FAILED: by_outcome[FAILED], SKIPPED: by_outcome[SKIPPED],
+            "all": [e.target for e in edges], "run": tx.run.pk}
+
+
+def _decremented(tx: RunTx, rows: list[tuple], work: list[tuple]) -> None:
+    """Act on the successors _DECREMENT_SQL returned: those whose upstream is done run, skip or fail."""
+    ready = []
+    for step_id, target, status, attempt, remaining, ok, failed, skipped in rows:
+        if remaining > 0:
+            continue
+        rule = tx.graph.nodes[target].trigger_rule
+        decision = trigger_decision(rule, succeeded=ok, failed=failed, skipped=skipped)
+        ref = StepRef(step_id, target, status, attempt)
+        if decision == RUN and tx.run_status == RunStatus.RUNNING:
+            ready.append(ref)
+            continue
+        follow = _ready(tx, ref, decision)
+        if follow:
+            work.append((target, follow, None))
+    work.extend(_dispatch(tx, ready))
 
 
 def _ready(tx: RunTx, step: StepRef, decision: str) -> str | None:
@@ -278,13 +284,91 @@ def _ready(tx: RunTx, step: StepRef, decision: str) -> str | None:
 # -- outcomes recorded by the executor and recovery ---------------------------------------------
 
 
-def step_record_success(tx: RunTx, step: StepRef, *, attempt: int, output) -> bool:
+def step_record_success(tx: RunTx, step: StepRef, *, attempt: int, output, attempt_row: dict | None = None) -> bool:
+    """running -> succeeded for ``attempt``, and its successors move on. With ``attempt_row`` (the
+    attempt's logs and metrics), the Attempt row is finished too, in the same statement."""
+    if attempt_row is not None and step.status == S.RUNNING and tx.run_status == RunStatus.RUNNING:
+        return steps_record_success(tx, [(step, attempt, output, attempt_row)])[0]
     if not tx.step_set_status(step, S.SUCCEEDED, attempt=attempt, output=output, error="",
                               lease_expires_at=None, waiting_reason="", waiting_detail=None, wake_at=None):
         return False
+    if attempt_row is not None:
+        Attempt.objects.filter(step_id=step.id, number=attempt).update(
+            started_at=_db_now_plus(-attempt_row.get("ago_start", 0.0)),
+            finished_at=_db_now_plus(-attempt_row.get("ago_end", 0.0)), outcome="succeeded", error="",
+            error_type="", traceback="", logs=attempt_row["logs"], metrics=attempt_row["metrics"])
     if tx.run_status == RunStatus.RUNNING:
         propagate(tx, step.node_id, SUCCEEDED, output)
     return True
+
+
+# The hot path of successful attempts (one, or a batch): the compare-and-sets, their Attempt rows and the
+# successors' counters, in one statement. Rows: ('won', step id, node id) and the decremented successors.
+_SUCCESS_SQL = """
+WITH v AS (
+    SELECT id, attempt, output, logs, metrics,
+        statement_timestamp() - make_interval(secs => ago_start) AS started_at,
+        statement_timestamp() - make_interval(secs => ago_end) AS finished_at
+    FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(outputs)s::jsonb[], %(logs)s::jsonb[],
+                %(metrics)s::jsonb[], %(ago_start)s::float8[], %(ago_end)s::float8[])
+        AS v(id, attempt, output, logs, metrics, ago_start, ago_end)
+), s AS (
+    UPDATE engine_steprun t SET status = 'succeeded', output = v.output, error = '', lease_expires_at = NULL,
+        waiting_reason = '', waiting_detail = NULL, wake_at = NULL, started_at = v.started_at,
+        finished_at = v.finished_at
+    FROM v WHERE t.id = v.id AND t.status = 'running' AND t.attempt = v.attempt
+    RETURNING t.id, t.node_id, v.attempt
+), a AS (
+    UPDATE engine_attempt x SET started_at = v.started_at, finished_at = v.finished_at, outcome = 'succeeded',
+        error = '', error_type = '', traceback = '', logs = v.logs, metrics = v.metrics
+    FROM s JOIN v ON v.id = s.id WHERE x.step_id = s.id AND x.number = s.attempt
+), c AS (
+    SELECT e.target, count(*) AS n, count(*) FILTER (WHERE e.outcome = 'succeeded') AS ok,
+        count(*) FILTER (WHERE e.outcome = 'failed') AS failed, count(*) FILTER (WHERE e.outcome = 'skipped') AS sk
+    FROM unnest(%(sources)s::text[], %(targets)s::text[], %(outcomes)s::text[]) AS e(source, target, outcome)
+    JOIN s ON s.node_id = e.source GROUP BY e.target
+), d AS (
+    UPDATE engine_steprun t SET remaining_upstream = remaining_upstream - c.n,
+        upstream_succeeded = upstream_succeeded + c.ok, upstream_failed = upstream_failed + c.failed,
+        upstream_skipped = upstream_skipped + c.sk
+    FROM c WHERE t.run_id = %(run)s AND t.node_id = c.target AND t.status = 'pending'
+    RETURNING t.id, t.node_id, t.status, t.attempt, t.remaining_upstream, t.upstream_succeeded, t.upstream_failed,
+        t.upstream_skipped
+)
+SELECT 'won', id, node_id, NULL, NULL, NULL, NULL, NULL, NULL FROM s
+UNION ALL
+SELECT 'successor', * FROM d
+"""
+
+
+def steps_record_success(tx: RunTx, items: list[tuple[StepRef, int, object, dict]]) -> list[bool]:
+    """Record successful attempts [(running step, attempt, output, {"logs", "metrics"})] of one running run
+    in one statement (see _SUCCESS_SQL); returns, per item, whether its compare-and-set won."""
+    sources, targets, outcomes = [], [], []
+    for step, _attempt, output, _row in items:
+        for target_outcome, names in (_decrement_params(tx, step.node_id, SUCCEEDED, output) or {}).items():
+            if target_outcome in (SUCCEEDED, FAILED, SKIPPED):
+                sources += [step.node_id] * len(names)
+                targets += names
+                outcomes += [target_outcome] * len(names)
+    with prepared_cursor() as cur:
+        cur.execute(_SUCCESS_SQL, {
+            "ids": [i[0].id for i in items], "attempts": [i[1] for i in items],
+            "outputs": [json.dumps(i[2]) for i in items], "logs": [json.dumps(i[3]["logs"]) for i in items],
+            "metrics": [json.dumps(i[3]["metrics"]) for i in items],
+            "ago_start": [float(i[3].get("ago_start", 0.0)) for i in items],
+            "ago_end": [float(i[3].get("ago_end", 0.0)) for i in items],
+            "sources": sources, "targets": targets, "outcomes": outcomes, "run": tx.run.pk,
+        })
+        rows = cur.fetchall()
+    won = {r[1] for r in rows if r[0] == "won"}
+    for step, *_ in items:
+        if step.id in won:
+            tx.step_changed(step, S.SUCCEEDED)
+    work: list[tuple] = []
+    _decremented(tx, [r[1:] for r in rows if r[0] == "successor"], work)
+    _propagate_all(tx, work)
+    return [step.id in won for step, *_ in items]
 
 
 def step_record_failure(tx: RunTx, step: StepRef, *, attempt: int, error: str, retry_in: float | None) -> bool:

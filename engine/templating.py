@@ -36,6 +36,15 @@ def is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
+def has_templates(value: Any) -> bool:
+    """Whether any string inside ``value`` (dicts and lists recursively) is a template."""
+    if isinstance(value, dict):
+        return any(has_templates(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_templates(v) for v in value)
+    return is_template(value)
+
+
 def render(value: Any, context: dict, *, path: str = "config") -> Any:
     """Render every template string inside ``value`` (dicts and lists recursively)."""
     if isinstance(value, dict):

@@ -402,3 +402,59 @@ def test_a_backoff_is_a_durable_retry_wait_that_holds_no_worker(drain, tmp_path)
     assert run.status == "succeeded"
     assert list(Attempt.objects.filter(step=step).order_by("number").values_list("outcome", flat=True)) == [
         "failed", "succeeded"]
+
+
+def test_one_delivery_runs_a_whole_fan_out_in_batches_each_step_once(tmp_path):
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    from engine.executor import execute_step
+
+    log = tmp_path / "log"
+    width = 40
+    nodes = [node("root"), *[node(f"m{i}", "tests.count", kwargs={"path": str(log)}) for i in range(width)],
+             node("join")]
+    edges = [("root", f"m{i}") for i in range(width)] + [(f"m{i}", "join") for i in range(width)]
+    run, _ = run_start(workflow=save(definition("fan-batch", nodes, edges)))
+    args = SignedPackage.loads(OrmQ.objects.get().payload)["args"]
+    assert execute_step(*args) == "succeeded"
+    run.refresh_from_db()
+    assert run.status == "succeeded", statuses(run)
+    assert sorted(log.read_text().split()) == sorted(f"m{i}" for i in range(width))
+    # every step ran exactly one attempt, and the claimed siblings' broker rows are gone
+    assert set(Attempt.objects.filter(step__run=run).values_list("number", flat=True)) == {1}
+    assert Attempt.objects.filter(step__run=run, outcome="succeeded").count() == width + 2
+    assert not OrmQ.objects.exists()
+    assert_gapless(run)
+    running = Event.objects.filter(run=run, type="step.running")
+    assert running.count() == width + 2
+
+
+def test_claimed_steps_not_started_within_the_window_go_back_to_the_queue(settings, tmp_path):
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    from engine.executor import execute_step
+
+    settings.WEFT_CONTINUE_WINDOW_S = 0.0  # every claimed step after the first in a batch is handed back
+    log = tmp_path / "log"
+    nodes = [node("root"), *[node(f"m{i}", "tests.count", kwargs={"path": str(log)}) for i in range(6)]]
+    run, _ = run_start(workflow=save(definition("fan-release", nodes, [("root", f"m{i}") for i in range(6)])))
+    args = SignedPackage.loads(OrmQ.objects.get().payload)["args"]
+    assert execute_step(*args) == "succeeded"
+    released = list(Event.objects.filter(run=run, type="step.queued", payload__released=True))
+    assert len(released) == 1
+    # the handed-back step is queued again with the same attempt number and a broker row, and never ran here
+    step = StepRun.objects.get(run=run, node_id=released[0].node_id)
+    assert step.status == "queued" and step.attempt == released[0].payload["attempt"] == 1
+    assert OrmQ.objects.filter(pk=step.broker_msg_id).exists()
+    assert not Attempt.objects.filter(step=step).exists()
+    assert step.node_id not in log.read_text().split()
+    while OrmQ.objects.exists():
+        row = OrmQ.objects.order_by("id").first()
+        OrmQ.objects.filter(pk=row.pk).delete()
+        execute_step(*SignedPackage.loads(row.payload)["args"])
+    run.refresh_from_db()
+    assert run.status == "succeeded", statuses(run)
+    assert sorted(log.read_text().split()) == sorted(f"m{i}" for i in range(6))
+    assert_gapless(run)

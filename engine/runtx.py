@@ -435,16 +435,27 @@ class RunTx:
 
             settle_on_commit(self.run.pk)
         steps = StepRun.objects.filter(run_id=self.run.pk)
-        failed = list(
+        broken = list(
             steps.filter(status__in=[StepStatus.FAILED, StepStatus.UPSTREAM_FAILED])
             .order_by("id")
-            .values_list("node_id", flat=True)[:20]
+            .values_list("node_id", "status")[:20]
         )
-        if failed:
-            self.run_set_status(RunStatus.FAILED, finished_at=Now(), error=f"step(s) failed: {', '.join(failed)}")
+        if broken:
+            self.run_set_status(RunStatus.FAILED, finished_at=Now(), error=_failure_summary(broken))
             return
         sinks = self.graph.sinks()
         outputs = dict(
             steps.filter(node_id__in=sinks, status=StepStatus.SUCCEEDED).values_list("node_id", "output")
         )
         self.run_set_status(RunStatus.SUCCEEDED, finished_at=Now(), outputs=outputs, error="")
+
+
+def _failure_summary(broken: list[tuple[str, str]]) -> str:
+    """``step(s) failed: b; blocked by a failure (upstream failed): c, d`` -- the steps that failed named
+    apart from those that never ran because of them."""
+    failed = [node_id for node_id, status in broken if status == StepStatus.FAILED]
+    blocked = [node_id for node_id, status in broken if status == StepStatus.UPSTREAM_FAILED]
+    parts = [f"step(s) failed: {', '.join(failed)}"] if failed else []
+    if blocked:
+        parts.append(f"blocked by a failure (upstream failed): {', '.join(blocked)}")
+    return "; ".join(parts)

@@ -101,6 +101,7 @@ def test_failure_blocks_descendants_then_retry_finishes_and_keeps_upstream(drain
     st = statuses(run)
     assert run.status == "failed"
     assert st["s3"] == "failed" and [st[f"s{i}"] for i in (4, 5, 6)] == ["upstream_failed"] * 3
+    assert run.error == "step(s) failed: s3; blocked by a failure (upstream failed): s4, s5, s6"
     with pytest.raises(InvalidTransition, match="succeeded"):
         step_retry(run_id=run.pk, node_id="s1")
     flag.write_text("ok")

@@ -57,8 +57,9 @@ def run_start(
     idempotency_key: str | None = None,
     actor=None,
     parent_step: StepRun | None = None,
+    version_number: int | None = None,
 ) -> tuple[Run, bool]:
-    """Start a run of the workflow's current version. Returns (run, created).
+    """Start a run of the workflow's current version (or of ``version_number``). Returns (run, created).
 
     With an idempotency key, the same key and the same inputs return the existing run;
     the same key with different inputs raises IdempotencyConflict.
@@ -70,7 +71,12 @@ def run_start(
             raise NotFound(f"workflow {workflow!r} does not exist") from None
     if workflow.archived:
         raise InvalidTransition(f"workflow {workflow.slug!r} is archived; restore it to start runs")
-    version = workflow.current_version
+    if version_number is None:
+        version = workflow.current_version
+    else:
+        version = workflow.versions.filter(number=version_number).first()
+        if version is None:
+            raise NotFound(f"workflow {workflow.slug!r} has no version {version_number}")
     if version is None:
         raise InvalidTransition(f"workflow {workflow.slug!r} has no saved version")
     inputs = {} if inputs is None else inputs

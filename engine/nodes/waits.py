@@ -102,10 +102,11 @@ class SubworkflowFailed(Exception):
 
 @node_type("subworkflow", label="Sub-workflow", default_queue="fast")
 class SubworkflowNode:
-    """Start a run of another workflow (its current version, pinned by the child run) with templated
-    inputs, and wait for it without holding a worker. The child's outputs (``{sink node id: output}``)
-    become this step's output; a failed or cancelled child fails this step. The child run links back
-    to this step (``parent_step``); a retry of this step never starts a second child."""
+    """Start a run of another workflow (the version named by ``version``, else its current version when
+    the child starts; the child run pins it) with templated inputs, and wait for it without holding a
+    worker. The child's outputs (``{sink node id: output}``) become this step's output; a failed or
+    cancelled child fails this step. The child run links back to this step (``parent_step``); a retry of
+    this step never starts a second child."""
 
     config_schema = {
         "type": "object",
@@ -114,6 +115,8 @@ class SubworkflowNode:
         "properties": {
             "workflow": {"type": "string", "minLength": 1, "description": "slug of the workflow to run"},
             "inputs": {"type": "object", "description": "the child run's inputs (templated)", "default": {}},
+            "version": {"type": "integer", "minimum": 1,
+                        "description": "run this version of the workflow; default: its current version"},
         },
     }
     outputs = {"description": "the child run's outputs: {sink node id: output}"}
@@ -128,7 +131,8 @@ class SubworkflowNode:
             parent = StepRun.objects.select_related("run").get(pk=ctx.step_id)
             _check_depth(parent)
             child, _ = run_start(workflow=config["workflow"], inputs=config.get("inputs") or {},
-                                 idempotency_key=idempotency_key, actor="subworkflow", parent_step=parent)
+                                 idempotency_key=idempotency_key, actor="subworkflow", parent_step=parent,
+                                 version_number=config.get("version"))
             return {"child_run": str(child.pk), "workflow": config["workflow"], "version": child.version.number}
 
         info = ctx.step("child", start)
@@ -149,8 +153,12 @@ class SubworkflowNode:
             return []
         if slug == graph.definition.get("slug"):
             return [("workflow", "a workflow cannot run itself as a sub-workflow")]
-        if not Workflow.objects.filter(slug=slug).exists():
+        workflow = Workflow.objects.filter(slug=slug).first()
+        if workflow is None:
             return [("workflow", f"workflow {slug!r} does not exist")]
+        number = config.get("version")
+        if isinstance(number, int) and not workflow.versions.filter(number=number).exists():
+            return [("version", f"workflow {slug!r} has no version {number}")]
         return []
 
 

@@ -7,6 +7,7 @@ import time
 import pytest
 from django.db.models.functions import Now
 
+from engine.exceptions import GraphInvalid
 from engine.models import Attempt, Run, StepRun
 from engine.scheduler import run_start, step_approve, step_reject
 from engine.workflows import workflow_save
@@ -133,6 +134,25 @@ def test_subworkflow_step_completes_with_the_child_runs_outputs(drain):
     assert sub.status == "succeeded" and sub.output == {"c2": {"sum": 103}}
     assert run.status == "succeeded" and step(run, "after").output == 103
     assert Attempt.objects.filter(step=sub).count() == 1  # settled by the child's completion, not a worker
+
+
+@commits
+def test_subworkflow_pinned_to_a_version_runs_that_version(drain):
+    child_workflow()
+    child_workflow(fail=True)  # version 2 of "child" fails; the parent pins version 1
+    pinned = parent_definition()
+    pinned["nodes"][1]["config"]["version"] = 1
+    run = start(pinned)
+    drain()
+    run.refresh_from_db()
+    child = Run.objects.get(parent_step=step(run, "sub"))
+    assert child.version.number == 1 and child.status == "succeeded"
+    assert run.status == "succeeded" and step(run, "after").output == 103
+    missing = parent_definition()
+    missing["slug"] = "parent-missing"
+    missing["nodes"][1]["config"]["version"] = 7
+    with pytest.raises(GraphInvalid, match="has no version 7"):
+        start(missing)
 
 
 @commits

@@ -157,14 +157,19 @@ class Workers:
 
     def kill_all(self) -> None:
         """SIGKILL every process of this host at once (runworkers runs in its own session)."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        kill_session(self.proc)
         self.proc = None
+
+
+def kill_session(proc: subprocess.Popen | None) -> None:
+    """SIGKILL a process started with ``start_new_session=True`` and everything in its group, and reap it."""
+    if proc is None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def _safe_children(proc):

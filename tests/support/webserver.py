@@ -3,8 +3,6 @@ on the same port (twisted listens with SO_REUSEADDR)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import REPO
+from tests.conftest import REPO, kill_session
 
 
 def free_port() -> int:
@@ -58,13 +56,7 @@ class WebServer:
 
     def kill(self) -> None:
         """SIGKILL the server and anything it started: every open socket drops at once."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        kill_session(self.proc)
         self.proc = None
 
     def stop(self) -> None:

@@ -13,6 +13,11 @@ advisory lock in the database (held by whichever pooled connection took it, so n
 process grew by every websocket it ever served (12.8 MB in a 10-minute soak), and Postgres' lock table
 with it. A websocket's channel is process-specific (``specific.<prefix>!<id>``): no other process
 receives on it, so it needs no lock, and its queue goes when its consumer stops receiving.
+
+And a starting listener first takes (deletes) every queued message in the table, whichever process it
+was meant for: a web process that started, or whose listener reconnected, while another one had messages
+on their way to its sockets took those messages from it. Here a listener takes only what it can deliver:
+messages for this process's own specific channels, and for shared (non-specific) channels.
 """
 
 from __future__ import annotations
@@ -21,10 +26,35 @@ import asyncio
 
 from channels_postgres.core import ASYNCIO_EVENT_CHANNEL_MAPPING
 from channels_postgres.core import PostgresChannelLayer as _UpstreamLayer
+from channels_postgres.db import MESSAGE_TABLE, utc_now
+from psycopg import sql
+
+_TAKE_QUEUED_SQL = sql.SQL(
+    """
+    DELETE FROM {table}
+    WHERE id IN (
+        SELECT id FROM {table}
+        WHERE expire > %(now)s AND (position('!' in channel) = 0 OR channel LIKE %(own)s)
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id::text, channel, message, extract(epoch from expire)::text
+    """
+).format(table=sql.Identifier(MESSAGE_TABLE))
 
 
 class PostgresChannelLayer(_UpstreamLayer):
     _listener_loop: asyncio.AbstractEventLoop | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.django_db.retrieve_non_expired_queued_messages = self._take_queued_messages
+
+    async def _take_queued_messages(self) -> list[tuple]:
+        """The messages queued while no listener ran that this process can deliver (see the module doc)."""
+        pool = await self.django_db.get_db_pool(db_params=self.db_params)
+        async with pool.connection() as conn, conn.cursor() as cursor:
+            await cursor.execute(_TAKE_QUEUED_SQL, {"now": utc_now(), "own": f"%.{self.client_prefix}!%"})
+            return await cursor.fetchall()
 
     def _get_or_create_listener_task(self):
         running, new = super()._get_or_create_listener_task()

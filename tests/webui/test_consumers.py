@@ -214,6 +214,31 @@ def test_closed_sockets_leave_no_queue_or_lock_behind(live_layer):
     run_async(scenario)
 
 
+def test_a_starting_listener_leaves_other_processes_messages_queued(live_layer):
+    """A listener that starts (a web process starting, or its listener reconnecting) takes the messages
+    queued while it was down for its own channels, and leaves those of other processes' sockets."""
+    import asyncio
+
+    from django.db import connection
+
+    from webui.channel_layer import PostgresChannelLayer
+
+    other = PostgresChannelLayer(**dict(connection.settings_dict))  # another web process's layer
+    channels = {}
+
+    async def scenario():
+        channels["theirs"] = await other.new_channel()
+        await other.send(channels["theirs"], {"type": "for.them"})  # on its way to the other process
+        ours = await live_layer.new_channel()
+        await live_layer.send(ours, {"type": "for.us"})  # queued before this process's listener runs
+        assert (await asyncio.wait_for(live_layer.receive(ours), 10))["type"] == "for.us"
+
+    run_async(scenario)
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM channels_postgres_message WHERE channel = %s", [channels["theirs"]])
+        assert cur.fetchone()[0] == 1, "the other process's message was taken by this process's listener"
+
+
 def test_superuser_may_watch_any_run(live_layer):
     run = start_run()
     headers = session_headers(make_user("root1", superuser=True))

@@ -106,24 +106,30 @@ class Continuation:
         return self.want - len(self.claimed)
 
 
-# queued -> running for one (step, attempt): the claim's compare-and-set, with a lease on the database clock.
-CLAIM_SQL = """
+# What a claim sets (queued -> running, with a lease on the database clock) and what it returns.
+_CLAIM_SET = """
 UPDATE engine_steprun SET status = 'running',
     lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s),
     heartbeat_at = statement_timestamp(), started_at = statement_timestamp(), worker = %(worker)s
-WHERE id = %(id)s AND status = 'queued' AND attempt = %(attempt)s
-RETURNING id, run_id, node_id, node_type, queue, attempt, generation, queued_at, broker_msg_id
 """
+_CLAIM_RETURNING = "RETURNING id, run_id, node_id, node_type, queue, attempt, generation, queued_at, broker_msg_id"
+
+# The claim's compare-and-set for one (step, attempt).
+CLAIM_SQL = _CLAIM_SET + """WHERE id = %(id)s AND status = 'queued' AND attempt = %(attempt)s
+""" + _CLAIM_RETURNING
 
 # The same claim for the n oldest queued steps of one run on one queue (a fan-out continues through its siblings).
-CLAIM_NEXT_SQL = """
-UPDATE engine_steprun SET status = 'running',
-    lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s),
-    heartbeat_at = statement_timestamp(), started_at = statement_timestamp(), worker = %(worker)s
-WHERE id IN (SELECT id FROM engine_steprun WHERE run_id = %(run)s AND queue = %(queue)s AND status = 'queued'
+CLAIM_NEXT_SQL = _CLAIM_SET + """WHERE id IN (SELECT id FROM engine_steprun
+             WHERE run_id = %(run)s AND queue = %(queue)s AND status = 'queued'
              ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED)
-RETURNING id, run_id, node_id, node_type, queue, attempt, generation, queued_at, broker_msg_id
-"""
+""" + _CLAIM_RETURNING
+
+# The attempt row of every step a statement's CTE named {cte} claimed (those with status 'running').
+_ATTEMPT_INSERT = """
+    INSERT INTO engine_attempt (step_id, number, queued_at, started_at, worker, outcome, error, error_type,
+        traceback, logs, metrics)
+    SELECT id, attempt, queued_at, statement_timestamp(), %(worker)s, 'running', '', '', '', '[]', '{{}}'
+    FROM {cte}"""
 
 # pending -> queued for the steps a transition made ready; those in %(claim)s go on to running
 # for the continuing worker (the claim's fields and lease, and its attempt row), in the same statement.
@@ -140,14 +146,10 @@ WITH q AS (
         worker = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN %(worker)s ELSE '' END
     WHERE id = ANY(%(ids)s) AND status = 'pending'
     RETURNING id, run_id, node_id, node_type, queue, attempt, generation, queued_at, status
-), a AS (
-    INSERT INTO engine_attempt (step_id, number, queued_at, started_at, worker, outcome, error, error_type,
-        traceback, logs, metrics)
-    SELECT id, attempt, queued_at, statement_timestamp(), %(worker)s, 'running', '', '', '', '[]', '{}'
-    FROM q WHERE status = 'running'
+), a AS ({attempts}
 )
 SELECT * FROM q
-"""
+""".format(attempts=_ATTEMPT_INSERT.format(cte="q WHERE status = 'running'"))
 
 _RELEASE_SQL = """
 WITH r AS (
@@ -162,10 +164,7 @@ SELECT * FROM r
 """
 
 _CLAIM_WRAP = """
-WITH c AS ({claim}), a AS (
-    INSERT INTO engine_attempt (step_id, number, queued_at, started_at, worker, outcome, error, error_type,
-        traceback, logs, metrics)
-    SELECT id, attempt, queued_at, statement_timestamp(), %(worker)s, 'running', '', '', '', '[]', '{{}}' FROM c
+WITH c AS ({claim}), a AS (""" + _ATTEMPT_INSERT.format(cte="c") + """
 ), m AS (
     DELETE FROM django_q_ormq WHERE id IN (SELECT broker_msg_id FROM c)
 )
@@ -177,12 +176,18 @@ def step_claim_sql(sql: str, params: dict) -> list[StepRun]:
     """Run a claim statement (CLAIM_SQL, CLAIM_NEXT_SQL) and, in the same statement, write the attempt row
     and drop the step's broker message: the step is now held by its lease, the message has done its job."""
     with prepared_cursor() as cur:
-        cur.execute(_CLAIM_WRAP.format(claim=sql.strip()), {"lease": settings.WEFT_LEASE_S, **params})
+        cur.execute(_CLAIM_WRAP.replace("{claim}", sql.strip()), {"lease": settings.WEFT_LEASE_S, **params})
         rows = cur.fetchall()
-    return [StepRun(id=step_id, run_id=run_id, node_id=node_id, node_type=node_type, queue=queue,
-                    status=StepStatus.RUNNING, attempt=attempt, generation=generation, queued_at=queued_at,
-                    worker=params["worker"])
-            for step_id, run_id, node_id, node_type, queue, attempt, generation, queued_at in rows]
+    return [_claimed_step(row, worker=params["worker"]) for row in rows]
+
+
+def _claimed_step(row: tuple, *, worker: str) -> StepRun:
+    """A step a claim statement returned (id, run_id, node_id, node_type, queue, attempt, generation,
+    queued_at), now running for ``worker``."""
+    step_id, run_id, node_id, node_type, queue, attempt, generation, queued_at = row
+    return StepRun(id=step_id, run_id=run_id, node_id=node_id, node_type=node_type, queue=queue,
+                   status=StepStatus.RUNNING, attempt=attempt, generation=generation, queued_at=queued_at,
+                   worker=worker)
 
 
 _RUN_FIELDS = [f for f in Run._meta.concrete_fields]
@@ -352,12 +357,11 @@ class RunTx:
             cur.execute(_QUEUE_READY_SQL, {"ids": [s.id for s in steps], "claim": claim_ids,
                                            "worker": cont.worker if cont else "", "lease": settings.WEFT_LEASE_S})
             rows = cur.fetchall()
-        for step_id, run_id, node_id, node_type, queue, attempt, generation, queued_at, status in sorted(rows):
+        for *row, status in sorted(rows):
+            step_id, node_id, attempt = row[0], row[2], row[5]
             self.event("step.queued", node_id, **{"from": StepStatus.PENDING, "attempt": attempt})
             if status == StepStatus.RUNNING:
-                self._claimed(cont, StepRun(id=step_id, run_id=run_id, node_id=node_id, node_type=node_type,
-                                            queue=queue, status=status, attempt=attempt, generation=generation,
-                                            queued_at=queued_at, worker=cont.worker))
+                self._claimed(cont, _claimed_step(tuple(row), worker=cont.worker))
                 continue
             self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, self.graph.nodes[node_id].queue))
 
@@ -437,7 +441,7 @@ class RunTx:
         steps = StepRun.objects.filter(run_id=self.run.pk)
         broken = list(
             steps.filter(status__in=[StepStatus.FAILED, StepStatus.UPSTREAM_FAILED])
-            .order_by("id")
+            .order_by("status", "id")  # 'failed' before 'upstream_failed': the cause is named within the 20
             .values_list("node_id", "status")[:20]
         )
         if broken:

@@ -1,74 +1,22 @@
-// The workflow editor: palette, canvas, config panel generated from each node type's JSON
-// Schema, live validation from /api/workflows/validate/, undo/redo, copy/paste, auto-layout,
-// versions with a node diff, import/export, and Run with a form from the input schema.
+// The workflow editor: canvas, live validation from /api/workflows/validate/, undo/redo,
+// copy/paste, auto-layout, save, import/export and Run. The palette, the side panels (config
+// generated from each node type's JSON Schema, versions with a node diff, JSON) and the dialogs
+// live in their own modules.
 import {
   Background, Controls, MiniMap, ReactFlow, ReactFlowProvider, addEdge, applyEdgeChanges, applyNodeChanges,
   useReactFlow,
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, get, post, put } from "./api.js";
-import { Dialog } from "./dialogs.jsx";
-import { EditNode, edgeId, useTheme } from "./graph.jsx";
+import { buildDefinition, slugify, toRfEdge, toRfNode } from "./definition.js";
+import { KeysDialog, RunDialog, SaveDialog } from "./EditorDialogs.jsx";
+import { JsonPanel, NodePanel, VersionsPanel, WorkflowPanel } from "./EditorPanels.jsx";
+import { EditNode, useTheme } from "./graph.jsx";
 import { autoLayout } from "./layout.js";
-import { SchemaForm, schemaDefaults } from "./SchemaForm.jsx";
+import { Palette } from "./Palette.jsx";
+import { schemaDefaults } from "./SchemaForm.jsx";
 
 const nodeTypes = { edit: EditNode };
-const SPEC_KEYS = ["id", "type", "name", "config", "queue", "retry", "timeout_s", "trigger_rule", "position"];
-
-function toRfNode(spec) {
-  return { id: spec.id, type: "edit", position: spec.position || { x: 0, y: 0 }, data: { spec } };
-}
-
-function toRfEdge(e) {
-  return { id: edgeId(e), source: e.source, target: e.target, data: { condition: e.condition, branch: e.branch },
-    label: e.branch || e.condition || undefined };
-}
-
-function cleanSpec(spec, position) {
-  const out = {};
-  for (const k of SPEC_KEYS) {
-    const v = k === "position" ? position : spec[k];
-    if (v === undefined || v === null || v === "") continue;
-    if (k === "retry" && typeof v === "object" && !Object.keys(v).length) continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-function buildDefinition(meta, nodes, edges) {
-  const d = { name: meta.name, slug: meta.slug };
-  if (meta.description) d.description = meta.description;
-  if (meta.inputs) d.inputs = meta.inputs;
-  d.nodes = nodes.map((n) => cleanSpec(n.data.spec, { x: Math.round(n.position.x), y: Math.round(n.position.y) }));
-  d.edges = edges.map((e) => {
-    const out = { source: e.source, target: e.target };
-    if (e.data?.condition) out.condition = e.data.condition;
-    if (e.data?.branch) out.branch = e.data.branch;
-    return out;
-  });
-  return d;
-}
-
-function slugify(text) {
-  return (text || "").toLowerCase().replace(/[^a-z0-9-_]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 100);
-}
-
-function fieldErrors(errors, index) {
-  // "nodes[3].config.url" -> {url: message}; "'function' is a required property" at nodes[3].config too.
-  const out = {};
-  for (const e of errors) {
-    const path = e.path || "";
-    const m = path.match(/^nodes\[(\d+)\]\.config(?:\.([A-Za-z0-9_]+))?/);
-    if (!m || Number(m[1]) !== index) continue;
-    let field = m[2];
-    if (!field) {
-      const req = (e.message || "").match(/'([^']+)' is a required property/);
-      if (req) field = req[1];
-    }
-    if (field && !out[field]) out[field] = e.message;
-  }
-  return out;
-}
 
 export function Editor({ props }) {
   return (
@@ -408,21 +356,7 @@ function EditorInner({ props }) {
       </div>
       {notice ? <div className={`banner ${notice.kind === "error" ? "error" : "ok"}`} role="status">{notice.text}</div> : null}
       <div className="editbody">
-        <nav className="palette" aria-label="Node palette">
-          <h2>Nodes</h2>
-          <p className="muted" style={{ fontSize: 11 }}>Drag onto the canvas, or press Enter to add.</p>
-          {types.map((t) => (
-            <button key={t.name} type="button" className="palette-item" draggable data-node-type={t.name}
-              title={t.description}
-              onDragStart={(e) => {
-                e.dataTransfer.setData("application/weft-node-type", t.name);
-                e.dataTransfer.effectAllowed = "move";
-              }}
-              onClick={() => addNode(t.name)}>
-              {t.label}<small>{t.name} · {t.default_queue}</small>
-            </button>
-          ))}
-        </nav>
+        <Palette types={types} onAdd={addNode} />
         <div className="flow" ref={wrapper} onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop}
           aria-label="Workflow canvas">
           <ReactFlow
@@ -489,213 +423,5 @@ function EditorInner({ props }) {
       {dialog?.kind === "run" ? <RunDialog slug={slug} schema={meta.inputs} onClose={() => setDialog(null)} /> : null}
       {dialog?.kind === "keys" ? <KeysDialog onClose={() => setDialog(null)} /> : null}
     </div>
-  );
-}
-
-function NodePanel({ node, nodes, edges, type, errors, index, allErrors, updateSpec, renameNode, connectTo, suggestions }) {
-  const spec = node.data.spec;
-  const [idText, setIdText] = useState(spec.id);
-  const fErrors = fieldErrors(allErrors, index);
-  const targets = nodes.filter((n) => n.id !== spec.id && !edges.some((e) => e.source === spec.id && e.target === n.id));
-  const [target, setTarget] = useState("");
-  const other = errors.filter((e) => !Object.values(fErrors).includes(e.message));
-  return (
-    <div data-panel-node={spec.id}>
-      <h2>{type?.label || spec.type}</h2>
-      {type?.description ? <p className="muted" style={{ fontSize: 12 }}>{type.description.split("\n")[0]}</p> : null}
-      <div className="field">
-        <label htmlFor="node-id">Id</label>
-        <input id="node-id" type="text" value={idText} onChange={(e) => setIdText(e.target.value)}
-          onBlur={() => { if (!renameNode(spec.id, idText)) setIdText(spec.id); }} />
-      </div>
-      <div className="field">
-        <label htmlFor="node-name">Name</label>
-        <input id="node-name" type="text" value={spec.name || ""} onChange={(e) => updateSpec(spec.id, { name: e.target.value || undefined })} />
-      </div>
-      <h2>Config</h2>
-      <SchemaForm schema={type?.config_schema} value={spec.config} idPrefix={`cfg-${spec.id}`} errors={fErrors}
-        suggestions={suggestions} onChange={(config) => updateSpec(spec.id, { config })} />
-      {other.length ? <ul className="errors">{other.map((e, i) => <li key={i}>{e.message}</li>)}</ul> : null}
-      <details>
-        <summary>Queue, retries, timeout, trigger rule</summary>
-        <div className="field"><label htmlFor="node-queue">Queue</label>
-          <input id="node-queue" type="text" placeholder={type?.default_queue} value={spec.queue || ""}
-            onChange={(e) => updateSpec(spec.id, { queue: e.target.value || undefined })} /></div>
-        <div className="field"><label htmlFor="node-attempts">Max attempts</label>
-          <input id="node-attempts" type="text" inputMode="numeric" value={spec.retry?.max_attempts ?? ""}
-            onChange={(e) => {
-              const n = parseInt(e.target.value, 10);
-              const retry = { ...(spec.retry || {}) };
-              if (Number.isNaN(n)) delete retry.max_attempts; else retry.max_attempts = n;
-              updateSpec(spec.id, { retry });
-            }} /></div>
-        <div className="field"><label htmlFor="node-timeout">Timeout (s)</label>
-          <input id="node-timeout" type="text" inputMode="decimal" value={spec.timeout_s ?? ""}
-            onChange={(e) => updateSpec(spec.id, { timeout_s: e.target.value ? Number(e.target.value) : undefined })} /></div>
-        <div className="field"><label htmlFor="node-trigger">Trigger rule</label>
-          <select id="node-trigger" value={spec.trigger_rule || "all_success"}
-            onChange={(e) => updateSpec(spec.id, { trigger_rule: e.target.value === "all_success" ? undefined : e.target.value })}>
-            <option value="all_success">all_success</option><option value="all_done">all_done</option><option value="one_success">one_success</option>
-          </select></div>
-      </details>
-      <h2>Connections</h2>
-      <div className="field">
-        <label htmlFor="node-connect">Connect to</label>
-        <div style={{ display: "flex", gap: ".4rem" }}>
-          <select id="node-connect" value={target} onChange={(e) => setTarget(e.target.value)}>
-            <option value="">—</option>
-            {targets.map((n) => <option key={n.id} value={n.id}>{n.id}</option>)}
-          </select>
-          <button type="button" className="secondary" disabled={!target} onClick={() => { connectTo(spec.id, target); setTarget(""); }}>Connect</button>
-        </div>
-      </div>
-      <p className="muted" style={{ fontSize: 12 }}>
-        Upstream: {edges.filter((e) => e.target === spec.id).map((e) => e.source).join(", ") || "none"} ·
-        downstream: {edges.filter((e) => e.source === spec.id).map((e) => e.target).join(", ") || "none"}
-      </p>
-    </div>
-  );
-}
-
-function WorkflowPanel({ meta, isNew, onChange }) {
-  const [inputsText, setInputsText] = useState(meta.inputs ? JSON.stringify(meta.inputs, null, 2) : "");
-  const [bad, setBad] = useState(null);
-  return (
-    <div>
-      <div className="field"><label htmlFor="wf-name">Name</label>
-        <input id="wf-name" type="text" value={meta.name}
-          onChange={(e) => onChange({ ...meta, name: e.target.value, slug: isNew && (!meta.slug || meta.slug === slugify(meta.name)) ? slugify(e.target.value) : meta.slug })} /></div>
-      <div className="field"><label htmlFor="wf-slug">Slug</label>
-        <input id="wf-slug" type="text" value={meta.slug} disabled={!isNew} onChange={(e) => onChange({ ...meta, slug: e.target.value })} />
-        <div className="help">Stable identifier; it cannot change after the first save.</div></div>
-      <div className="field"><label htmlFor="wf-description">Description</label>
-        <textarea id="wf-description" rows={3} value={meta.description} onChange={(e) => onChange({ ...meta, description: e.target.value })} /></div>
-      <div className="field"><label htmlFor="wf-inputs">Input schema (JSON Schema)</label>
-        <textarea id="wf-inputs" rows={8} value={inputsText} placeholder='{"type": "object", "properties": {"url": {"type": "string"}}}'
-          onChange={(e) => {
-            setInputsText(e.target.value);
-            if (!e.target.value.trim()) { setBad(null); onChange({ ...meta, inputs: undefined }); return; }
-            try { onChange({ ...meta, inputs: JSON.parse(e.target.value) }); setBad(null); } catch (err) { setBad(err.message); }
-          }} />
-        {bad ? <div className="field-error">Not valid JSON yet: {bad}</div> : null}</div>
-    </div>
-  );
-}
-
-function nodeDiff(from, to) {
-  const a = Object.fromEntries((from.nodes || []).map((n) => [n.id, n]));
-  const b = Object.fromEntries((to.nodes || []).map((n) => [n.id, n]));
-  const strip = (n) => JSON.stringify({ ...n, position: undefined });
-  return {
-    added: Object.keys(b).filter((k) => !a[k]),
-    removed: Object.keys(a).filter((k) => !b[k]),
-    changed: Object.keys(b).filter((k) => a[k] && strip(a[k]) !== strip(b[k])),
-  };
-}
-
-function VersionsPanel({ slug, versions, current, onLoad }) {
-  const [diff, setDiff] = useState(null);
-  if (!slug) return <p className="muted">Save the workflow to start its version history.</p>;
-  const compare = async (n) => {
-    const v = await get(`/api/workflows/${slug}/versions/${n}/`);
-    setDiff({ number: n, definition: v.definition, ...nodeDiff(v.definition, current) });
-  };
-  return (
-    <div>
-      <ol className="versions" reversed>
-        {versions.map((v) => (
-          <li key={v.number} data-version={v.number}>
-            <strong>v{v.number}</strong> <span className="muted">{new Date(v.created_at).toLocaleString()} {v.created_by ? `· ${v.created_by}` : ""}</span>
-            {v.note ? <div>{v.note}</div> : null}
-            <button type="button" className="link" onClick={() => compare(v.number)}>Compare with the editor</button>
-          </li>
-        ))}
-      </ol>
-      {diff ? (
-        <div className="card" aria-label={`Changes since v${diff.number}`}>
-          <h2>Editor vs v{diff.number}</h2>
-          <p>Added: {diff.added.join(", ") || "none"}</p>
-          <p>Removed: {diff.removed.join(", ") || "none"}</p>
-          <p>Changed: {diff.changed.join(", ") || "none"}</p>
-          <button type="button" className="secondary" onClick={() => onLoad(diff.definition)}>Load v{diff.number} into the editor</button>
-        </div>
-      ) : null}
-    </div>
-  );
-}
-
-function JsonPanel({ definition, onImport, onExport }) {
-  const [text, setText] = useState("");
-  return (
-    <div>
-      <button type="button" className="secondary" onClick={onExport}>Export JSON</button>
-      <div className="field" style={{ marginTop: ".75rem" }}>
-        <label htmlFor="import-file">Import from a file</label>
-        <input id="import-file" type="file" accept="application/json,.json"
-          onChange={async (e) => { const f = e.target.files[0]; if (f) onImport(await f.text()); }} />
-      </div>
-      <div className="field">
-        <label htmlFor="import-text">…or paste a definition</label>
-        <textarea id="import-text" rows={8} value={text} onChange={(e) => setText(e.target.value)} />
-        <button type="button" className="secondary" disabled={!text.trim()} onClick={() => onImport(text) && setText("")}>Import</button>
-      </div>
-      <details><summary>Current definition</summary><pre className="json">{JSON.stringify(definition, null, 2)}</pre></details>
-    </div>
-  );
-}
-
-function SaveDialog({ onClose, onSave, valid }) {
-  const [note, setNote] = useState("");
-  const [busy, setBusy] = useState(false);
-  return (
-    <Dialog title="Save as a new version" onClose={onClose} actions={<>
-      <button type="button" className="secondary" onClick={onClose}>Cancel</button>
-      <button type="button" disabled={busy} onClick={async () => { setBusy(true); const ok = await onSave(note); setBusy(false); if (ok) onClose(); }}>Save version</button></>}>
-      {!valid ? <p className="warn-text">The workflow has problems; saving will fail until they are fixed.</p> : null}
-      <label htmlFor="save-note">Note</label>
-      <input id="save-note" type="text" value={note} onChange={(e) => setNote(e.target.value)} placeholder="What changed?" />
-    </Dialog>
-  );
-}
-
-function RunDialog({ slug, schema, onClose }) {
-  const [inputs, setInputs] = useState({});
-  const [problem, setProblem] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const start = async () => {
-    setBusy(true);
-    try {
-      const run = await post(`/api/workflows/${slug}/runs/`, { inputs });
-      window.location.href = `/runs/${run.id}/`;
-    } catch (err) {
-      setProblem(err.details?.length ? err.details.map((d) => d.message || String(d)).join("; ") : err.message);
-      setBusy(false);
-    }
-  };
-  return (
-    <Dialog title={`Run ${slug}`} onClose={onClose} actions={<>
-      <button type="button" className="secondary" onClick={onClose}>Cancel</button>
-      <button type="button" disabled={busy} onClick={start}>Start run</button></>}>
-      {schema && schema.properties && Object.keys(schema.properties).length
-        ? <SchemaForm schema={schema} value={inputs} onChange={setInputs} idPrefix="run-input" />
-        : <p className="muted">This workflow takes no inputs.</p>}
-      {problem ? <p className="errors" role="alert">{problem}</p> : null}
-    </Dialog>
-  );
-}
-
-function KeysDialog({ onClose }) {
-  const keys = [
-    ["Ctrl+Z", "Undo"], ["Ctrl+Shift+Z / Ctrl+Y", "Redo"], ["Ctrl+C / Ctrl+V", "Copy / paste selected nodes"],
-    ["Delete / Backspace", "Delete selected nodes and edges"], ["Ctrl+S", "Save as a new version"],
-    ["Shift+L", "Auto-layout"], ["Tab, Enter", "Move between nodes and select one (canvas)"],
-    ["Arrow keys", "Move the selected node"], ["?", "This list"],
-  ];
-  return (
-    <Dialog title="Keyboard shortcuts" onClose={onClose} actions={<button type="button" onClick={onClose}>Close</button>}>
-      <table className="list compact"><tbody>
-        {keys.map(([k, what]) => <tr key={k}><td><span className="kbd">{k}</span></td><td>{what}</td></tr>)}
-      </tbody></table>
-    </Dialog>
   );
 }

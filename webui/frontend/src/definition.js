@@ -1,0 +1,42 @@
+// The editor's workflow definition and React Flow's nodes and edges: one into the other and back.
+import { edgeId } from "./graph.jsx";
+
+const SPEC_KEYS = ["id", "type", "name", "config", "queue", "retry", "timeout_s", "trigger_rule", "position"];
+
+export function toRfNode(spec) {
+  return { id: spec.id, type: "edit", position: spec.position || { x: 0, y: 0 }, data: { spec } };
+}
+
+export function toRfEdge(e) {
+  return { id: edgeId(e), source: e.source, target: e.target, data: { condition: e.condition, branch: e.branch },
+    label: e.branch || e.condition || undefined };
+}
+
+function cleanSpec(spec, position) {
+  const out = {};
+  for (const k of SPEC_KEYS) {
+    const v = k === "position" ? position : spec[k];
+    if (v === undefined || v === null || v === "") continue;
+    if (k === "retry" && typeof v === "object" && !Object.keys(v).length) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+export function buildDefinition(meta, nodes, edges) {
+  const d = { name: meta.name, slug: meta.slug };
+  if (meta.description) d.description = meta.description;
+  if (meta.inputs) d.inputs = meta.inputs;
+  d.nodes = nodes.map((n) => cleanSpec(n.data.spec, { x: Math.round(n.position.x), y: Math.round(n.position.y) }));
+  d.edges = edges.map((e) => {
+    const out = { source: e.source, target: e.target };
+    if (e.data?.condition) out.condition = e.data.condition;
+    if (e.data?.branch) out.branch = e.data.branch;
+    return out;
+  });
+  return d;
+}
+
+export function slugify(text) {
+  return (text || "").toLowerCase().replace(/[^a-z0-9-_]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 100);
+}

@@ -119,6 +119,15 @@ def _database() -> dict:
     # the socket directory in OPTIONS; HOST is where every consumer of this dict looks for it.
     if not db.get("HOST") and db["OPTIONS"].get("host"):
         db["HOST"] = db["OPTIONS"].pop("host")
+    # Lets engine.dbretry.prepared_cursor prepare the hot path's statements (Django's own cursors bind on the
+    # client and never prepare; with Django's default of None, psycopg prepares nothing at all).
+    db["OPTIONS"].setdefault("prepare_threshold", 5)
+    # Those statements are key lookups whatever their parameters: a generic plan, made once, serves every
+    # call. Without this, each call plans anew (a custom plan), 0.6 ms for the success statement alone.
+    # Only prepared statements are affected; Django's queries are planned per call as before.
+    options = db["OPTIONS"].get("options", "")
+    if "plan_cache_mode" not in options:
+        db["OPTIONS"]["options"] = f"{options} -c plan_cache_mode=force_generic_plan".strip()
     db.setdefault("PASSWORD", "")
     db.setdefault("TIME_ZONE", None)
     db["CONN_MAX_AGE"] = env_int("WEFT_CONN_MAX_AGE", 60)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import psycopg
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
@@ -38,13 +39,21 @@ def with_db_retry(fn: Callable[[], T], *, what: str) -> T:
 
 @contextlib.contextmanager
 def prepared_cursor():
-    """A cursor on Django's connection (so in its transaction) that binds parameters on the server, so
-    psycopg prepares a statement once it has run a few times: the hot path's statements are planned once
-    per connection instead of on every step. Errors come out as Django's, as from ``connection.cursor()``."""
-    import psycopg
+    """A cursor on Django's connection (so in its transaction) whose statements are prepared on the server:
+    the hot path's statements are parsed and planned once per connection instead of on every step.
+    Errors come out as Django's, as from ``connection.cursor()``.
 
+    Django's own cursors bind parameters on the client and never prepare (its ``prepare_threshold`` is
+    None), so the preparing is asked for here, per statement. A new connection (after a database restart,
+    or ``CONN_MAX_AGE``) starts with none and prepares them again.
+    """
     with connection.wrap_database_errors:
         connection.ensure_connection()
         connection.validate_no_broken_transaction()
-        with psycopg.Cursor(connection.connection) as cur:
+        with _PreparingCursor(connection.connection) as cur:
             yield cur
+
+
+class _PreparingCursor(psycopg.Cursor):
+    def execute(self, query, params=None, *, prepare: bool | None = True, binary: bool | None = None):
+        return super().execute(query, params, prepare=prepare, binary=binary)

@@ -30,9 +30,8 @@ class PendingEvent:
 _WRITE_SQL = """
 WITH e AS (
     INSERT INTO engine_event (run_id, seq, type, node_id, payload, actor, created_at)
-    SELECT %(run)s, %(first)s + v.i - 1, v.type, v.node_id, v.payload, v.actor, %(at)s
-    FROM unnest(%(types)s::text[], %(nodes)s::text[], %(payloads)s::jsonb[], %(actors)s::text[])
-        WITH ORDINALITY AS v(type, node_id, payload, actor, i)
+    SELECT %(run)s, %(first)s + v.i - 1, v.e->>'type', v.e->>'node_id', v.e->'payload', v.e->>'actor', %(at)s
+    FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS v(e, i)
 )
 UPDATE engine_run SET last_seq = %(last)s, unfinished_steps = %(unfinished)s{sets} WHERE id = %(run)s{returning}
 """
@@ -57,23 +56,23 @@ def events_write(run_id, first_seq: int, pending: list[PendingEvent], *,
     """Insert ``pending`` as seq first_seq, first_seq+1, ... and publish them once the transaction commits.
 
     With ``run_counters`` (last_seq, unfinished_steps), the run row's counters are set in the same statement,
-    with ``run_sets`` (SQL assignments and their parameters) too; returns the ``returning`` columns of the
-    updated run row then (else the Event rows).
+    with ``run_sets`` (SQL assignments and their parameters) too, in one statement; it returns the
+    ``returning`` columns of the updated run row then (None without). Without, it returns the Event rows.
     """
     at = timezone.now()
-    rows = [
-        Event(run_id=run_id, seq=first_seq + i, type=e.type, node_id=e.node_id, payload=e.payload, actor=e.actor,
-              created_at=at)
-        for i, e in enumerate(pending)
-    ]
-    messages = [event_message(row) for row in rows]
     if run_counters is None:
+        rows = [Event(run_id=run_id, seq=first_seq + i, type=e.type, node_id=e.node_id, payload=e.payload,
+                      actor=e.actor, created_at=at) for i, e in enumerate(pending)]
+        messages = [event_message(row) for row in rows]
         Event.objects.bulk_create(rows)
         transaction.on_commit(lambda: publish(str(run_id), messages))
         return rows
+    run, at_text = str(run_id), at.isoformat()
+    messages = [{"run": run, "seq": first_seq + i, "type": e.type, "node_id": e.node_id, "payload": e.payload,
+                 "actor": e.actor, "at": at_text} for i, e in enumerate(pending)]
     params = {"run": run_id, "first": first_seq, "at": at, "last": run_counters[0], "unfinished": run_counters[1],
-              "types": [e.type for e in pending], "nodes": [e.node_id for e in pending],
-              "payloads": [json.dumps(e.payload) for e in pending], "actors": [e.actor for e in pending]}
+              "events": json.dumps([{"type": e.type, "node_id": e.node_id, "payload": e.payload, "actor": e.actor}
+                                    for e in pending])}
     send = _postgres_send_params(str(run_id), messages)
     sets, set_params = run_sets
     sql = (_WRITE_SQL if send is None else _WRITE_AND_SEND_SQL).format(
@@ -86,7 +85,7 @@ def events_write(run_id, first_seq: int, pending: list[PendingEvent], *,
         transaction.on_commit(lambda: publish(str(run_id), messages))
     else:
         transaction.on_commit(purge_expired_messages)
-    return row if returning else rows
+    return row
 
 
 def event_message(event: Event) -> dict:

@@ -77,8 +77,8 @@ def worker_id() -> str:
 def step_claim(*, run_id, step_id: int, attempt: int, worker: str) -> Claim | None:
     """queued -> running for exactly one delivery of (step, attempt), with a lease on the database clock."""
     with prepared_cursor() as cur:  # a duplicate or stale delivery goes away without taking the run's lock
-        cur.execute("SELECT node_id FROM engine_steprun WHERE id = %s AND status = 'queued' AND attempt = %s",
-                    [step_id, attempt])
+        cur.execute("SELECT node_id FROM engine_steprun WHERE id = %s AND status = %s AND attempt = %s",
+                    [step_id, StepStatus.QUEUED, attempt])
         row = cur.fetchone()
     if row is None:
         return None  # someone else has it, or it moved on
@@ -108,14 +108,14 @@ class Liveness:
 
     _SQL = (
         "UPDATE engine_steprun SET lease_expires_at = now() + make_interval(secs => %s), heartbeat_at = now() "
-        "WHERE id = %s AND attempt = %s AND status = 'running' "
+        "WHERE id = %s AND attempt = %s AND status = %s "
         "RETURNING (SELECT status FROM engine_run WHERE id = engine_steprun.run_id)"
     )
 
     # The leases of a batch's claimed steps that have not started yet (see execute_step).
     _HELD_SQL = (
         "UPDATE engine_steprun SET lease_expires_at = now() + make_interval(secs => %s), heartbeat_at = now() "
-        "WHERE status = 'running' AND (id, attempt) IN (SELECT * FROM unnest(%s::bigint[], %s::int[]))"
+        "WHERE status = %s AND (id, attempt) IN (SELECT * FROM unnest(%s::bigint[], %s::int[]))"
     )
 
     def __init__(self, step_id: int, attempt: int, *, held: list[tuple[int, int]] = ()):
@@ -132,11 +132,12 @@ class Liveness:
 
     def beat(self) -> None:
         try:
-            with connection.cursor() as cur:
-                cur.execute(self._SQL, [self.lease_s, self.step_id, self.attempt])
+            with prepared_cursor() as cur:
+                cur.execute(self._SQL, [self.lease_s, self.step_id, self.attempt, StepStatus.RUNNING])
                 row = cur.fetchone()
                 if self.held:
-                    cur.execute(self._HELD_SQL, [self.lease_s, [h[0] for h in self.held], [h[1] for h in self.held]])
+                    cur.execute(self._HELD_SQL, [self.lease_s, StepStatus.RUNNING, [h[0] for h in self.held],
+                                                 [h[1] for h in self.held]])
         except DatabaseError as exc:
             log.warning("heartbeat for step %s failed, will retry: %s", self.step_id,
                         str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
@@ -316,7 +317,29 @@ def execute_step(run_id: str, step_id: int, attempt: int) -> str:
         batch = with_db_retry(lambda: _record_batch(done, released, continuation=continuation),  # noqa: B023
                               what=f"recording step {done[0][0].step.node_id!r}")
         result = done[0][1][0] if result is None else result
+        if not batch and not released and time.monotonic() - started <= _continue_budget(queue):
+            batch, size = _claim_queued(queue, worker=worker), 1
     return result
+
+
+# The oldest queued steps of a queue, any run: what the broker would deliver next.
+_OLDEST_QUEUED_SQL = ("SELECT run_id, id, attempt FROM engine_steprun WHERE queue = %s AND status = 'queued' "
+                      "ORDER BY queued_at LIMIT %s")
+
+
+def _claim_queued(queue: str, *, worker: str, tries: int = 4) -> list[Claim]:
+    """The worker has nothing left of its run: claim the oldest queued step of another run on its queue, as
+    that step's broker delivery would (same claim, same transaction), without waiting for the delivery.
+    Its broker message goes in the claim; a copy already prefetched by a cluster finds the step claimed."""
+    with prepared_cursor() as cur:
+        cur.execute(_OLDEST_QUEUED_SQL, [queue, tries])
+        candidates = cur.fetchall()
+    for run_id, step_id, attempt in candidates:
+        claim = with_db_retry(lambda: step_claim(run_id=run_id, step_id=step_id, attempt=attempt,  # noqa: B023
+                                                 worker=worker), what="claiming a queued step")
+        if claim is not None:
+            return [claim]
+    return []
 
 
 # A batch grows while its steps take less than this each (no-op and control steps, cheap transforms).

@@ -9,6 +9,7 @@ unfinished -- all in the same transaction.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -114,8 +115,13 @@ UPDATE engine_steprun SET status = 'running',
 """
 _CLAIM_RETURNING = "RETURNING id, run_id, node_id, node_type, queue, attempt, generation, queued_at, broker_msg_id"
 
-# The claim's compare-and-set for one (step, attempt).
-CLAIM_SQL = _CLAIM_SET + """WHERE id = %(id)s AND status = 'queued' AND attempt = %(attempt)s
+# The claim's compare-and-set for one (step, attempt). A lookup by id compares the status with a parameter,
+# never a literal (here and in every prepared statement that finds a step by id): with a literal such as
+# status = 'queued', the planner may read the partial index of queued (or running) steps instead of the primary
+# key, and that index holds an entry for every step that passed through the status since the last vacuum.
+# Prepared statements get generic plans (see config/settings.py), which cannot use a partial index for a
+# parameter.
+CLAIM_SQL = _CLAIM_SET + """WHERE id = %(id)s AND status = %(queued)s AND attempt = %(attempt)s
 """ + _CLAIM_RETURNING
 
 # The same claim for the n oldest queued steps of one run on one queue (a fan-out continues through its siblings).
@@ -155,7 +161,7 @@ _RELEASE_SQL = """
 WITH r AS (
     UPDATE engine_steprun SET status = 'queued', lease_expires_at = NULL, heartbeat_at = NULL, started_at = NULL,
         worker = ''
-    WHERE status = 'running' AND (id, attempt) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]))
+    WHERE status = %(running)s AND (id, attempt) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]))
     RETURNING id, node_id, attempt, queue
 ), a AS (
     DELETE FROM engine_attempt USING r WHERE engine_attempt.step_id = r.id AND engine_attempt.number = r.attempt
@@ -176,7 +182,8 @@ def step_claim_sql(sql: str, params: dict) -> list[StepRun]:
     """Run a claim statement (CLAIM_SQL, CLAIM_NEXT_SQL) and, in the same statement, write the attempt row
     and drop the step's broker message: the step is now held by its lease, the message has done its job."""
     with prepared_cursor() as cur:
-        cur.execute(_CLAIM_WRAP.replace("{claim}", sql.strip()), {"lease": settings.WEFT_LEASE_S, **params})
+        cur.execute(_CLAIM_WRAP.replace("{claim}", sql.strip()),
+                    {"lease": settings.WEFT_LEASE_S, "queued": StepStatus.QUEUED, **params})
         rows = cur.fetchall()
     return [_claimed_step(row, worker=params["worker"]) for row in rows]
 
@@ -376,8 +383,9 @@ class RunTx:
     def release(self, steps: list[StepRun]) -> None:
         """Hand claimed steps that never started back to their queue (``running -> queued``, same attempt:
         it never ran, so the fencing token stays), with broker rows for other workers."""
-        with connection.cursor() as cur:
-            cur.execute(_RELEASE_SQL, {"ids": [s.pk for s in steps], "attempts": [s.attempt for s in steps]})
+        with prepared_cursor() as cur:
+            cur.execute(_RELEASE_SQL, {"ids": [s.pk for s in steps], "attempts": [s.attempt for s in steps],
+                                       "running": StepStatus.RUNNING})
             rows = cur.fetchall()
         for step_id, node_id, attempt, queue in sorted(rows):
             self.event("step.queued", node_id, **{"from": StepStatus.RUNNING, "attempt": attempt, "released": True})
@@ -438,20 +446,28 @@ class RunTx:
             from engine.subworkflows import settle_on_commit
 
             settle_on_commit(self.run.pk)
-        steps = StepRun.objects.filter(run_id=self.run.pk)
-        broken = list(
-            steps.filter(status__in=[StepStatus.FAILED, StepStatus.UPSTREAM_FAILED])
-            .order_by("status", "id")  # 'failed' before 'upstream_failed': the cause is named within the 20
-            .values_list("node_id", "status")[:20]
-        )
+        with prepared_cursor() as cur:
+            cur.execute(_FINISH_SQL, {"run": self.run.pk, "sinks": self.graph.sinks(),
+                                      "succeeded": StepStatus.SUCCEEDED,
+                                      "broken": [StepStatus.FAILED, StepStatus.UPSTREAM_FAILED]})
+            rows = cur.fetchall()
+        broken = [(node_id, status) for node_id, status, _ in rows if status != StepStatus.SUCCEEDED]
         if broken:
             self.run_set_status(RunStatus.FAILED, finished_at=Now(), error=_failure_summary(broken))
             return
-        sinks = self.graph.sinks()
-        outputs = dict(
-            steps.filter(node_id__in=sinks, status=StepStatus.SUCCEEDED).values_list("node_id", "output")
-        )
+        outputs = {node_id: json.loads(output) if output is not None else None for node_id, _, output in rows}
         self.run_set_status(RunStatus.SUCCEEDED, finished_at=Now(), outputs=outputs, error="")
+
+
+# What a finishing run needs of its steps: the first 20 that failed or were blocked ('failed' before
+# 'upstream_failed', so the cause is named), and the outputs of its sinks.
+_FINISH_SQL = """
+(SELECT node_id, status, NULL::text FROM engine_steprun WHERE run_id = %(run)s AND status = ANY(%(broken)s)
+ ORDER BY status, id LIMIT 20)
+UNION ALL
+SELECT node_id, status, output::text FROM engine_steprun
+WHERE run_id = %(run)s AND node_id = ANY(%(sinks)s) AND status = %(succeeded)s
+"""
 
 
 def _failure_summary(broken: list[tuple[str, str]]) -> str:

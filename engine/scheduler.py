@@ -101,23 +101,15 @@ def run_start(
                 created_by=actor if getattr(actor, "pk", None) else None,
                 parent_step=parent_step,
             )
-            steps = StepRun.objects.bulk_create(
-                [
-                    StepRun(
-                        run=run,
-                        node_id=node.id,
-                        node_type=node.type,
-                        queue=node.queue,
-                        remaining_upstream=len(graph.in_edges(node.id)),
-                    )
-                    for node in graph.nodes.values()
-                ],
-                batch_size=2000,
-            )
+            with prepared_cursor() as cur:
+                cur.execute(_STEPS_INSERT_SQL, {"run": run.pk, "steps": json.dumps([
+                    {"node_id": node.id, "node_type": node.type, "queue": node.queue,
+                     "upstream": len(graph.in_edges(node.id))} for node in graph.nodes.values()])})
+                steps = cur.fetchall()
             roots = set(graph.roots())
             with RunTx(run.pk, actor=_actor_name(actor), new_run=run) as tx:
                 tx.run_set_status(RunStatus.RUNNING, started_at=Now())
-                dispatch_ready(tx, [StepRef(s.pk, s.node_id, S.PENDING, 0) for s in steps if s.node_id in roots])
+                dispatch_ready(tx, [StepRef(pk, node_id, S.PENDING, 0) for pk, node_id in steps if node_id in roots])
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -126,6 +118,16 @@ def run_start(
             raise
         return existing, False
     return run, True  # as the run's transaction left it (RunTx read the row back)
+
+
+# A new run's steps, one row per node, in one statement (the model's defaults for every other NOT NULL column).
+_STEPS_INSERT_SQL = """
+INSERT INTO engine_steprun (run_id, node_id, node_type, queue, status, attempt, generation, remaining_upstream,
+    upstream_succeeded, upstream_failed, upstream_skipped, error, waiting_reason, worker)
+SELECT %(run)s, s->>'node_id', s->>'node_type', s->>'queue', 'pending', 0, 0, (s->>'upstream')::int, 0, 0, 0, '', '', ''
+FROM jsonb_array_elements(%(steps)s::jsonb) AS s
+RETURNING id, node_id
+"""
 
 
 def _existing_run(workflow: Workflow, key: str, digest: str) -> Run | None:
@@ -312,17 +314,16 @@ def step_record_success(tx: RunTx, step: StepRef, *, attempt: int, output, attem
 # successors' counters, in one statement. Rows: ('won', step id, node id) and the decremented successors.
 _SUCCESS_SQL = """
 WITH v AS (
-    SELECT id, attempt, output, logs, metrics,
-        statement_timestamp() - make_interval(secs => ago_start) AS started_at,
-        statement_timestamp() - make_interval(secs => ago_end) AS finished_at
-    FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(outputs)s::jsonb[], %(logs)s::jsonb[],
-                %(metrics)s::jsonb[], %(ago_start)s::float8[], %(ago_end)s::float8[])
-        AS v(id, attempt, output, logs, metrics, ago_start, ago_end)
+    SELECT (i->>'id')::bigint AS id, (i->>'attempt')::int AS attempt, i->'output' AS output, i->'logs' AS logs,
+        i->'metrics' AS metrics,
+        statement_timestamp() - make_interval(secs => (i->>'ago_start')::float8) AS started_at,
+        statement_timestamp() - make_interval(secs => (i->>'ago_end')::float8) AS finished_at
+    FROM jsonb_array_elements(%(items)s::jsonb) AS i
 ), s AS (
     UPDATE engine_steprun t SET status = 'succeeded', output = v.output, error = '', lease_expires_at = NULL,
         waiting_reason = '', waiting_detail = NULL, wake_at = NULL, started_at = v.started_at,
         finished_at = v.finished_at
-    FROM v WHERE t.id = v.id AND t.status = 'running' AND t.attempt = v.attempt
+    FROM v WHERE t.id = ANY(%(ids)s::bigint[]) AND t.id = v.id AND t.status = %(running)s AND t.attempt = v.attempt
     RETURNING t.id, t.node_id, v.attempt
 ), a AS (
     UPDATE engine_attempt x SET started_at = v.started_at, finished_at = v.finished_at, outcome = 'succeeded',
@@ -331,7 +332,7 @@ WITH v AS (
 ), c AS (
     SELECT e.target, count(*) AS n, count(*) FILTER (WHERE e.outcome = 'succeeded') AS ok,
         count(*) FILTER (WHERE e.outcome = 'failed') AS failed, count(*) FILTER (WHERE e.outcome = 'skipped') AS sk
-    FROM unnest(%(sources)s::text[], %(targets)s::text[], %(outcomes)s::text[]) AS e(source, target, outcome)
+    FROM jsonb_to_recordset(%(edges)s::jsonb) AS e(source text, target text, outcome text)
     JOIN s ON s.node_id = e.source GROUP BY e.target
 ), d AS (
     UPDATE engine_steprun t SET remaining_upstream = remaining_upstream - c.n,
@@ -350,21 +351,19 @@ SELECT 'successor', * FROM d
 def steps_record_success(tx: RunTx, items: list[tuple[StepRef, int, object, dict]]) -> list[bool]:
     """Record successful attempts [(running step, attempt, output, {"logs", "metrics"})] of one running run
     in one statement (see _SUCCESS_SQL); returns, per item, whether its compare-and-set won."""
-    sources, targets, outcomes = [], [], []
+    edges = []
     for step, _attempt, output, _row in items:
         for target_outcome, names in (_decrement_params(tx, step.node_id, SUCCEEDED, output) or {}).items():
             if target_outcome in (SUCCEEDED, FAILED, SKIPPED):
-                sources += [step.node_id] * len(names)
-                targets += names
-                outcomes += [target_outcome] * len(names)
+                edges += [{"source": step.node_id, "target": name, "outcome": target_outcome} for name in names]
+    # The items and edges go as two JSON texts: one parameter each, not ten arrays to adapt element by element.
     with prepared_cursor() as cur:
         cur.execute(_SUCCESS_SQL, {
-            "ids": [i[0].id for i in items], "attempts": [i[1] for i in items],
-            "outputs": [json.dumps(i[2]) for i in items], "logs": [json.dumps(i[3]["logs"]) for i in items],
-            "metrics": [json.dumps(i[3]["metrics"]) for i in items],
-            "ago_start": [float(i[3].get("ago_start", 0.0)) for i in items],
-            "ago_end": [float(i[3].get("ago_end", 0.0)) for i in items],
-            "sources": sources, "targets": targets, "outcomes": outcomes, "run": tx.run.pk,
+            "items": json.dumps([{"id": step.id, "attempt": attempt, "output": output, "logs": row["logs"],
+                                  "metrics": row["metrics"], "ago_start": float(row.get("ago_start", 0.0)),
+                                  "ago_end": float(row.get("ago_end", 0.0))} for step, attempt, output, row in items]),
+            "ids": [step.id for step, *_ in items], "edges": json.dumps(edges), "run": tx.run.pk,
+            "running": S.RUNNING,
         })
         rows = cur.fetchall()
     won = {r[1] for r in rows if r[0] == "won"}

@@ -47,6 +47,10 @@ class PostgresChannelLayer(_UpstreamLayer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # The layer turns the database dict into a libpq connection string; psycopg's prepare_threshold (set
+        # for Weft's own connections, see config/settings.py) is no libpq option. The layer prepares its
+        # statements itself. (DatabaseLayer holds this same dict.)
+        self.db_params.pop("prepare_threshold", None)
         self.django_db.retrieve_non_expired_queued_messages = self._take_queued_messages
 
     async def _take_queued_messages(self) -> list[tuple]:

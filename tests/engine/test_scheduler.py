@@ -431,6 +431,33 @@ def test_one_delivery_runs_a_whole_fan_out_in_batches_each_step_once(tmp_path):
     assert running.count() == width + 2
 
 
+def test_a_worker_done_with_its_run_claims_the_oldest_queued_step_of_another_run(tmp_path):
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    from engine.executor import execute_step
+
+    log = tmp_path / "log"
+    wf = save(chain("c2-other", 2, lambda i: node(f"s{i}", "tests.count", kwargs={"path": str(log)})))
+    first, _ = run_start(workflow=wf)
+    second, _ = run_start(workflow=wf)
+    other = definition("other-queue", [node("f", "tests.count", kwargs={"path": str(log)}, queue="fast")], [])
+    elsewhere, _ = run_start(workflow=save(other))
+    rows = {SignedPackage.loads(r.payload)["args"][0]: r for r in OrmQ.objects.all()}
+    # one delivery: its own run, then the other queued run of its queue, without that run's delivery
+    assert execute_step(*SignedPackage.loads(rows[str(first.pk)].payload)["args"]) == "succeeded"
+    for run in (first, second):
+        run.refresh_from_db()
+        assert run.status == "succeeded", statuses(run)
+        assert_gapless(run)
+        assert set(Attempt.objects.filter(step__run=run).values_list("number", flat=True)) == {1}
+    assert log.read_text().split() == ["s1", "s2", "s1", "s2"]
+    assert not OrmQ.objects.filter(pk=rows[str(second.pk)].pk).exists(), "the claim drops the broker message"
+    # a step of another queue is left to that queue's workers
+    assert statuses(elsewhere) == {"f": "queued"}
+    assert OrmQ.objects.filter(pk=rows[str(elsewhere.pk)].pk).exists()
+
+
 def test_claimed_steps_not_started_within_the_window_go_back_to_the_queue(settings, tmp_path):
     from django_q.models import OrmQ
     from django_q.signing import SignedPackage

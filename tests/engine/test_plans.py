@@ -1,0 +1,79 @@
+"""The plans PostgreSQL makes for the hot path's statements that find steps by id.
+
+Those statements are prepared with generic plans (config/settings.py). A step's status passes through
+'queued' and 'running' on every attempt, so the partial indexes on those statuses hold an entry for every
+step that did, until a vacuum; a lookup by id that read one of them would read all of it, on every call.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+
+from engine import journal, scheduler
+from engine.executor import Liveness
+from engine.runtx import _CLAIM_WRAP, _RELEASE_SQL, CLAIM_SQL
+from engine.scheduler import run_start
+from engine.workflows import workflow_save
+from tests.conftest import chain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PARTIAL = ("steprun_running_lease", "steprun_queued", "steprun_run_queued")
+
+
+def _generic_plan(sql: str, params: dict | list) -> str:
+    """EXPLAIN of ``sql``'s generic plan (what a prepared statement runs with here), for ``params``."""
+    names: list = []
+
+    def placeholder(match):
+        key = match.group(1)
+        if key not in names:
+            names.append(key)
+        return f"${names.index(key) + 1}"
+
+    if isinstance(params, dict):
+        text = re.sub(r"%\((\w+)\)s", placeholder, sql)
+        values = [params[n] for n in names]
+    else:
+        counter = iter(range(1, len(params) + 1))
+        text = re.sub(r"%s", lambda m: f"${next(counter)}", sql)
+        values = list(params)
+    with connection.cursor() as cur:
+        cur.execute("SHOW plan_cache_mode")
+        assert cur.fetchone()[0] == "force_generic_plan"
+        cur.execute(f"PREPARE weft_plan AS {text}")
+        try:
+            cur.execute(f"EXPLAIN EXECUTE weft_plan({', '.join(['%s'] * len(values))})", values)
+            return "\n".join(row[0] for row in cur.fetchall())
+        finally:
+            cur.execute("DEALLOCATE weft_plan")
+
+
+def test_lookups_by_id_read_the_primary_key_not_a_partial_index():
+    run, _ = run_start(workflow=workflow_save(definition=chain("plans", 3))[0])
+    step = run.steps.get(node_id="s1")
+    with connection.cursor() as cur:  # thousands of finished steps, a few queued and running: small partial indexes
+        cur.execute("""
+            INSERT INTO engine_steprun (run_id, node_id, node_type, queue, status, attempt, generation,
+                remaining_upstream, upstream_succeeded, upstream_failed, upstream_skipped, error, waiting_reason,
+                worker, queued_at, lease_expires_at)
+            SELECT %s, 'x' || i, 'noop', 'default', CASE WHEN i %% 1000 = 0 THEN 'running' ELSE 'succeeded' END,
+                1, 0, 0, 0, 0, 0, '', '', '', now(), now()
+            FROM generate_series(1, 5000) AS i""", [run.pk])
+        cur.execute("ANALYZE engine_steprun")
+    statements = {
+        "claim": (_CLAIM_WRAP.replace("{claim}", CLAIM_SQL.strip()),
+                  {"lease": 30, "queued": "queued", "id": step.pk, "attempt": 1, "worker": "w"}),
+        "success": (scheduler._SUCCESS_SQL, {"items": "[]", "ids": [step.pk], "running": "running", "edges": "[]",
+                                             "run": run.pk}),
+        "release": (_RELEASE_SQL, {"ids": [step.pk], "attempts": [1], "running": "running"}),
+        "heartbeat": (Liveness._SQL, [30, step.pk, 1, "running"]),
+        "journal": (journal._UPSERT_SQL, {"step": step.pk, "key": "k", "position": 0, "safe": False, "attempt": 1,
+                                          "running": "running"}),
+    }
+    for name, (sql, params) in statements.items():
+        plan = _generic_plan(sql, params)
+        assert not [index for index in PARTIAL if index in plan], f"{name} reads a partial index:\n{plan}"

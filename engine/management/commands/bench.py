@@ -24,6 +24,7 @@ class Command(BaseCommand):
         names = [w for w in bench.WORKLOADS if w != "floor"] if workload == "all" else [workload]
         floor = bench.floor_ms()
         bench.cancel_leftovers()
+        bench.vacuum()
         with bench.BenchWorkers():
             time.sleep(3)  # clusters up
             bench.chain(5)  # warm: imports, connections, graph caches

@@ -15,11 +15,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-import psycopg
 from django.conf import settings
 from django.db import connection
 
 import weft
+from engine.dbretry import connect
 from engine.models import Run, StepRun
 from engine.scheduler import run_cancel, run_start
 from engine.states import RUN_TERMINAL
@@ -58,9 +58,7 @@ def summary(values: list[float]) -> dict | None:
 
 def floor_ms(n: int = 2000) -> float:
     """Insert one row and commit, n times, on one connection: milliseconds per commit."""
-    db = settings.DATABASES["default"]
-    with psycopg.connect(dbname=db["NAME"], user=db.get("USER") or None, host=db.get("HOST") or None,
-                         port=db.get("PORT") or None, password=db.get("PASSWORD") or None) as conn:
+    with connect() as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS weft_bench_floor (id bigserial PRIMARY KEY, at timestamptz)")
         conn.commit()
         t0 = time.perf_counter()

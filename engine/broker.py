@@ -24,6 +24,8 @@ from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
+from engine.dbretry import connect
+
 log = logging.getLogger(__name__)
 
 _DEQUEUE_SQL = """
@@ -86,12 +88,7 @@ class WeftBroker(ORM):
 
     def _listen(self):
         if self._listener is None or self._listener.closed:
-            import psycopg
-
-            db = settings.DATABASES[Conf.ORM]
-            conn = psycopg.connect(dbname=db["NAME"], user=db.get("USER") or None, host=db.get("HOST") or None,
-                                   port=db.get("PORT") or None, password=db.get("PASSWORD") or None,
-                                   autocommit=True, connect_timeout=5)
+            conn = connect(Conf.ORM, autocommit=True, connect_timeout=5)
             conn.execute(f'LISTEN "{notify_channel(self.list_key)}"')
             self._listener = conn
         return self._listener

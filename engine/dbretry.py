@@ -54,6 +54,21 @@ def prepared_cursor():
             yield cur
 
 
+_DJANGO_ONLY_OPTIONS = {"prepare_threshold", "isolation_level", "server_side_binding", "assume_role", "pool",
+                        "cursor_factory", "context"}
+
+
+def connect(alias: str = "default", **kwargs) -> psycopg.Connection:
+    """A psycopg connection of its own to Django's database ``alias``, outside Django's connection handling
+    (a LISTEN connection, a benchmark's). Takes the alias's libpq options (sslmode, options, ...), not those
+    that only Django's backend reads."""
+    db = settings.DATABASES[alias]
+    options = {k: v for k, v in db.get("OPTIONS", {}).items() if k not in _DJANGO_ONLY_OPTIONS}
+    return psycopg.connect(dbname=db["NAME"], user=db.get("USER") or None, host=db.get("HOST") or None,
+                           port=db.get("PORT") or None, password=db.get("PASSWORD") or None,
+                           **{**options, **kwargs})
+
+
 class _PreparingCursor(psycopg.Cursor):
     def execute(self, query, params=None, *, prepare: bool | None = True, binary: bool | None = None):
         return super().execute(query, params, prepare=prepare, binary=binary)

@@ -37,12 +37,21 @@ UPDATE engine_run SET last_seq = %(last)s, unfinished_steps = %(unfinished)s{set
 """
 
 
-def _send_sql() -> str:
+def _messages_insert() -> str:
     from channels_postgres.db import GROUP_CHANNEL_TABLE, MESSAGE_TABLE
 
+    return (f"INSERT INTO {MESSAGE_TABLE} (channel, message, expire) "  # noqa: S608 (table names are constants)
+            f"SELECT DISTINCT channel, %(message)s, %(expire)s FROM {GROUP_CHANNEL_TABLE} "
+            "WHERE group_key = ANY(%(groups)s)")
+
+
+# channels-postgres's rows for one message to some groups: one per channel in them (see _postgres_rows).
+_MESSAGES_INSERT_SQL = _messages_insert()
+
+
+def _send_sql() -> str:
     return _WRITE_SQL.replace("\nUPDATE engine_run", f""", m AS (
-    INSERT INTO {MESSAGE_TABLE} (channel, message, expire)
-    SELECT DISTINCT channel, %(message)s, %(expire)s FROM {GROUP_CHANNEL_TABLE} WHERE group_key = ANY(%(groups)s)
+    {_MESSAGES_INSERT_SQL}
 )
 UPDATE engine_run""")
 
@@ -107,6 +116,14 @@ def run_group(run_id: str) -> str:
 RUNS_GROUP = "runs"
 
 
+def _publication(run_id: str, messages: list[dict]) -> tuple[dict, list[str]]:
+    """The channel-layer message carrying ``messages`` (a run's events), and the groups it goes to."""
+    groups = [run_group(run_id)]
+    if any(m["type"].startswith("run.") for m in messages):
+        groups.append(RUNS_GROUP)
+    return {"type": "weft.events", "run": run_id, "events": messages}, groups
+
+
 def publish(run_id: str, messages: list[dict]) -> None:
     """Send committed events to websocket listeners. Best effort: the Event table is the truth,
     and clients catch up from it after any gap."""
@@ -121,10 +138,7 @@ def publish(run_id: str, messages: list[dict]) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        message = {"type": "weft.events", "run": run_id, "events": messages}
-        groups = [run_group(run_id)]
-        if any(m["type"].startswith("run.") for m in messages):
-            groups.append(RUNS_GROUP)
+        message, groups = _publication(run_id, messages)
         if _is_postgres_layer(layer):
             _postgres_group_send(layer, groups, message)
         else:
@@ -143,19 +157,12 @@ def _postgres_send_params(run_id: str, messages: list[dict]) -> dict | None:
     if not settings.WEFT_PUBLISH_EVENTS:
         return None
     try:
-        from datetime import timedelta
-
         from channels.layers import get_channel_layer
 
         layer = get_channel_layer()
         if layer is None or not _is_postgres_layer(layer):
             return None
-        message = {"type": "weft.events", "run": run_id, "events": messages}
-        groups = [run_group(run_id)]
-        if any(m["type"].startswith("run.") for m in messages):
-            groups.append(RUNS_GROUP)
-        return {"message": layer.serialize(message), "expire": timezone.now() + timedelta(seconds=layer.expiry),
-                "groups": [layer._group_key(g) for g in groups]}
+        return _postgres_rows(layer, *_publication(run_id, messages))
     except Exception:  # publish after commit instead, best effort as ever
         log.warning("could not prepare %d event(s) of run %s for the channel layer", len(messages), run_id,
                     exc_info=True)
@@ -168,6 +175,14 @@ def _is_postgres_layer(layer) -> bool:
     return isinstance(layer, PostgresChannelLayer)
 
 
+def _postgres_rows(layer, message: dict, groups: list[str]) -> dict:
+    """The parameters of _MESSAGES_INSERT_SQL: the layer's serialised message, its expiry, the groups' keys."""
+    from datetime import timedelta
+
+    return {"message": layer.serialize(message), "expire": timezone.now() + timedelta(seconds=layer.expiry),
+            "groups": [layer._group_key(g) for g in groups]}
+
+
 def _postgres_group_send(layer, groups: list[str], message: dict) -> None:
     """channels-postgres ``group_send`` as one synchronous INSERT on this process's database connection.
 
@@ -176,19 +191,8 @@ def _postgres_group_send(layer, groups: list[str], message: dict) -> None:
     This writes the same rows (one message per channel in the groups; the table's trigger
     NOTIFYs the listening web servers) without an event loop or a second pool.
     """
-    from datetime import timedelta
-
-    from channels_postgres.db import GROUP_CHANNEL_TABLE, MESSAGE_TABLE
-    from django.utils import timezone
-
-    data = layer.serialize(message)
-    expire = timezone.now() + timedelta(seconds=layer.expiry)
     with connection.cursor() as cur:
-        cur.execute(
-            f"INSERT INTO {MESSAGE_TABLE} (channel, message, expire) "  # noqa: S608 (table names are constants)
-            f"SELECT DISTINCT channel, %s, %s FROM {GROUP_CHANNEL_TABLE} WHERE group_key = ANY(%s)",
-            [data, expire, [layer._group_key(g) for g in groups]],
-        )
+        cur.execute(_MESSAGES_INSERT_SQL, _postgres_rows(layer, message, groups))
 
 
 PURGE_INTERVAL_S = 30.0
@@ -204,16 +208,16 @@ def purge_expired_messages(*, force: bool = False) -> int:
     """
     import time
 
-    from django.conf import settings
+    from channels.layers import get_channel_layer
 
     global _last_purge
-    backend = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")
-    if not backend.endswith("PostgresChannelLayer"):
-        return 0
     now = time.monotonic()
     if not force and now - _last_purge < PURGE_INTERVAL_S:
         return 0
     _last_purge = now
+    layer = get_channel_layer()
+    if layer is None or not _is_postgres_layer(layer):
+        return 0
     try:
         with connection.cursor() as cur:
             cur.execute("DELETE FROM channels_postgres_message WHERE expire < now()")

@@ -1,6 +1,6 @@
 """Append-only run events, and their publication to the channel layer after commit.
 
-Events are buffered by a ``RunTx`` (see scheduler) and written in the same
+Events are buffered by a ``RunTx`` (see runtx) and written in the same
 transaction that makes them true, with gapless per-run sequence numbers.
 """
 

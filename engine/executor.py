@@ -25,7 +25,7 @@ from django.db import DatabaseError, connection
 from django.db.models.functions import Now
 from django_q.exceptions import TimeoutException
 
-from engine import scheduler, templating
+from engine import outcomes, templating
 from engine.context import StepContext, Wait, upstream_outputs
 from engine.dbretry import prepared_cursor, with_db_retry
 from engine.exceptions import (
@@ -391,7 +391,7 @@ def _record_batch(done: list[tuple], released: list[Claim], *, continuation: Con
         succeeded = [d for d in done if d[1][0] == "succeeded"]
         if len(succeeded) > 1 and tx.run_status == RunStatus.RUNNING:  # one statement for all of them
             refs = [StepRef(c.step.pk, c.step.node_id, StepStatus.RUNNING, c.step.attempt) for c, _, _ in succeeded]
-            won = scheduler.steps_record_success(tx, [
+            won = outcomes.steps_record_success(tx, [
                 (ref, ref.attempt, outcome[1], {"logs": logs, "metrics": outcome[2] or {}, **claim.ago()})
                 for ref, (claim, outcome, logs) in zip(refs, succeeded, strict=True)])
             for (claim, _, logs), ok in zip(succeeded, won, strict=True):
@@ -479,24 +479,24 @@ def _record(tx: RunTx, claim: Claim, *, attempt: int, outcome: tuple, logs: list
     ref = StepRef(step.pk, step.node_id, StepStatus.RUNNING, attempt)
     attempt_outcome = kind
     if kind == "succeeded":  # the Attempt row is finished in the same statement
-        won = scheduler.step_record_success(tx, ref, attempt=attempt, output=value,
+        won = outcomes.step_record_success(tx, ref, attempt=attempt, output=value,
                                             attempt_row={"logs": logs, "metrics": metrics or {}, **claim.ago()})
     elif kind == "waiting":
-        won = scheduler.step_record_wait(tx, ref, attempt=attempt, reason=value.reason, detail=value.detail,
+        won = outcomes.step_record_wait(tx, ref, attempt=attempt, reason=value.reason, detail=value.detail,
                                          wake_in=value.wake_in)
     elif kind == "in_doubt":
         attempt_outcome = "waiting"
-        won = scheduler.step_record_wait(tx, ref, attempt=attempt, reason="in_doubt",
+        won = outcomes.step_record_wait(tx, ref, attempt=attempt, reason="in_doubt",
                                          detail={"key": value.key, "message": str(value)}, wake_in=None)
     elif kind == "cancelled":
-        won = scheduler.step_record_cancelled(tx, ref, attempt=attempt)
+        won = outcomes.step_record_cancelled(tx, ref, attempt=attempt)
     else:
         if kind == "lost":
             attempt_outcome = "lost"
         policy = RetryPolicy.from_config(node.retry, settings.WEFT_DEFAULT_RETRY)
         retryable = error_type not in NOT_RETRYABLE and policy.should_retry(attempt=attempt, error_type=error_type)
         retry_in = policy.delay_after(attempt) if retryable else None
-        won = scheduler.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in)
+        won = outcomes.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in)
         if won and retry_in is not None:
             observe.retry_scheduled(step)
     if not won:

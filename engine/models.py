@@ -1,6 +1,6 @@
 """Weft's durable state. Models are data: fields, constraints, indexes, small properties.
 
-Workflow logic lives in scheduler.py / executor.py; status changes go through the
+Workflow logic lives in scheduler.py, outcomes.py and executor.py; status changes go through the
 compare-and-set functions there, never ``obj.status = X; obj.save()``.
 """
 
@@ -104,7 +104,7 @@ class StepRun(models.Model):
     attempt = models.IntegerField(default=0)
     # Bumped by "rerun from here": idempotency keys change only when an operator asks for a fresh execution.
     generation = models.IntegerField(default=0)
-    # Readiness counters (see scheduler): upstream edges not yet finished, and their outcomes so far.
+    # Readiness counters (see outcomes): upstream edges not yet finished, and their outcomes so far.
     remaining_upstream = models.IntegerField(default=0)
     upstream_succeeded = models.IntegerField(default=0)
     upstream_failed = models.IntegerField(default=0)

@@ -1,6 +1,6 @@
 """Read-only queries for interfaces (API, pages): lists, details, events, timelines.
 
-Nothing here changes state; status changes go through scheduler.py and RunTx.
+Nothing here changes state; status changes go through scheduler.py, outcomes.py and RunTx.
 """
 
 from __future__ import annotations

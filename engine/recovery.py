@@ -17,7 +17,7 @@ from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 from django_q.models import OrmQ
 
-from engine import scheduler
+from engine import outcomes
 from engine.models import Attempt, StepRun
 from engine.nodes import registry
 from engine.observability import hooks as observe
@@ -82,7 +82,7 @@ def expire_leases() -> int:
             retry_in = policy.delay_after(attempt) if policy.should_retry(attempt=attempt, error_type="WorkerLost") \
                 else None
             ref = StepRef(row.id, row.node_id, row.status, row.attempt)
-            if scheduler.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in):
+            if outcomes.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in):
                 Attempt.objects.filter(step_id=step_id, number=attempt).update(
                     outcome=Attempt.Outcome.LOST, finished_at=Now(), error=error, error_type="WorkerLost")
                 tx.event("step.lost", row.node_id, attempt=attempt, worker=row.worker)
@@ -125,9 +125,9 @@ def wake_due_timers() -> int:
             decision = on_wake(row) if on_wake else {"outcome": "succeeded", "output": row.output}
             ref = StepRef(row.id, row.node_id, row.status, row.attempt)
             if decision["outcome"] == "succeeded":
-                scheduler.step_record_success(tx, ref, attempt=row.attempt, output=decision.get("output"))
+                outcomes.step_record_success(tx, ref, attempt=row.attempt, output=decision.get("output"))
             else:
-                scheduler.step_record_failure(tx, ref, attempt=row.attempt, error=decision.get("error", "timed out"),
+                outcomes.step_record_failure(tx, ref, attempt=row.attempt, error=decision.get("error", "timed out"),
                                               retry_in=None)
     return len(due)
 

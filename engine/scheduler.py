@@ -1,10 +1,5 @@
-"""Run and step lifecycle: start, propagate readiness, and the operator actions.
-
-Readiness is incremental: each StepRun starts with ``remaining_upstream`` = its
-in-degree. A step that reaches a terminal outcome decrements its successors'
-counters in one statement (O(out-degree)); a successor that reaches zero has its
-trigger rule evaluated and is queued, skipped or marked upstream_failed.
-"""
+"""Run and step lifecycle: starting runs, and the operator actions (retry, rerun, skip, complete, approve,
+cancel). What a step's outcome does to its successors is engine.outcomes."""
 
 from __future__ import annotations
 
@@ -16,7 +11,6 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Now
 
-from engine import templating
 from engine.dbretry import prepared_cursor
 from engine.exceptions import (
     IdempotencyConflict,
@@ -24,18 +18,13 @@ from engine.exceptions import (
     InvalidTransition,
     NotFound,
     StepOutputInvalid,
-    TemplateFailed,
 )
-from engine.inline import is_inline, run_inline
-from engine.models import Attempt, JournalEntry, Run, StepRun, Workflow
+from engine.models import JournalEntry, Run, StepRun, Workflow
+from engine.outcomes import dispatch_ready, edge_outcome, propagate
 from engine.readiness import (
     FAILED,
-    RUN,
     SKIPPED,
     SUCCEEDED,
-    chosen_branches,
-    source_edge_outcome,
-    trigger_decision,
 )
 from engine.runtx import RunTx, StepRef, version_graph
 from engine.security import OutputInvalid, json_for_storage, output_problem
@@ -172,264 +161,6 @@ def _actor_name(actor) -> str:
     return getattr(actor, "username", "") or str(actor)
 
 
-# -- readiness ----------------------------------------------------------------------------------
-
-
-def _edge_context(tx: RunTx, output) -> dict:
-    return {"output": output, "inputs": tx.run.inputs}
-
-
-def _edge_outcome(tx: RunTx, edge, step_outcome: str, output) -> str:
-    outcome = source_edge_outcome(step_outcome)
-    if outcome != SUCCEEDED:
-        return outcome
-    if edge.branch is not None:
-        chosen = chosen_branches(output)
-        if chosen is None or edge.branch not in chosen:
-            return SKIPPED
-    if edge.condition:
-        try:
-            taken = templating.evaluate(edge.condition, _edge_context(tx, output),
-                                        path=f"edge {edge.source}->{edge.target}")
-        except TemplateFailed as exc:
-            tx.event("edge.condition_failed", edge.target, source=edge.source, error=exc.message)
-            return FAILED
-        if not taken:
-            return SKIPPED
-    return SUCCEEDED
-
-
-_DECREMENT_SQL = """
-UPDATE engine_steprun SET
-    remaining_upstream = remaining_upstream - 1,
-    upstream_succeeded = upstream_succeeded + (node_id = ANY(%(ok)s))::int,
-    upstream_failed = upstream_failed + (node_id = ANY(%(failed)s))::int,
-    upstream_skipped = upstream_skipped + (node_id = ANY(%(skipped)s))::int
-WHERE run_id = %(run)s AND node_id = ANY(%(all)s) AND status = 'pending'
-RETURNING id, node_id, status, attempt, remaining_upstream, upstream_succeeded, upstream_failed, upstream_skipped
-"""
-
-
-def propagate(tx: RunTx, node_id: str, outcome: str, output=None) -> None:
-    """A step reached a terminal ``outcome``: update its successors, and theirs if they are skipped or fail."""
-    _propagate_all(tx, [(node_id, outcome, output)])
-
-
-def dispatch_ready(tx: RunTx, ready: list[StepRef]) -> None:
-    """Steps whose upstream is done and who should run: inline ones run now, the rest are queued."""
-    _propagate_all(tx, _dispatch(tx, ready))
-
-
-def _dispatch(tx: RunTx, ready: list[StepRef]) -> list[tuple]:
-    queued, finished = [], []
-    for ref in ready:
-        if is_inline(tx.graph.nodes[ref.node_id].type):
-            outcome, output = run_inline(tx, ref)
-            if outcome:
-                finished.append((ref.node_id, outcome, output))
-        else:
-            queued.append(ref)
-    tx.queue_ready(queued)
-    return finished
-
-
-def _propagate_all(tx: RunTx, work: list[tuple]) -> None:
-    while work:
-        source, source_outcome, source_output = work.pop()
-        params = _decrement_params(tx, source, source_outcome, source_output)
-        if params is None:
-            continue
-        with connection.cursor() as cur:
-            cur.execute(_DECREMENT_SQL, {"ok": params[SUCCEEDED], "failed": params[FAILED],
-                                         "skipped": params[SKIPPED], "all": params["all"], "run": params["run"]})
-            rows = cur.fetchall()
-        _decremented(tx, rows, work)
-
-
-def _decrement_params(tx: RunTx, source: str, source_outcome: str, source_output) -> dict | None:
-    """The parameters of _DECREMENT_SQL for ``source`` reaching ``source_outcome`` (None: it has no successors)."""
-    edges = tx.graph.out_edges(source)
-    if not edges:
-        return None
-    by_outcome: dict[str, list[str]] = {SUCCEEDED: [], FAILED: [], SKIPPED: []}
-    for edge in edges:
-        by_outcome[_edge_outcome(tx, edge, source_outcome, source_output)].append(edge.target)
-    return {SUCCEEDED: by_outcome[SUCCEEDED], FAILED: by_outcome[FAILED], SKIPPED: by_outcome[SKIPPED],
-            "all": [e.target for e in edges], "run": tx.run.pk}
-
-
-def _decremented(tx: RunTx, rows: list[tuple], work: list[tuple]) -> None:
-    """Act on the successors _DECREMENT_SQL returned: those whose upstream is done run, skip or fail."""
-    ready = []
-    for step_id, target, status, attempt, remaining, ok, failed, skipped in rows:
-        if remaining > 0:
-            continue
-        rule = tx.graph.nodes[target].trigger_rule
-        decision = trigger_decision(rule, succeeded=ok, failed=failed, skipped=skipped)
-        ref = StepRef(step_id, target, status, attempt)
-        if decision == RUN and tx.run_status == RunStatus.RUNNING:
-            ready.append(ref)
-            continue
-        follow = _ready(tx, ref, decision)
-        if follow:
-            work.append((target, follow, None))
-    work.extend(_dispatch(tx, ready))
-
-
-def _ready(tx: RunTx, step: StepRef, decision: str) -> str | None:
-    """Act on a trigger decision for a step whose upstream is done. Returns an outcome to propagate, if any."""
-    if tx.run_status != RunStatus.RUNNING:
-        tx.step_set_status(step, S.CANCELLED)
-        return None
-    if decision == RUN:
-        tx.queue(step, next_attempt=step.attempt + 1)
-        return None
-    status = S.SKIPPED if decision == SKIPPED else S.UPSTREAM_FAILED
-    tx.step_set_status(step, status)
-    return status
-
-
-# -- outcomes recorded by the executor and recovery ---------------------------------------------
-
-
-def step_record_success(tx: RunTx, step: StepRef, *, attempt: int, output, attempt_row: dict | None = None) -> bool:
-    """running -> succeeded for ``attempt``, and its successors move on. With ``attempt_row`` (the
-    attempt's logs and metrics), the Attempt row is finished too, in the same statement."""
-    if attempt_row is not None and step.status == S.RUNNING and tx.run_status == RunStatus.RUNNING:
-        return steps_record_success(tx, [(step, attempt, output, attempt_row)])[0]
-    if not tx.step_set_status(step, S.SUCCEEDED, attempt=attempt, output=output, error="",
-                              lease_expires_at=None, waiting_reason="", waiting_detail=None, wake_at=None):
-        return False
-    if attempt_row is not None:
-        Attempt.objects.filter(step_id=step.id, number=attempt).update(
-            started_at=_db_now_plus(-attempt_row.get("ago_start", 0.0)),
-            finished_at=_db_now_plus(-attempt_row.get("ago_end", 0.0)), outcome="succeeded", error="",
-            error_type="", traceback="", logs=attempt_row["logs"], metrics=attempt_row["metrics"])
-    if tx.run_status == RunStatus.RUNNING:
-        propagate(tx, step.node_id, SUCCEEDED, output)
-    return True
-
-
-# The hot path of successful attempts (one, or a batch): the compare-and-sets, their Attempt rows and the
-# successors' counters, in one statement. Rows: ('won', step id, node id) and the decremented successors.
-_SUCCESS_SQL = """
-WITH v AS (
-    SELECT (i->>'id')::bigint AS id, (i->>'attempt')::int AS attempt, i->'output' AS output, i->'logs' AS logs,
-        i->'metrics' AS metrics,
-        statement_timestamp() - make_interval(secs => (i->>'ago_start')::float8) AS started_at,
-        statement_timestamp() - make_interval(secs => (i->>'ago_end')::float8) AS finished_at
-    FROM jsonb_array_elements(%(items)s::jsonb) AS i
-), s AS (
-    UPDATE engine_steprun t SET status = 'succeeded', output = v.output, error = '', lease_expires_at = NULL,
-        waiting_reason = '', waiting_detail = NULL, wake_at = NULL, started_at = v.started_at,
-        finished_at = v.finished_at
-    FROM v WHERE t.id = ANY(%(ids)s::bigint[]) AND t.id = v.id AND t.status = %(running)s AND t.attempt = v.attempt
-    RETURNING t.id, t.node_id, v.attempt
-), a AS (
-    UPDATE engine_attempt x SET started_at = v.started_at, finished_at = v.finished_at, outcome = 'succeeded',
-        error = '', error_type = '', traceback = '', logs = v.logs, metrics = v.metrics
-    FROM s JOIN v ON v.id = s.id WHERE x.step_id = s.id AND x.number = s.attempt
-), c AS (
-    SELECT e.target, count(*) AS n, count(*) FILTER (WHERE e.outcome = 'succeeded') AS ok,
-        count(*) FILTER (WHERE e.outcome = 'failed') AS failed, count(*) FILTER (WHERE e.outcome = 'skipped') AS sk
-    FROM jsonb_to_recordset(%(edges)s::jsonb) AS e(source text, target text, outcome text)
-    JOIN s ON s.node_id = e.source GROUP BY e.target
-), d AS (
-    UPDATE engine_steprun t SET remaining_upstream = remaining_upstream - c.n,
-        upstream_succeeded = upstream_succeeded + c.ok, upstream_failed = upstream_failed + c.failed,
-        upstream_skipped = upstream_skipped + c.sk
-    FROM c WHERE t.run_id = %(run)s AND t.node_id = c.target AND t.status = 'pending'
-    RETURNING t.id, t.node_id, t.status, t.attempt, t.remaining_upstream, t.upstream_succeeded, t.upstream_failed,
-        t.upstream_skipped
-)
-SELECT 'won', id, node_id, NULL, NULL, NULL, NULL, NULL, NULL FROM s
-UNION ALL
-SELECT 'successor', * FROM d
-"""
-
-
-def steps_record_success(tx: RunTx, items: list[tuple[StepRef, int, object, dict]]) -> list[bool]:
-    """Record successful attempts [(running step, attempt, output, {"logs", "metrics"})] of one running run
-    in one statement (see _SUCCESS_SQL); returns, per item, whether its compare-and-set won."""
-    edges = []
-    for step, _attempt, output, _row in items:
-        for target_outcome, names in (_decrement_params(tx, step.node_id, SUCCEEDED, output) or {}).items():
-            if target_outcome in (SUCCEEDED, FAILED, SKIPPED):
-                edges += [{"source": step.node_id, "target": name, "outcome": target_outcome} for name in names]
-    # The items and edges go as two JSON texts: one parameter each, not ten arrays to adapt element by element.
-    with prepared_cursor() as cur:
-        cur.execute(_SUCCESS_SQL, {
-            "items": json.dumps([{"id": step.id, "attempt": attempt, "output": output, "logs": row["logs"],
-                                  "metrics": row["metrics"], "ago_start": float(row.get("ago_start", 0.0)),
-                                  "ago_end": float(row.get("ago_end", 0.0))} for step, attempt, output, row in items]),
-            "ids": [step.id for step, *_ in items], "edges": json.dumps(edges), "run": tx.run.pk,
-            "running": S.RUNNING,
-        })
-        rows = cur.fetchall()
-    won = {r[1] for r in rows if r[0] == "won"}
-    for step, *_ in items:
-        if step.id in won:
-            tx.step_changed(step, S.SUCCEEDED)
-    work: list[tuple] = []
-    _decremented(tx, [r[1:] for r in rows if r[0] == "successor"], work)
-    _propagate_all(tx, work)
-    return [step.id in won for step, *_ in items]
-
-
-def step_record_failure(tx: RunTx, step: StepRef, *, attempt: int, error: str, retry_in: float | None) -> bool:
-    """Record a failed attempt: wait ``retry_in`` seconds and try again, or (None) fail the step."""
-    if retry_in is not None and tx.run_status == RunStatus.RUNNING:
-        if retry_in <= 0:
-            return _requeue_now(tx, step, attempt=attempt, error=error)
-        return tx.step_set_status(
-            step,
-            S.RETRY_WAIT,
-            attempt=attempt,
-            event={"attempt": attempt, "retry_in_s": round(retry_in, 3), "error": error[:500]},
-            error=error,
-            lease_expires_at=None,
-            next_attempt_at=_db_now_plus(retry_in),
-        )
-    if not tx.step_set_status(step, S.FAILED, attempt=attempt, event={"attempt": attempt, "error": error[:500]},
-                              error=error, lease_expires_at=None):
-        return False
-    if tx.run_status == RunStatus.RUNNING:
-        propagate(tx, step.node_id, FAILED)
-    return True
-
-
-def _requeue_now(tx: RunTx, step: StepRef, *, attempt: int, error: str) -> bool:
-    # running -> queued directly (no backoff): the attempt number is the fencing token.
-    if step.status != S.RUNNING or step.attempt != attempt:
-        return False
-    StepRun.objects.filter(pk=step.id).update(error=error)
-    return tx.queue(step, next_attempt=attempt + 1)
-
-
-def _db_now_plus(seconds: float):
-    from datetime import timedelta
-
-    return Now() + timedelta(seconds=seconds)
-
-
-def step_record_wait(tx: RunTx, step: StepRef, *, attempt: int, reason: str, detail: dict | None,
-                     wake_in: float | None) -> bool:
-    return tx.step_set_status(
-        step,
-        S.WAITING,
-        attempt=attempt,
-        event={"reason": reason, **({"detail": detail} if detail else {})},
-        waiting_reason=reason,
-        waiting_detail=detail,
-        wake_at=_db_now_plus(wake_in) if wake_in is not None else None,
-        lease_expires_at=None,
-    )
-
-
-def step_record_cancelled(tx: RunTx, step: StepRef, *, attempt: int) -> bool:
-    return tx.step_set_status(step, S.CANCELLED, attempt=attempt, lease_expires_at=None)
-
-
 # -- operator actions ---------------------------------------------------------------------------
 
 
@@ -483,7 +214,7 @@ def _reset_downstream(tx: RunTx, node_id: str, *, statuses: set[str]) -> list[st
             if src is None or src.status not in (S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED):
                 counts["remaining"] += 1
             else:
-                counts[_edge_outcome(tx, edge, src.status, src.output)] += 1
+                counts[edge_outcome(tx, edge, src.status, src.output)] += 1
         updates.append((rows[nid].id, counts["remaining"], counts[SUCCEEDED], counts[FAILED], counts[SKIPPED]))
     if updates:
         with connection.cursor() as cur:

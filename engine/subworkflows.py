@@ -24,7 +24,7 @@ from django.db.models import CharField, Exists, OuterRef
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
-from engine import scheduler
+from engine import outcomes, scheduler
 from engine.exceptions import InvalidTransition
 from engine.models import Run, StepRun
 from engine.runtx import RunTx, StepRef
@@ -70,8 +70,8 @@ def subworkflow_settle(child_run_id) -> bool:
         ref = StepRef(step.id, step.node_id, step.status, step.attempt)
         kind, value = outcome
         if kind == "succeeded":
-            return scheduler.step_record_success(tx, ref, attempt=step.attempt, output=value)
-        return scheduler.step_record_failure(tx, ref, attempt=step.attempt, error=str(value), retry_in=None)
+            return outcomes.step_record_success(tx, ref, attempt=step.attempt, output=value)
+        return outcomes.step_record_failure(tx, ref, attempt=step.attempt, error=str(value), retry_in=None)
 
 
 def settle_on_commit(child_run_id) -> None:

@@ -12,7 +12,7 @@ import re
 import pytest
 from django.db import connection
 
-from engine import journal, scheduler
+from engine import journal, outcomes
 from engine.executor import Liveness
 from engine.runtx import _CLAIM_WRAP, _RELEASE_SQL, CLAIM_SQL
 from engine.scheduler import run_start
@@ -67,7 +67,7 @@ def test_lookups_by_id_read_the_primary_key_not_a_partial_index():
     statements = {
         "claim": (_CLAIM_WRAP.replace("{claim}", CLAIM_SQL.strip()),
                   {"lease": 30, "queued": "queued", "id": step.pk, "attempt": 1, "worker": "w"}),
-        "success": (scheduler._SUCCESS_SQL, {"items": "[]", "ids": [step.pk], "running": "running", "edges": "[]",
+        "success": (outcomes._SUCCESS_SQL, {"items": "[]", "ids": [step.pk], "running": "running", "edges": "[]",
                                              "run": run.pk}),
         "release": (_RELEASE_SQL, {"ids": [step.pk], "attempts": [1], "running": "running"}),
         "heartbeat": (Liveness._SQL, [30, step.pk, 1, "running"]),

@@ -74,17 +74,20 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def step_claim(*, run_id, step_id: int, attempt: int, worker: str) -> Claim | None:
-    """queued -> running for exactly one delivery of (step, attempt), with a lease on the database clock."""
-    with prepared_cursor() as cur:  # a duplicate or stale delivery goes away without taking the run's lock
-        cur.execute("SELECT node_id FROM engine_steprun WHERE id = %s AND status = %s AND attempt = %s",
-                    [step_id, StepStatus.QUEUED, attempt])
-        row = cur.fetchone()
-    if row is None:
-        return None  # someone else has it, or it moved on
+def step_claim(*, run_id, step_id: int, attempt: int, worker: str, node_id: str | None = None) -> Claim | None:
+    """queued -> running for exactly one delivery of (step, attempt), with a lease on the database clock.
+    ``node_id``: the caller has just seen the step queued (and its node), so nothing is checked first."""
+    if node_id is None:
+        with prepared_cursor() as cur:  # a duplicate or stale delivery goes away without taking the run's lock
+            cur.execute("SELECT node_id FROM engine_steprun WHERE id = %s AND status = %s AND attempt = %s",
+                        [step_id, StepStatus.QUEUED, attempt])
+            row = cur.fetchone()
+        if row is None:
+            return None  # someone else has it, or it moved on
+        node_id = row[0]
     with RunTx(run_id) as tx:
         if tx.run_status != RunStatus.RUNNING:
-            tx.step_set_status(StepRef(step_id, row[0], StepStatus.QUEUED, attempt), StepStatus.CANCELLED,
+            tx.step_set_status(StepRef(step_id, node_id, StepStatus.QUEUED, attempt), StepStatus.CANCELLED,
                                attempt=attempt)
             return None
         claimed = step_claim_sql(CLAIM_SQL, {"id": step_id, "attempt": attempt, "worker": worker})
@@ -323,8 +326,8 @@ def execute_step(run_id: str, step_id: int, attempt: int) -> str:
 
 
 # The oldest queued steps of a queue, any run: what the broker would deliver next.
-_OLDEST_QUEUED_SQL = ("SELECT run_id, id, attempt FROM engine_steprun WHERE queue = %s AND status = 'queued' "
-                      "ORDER BY queued_at LIMIT %s")
+_OLDEST_QUEUED_SQL = ("SELECT run_id, id, attempt, node_id FROM engine_steprun WHERE queue = %s "
+                      "AND status = 'queued' ORDER BY queued_at LIMIT %s")
 
 
 def _claim_queued(queue: str, *, worker: str, tries: int = 4) -> list[Claim]:
@@ -334,9 +337,9 @@ def _claim_queued(queue: str, *, worker: str, tries: int = 4) -> list[Claim]:
     with prepared_cursor() as cur:
         cur.execute(_OLDEST_QUEUED_SQL, [queue, tries])
         candidates = cur.fetchall()
-    for run_id, step_id, attempt in candidates:
-        claim = with_db_retry(lambda: step_claim(run_id=run_id, step_id=step_id, attempt=attempt,  # noqa: B023
-                                                 worker=worker), what="claiming a queued step")
+    for run_id, step_id, attempt, node_id in candidates:
+        claim = with_db_retry(functools.partial(step_claim, run_id=run_id, step_id=step_id, attempt=attempt,
+                                                worker=worker, node_id=node_id), what="claiming a queued step")
         if claim is not None:
             return [claim]
     return []

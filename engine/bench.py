@@ -266,10 +266,21 @@ def vacuum() -> None:
             cur.execute(f"VACUUM (ANALYZE) {table}")  # noqa: S608 (names above)
 
 
+def settle(timeout: float = 30.0) -> None:
+    """Wait until the broker holds no message, so a sample does not also pay for deliveries an earlier one
+    left (the `start` workload's cancelled run leaves 50, which the workers drop one by one)."""
+    from django_q.models import OrmQ
+
+    deadline = time.monotonic() + timeout
+    while OrmQ.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def run_workload(name: str) -> Sample:
     if name == "floor":
         ms = floor_ms()
         return Sample(per_step_ms=ms, steps_per_s=1000 / ms)
+    settle()
     workloads = {"start": start, "chain": chain, "fanout": fanout, "many": many, "isolation": isolation,
                  "recovery": recovery, "idle": idle}
     return workloads[name]()

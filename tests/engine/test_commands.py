@@ -115,3 +115,20 @@ def test_runworkers_restarts_a_cluster_that_dies_and_stops_what_it_left(workers)
     run, _ = run_start(workflow=wf)
     wait_for(lambda: Run.objects.filter(pk=run.pk, status="succeeded").exists(), timeout=60,
              message="a fast step on the restarted cluster")
+
+
+def test_bench_prints_the_figures_it_promises_as_json(worker_env):
+    """`manage.py bench` (docs/benchmarks.md): real workers, one JSON object per workload, medians with min and
+    max and the ratio to the commit floor measured in the same invocation. No figure is judged here."""
+    result = manage(worker_env, "bench", "chain", "--runs", "2", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["workload"] == "chain" and figures["runs"] == 2
+    for key in ("per_step_ms", "steps_per_s", "wall_s"):
+        assert set(figures[key]) == {"median", "min", "max"}
+        assert 0 < figures[key]["min"] <= figures[key]["median"] <= figures[key]["max"]
+    assert figures["floor_ms"] > 0
+    assert figures["per_step_ratio_to_floor"] == round(figures["per_step_ms"]["median"] / figures["floor_ms"], 2)
+    assert Run.objects.filter(workflow__slug="bench-chain", status="succeeded").count() == 3  # warm-up + 2
+    bad = manage(worker_env, "bench", "chain", "--runs", "0")
+    assert bad.returncode == 2 and "--runs must be at least 1" in bad.stderr

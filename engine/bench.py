@@ -20,6 +20,7 @@ from django.db import connection
 
 import weft
 from engine.dbretry import connect
+from engine.health import VACUUMED_TABLES
 from engine.models import Run, StepRun
 from engine.scheduler import run_cancel, run_start
 from engine.states import RUN_TERMINAL
@@ -257,23 +258,24 @@ def cancel_leftovers() -> int:
     return len(leftovers)
 
 
-def vacuum() -> None:
+def vacuum(*, analyze_only: bool = False) -> None:
     """VACUUM (ANALYZE) Weft's tables before measuring, as pgbench does: every invocation starts from the same
     kind of table, whatever earlier runs (or a server with autovacuum off) left behind."""
-    tables = ["engine_run", "engine_steprun", "engine_attempt", "engine_event", "engine_journalentry", "django_q_ormq"]
     with connection.cursor() as cur:
-        for table in tables:
-            cur.execute(f"VACUUM (ANALYZE) {table}")  # noqa: S608 (names above)
+        for table in VACUUMED_TABLES:
+            cur.execute(f"{'ANALYZE' if analyze_only else 'VACUUM (ANALYZE)'} {table}")  # noqa: S608 (names)
 
 
 def settle(timeout: float = 30.0) -> None:
     """Wait until the broker holds no message, so a sample does not also pay for deliveries an earlier one
-    left (the `start` workload's cancelled run leaves 50, which the workers drop one by one)."""
+    left (the `start` workload's cancelled run leaves 50, which the workers drop one by one); then ANALYZE,
+    as autovacuum does while tables grow, so the workers' cached plans fit the tables' size."""
     from django_q.models import OrmQ
 
     deadline = time.monotonic() + timeout
     while OrmQ.objects.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+    vacuum(analyze_only=True)
 
 
 def run_workload(name: str) -> Sample:

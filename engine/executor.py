@@ -118,7 +118,8 @@ class Liveness:
     # The leases of a batch's claimed steps that have not started yet (see execute_step).
     _HELD_SQL = (
         "UPDATE engine_steprun SET lease_expires_at = now() + make_interval(secs => %s), heartbeat_at = now() "
-        "WHERE status = %s AND (id, attempt) IN (SELECT * FROM unnest(%s::bigint[], %s::int[]))"
+        "WHERE id = ANY(%s::bigint[]) AND status = %s "
+        "AND (id, attempt) IN (SELECT * FROM unnest(%s::bigint[], %s::int[]))"
     )
 
     def __init__(self, step_id: int, attempt: int, *, held: list[tuple[int, int]] = ()):
@@ -139,8 +140,8 @@ class Liveness:
                 cur.execute(self._SQL, [self.lease_s, self.step_id, self.attempt, StepStatus.RUNNING])
                 row = cur.fetchone()
                 if self.held:
-                    cur.execute(self._HELD_SQL, [self.lease_s, StepStatus.RUNNING, [h[0] for h in self.held],
-                                                 [h[1] for h in self.held]])
+                    ids = [h[0] for h in self.held]
+                    cur.execute(self._HELD_SQL, [self.lease_s, ids, StepStatus.RUNNING, ids, [h[1] for h in self.held]])
         except DatabaseError as exc:
             log.warning("heartbeat for step %s failed, will retry: %s", self.step_id,
                         str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)

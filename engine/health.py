@@ -121,3 +121,32 @@ class ProbeMiddleware:
     def __call__(self, request):
         view = self.probes.get(request.path_info)
         return view(request) if view is not None else self.get_response(request)
+
+
+# The tables whose statistics keep the hot path's cached plans right: they grow and churn with every step.
+VACUUMED_TABLES = ("engine_run", "engine_steprun", "engine_attempt", "engine_event", "engine_journalentry",
+                   "django_q_ormq")
+
+
+def vacuum_problems() -> list[str]:
+    """What stops autovacuum from keeping Weft's busiest tables in shape, in words for an operator.
+
+    Without it they bloat with dead rows, and the workers' prepared statements keep the plans they made
+    when the tables were small (a plan is made again only when ANALYZE changes a table's statistics): on a
+    new installation that means sequential scans of tables that have since grown."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT current_setting('autovacuum')::bool, current_setting('track_counts')::bool")
+        autovacuum, track_counts = cur.fetchone()
+        cur.execute("SELECT relname FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r' "
+                    "AND 'autovacuum_enabled=false' = ANY(reloptions) ORDER BY relname", [list(VACUUMED_TABLES)])
+        disabled = [row[0] for row in cur.fetchall()]
+    problems = []
+    if not autovacuum or not track_counts:
+        problems.append(f"the server has {'autovacuum' if not autovacuum else 'track_counts'} off: Weft's tables "
+                        "bloat and its cached plans go stale as they grow; turn it on, or run VACUUM (ANALYZE) "
+                        "on them regularly")
+    if disabled:
+        problems.append(f"autovacuum is disabled on {', '.join(disabled)} (autovacuum_enabled=false): these "
+                        "tables bloat and the plans made for them go stale; re-enable it, or VACUUM (ANALYZE) "
+                        "them regularly")
+    return problems

@@ -125,9 +125,10 @@ CLAIM_SQL = _CLAIM_SET + """WHERE id = %(id)s AND status = %(queued)s AND attemp
 """ + _CLAIM_RETURNING
 
 # The same claim for the n oldest queued steps of one run on one queue (a fan-out continues through its siblings).
-CLAIM_NEXT_SQL = _CLAIM_SET + """WHERE id IN (SELECT id FROM engine_steprun
+# Ids in an ARRAY(...), picked once: see engine.broker._DEQUEUE_SQL.
+CLAIM_NEXT_SQL = _CLAIM_SET + """WHERE id = ANY(ARRAY(SELECT id FROM engine_steprun
              WHERE run_id = %(run)s AND queue = %(queue)s AND status = 'queued'
-             ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED)
+             ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED))
 """ + _CLAIM_RETURNING
 
 # The attempt row of every step a statement's CTE named {cte} claimed (those with status 'running').
@@ -161,7 +162,8 @@ _RELEASE_SQL = """
 WITH r AS (
     UPDATE engine_steprun SET status = 'queued', lease_expires_at = NULL, heartbeat_at = NULL, started_at = NULL,
         worker = ''
-    WHERE status = %(running)s AND (id, attempt) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]))
+    WHERE id = ANY(%(ids)s::bigint[]) AND status = %(running)s
+        AND (id, attempt) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]))
     RETURNING id, node_id, attempt, queue
 ), a AS (
     DELETE FROM engine_attempt USING r WHERE engine_attempt.step_id = r.id AND engine_attempt.number = r.attempt
@@ -172,7 +174,7 @@ SELECT * FROM r
 _CLAIM_WRAP = """
 WITH c AS ({claim}), a AS (""" + _ATTEMPT_INSERT.format(cte="c") + """
 ), m AS (
-    DELETE FROM django_q_ormq WHERE id IN (SELECT broker_msg_id FROM c)
+    DELETE FROM django_q_ormq WHERE id = ANY(ARRAY(SELECT broker_msg_id FROM c))
 )
 SELECT id, run_id, node_id, node_type, queue, attempt, generation, queued_at FROM c ORDER BY id
 """

@@ -77,3 +77,27 @@ def test_lookups_by_id_read_the_primary_key_not_a_partial_index():
     for name, (sql, params) in statements.items():
         plan = _generic_plan(sql, params)
         assert not [index for index in PARTIAL if index in plan], f"{name} reads a partial index:\n{plan}"
+
+
+def test_queue_picks_choose_their_rows_once_whatever_the_statistics_say():
+    """The broker's dequeue and a fan-out's claim of its queued siblings pick their rows in a subquery. As
+    "id IN (SELECT ...)", with statistics taken while the broker table was empty (a queue that usually is),
+    the planner re-ran the subquery for every message of every queue: 1.2 s a poll with 1,000 messages."""
+    from django.db import connection
+    from django_q.signing import SignedPackage
+
+    from engine.broker import _DEQUEUE_SQL
+    from engine.runtx import CLAIM_NEXT_SQL
+
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE django_q_ormq")  # empty
+        cur.execute("INSERT INTO django_q_ormq (key, payload, lock) SELECT 'default', %s, now() "
+                    "FROM generate_series(1, 2000)", [SignedPackage.dumps({"func": "x"})])
+        cur.execute("EXPLAIN " + _DEQUEUE_SQL, {"visibility": 30, "key": "fast", "bulk": 1})
+        dequeue = "\n".join(row[0] for row in cur.fetchall())
+    run, _ = run_start(workflow=workflow_save(definition=chain("plans-next", 2))[0])
+    claim_next = _generic_plan(_CLAIM_WRAP.replace("{claim}", CLAIM_NEXT_SQL.strip()),
+                               {"lease": 30, "queued": "queued", "worker": "w", "run": run.pk, "queue": "default",
+                                "n": 4})
+    for name, plan in (("dequeue", dequeue), ("claim of queued siblings", claim_next)):
+        assert "InitPlan" in plan and "Semi Join" not in plan, f"{name}:\n{plan}"

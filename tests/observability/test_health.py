@@ -93,3 +93,18 @@ def test_probes_answer_whatever_host_they_address(settings):
     assert by_ip.get("/readyz").status_code == 200
     assert by_ip.get("/metrics").status_code == 200
     assert by_ip.get("/accounts/login/").status_code == 400
+
+
+def test_vacuum_problems_name_what_keeps_autovacuum_off():
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT current_setting('autovacuum')::bool AND current_setting('track_counts')::bool")
+        server_on = cur.fetchone()[0]
+        cur.execute("ALTER TABLE engine_event SET (autovacuum_enabled = false)")
+    problems = health.vacuum_problems()
+    assert any("disabled on engine_event " in p for p in problems), problems
+    assert any("the server has" in p for p in problems) == (not server_on)
+    with connection.cursor() as cur:
+        cur.execute("ALTER TABLE engine_event RESET (autovacuum_enabled)")
+    assert not any("disabled on" in p for p in health.vacuum_problems())

@@ -54,6 +54,7 @@ class Command(BaseCommand):
         self.stdout.write(f"weft workers: queues {', '.join(names)} (pids "
                           f"{', '.join(str(p.pid) for p in clusters.values())})")
         self.stdout.flush()
+        _warn_about_vacuum(self.stderr)
         recovery = None
         if not no_recovery:
             recovery = RecoveryLoop()
@@ -94,6 +95,19 @@ def _forget(host: str, clusters: dict) -> None:
         workers_forget(host=host, pids=[p.pid for p in clusters.values()])
     except DatabaseError:
         pass
+
+
+def _warn_about_vacuum(out) -> None:
+    from engine.health import vacuum_problems
+
+    try:
+        problems = vacuum_problems()
+    except DatabaseError:
+        return  # the database is away; the clusters wait for it and say so
+    finally:
+        db.connections.close_all()  # not kept open across the clusters' lifetime here
+    for problem in problems:
+        out.write(f"weft workers: warning: {problem}")
 
 
 def _chosen_queues(raw: str | None) -> list[str]:

@@ -69,20 +69,19 @@ def events_write(run_id, first_seq: int, pending: list[PendingEvent], *,
     ``returning`` columns of the updated run row then (None without). Without, it returns the Event rows.
     """
     at = timezone.now()
-    if run_counters is None:
-        rows = [Event(run_id=run_id, seq=first_seq + i, type=e.type, node_id=e.node_id, payload=e.payload,
-                      actor=e.actor, created_at=at) for i, e in enumerate(pending)]
-        messages = [event_message(row) for row in rows]
-        Event.objects.bulk_create(rows)
-        transaction.on_commit(lambda: publish(str(run_id), messages))
-        return rows
     run, at_text = str(run_id), at.isoformat()
     messages = [{"run": run, "seq": first_seq + i, "type": e.type, "node_id": e.node_id, "payload": e.payload,
                  "actor": e.actor, "at": at_text} for i, e in enumerate(pending)]
+    if run_counters is None:
+        rows = [Event(run_id=run_id, seq=first_seq + i, type=e.type, node_id=e.node_id, payload=e.payload,
+                      actor=e.actor, created_at=at) for i, e in enumerate(pending)]
+        Event.objects.bulk_create(rows)
+        transaction.on_commit(lambda: publish(run, messages))
+        return rows
     params = {"run": run_id, "first": first_seq, "at": at, "last": run_counters[0], "unfinished": run_counters[1],
               "events": json.dumps([{"type": e.type, "node_id": e.node_id, "payload": e.payload, "actor": e.actor}
                                     for e in pending])}
-    send = _postgres_send_params(str(run_id), messages)
+    send = _postgres_send_params(run, messages)
     sets, set_params = run_sets
     sql = (_WRITE_SQL if send is None else _WRITE_AND_SEND_SQL).format(
         sets="".join(f", {a}" for a in sets), returning=f" RETURNING {returning}" if returning else "")
@@ -91,22 +90,10 @@ def events_write(run_id, first_seq: int, pending: list[PendingEvent], *,
         cur.execute(sql, {**params, **set_params, **(send or {})})
         row = cur.fetchone() if returning else None
     if send is None:
-        transaction.on_commit(lambda: publish(str(run_id), messages))
+        transaction.on_commit(lambda: publish(run, messages))
     else:
         transaction.on_commit(purge_expired_messages)
     return row
-
-
-def event_message(event: Event) -> dict:
-    return {
-        "run": str(event.run_id),
-        "seq": event.seq,
-        "type": event.type,
-        "node_id": event.node_id,
-        "payload": event.payload,
-        "actor": event.actor,
-        "at": event.created_at.isoformat() if event.created_at else None,
-    }
 
 
 def run_group(run_id: str) -> str:

@@ -484,14 +484,14 @@ def _record(tx: RunTx, claim: Claim, *, attempt: int, outcome: tuple, logs: list
     attempt_outcome = kind
     if kind == "succeeded":  # the Attempt row is finished in the same statement
         won = outcomes.step_record_success(tx, ref, attempt=attempt, output=value,
-                                            attempt_row={"logs": logs, "metrics": metrics or {}, **claim.ago()})
+                                           attempt_row={"logs": logs, "metrics": metrics or {}, **claim.ago()})
     elif kind == "waiting":
         won = outcomes.step_record_wait(tx, ref, attempt=attempt, reason=value.reason, detail=value.detail,
-                                         wake_in=value.wake_in)
+                                        wake_in=value.wake_in)
     elif kind == "in_doubt":
         attempt_outcome = "waiting"
         won = outcomes.step_record_wait(tx, ref, attempt=attempt, reason="in_doubt",
-                                         detail={"key": value.key, "message": str(value)}, wake_in=None)
+                                        detail={"key": value.key, "message": str(value)}, wake_in=None)
     elif kind == "cancelled":
         won = outcomes.step_record_cancelled(tx, ref, attempt=attempt)
     else:

@@ -128,7 +128,7 @@ def wake_due_timers() -> int:
                 outcomes.step_record_success(tx, ref, attempt=row.attempt, output=decision.get("output"))
             else:
                 outcomes.step_record_failure(tx, ref, attempt=row.attempt, error=decision.get("error", "timed out"),
-                                              retry_in=None)
+                                             retry_in=None)
     return len(due)
 
 

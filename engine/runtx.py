@@ -367,7 +367,7 @@ class RunTx:
                                            "worker": cont.worker if cont else "", "lease": settings.WEFT_LEASE_S})
             rows = cur.fetchall()
         for *row, status in sorted(rows):
-            step_id, node_id, attempt = row[0], row[2], row[5]
+            step_id, _, node_id, _, _, attempt, *_ = row  # the claim's columns (see _claimed_step), then status
             self.event("step.queued", node_id, **{"from": StepStatus.PENDING, "attempt": attempt})
             if status == StepStatus.RUNNING:
                 self._claimed(cont, _claimed_step(tuple(row), worker=cont.worker))

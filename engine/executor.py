@@ -25,7 +25,7 @@ from django.db import DatabaseError, connection
 from django.db.models.functions import Now
 from django_q.exceptions import TimeoutException
 
-from engine import outcomes, templating
+from engine import hotpath, outcomes, templating
 from engine.context import StepContext, Wait, upstream_outputs
 from engine.dbretry import prepared_cursor, with_db_retry
 from engine.exceptions import (
@@ -39,7 +39,7 @@ from engine.models import Attempt, StepRun
 from engine.nodes import registry
 from engine.observability import hooks as observe
 from engine.readiness import RetryPolicy
-from engine.runtx import CLAIM_SQL, Continuation, RunTx, StepRef, step_claim_sql
+from engine.runtx import CLAIM_SQL, Continuation, RunTx, StepRef, step_claim_sql, version_graph
 from engine.security import json_for_storage, storable_text
 from engine.states import RunStatus, StepStatus
 
@@ -64,6 +64,8 @@ class Claim:
     # their times are set from these, back from the recording statement's time on the database clock.
     started: float = 0.0
     finished: float = 0.0
+    # The run's last event sequence number when the transaction that claimed the step committed (None: unknown).
+    run_seq: int | None = None
 
     def ago(self) -> dict:
         now = time.monotonic()
@@ -74,17 +76,25 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def step_claim(*, run_id, step_id: int, attempt: int, worker: str, node_id: str | None = None) -> Claim | None:
+def step_claim(*, run_id, step_id: int, attempt: int, worker: str, node_id: str | None = None,
+               seq: int | None = None) -> Claim | None:
     """queued -> running for exactly one delivery of (step, attempt), with a lease on the database clock.
-    ``node_id``: the caller has just seen the step queued (and its node), so nothing is checked first."""
+    ``node_id`` and ``seq``: the caller has just seen the step queued (and its node, and the run's last event
+    sequence number), so nothing is checked first."""
     if node_id is None:
         with prepared_cursor() as cur:  # a duplicate or stale delivery goes away without taking the run's lock
-            cur.execute("SELECT node_id FROM engine_steprun WHERE id = %s AND status = %s AND attempt = %s",
-                        [step_id, StepStatus.QUEUED, attempt])
+            cur.execute(_PRECHECK_SQL, [step_id, StepStatus.QUEUED, attempt])
             row = cur.fetchone()
         if row is None:
             return None  # someone else has it, or it moved on
-        node_id = row[0]
+        node_id, seq = row
+    if seq is not None:  # in one statement, unless the run moved on since
+        one = hotpath.step_claim_one(run_id=run_id, seq=seq, step_id=step_id, node_id=node_id, attempt=attempt,
+                                     worker=worker)
+        if one is not None:
+            step, version_id, inputs = one
+            graph = version_graph(version_id)
+            return Claim(step=step, node=graph.nodes[node_id], run_inputs=inputs, graph=graph, run_seq=seq + 1)
     with RunTx(run_id) as tx:
         if tx.run_status != RunStatus.RUNNING:
             tx.step_set_status(StepRef(step_id, node_id, StepStatus.QUEUED, attempt), StepStatus.CANCELLED,
@@ -95,7 +105,13 @@ def step_claim(*, run_id, step_id: int, attempt: int, worker: str, node_id: str 
             return None
         step = claimed[0]
         tx.claim_event(step)
-        return _claim(tx, step)
+        claim = _claim(tx, step)
+    claim.run_seq = tx.run.last_seq
+    return claim
+
+
+_PRECHECK_SQL = ("SELECT s.node_id, r.last_seq FROM engine_steprun s JOIN engine_run r ON r.id = s.run_id "
+                 "WHERE s.id = %s AND s.status = %s AND s.attempt = %s")
 
 
 def _claim(tx: RunTx, step: StepRun) -> Claim:
@@ -318,8 +334,12 @@ def execute_step(run_id: str, step_id: int, attempt: int) -> str:
         keep_going = (not released and time.monotonic() - started <= _continue_budget(queue)
                       and all(outcome[0] == "succeeded" for _, outcome, _ in done))
         continuation = Continuation(worker=worker, queue=queue, want=size) if keep_going else None
-        batch = with_db_retry(lambda: _record_batch(done, released, continuation=continuation),  # noqa: B023
-                              what=f"recording step {done[0][0].step.node_id!r}")
+        what = f"recording step {done[0][0].step.node_id!r}"
+        batch = (with_db_retry(lambda: _record_chained(done[0], worker=worker), what=what)  # noqa: B023
+                 if continuation is not None and len(done) == 1 else None)
+        if batch is None:
+            batch = with_db_retry(lambda: _record_batch(done, released, continuation=continuation),  # noqa: B023
+                                  what=what)
         result = done[0][1][0] if result is None else result
         if not batch and not released and time.monotonic() - started <= _continue_budget(queue):
             batch, size = _claim_queued(queue, worker=worker), 1
@@ -327,8 +347,9 @@ def execute_step(run_id: str, step_id: int, attempt: int) -> str:
 
 
 # The oldest queued steps of a queue, any run: what the broker would deliver next.
-_OLDEST_QUEUED_SQL = ("SELECT run_id, id, attempt, node_id FROM engine_steprun WHERE queue = %s "
-                      "AND status = 'queued' ORDER BY queued_at LIMIT %s")
+_OLDEST_QUEUED_SQL = ("SELECT s.run_id, s.id, s.attempt, s.node_id, r.last_seq FROM engine_steprun s "
+                      "JOIN engine_run r ON r.id = s.run_id WHERE s.queue = %s AND s.status = 'queued' "
+                      "ORDER BY s.queued_at LIMIT %s")
 
 
 def _claim_queued(queue: str, *, worker: str, tries: int = 4) -> list[Claim]:
@@ -338,9 +359,9 @@ def _claim_queued(queue: str, *, worker: str, tries: int = 4) -> list[Claim]:
     with prepared_cursor() as cur:
         cur.execute(_OLDEST_QUEUED_SQL, [queue, tries])
         candidates = cur.fetchall()
-    for run_id, step_id, attempt, node_id in candidates:
+    for run_id, step_id, attempt, node_id, seq in candidates:
         claim = with_db_retry(functools.partial(step_claim, run_id=run_id, step_id=step_id, attempt=attempt,
-                                                worker=worker, node_id=node_id), what="claiming a queued step")
+                                                worker=worker, node_id=node_id, seq=seq), what="claiming a queued step")
         if claim is not None:
             return [claim]
     return []
@@ -388,6 +409,26 @@ def _execute_claimed(claim: Claim, *, worker: str, held: list[tuple[int, int]]) 
     return outcome, logs
 
 
+def _record_chained(done: tuple, *, worker: str) -> list[Claim] | None:
+    """A continuing worker's one successful step whose only successor it can claim: both in one statement
+    (engine.hotpath). None when that does not apply or the statement found the run moved on; the caller then
+    records the outcome through ``_record_batch``."""
+    claim, outcome, logs = done
+    step = claim.step
+    if outcome[0] != "succeeded" or claim.run_seq is None:
+        return None
+    next_node = hotpath.chain_successor(claim.graph, step.node_id, queue=step.queue)
+    if next_node is None:
+        return None
+    claimed = hotpath.chain_step_record(run_id=step.run_id, seq=claim.run_seq, step_id=step.pk, node_id=step.node_id,
+                                attempt=step.attempt, next_node_id=next_node, output=outcome[1], worker=worker,
+                                attempt_row={"logs": logs, "metrics": outcome[2] or {}, **claim.ago()})
+    if claimed is None:
+        return None
+    return [Claim(step=claimed, node=claim.graph.nodes[next_node], run_inputs=claim.run_inputs, graph=claim.graph,
+                  run_seq=claim.run_seq + 3)]
+
+
 def _record_batch(done: list[tuple], released: list[Claim], *, continuation: Continuation | None) -> list[Claim]:
     """Record a batch's outcomes in one transaction of their run, hand back what did not start, and claim
     the continuing worker's next steps."""
@@ -407,7 +448,10 @@ def _record_batch(done: list[tuple], released: list[Claim], *, continuation: Con
         if released:
             tx.release([c.step for c in released])
         tx.continue_with_queued()
-        return [_claim(tx, step) for step in continuation.claimed] if continuation else []
+        claims = [_claim(tx, step) for step in continuation.claimed] if continuation else []
+    for claim in claims:
+        claim.run_seq = tx.run.last_seq
+    return claims
 
 
 def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, capture: LogCapture) -> tuple:

@@ -39,7 +39,7 @@ def test_sigkill_workers_loses_nothing_and_repeats_no_effect(workers):
         while time.monotonic() < deadline:
             if Run.objects.filter(pk__in=run_ids).exclude(status="running").count() == RUNS:
                 break
-            time.sleep(rng.uniform(1.0, 3.0))
+            time.sleep(rng.uniform(0.3, 1.0))
             if rng.random() < 0.1:
                 workers.kill_all()  # the whole host goes away: every cluster, the recovery loop
                 workers.start()

@@ -12,7 +12,7 @@ import re
 import pytest
 from django.db import connection
 
-from engine import journal, outcomes
+from engine import hotpath, journal, outcomes
 from engine.executor import Liveness
 from engine.runtx import _CLAIM_WRAP, _RELEASE_SQL, CLAIM_SQL
 from engine.scheduler import run_start
@@ -64,11 +64,18 @@ def test_lookups_by_id_read_the_primary_key_not_a_partial_index():
                 1, 0, 0, 0, 0, 0, '', '', '', now(), now()
             FROM generate_series(1, 5000) AS i""", [run.pk])
         cur.execute("ANALYZE engine_steprun")
+    one_statement = {"run": run.pk, "run_running": "running", "seq": 2, "lease": 30, "worker": "w",
+                     "at": "2026-01-01T00:00:00Z", "events": "[]", "n_events": 1, "unfinished": 0}
     statements = {
         "claim": (_CLAIM_WRAP.replace("{claim}", CLAIM_SQL.strip()),
                   {"lease": 30, "queued": "queued", "id": step.pk, "attempt": 1, "worker": "w"}),
         "success": (outcomes._SUCCESS_SQL, {"items": "[]", "ids": [step.pk], "running": "running", "edges": "[]",
                                              "run": run.pk}),
+        "claim in one statement": (hotpath._CLAIM_SQL, {
+            **one_statement, "step": step.pk, "queued": "queued", "attempt": 1}),
+        "chained success in one statement": (hotpath._CHAIN_SQL, {
+            **one_statement, "step": step.pk, "running": "running", "attempt": 1, "next_node": "s2",
+            "pending": "pending", "output": "{}", "ago_start": 0.0, "ago_end": 0.0, "logs": "[]", "metrics": "{}"}),
         "release": (_RELEASE_SQL, {"ids": [step.pk], "attempts": [1], "running": "running"}),
         "heartbeat": (Liveness._SQL, [30, step.pk, 1, "running"]),
         "journal": (journal._UPSERT_SQL, {"step": step.pk, "key": "k", "position": 0, "safe": False, "attempt": 1,

@@ -1,0 +1,206 @@
+"""The worker's two commonest transitions, each in one statement instead of a transaction of several.
+
+- A delivered step's claim (``queued -> running``, its Attempt row, its broker message dropped, its event)
+  takes BEGIN, the run lock, the claim, the event and the run row, COMMIT in ``RunTx``: five round trips.
+- A chained step's success, when the one step after it has no other upstream, runs on the same queue and is
+  not inline (the step succeeds, the continuing worker claims its successor) takes six: BEGIN, the run lock,
+  the success, the successor's claim, the events and the run row, COMMIT.
+
+Here each is one statement, so one round trip: outside a transaction it commits by itself (synchronous_commit
+as configured), inside one it is part of it. Everything it writes is what ``RunTx`` and ``outcomes`` write for
+the same transition: the same compare-and-sets, Attempt rows, events with the next sequence numbers, run
+counters and channel-layer rows.
+
+Each statement locks the run row first, and does anything only if the run is still running and its last
+sequence number is the one the worker saw (no other transition happened in between, so the statement knows
+the event numbers), and every compare-and-set in it wins: for the chained success, the successor is pending,
+never attempted and waits for this step alone. Otherwise it writes nothing and returns no row, and the caller
+takes the general path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from engine.dbretry import prepared_cursor
+from engine.events import (
+    _MESSAGES_INSERT_SQL,
+    PendingEvent,
+    _postgres_send_params,
+    publish,
+    purge_expired_messages,
+)
+from engine.inline import is_inline
+from engine.models import StepRun
+from engine.observability.tracing import trace_tx
+from engine.readiness import RUN, trigger_decision
+from engine.runtx import _ATTEMPT_INSERT, _claimed_step
+from engine.states import RunStatus, StepStatus
+
+# The run row, locked, if it is running and its last event is still %(seq)s: every statement here starts with it.
+_RUN_LOCK = """
+WITH r AS (
+    SELECT id, version_id, inputs::text FROM engine_run WHERE id = %(run)s AND status = %(run_running)s
+        AND last_seq = %(seq)s
+    FOR NO KEY UPDATE
+)"""
+
+# The events of a transition whose compare-and-set CTE is {cte}, and the run row's counters.
+_EVENTS = """, e AS (
+    INSERT INTO engine_event (run_id, seq, type, node_id, payload, actor, created_at)
+    SELECT %(run)s, %(seq)s + v.i, v.e->>'type', v.e->>'node_id', v.e->'payload', v.e->>'actor', %(at)s
+    FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS v(e, i), {cte}
+), u AS (
+    UPDATE engine_run SET last_seq = %(seq)s + %(n_events)s, unfinished_steps = unfinished_steps + %(unfinished)s
+    FROM {cte} WHERE engine_run.id = %(run)s
+)"""
+
+# With the channels-postgres layer, the layer's rows go in with the events (its trigger NOTIFYs at commit).
+_SEND = """, m AS (
+    """ + _MESSAGES_INSERT_SQL + """ AND EXISTS (SELECT 1 FROM {cte})
+)"""
+
+_CLAIM_SQL = _RUN_LOCK + """, c AS (
+    UPDATE engine_steprun t SET status = 'running',
+        lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s),
+        heartbeat_at = statement_timestamp(), started_at = statement_timestamp(), worker = %(worker)s
+    FROM r WHERE t.id = %(step)s AND t.status = %(queued)s AND t.attempt = %(attempt)s
+    RETURNING t.id, t.run_id, t.node_id, t.node_type, t.queue, t.attempt, t.generation, t.queued_at,
+        t.broker_msg_id
+), a AS ({attempts}
+), b AS (
+    DELETE FROM django_q_ormq WHERE id = ANY(ARRAY(SELECT broker_msg_id FROM c))
+)""".replace("{attempts}", _ATTEMPT_INSERT.format(cte="c")) + _EVENTS.replace("{cte}", "c") + """{send}
+SELECT c.id, c.run_id, c.node_id, c.node_type, c.queue, c.attempt, c.generation, c.queued_at, r.version_id, r.inputs
+FROM c, r
+"""
+
+_CHAIN_SQL = _RUN_LOCK + """, n AS (
+    SELECT t.id FROM engine_steprun t, r
+    WHERE t.run_id = %(run)s AND t.node_id = %(next_node)s AND t.status = %(pending)s AND t.attempt = 0
+        AND t.remaining_upstream = 1 AND t.upstream_failed = 0 AND t.upstream_skipped = 0
+    FOR UPDATE OF t
+), s AS (
+    UPDATE engine_steprun t SET status = 'succeeded', output = %(output)s::jsonb, error = '', lease_expires_at = NULL,
+        waiting_reason = '', waiting_detail = NULL, wake_at = NULL,
+        started_at = statement_timestamp() - make_interval(secs => %(ago_start)s),
+        finished_at = statement_timestamp() - make_interval(secs => %(ago_end)s)
+    FROM n WHERE t.id = %(step)s AND t.status = %(running)s AND t.attempt = %(attempt)s
+    RETURNING t.id, t.started_at, t.finished_at
+), a AS (
+    UPDATE engine_attempt x SET started_at = s.started_at, finished_at = s.finished_at, outcome = 'succeeded',
+        error = '', error_type = '', traceback = '', logs = %(logs)s::jsonb, metrics = %(metrics)s::jsonb
+    FROM s WHERE x.step_id = s.id AND x.number = %(attempt)s
+), q AS (
+    UPDATE engine_steprun t SET status = 'running', attempt = 1, remaining_upstream = remaining_upstream - 1,
+        upstream_succeeded = upstream_succeeded + 1, queued_at = now(), next_attempt_at = NULL, finished_at = NULL,
+        broker_msg_id = NULL, lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s),
+        heartbeat_at = statement_timestamp(), started_at = statement_timestamp(), worker = %(worker)s
+    FROM s, n WHERE t.id = n.id
+    RETURNING t.id, t.run_id, t.node_id, t.node_type, t.queue, t.attempt, t.generation, t.queued_at
+), qa AS ({attempts}
+)""".replace("{attempts}", _ATTEMPT_INSERT.format(cte="q")) + _EVENTS.replace("{cte}", "s") + """{send}
+SELECT * FROM q
+"""
+
+
+def _statements(sql: str, cte: str) -> tuple[str, str]:
+    """``sql`` without and with the channel-layer rows."""
+    return sql.replace("{send}", ""), sql.replace("{send}", _SEND.replace("{cte}", cte))
+
+
+_CLAIM_SQL, _CLAIM_SEND_SQL = _statements(_CLAIM_SQL, "c")
+_CHAIN_SQL, _CHAIN_SEND_SQL = _statements(_CHAIN_SQL, "s")
+
+
+def step_claim_one(*, run_id, seq: int, step_id: int, node_id: str, attempt: int,
+                   worker: str) -> tuple[StepRun, int, dict] | None:
+    """Claim ``attempt`` of step ``step_id`` for ``worker`` in one statement, if the run's last sequence number
+    is still ``seq`` (see the module docstring). Returns the claimed step, the run's version id and inputs;
+    None if nothing was written."""
+    pending = [PendingEvent("step.running", node_id, {"from": StepStatus.QUEUED, "attempt": attempt,
+                                                      "worker": worker})]
+    row = _execute(_CLAIM_SQL, _CLAIM_SEND_SQL, run_id=run_id, seq=seq, pending=pending, unfinished=0, params={
+        "step": step_id, "queued": StepStatus.QUEUED, "attempt": attempt, "lease": settings.WEFT_LEASE_S,
+        "worker": worker})
+    if row is None:
+        return None
+    *claimed, version_id, inputs = row
+    return _claimed_step(tuple(claimed), worker=worker), version_id, json.loads(inputs)
+
+
+def chain_successor(graph, node_id: str, *, queue: str) -> str | None:
+    """The step a success of ``node_id`` makes ready for a worker on ``queue`` to claim in one statement: its
+    only successor, through a plain edge (no condition, no branch), with no other upstream, on the same queue,
+    not inline, and run by its trigger rule when its one upstream succeeded. None if there is no such step."""
+    edges = graph.out_edges(node_id)
+    if len(edges) != 1 or edges[0].condition or edges[0].branch is not None:
+        return None
+    target = graph.nodes[edges[0].target]
+    if (target.queue != queue or len(graph.in_edges(target.id)) != 1 or is_inline(target.type)
+            or trigger_decision(target.trigger_rule, succeeded=1, failed=0, skipped=0) != RUN):
+        return None
+    return target.id
+
+
+def chain_step_record(*, run_id, seq: int, step_id: int, node_id: str, attempt: int, next_node_id: str, output,
+                      attempt_row: dict, worker: str) -> StepRun | None:
+    """Record ``attempt`` of step ``step_id`` as succeeded and claim the step of ``next_node_id`` for ``worker``, in one
+    statement, if the run's last sequence number is still ``seq`` (see the module docstring). Returns the
+    claimed successor, running; None if nothing was written."""
+    pending = [PendingEvent("step.succeeded", node_id, {"from": StepStatus.RUNNING}),
+               PendingEvent("step.queued", next_node_id, {"from": StepStatus.PENDING, "attempt": 1}),
+               PendingEvent("step.running", next_node_id, {"from": StepStatus.QUEUED, "attempt": 1, "worker": worker})]
+    row = _execute(_CHAIN_SQL, _CHAIN_SEND_SQL, run_id=run_id, seq=seq, pending=pending, unfinished=-1, params={
+        "next_node": next_node_id, "pending": StepStatus.PENDING, "step": step_id, "running": StepStatus.RUNNING,
+        "attempt": attempt, "output": json.dumps(output), "ago_start": float(attempt_row.get("ago_start", 0.0)),
+        "ago_end": float(attempt_row.get("ago_end", 0.0)), "logs": json.dumps(attempt_row["logs"]),
+        "metrics": json.dumps(attempt_row["metrics"]), "lease": settings.WEFT_LEASE_S, "worker": worker})
+    if row is None:
+        return None
+    return _claimed_step(row, worker=worker)
+
+
+def _execute(sql: str, send_sql: str, *, run_id, seq: int, pending: list[PendingEvent], unfinished: int,
+             params: dict) -> tuple | None:
+    """Run one of the statements with its events as seq + 1, seq + 2, ..., and publish them once it commits.
+    Returns its row, or None if it wrote nothing."""
+    run = str(run_id)
+    at = timezone.now()
+    at_text = at.isoformat()
+    messages = [{"run": run, "seq": seq + 1 + i, "type": e.type, "node_id": e.node_id, "payload": e.payload,
+                 "actor": e.actor, "at": at_text} for i, e in enumerate(pending)]
+    send = _postgres_send_params(run, messages)
+    with prepared_cursor() as cur:
+        cur.execute(sql if send is None else send_sql, {
+            **params, "run": run_id, "seq": seq, "run_running": RunStatus.RUNNING, "at": at,
+            "n_events": len(pending), "unfinished": unfinished,
+            "events": json.dumps([{"type": e.type, "node_id": e.node_id, "payload": e.payload, "actor": e.actor}
+                                  for e in pending]), **(send or {})})
+        row = cur.fetchone()
+    if row is None:
+        return None
+    if send is None:
+        transaction.on_commit(lambda: publish(run, messages))
+    else:
+        transaction.on_commit(purge_expired_messages)
+    trace_tx(_Transition(run=_RunRef(run_id), events=pending))  # spans of the steps that finished, as RunTx does
+    return row
+
+
+@dataclass
+class _RunRef:
+    pk: object
+
+
+@dataclass
+class _Transition:
+    """What ``trace_tx`` reads of a transaction: its run and its events."""
+
+    run: _RunRef
+    events: list

@@ -1,0 +1,216 @@
+"""The claim and the chained success in one statement each (engine.hotpath)."""
+
+from __future__ import annotations
+
+import pytest
+from django_q.models import OrmQ
+from django_q.signing import SignedPackage
+
+import weft
+from engine import hotpath
+from engine.executor import execute_step, step_claim
+from engine.models import Attempt, Event, Run, StepRun
+from engine.runtx import RunTx
+from engine.scheduler import run_cancel, run_start, step_skip
+from engine.workflows import workflow_save
+from tests.conftest import chain, definition, node
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@weft.task(name="tests.hotpath.note")
+def note(ctx):
+    """Writes an event on its own run while it runs: another transition between its claim and its success."""
+    with RunTx(ctx.run_id, actor="tests") as tx:
+        tx.event("test.note", ctx.node_id)
+    return {"noted": True}
+
+
+def save(d):
+    return workflow_save(definition=d)[0]
+
+
+def deliver(run) -> str:
+    """Run the run's one broker message in this process, as a worker would."""
+    row = OrmQ.objects.get(pk=StepRun.objects.get(run=run, status="queued").broker_msg_id)
+    return execute_step(*SignedPackage.loads(row.payload)["args"])
+
+
+@pytest.fixture
+def one_statement_records(monkeypatch):
+    """What went through one statement: ("claim", node) for claims, ("chain", node) for claimed successors.
+    The statements still do all the work."""
+    records = []
+    claim_one, chain_record = hotpath.step_claim_one, hotpath.chain_step_record
+
+    def claim_spy(**kwargs):
+        claimed = claim_one(**kwargs)
+        if claimed is not None:
+            records.append(("claim", claimed[0].node_id))
+        return claimed
+
+    def chain_spy(**kwargs):
+        step = chain_record(**kwargs)
+        if step is not None:
+            records.append(("chain", step.node_id))
+        return step
+
+    monkeypatch.setattr(hotpath, "step_claim_one", claim_spy)
+    monkeypatch.setattr(hotpath, "chain_step_record", chain_spy)
+    return records
+
+
+def recorded(run) -> dict:
+    """Everything a run's execution wrote, without what differs between two executions (ids, times, worker)."""
+    run = Run.objects.get(pk=run.pk)
+    steps = StepRun.objects.filter(run=run).order_by("node_id")
+    attempts = Attempt.objects.filter(step__run=run).order_by("step__node_id", "number")
+    return {
+        "run": (run.status, run.last_seq, run.unfinished_steps, run.outputs, run.error),
+        "events": [(e.seq, e.type, e.node_id, {k: v for k, v in e.payload.items() if k != "worker"}, bool(
+            e.payload.get("worker")) if e.type == "step.running" else None, e.actor)
+            for e in Event.objects.filter(run=run).order_by("seq")],
+        "steps": [(s.node_id, s.status, s.attempt, s.remaining_upstream, s.upstream_succeeded, s.upstream_failed,
+                   s.upstream_skipped, s.output, s.error, s.lease_expires_at, bool(s.worker), s.broker_msg_id is None,
+                   s.queued_at <= s.started_at <= s.finished_at) for s in steps],
+        "attempts": [(a.step.node_id, a.number, a.outcome, bool(a.worker), a.error, a.logs,
+                      a.queued_at <= a.started_at <= a.finished_at) for a in attempts],
+    }
+
+
+def test_a_chain_records_through_one_statement_exactly_what_the_general_path_records(monkeypatch,
+                                                                                   one_statement_records):
+    wf = save(chain("one-statement", 4, lambda i: node(f"s{i}", kwargs={"i": i})))
+    fast, _ = run_start(workflow=wf)
+    assert deliver(fast) == "succeeded"
+    # s4 has no successor: its success takes the general path
+    assert one_statement_records == [("claim", "s1"), ("chain", "s2"), ("chain", "s3"), ("chain", "s4")]
+
+    monkeypatch.setattr(hotpath, "step_claim_one", lambda **kwargs: None)
+    monkeypatch.setattr(hotpath, "chain_successor", lambda *args, **kwargs: None)
+    general, _ = run_start(workflow=wf)
+    assert deliver(general) == "succeeded"
+    assert len(one_statement_records) == 4
+
+    assert recorded(fast) == recorded(general)
+    assert recorded(fast)["run"][0] == "succeeded"
+    assert [e[1] for e in recorded(fast)["events"]][:7] == [
+        "run.running", "step.queued", "step.running", "step.succeeded", "step.queued", "step.running",
+        "step.succeeded"]
+
+
+def test_a_transition_between_claim_and_success_sends_the_success_the_general_way(one_statement_records, tmp_path):
+    wf = save(definition("noted", [{"id": "a", "type": "python", "config": {"function": "tests.hotpath.note"}},
+                                   node("b"), node("c")], [("a", "b"), ("b", "c")]))
+    run, _ = run_start(workflow=wf)
+    assert deliver(run) == "succeeded"
+    # a's claim saw an older sequence number than its success did: a is recorded by the general path, b is not
+    assert one_statement_records == [("claim", "a"), ("chain", "c")]
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    seqs = list(Event.objects.filter(run=run).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, run.last_seq + 1))
+    assert Event.objects.filter(run=run, type="test.note").count() == 1
+    assert set(Attempt.objects.filter(step__run=run).values_list("number", flat=True)) == {1}
+
+
+def _claimed_first_step(slug: str):
+    run, _ = run_start(workflow=save(chain(slug, 3)))
+    s1 = StepRun.objects.get(run=run, node_id="s1")
+    OrmQ.objects.all().delete()
+    claim = step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:1")
+    assert claim is not None and claim.run_seq == Run.objects.get(pk=run.pk).last_seq
+    return run, claim
+
+
+def _record(run, claim, *, seq: int):
+    return hotpath.chain_step_record(run_id=run.pk, seq=seq, step_id=claim.step.pk, node_id="s1",
+                                       attempt=claim.step.attempt, next_node_id="s2", output={"ok": 1},
+                                       attempt_row={"logs": [], "metrics": {}}, worker="w:1")
+
+
+def _unchanged(run, *, last_seq: int, s2: str):
+    assert Run.objects.get(pk=run.pk).last_seq == last_seq
+    assert dict(StepRun.objects.filter(run=run).values_list("node_id", "status")) == {
+        "s1": "running", "s2": s2, "s3": "pending"}
+    assert Attempt.objects.get(step__run=run, step__node_id="s1").outcome == "running"
+    assert not Attempt.objects.filter(step__run=run, step__node_id="s2").exists()
+
+
+def test_the_one_statement_writes_nothing_when_the_sequence_number_moved_on():
+    run, claim = _claimed_first_step("stale-seq")
+    with RunTx(run.pk) as tx:
+        tx.event("test.note")
+    assert _record(run, claim, seq=claim.run_seq) is None
+    _unchanged(run, last_seq=claim.run_seq + 1, s2="pending")
+
+
+def test_the_one_statement_writes_nothing_when_the_successor_is_no_longer_pending():
+    run, claim = _claimed_first_step("skipped-successor")
+    step_skip(run_id=run.pk, node_id="s2")
+    seq = Run.objects.get(pk=run.pk).last_seq
+    assert _record(run, claim, seq=seq) is None  # the step's own compare-and-set would win: it must not apply
+    assert StepRun.objects.get(run=run, node_id="s2").status == "skipped"
+    assert StepRun.objects.get(run=run, node_id="s1").status == "running"
+    assert Run.objects.get(pk=run.pk).last_seq == seq
+
+
+def test_the_one_statement_writes_nothing_on_a_cancelled_run():
+    run, claim = _claimed_first_step("cancelled")
+    run_cancel(run_id=run.pk)
+    seq = Run.objects.get(pk=run.pk).last_seq
+    assert _record(run, claim, seq=seq) is None
+    assert StepRun.objects.get(run=run, node_id="s1").status == "running"
+    assert Run.objects.get(pk=run.pk).last_seq == seq
+
+
+def test_the_one_statement_writes_nothing_for_a_fenced_out_attempt():
+    run, claim = _claimed_first_step("fenced")
+    StepRun.objects.filter(pk=claim.step.pk).update(attempt=claim.step.attempt + 1)  # recovery moved it on
+    assert _record(run, claim, seq=claim.run_seq) is None
+    assert StepRun.objects.get(run=run, node_id="s2").status == "pending"
+    assert Run.objects.get(pk=run.pk).last_seq == claim.run_seq
+
+
+def test_a_delivery_for_a_run_that_moved_on_is_claimed_the_general_way(one_statement_records):
+    run, _ = run_start(workflow=save(chain("claim-moved-on", 2)))
+    with RunTx(run.pk) as tx:
+        tx.event("test.note")
+    s1 = StepRun.objects.get(run=run, node_id="s1")
+    stale = Run.objects.get(pk=run.pk).last_seq - 1
+    assert hotpath.step_claim_one(run_id=run.pk, seq=stale, step_id=s1.pk, node_id="s1", attempt=s1.attempt,
+                                  worker="w:1") is None
+    assert StepRun.objects.get(pk=s1.pk).status == "queued" and OrmQ.objects.filter(pk=s1.broker_msg_id).exists()
+    assert not Attempt.objects.filter(step=s1).exists()
+    assert Run.objects.get(pk=run.pk).last_seq == stale + 1
+    claim = step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:1", node_id="s1", seq=stale)
+    assert claim is not None and claim.run_seq == stale + 2 == Run.objects.get(pk=run.pk).last_seq
+    assert one_statement_records == []
+    assert Attempt.objects.get(step=s1).outcome == "running"
+    assert not OrmQ.objects.filter(pk=s1.broker_msg_id).exists()
+
+
+def test_a_delivery_for_a_cancelled_run_cancels_its_step(one_statement_records):
+    run, _ = run_start(workflow=save(chain("claim-cancelled", 2)))
+    s1 = StepRun.objects.get(run=run, node_id="s1")
+    with RunTx(run.pk) as tx:  # the run stops while its first step's delivery is on its way
+        tx.run_set_status("cancelled")
+    assert step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:1") is None
+    assert one_statement_records == []
+    assert StepRun.objects.get(pk=s1.pk).status == "cancelled"
+
+
+def test_only_a_plain_single_successor_on_the_same_queue_is_claimed_in_one_statement():
+    from engine.runtx import version_graph
+
+    nodes = [node("a"), node("b"), node("c"), node("d", queue="fast"), node("e"), node("f"), node("g"),
+             node("h", trigger_rule="one_success")]
+    edges = [("a", "b"), ("b", "c"), ("b", "e"), ("c", "d"), ("e", "f"), ("g", "f"),
+             {"source": "d", "target": "h", "condition": "{{ output.ok }}"}]
+    graph = version_graph(save(definition("shapes", nodes, edges)).current_version_id)
+    assert hotpath.chain_successor(graph, "a", queue="default") == "b"
+    assert hotpath.chain_successor(graph, "b", queue="default") is None  # two successors
+    assert hotpath.chain_successor(graph, "c", queue="default") is None  # successor on another queue
+    assert hotpath.chain_successor(graph, "e", queue="default") is None  # successor with two upstream steps
+    assert hotpath.chain_successor(graph, "d", queue="fast") is None  # a conditional edge
+    assert hotpath.chain_successor(graph, "f", queue="default") is None  # no successor

@@ -95,7 +95,8 @@ class Run(models.Model):
 
 
 class StepRun(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    # No index of its own: steprun_unique_node (run, node_id) serves lookups by run.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps", db_index=False)
     node_id = models.CharField(max_length=100)
     node_type = models.CharField(max_length=100)
     queue = models.CharField(max_length=100)
@@ -148,7 +149,8 @@ class Attempt(models.Model):
         CANCELLED = "cancelled"
         WAITING = "waiting"  # the node asked to wait (approval, sleep) or is in doubt
 
-    step = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="attempts")
+    # No index of its own: attempt_unique_number (step, number) serves lookups by step.
+    step = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     number = models.IntegerField()
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField()
@@ -172,7 +174,8 @@ class Attempt(models.Model):
 class Event(models.Model):
     """Append-only, gapless per run: the live stream, the audit trail and reconnect catch-up."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: event_unique_seq (run, seq) serves lookups by run.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
     seq = models.BigIntegerField()
     type = models.CharField(max_length=64)
     node_id = models.CharField(max_length=100, blank=True, default="")
@@ -196,7 +199,8 @@ class JournalEntry(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 
-    step = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="journal")
+    # No index of its own: journal_unique_key (step, key) serves lookups by step.
+    step = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="journal", db_index=False)
     key = models.CharField(max_length=200)
     position = models.IntegerField()
     status = models.CharField(max_length=16, choices=Status.choices)

@@ -60,7 +60,10 @@ class NetnsHost:
 
 
 class TcpProxy:
-    """Forwards connections accepted on (host, port) to target, each direction in its own thread."""
+    """Forwards connections accepted on (host, port) to target, each direction in its own thread.
+
+    ``target`` is (host, port), or (socket directory, port) for a server on a unix socket (the embedded
+    PostgreSQL), as in Django's HOST and PORT."""
 
     def __init__(self, host: str, target: tuple[str, int]):
         self.target = target
@@ -76,10 +79,18 @@ class TcpProxy:
                 client, _ = self.sock.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
+            upstream = self._connect_upstream()
             self._sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _connect_upstream(self) -> socket.socket:
+        host, port = self.target
+        if not host.startswith("/"):
+            return socket.create_connection(self.target)
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        upstream.connect(f"{host}/.s.PGSQL.{port}")
+        return upstream
 
     @staticmethod
     def _pump(src: socket.socket, dst: socket.socket) -> None:

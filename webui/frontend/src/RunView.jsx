@@ -408,13 +408,15 @@ function ActionDialog({ dialog, store, runId, act, onClose }) {
   const risks = (id) => [...(store.repeatRisks[id] || []), ...(unsafe[id] || []).map((key) => `call ${key}`)];
   const previewList = preview ? (
     <>
-      <p>These steps will run again ({preview.length}):</p>
-      <ul className="preview" aria-label="Steps that will run again">
+      <p>These steps will run ({preview.length}):</p>
+      <ul className="preview" aria-label="Steps that will run">
         {preview.map((id) => {
           const st = store.steps[id]?.status;
+          const ran = (store.attempts[id] || []).some((a) => a.started_at);
           return (
             <li key={id} data-preview-node={id}>
               <code>{id}</code> <StatusBadge status={st} />
+              {ran ? null : <span className="muted"> — has not run yet</span>}
               {st === "succeeded" && id !== nodeId ? <span className="warn-text"> — succeeded before; its effects repeat unless journaled</span> : null}
               {risks(id).length ? (
                 <div className="warn-text" data-unsafe-node={id}>
@@ -427,7 +429,7 @@ function ActionDialog({ dialog, store, runId, act, onClose }) {
       </ul>
       <p className="muted">Every other step keeps its status and output.</p>
     </>
-  ) : <p className="muted">Working out which steps run again…</p>;
+  ) : <p className="muted">Working out which steps will run…</p>;
 
   const cancel = <button type="button" className="secondary" onClick={onClose}>Close</button>;
   if (kind === "retry") {

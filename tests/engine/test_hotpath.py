@@ -12,6 +12,7 @@ from engine.executor import execute_step, step_claim
 from engine.models import Attempt, Event, Run, StepRun
 from engine.runtx import RunTx
 from engine.scheduler import run_cancel, run_start, step_skip
+from engine.states import STEP_TERMINAL
 from engine.workflows import workflow_save
 from tests.conftest import chain, definition, node
 
@@ -214,3 +215,75 @@ def test_only_a_plain_single_successor_on_the_same_queue_is_claimed_in_one_state
     assert hotpath.chain_successor(graph, "e", queue="default") is None  # successor with two upstream steps
     assert hotpath.chain_successor(graph, "d", queue="fast") is None  # a conditional edge
     assert hotpath.chain_successor(graph, "f", queue="default") is None  # no successor
+
+
+def _consistent(run) -> None:
+    """What every transition keeps true: gapless events up to the run's counter, and the unfinished count."""
+    run = Run.objects.get(pk=run.pk)
+    seqs = list(Event.objects.filter(run=run).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, run.last_seq + 1))
+    unfinished = StepRun.objects.filter(run=run).exclude(status__in=STEP_TERMINAL).count()
+    assert run.unfinished_steps == unfinished
+
+
+def _race(run, claim, action: str, *, delay: float) -> dict:
+    """The statement and ``action`` on ``run``, started together from two threads, the action ``delay``
+    seconds later."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from engine.exceptions import InvalidTransition
+
+    barrier = threading.Barrier(2, timeout=10)
+    results = {}
+
+    def record():
+        barrier.wait()
+        try:
+            results["record"] = _record(run, claim, seq=claim.run_seq)
+        finally:
+            connection.close()
+
+    def operate():
+        barrier.wait()
+        time.sleep(delay)
+        try:
+            if action == "skip the successor":
+                step_skip(run_id=run.pk, node_id="s2")
+            else:
+                run_cancel(run_id=run.pk)
+            results["operator"] = "done"
+        except InvalidTransition:
+            results["operator"] = "refused"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=record), threading.Thread(target=operate)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results
+
+
+@pytest.mark.parametrize("action", ["skip the successor", "cancel the run"])
+def test_the_one_statement_racing_an_operator_keeps_the_run_consistent(action):
+    """The statement and an operator's action on the same run, started together, 15 times: whichever takes
+    the run's lock first wins, and the other writes nothing or is refused."""
+    firsts = []
+    for i in range(15):
+        run, claim = _claimed_first_step(f"race-{action.split()[0]}-{i}")
+        results = _race(run, claim, action, delay=i * 0.0003)  # from together to the statement well ahead
+        _consistent(run)
+        steps = dict(StepRun.objects.filter(run=run).values_list("node_id", "status"))
+        if results["record"] is not None:  # the statement went first: the step succeeded, its successor runs
+            assert steps["s1"] == "succeeded" and steps["s2"] in ("running", "cancelled")
+            assert Attempt.objects.filter(step__run=run, step__node_id="s2").count() == 1
+            firsts.append("statement")
+        else:  # the operator went first: the statement wrote nothing
+            assert steps["s1"] == "running" and results["operator"] == "done"
+            assert not Attempt.objects.filter(step__run=run, step__node_id="s2").exists()
+            firsts.append("operator")
+    print(f"\n{action}: {firsts.count('statement')} times the statement first, {firsts.count('operator')} the operator")

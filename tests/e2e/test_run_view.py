@@ -94,6 +94,16 @@ def test_retry_failed_middle_step_turns_it_and_descendants_succeeded_live(ui, wo
     expect(timeline.locator(".legend")).to_contain_text("succeeded")
     expect(timeline.locator(".legend")).to_contain_text("failed")
     screenshot(ui, "run-timeline")
+    # Zoomed in and scrolled to the end, the bars move left under the step names, which stay in view.
+    for _ in range(6):
+        timeline.get_by_role("button", name="Zoom in").click()
+    timeline.locator(".timeline-scroll").evaluate("el => { el.scrollLeft = el.scrollWidth; }")
+    ui.wait_for_function("""() => {
+        const box = document.querySelector('.timeline-scroll'), label = document.querySelector('[data-label="b"]');
+        const left = label.getBoundingClientRect().left - box.getBoundingClientRect().left;
+        return box.scrollLeft > 500 && left >= 0 && left < 40;
+    }""")
+    screenshot(ui, "run-timeline-zoomed")
 
     # The deep link to a step opens its drawer.
     ui.goto(f"{ui.base}/runs/{run.pk}/steps/c/")

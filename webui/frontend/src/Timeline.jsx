@@ -137,6 +137,7 @@ function axisLabel(ms, step) {
 export function Timeline({ store, version, now, onSelect }) {
   const [zoom, setZoom] = useState(1);
   const [scrollTop, setScrollTop] = useState(0);
+  const [scrollLeft, setScrollLeft] = useState(0);
   const [height, setHeight] = useState(600);
   const box = useRef(null);
 
@@ -209,7 +210,10 @@ export function Timeline({ store, version, now, onSelect }) {
           box.current = el;
           if (el && Math.abs(el.clientHeight - height) > 20) setHeight(el.clientHeight);
         }}
-        onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)}
+        onScroll={(e) => {
+          setScrollTop(e.currentTarget.scrollTop);
+          setScrollLeft(e.currentTarget.scrollLeft);
+        }}
         tabIndex={0}
       >
         {/* The axis is its own SVG, sticky at the top of the scroll box: the bars scroll under it
@@ -233,6 +237,7 @@ export function Timeline({ store, version, now, onSelect }) {
             ))}
           </g>
           {live ? <line className="nowline" x1={LABEL_W + nowX} x2={LABEL_W + nowX} y1={0} y2={AXIS_H} /> : null}
+          <rect className="tlabels-bg" x={scrollLeft} y={0} width={LABEL_W} height={AXIS_H} />
         </svg>
         <svg width={svgW} height={bodyH} role="img" aria-label="Attempts over time">
           <g transform={`translate(${LABEL_W},0)`} className="grid">
@@ -248,9 +253,6 @@ export function Timeline({ store, version, now, onSelect }) {
             const crit = model.critical.has(row.id);
             return (
               <g key={row.id} className={`trow${crit ? " critical" : ""}`} data-row={row.id}>
-                <text x={8} y={y + 15} className="tlabel" onClick={() => onSelect(row.id)}>
-                  {crit ? "★ " : ""}{row.id}
-                </text>
                 <g transform={`translate(${LABEL_W},0)`}>
                   {row.bars.map((b) => {
                     const qx = b.q != null ? scale.x(b.q) : null;
@@ -284,6 +286,16 @@ export function Timeline({ store, version, now, onSelect }) {
               <title>now</title>
             </line>
           ) : null}
+          {/* The step names, drawn last and moved by the sideways scroll: they stay in view when zoomed in. */}
+          <g className="tlabels" transform={`translate(${scrollLeft},0)`}>
+            <rect className="tlabels-bg" x={0} y={0} width={LABEL_W} height={bodyH} />
+            {visible.map((row, i) => (
+              <text key={row.id} x={8} y={(first + i) * ROW + 19} data-label={row.id}
+                className={`tlabel${model.critical.has(row.id) ? " critical" : ""}`} onClick={() => onSelect(row.id)}>
+                {model.critical.has(row.id) ? "★ " : ""}{row.id}
+              </text>
+            ))}
+          </g>
         </svg>
       </div>
     </div>

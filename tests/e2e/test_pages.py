@@ -62,6 +62,8 @@ def test_every_page_renders_and_lists_update_live(ui):
     zoom_in = ui.locator(".runview .react-flow__controls-zoomin")
     expect(zoom_in).to_have_css("color", "rgb(228, 231, 236)")
     assert zoom_in.evaluate("el => getComputedStyle(el).color !== getComputedStyle(el).backgroundColor")
+    # The minimap dims what lies outside the view with the dark background, not a light grey.
+    expect(ui.locator(".runview .react-flow__minimap-mask")).to_have_css("fill", "rgba(12, 17, 29, 0.65)")
     screenshot(ui, "run-graph-dark")
 
     # A dropped socket shows the reconnecting state and never passes stale status off as current;

@@ -6,6 +6,7 @@ transaction that makes them true, with gapless per-run sequence numbers.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -27,11 +28,15 @@ class PendingEvent:
     actor: str = ""
 
 
+# A batch of events (%(events)s, a JSON array of {type, node_id, payload, actor}) as seq %(first)s, %(first)s + 1, ...
+# Statements that write events only when another CTE of theirs wrote something append ", that_cte" to its FROM.
+EVENTS_INSERT_SQL = """INSERT INTO engine_event (run_id, seq, type, node_id, payload, actor, created_at)
+    SELECT %(run)s, %(first)s + v.i - 1, v.e->>'type', v.e->>'node_id', v.e->'payload', v.e->>'actor', %(at)s
+    FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS v(e, i)"""
+
 _WRITE_SQL = """
 WITH e AS (
-    INSERT INTO engine_event (run_id, seq, type, node_id, payload, actor, created_at)
-    SELECT %(run)s, %(first)s + v.i - 1, v.e->>'type', v.e->>'node_id', v.e->'payload', v.e->>'actor', %(at)s
-    FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS v(e, i)
+    """ + EVENTS_INSERT_SQL + """
 )
 UPDATE engine_run SET last_seq = %(last)s, unfinished_steps = %(unfinished)s{sets} WHERE id = %(run)s{returning}
 """
@@ -46,17 +51,53 @@ def _messages_insert() -> str:
 
 
 # channels-postgres's rows for one message to some groups: one per channel in them (see _postgres_rows).
-_MESSAGES_INSERT_SQL = _messages_insert()
+MESSAGES_INSERT_SQL = _messages_insert()
 
 
 def _send_sql() -> str:
     return _WRITE_SQL.replace("\nUPDATE engine_run", f""", m AS (
-    {_MESSAGES_INSERT_SQL}
+    {MESSAGES_INSERT_SQL}
 )
 UPDATE engine_run""")
 
 
 _WRITE_AND_SEND_SQL = _send_sql()
+
+
+class EventBatch:
+    """Events about to be written as seq ``first_seq``, ``first_seq + 1``, ...: the parameters of the
+    statement that writes them, and their publication once it commits.
+
+    ``send`` holds the channel-layer rows (the parameters of MESSAGES_INSERT_SQL) when the layer is
+    channels-postgres and the rows go in with the events; None when publishing happens after commit.
+    It is worked out only for a statement that takes them (``params``)."""
+
+    def __init__(self, run_id, first_seq: int, pending: list[PendingEvent]):
+        self.run = str(run_id)
+        self.first_seq = first_seq
+        self.pending = pending
+        self.at = timezone.now()
+        at_text = self.at.isoformat()
+        self.messages = [{"run": self.run, "seq": first_seq + i, "type": e.type, "node_id": e.node_id,
+                          "payload": e.payload, "actor": e.actor, "at": at_text} for i, e in enumerate(pending)]
+
+    @functools.cached_property
+    def send(self) -> dict | None:
+        return _postgres_send_params(self.run, self.messages)
+
+    def params(self) -> dict:
+        """EVENTS_INSERT_SQL's parameters but %(run)s (which takes the run's UUID), and MESSAGES_INSERT_SQL's."""
+        return {"first": self.first_seq, "at": self.at, **(self.send or {}),
+                "events": json.dumps([{"type": e.type, "node_id": e.node_id, "payload": e.payload, "actor": e.actor}
+                                      for e in self.pending])}
+
+    def publish_on_commit(self) -> None:
+        """Send the messages once the transaction commits (or, if their rows went in with the events, purge
+        expired ones)."""
+        if self.send is None:
+            transaction.on_commit(lambda: publish(self.run, self.messages))
+        else:
+            transaction.on_commit(purge_expired_messages)
 
 
 def events_write(run_id, first_seq: int, pending: list[PendingEvent], *,
@@ -68,31 +109,22 @@ def events_write(run_id, first_seq: int, pending: list[PendingEvent], *,
     with ``run_sets`` (SQL assignments and their parameters) too, in one statement; it returns the
     ``returning`` columns of the updated run row then (None without). Without, it returns the Event rows.
     """
-    at = timezone.now()
-    run, at_text = str(run_id), at.isoformat()
-    messages = [{"run": run, "seq": first_seq + i, "type": e.type, "node_id": e.node_id, "payload": e.payload,
-                 "actor": e.actor, "at": at_text} for i, e in enumerate(pending)]
+    batch = EventBatch(run_id, first_seq, pending)
     if run_counters is None:
         rows = [Event(run_id=run_id, seq=first_seq + i, type=e.type, node_id=e.node_id, payload=e.payload,
-                      actor=e.actor, created_at=at) for i, e in enumerate(pending)]
+                      actor=e.actor, created_at=batch.at) for i, e in enumerate(pending)]
         Event.objects.bulk_create(rows)
-        transaction.on_commit(lambda: publish(run, messages))
+        transaction.on_commit(lambda: publish(batch.run, batch.messages))
         return rows
-    params = {"run": run_id, "first": first_seq, "at": at, "last": run_counters[0], "unfinished": run_counters[1],
-              "events": json.dumps([{"type": e.type, "node_id": e.node_id, "payload": e.payload, "actor": e.actor}
-                                    for e in pending])}
-    send = _postgres_send_params(run, messages)
     sets, set_params = run_sets
-    sql = (_WRITE_SQL if send is None else _WRITE_AND_SEND_SQL).format(
+    sql = (_WRITE_SQL if batch.send is None else _WRITE_AND_SEND_SQL).format(
         sets="".join(f", {a}" for a in sets), returning=f" RETURNING {returning}" if returning else "")
     with prepared_cursor() as cur:
         # With channels-postgres, the layer's rows go in with the events: its trigger NOTIFYs at commit.
-        cur.execute(sql, {**params, **set_params, **(send or {})})
+        cur.execute(sql, {**batch.params(), **set_params, "run": run_id, "last": run_counters[0],
+                          "unfinished": run_counters[1]})
         row = cur.fetchone() if returning else None
-    if send is None:
-        transaction.on_commit(lambda: publish(run, messages))
-    else:
-        transaction.on_commit(purge_expired_messages)
+    batch.publish_on_commit()
     return row
 
 
@@ -163,7 +195,7 @@ def _is_postgres_layer(layer) -> bool:
 
 
 def _postgres_rows(layer, message: dict, groups: list[str]) -> dict:
-    """The parameters of _MESSAGES_INSERT_SQL: the layer's serialised message, its expiry, the groups' keys."""
+    """The parameters of MESSAGES_INSERT_SQL: the layer's serialised message, its expiry, the groups' keys."""
     from datetime import timedelta
 
     return {"message": layer.serialize(message), "expire": timezone.now() + timedelta(seconds=layer.expiry),
@@ -179,7 +211,7 @@ def _postgres_group_send(layer, groups: list[str], message: dict) -> None:
     NOTIFYs the listening web servers) without an event loop or a second pool.
     """
     with connection.cursor() as cur:
-        cur.execute(_MESSAGES_INSERT_SQL, _postgres_rows(layer, message, groups))
+        cur.execute(MESSAGES_INSERT_SQL, _postgres_rows(layer, message, groups))
 
 
 PURGE_INTERVAL_S = 30.0

@@ -21,40 +21,30 @@ takes the general path.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
 
 from engine.dbretry import prepared_cursor
-from engine.events import (
-    _MESSAGES_INSERT_SQL,
-    PendingEvent,
-    _postgres_send_params,
-    publish,
-    purge_expired_messages,
-)
+from engine.events import EVENTS_INSERT_SQL, MESSAGES_INSERT_SQL, EventBatch, PendingEvent
 from engine.inline import is_inline
 from engine.models import StepRun
-from engine.observability.tracing import trace_tx
+from engine.observability.tracing import trace_finished
 from engine.readiness import RUN, trigger_decision
-from engine.runtx import _ATTEMPT_INSERT, _claimed_step
+from engine.runtx import _ATTEMPT_INSERT, _CLAIM_RETURNING, _CLAIM_SET, CLAIM_WHERE, _claimed_step
 from engine.states import RunStatus, StepStatus
 
 # The run row, locked, if it is running and its last event is still %(seq)s: every statement here starts with it.
+# (Its id is run_pk, so that a claim's "id" names the step's.)
 _RUN_LOCK = """
 WITH r AS (
-    SELECT id, version_id, inputs::text FROM engine_run WHERE id = %(run)s AND status = %(run_running)s
+    SELECT id AS run_pk, version_id, inputs::text FROM engine_run WHERE id = %(run)s AND status = %(run_running)s
         AND last_seq = %(seq)s
     FOR NO KEY UPDATE
 )"""
 
 # The events of a transition whose compare-and-set CTE is {cte}, and the run row's counters.
 _EVENTS = """, e AS (
-    INSERT INTO engine_event (run_id, seq, type, node_id, payload, actor, created_at)
-    SELECT %(run)s, %(seq)s + v.i, v.e->>'type', v.e->>'node_id', v.e->'payload', v.e->>'actor', %(at)s
-    FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS v(e, i), {cte}
+    """ + EVENTS_INSERT_SQL + """, {cte}
 ), u AS (
     UPDATE engine_run SET last_seq = %(seq)s + %(n_events)s, unfinished_steps = unfinished_steps + %(unfinished)s
     FROM {cte} WHERE engine_run.id = %(run)s
@@ -62,16 +52,11 @@ _EVENTS = """, e AS (
 
 # With the channels-postgres layer, the layer's rows go in with the events (its trigger NOTIFYs at commit).
 _SEND = """, m AS (
-    """ + _MESSAGES_INSERT_SQL + """ AND EXISTS (SELECT 1 FROM {cte})
+    """ + MESSAGES_INSERT_SQL + """ AND EXISTS (SELECT 1 FROM {cte})
 )"""
 
-_CLAIM_SQL = _RUN_LOCK + """, c AS (
-    UPDATE engine_steprun t SET status = 'running',
-        lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s),
-        heartbeat_at = statement_timestamp(), started_at = statement_timestamp(), worker = %(worker)s
-    FROM r WHERE t.id = %(step)s AND t.status = %(queued)s AND t.attempt = %(attempt)s
-    RETURNING t.id, t.run_id, t.node_id, t.node_type, t.queue, t.attempt, t.generation, t.queued_at,
-        t.broker_msg_id
+# The claim of runtx.CLAIM_SQL, once the run is locked.
+_CLAIM_SQL = _RUN_LOCK + ", c AS (" + _CLAIM_SET + "FROM r " + CLAIM_WHERE + _CLAIM_RETURNING + """
 ), a AS ({attempts}
 ), b AS (
     DELETE FROM django_q_ormq WHERE id = ANY(ARRAY(SELECT broker_msg_id FROM c))
@@ -126,7 +111,7 @@ def step_claim_one(*, run_id, seq: int, step_id: int, node_id: str, attempt: int
     pending = [PendingEvent("step.running", node_id, {"from": StepStatus.QUEUED, "attempt": attempt,
                                                       "worker": worker})]
     row = _execute(_CLAIM_SQL, _CLAIM_SEND_SQL, run_id=run_id, seq=seq, pending=pending, unfinished=0, params={
-        "step": step_id, "queued": StepStatus.QUEUED, "attempt": attempt, "lease": settings.WEFT_LEASE_S,
+        "id": step_id, "queued": StepStatus.QUEUED, "attempt": attempt, "lease": settings.WEFT_LEASE_S,
         "worker": worker})
     if row is None:
         return None
@@ -170,37 +155,14 @@ def _execute(sql: str, send_sql: str, *, run_id, seq: int, pending: list[Pending
              params: dict) -> tuple | None:
     """Run one of the statements with its events as seq + 1, seq + 2, ..., and publish them once it commits.
     Returns its row, or None if it wrote nothing."""
-    run = str(run_id)
-    at = timezone.now()
-    at_text = at.isoformat()
-    messages = [{"run": run, "seq": seq + 1 + i, "type": e.type, "node_id": e.node_id, "payload": e.payload,
-                 "actor": e.actor, "at": at_text} for i, e in enumerate(pending)]
-    send = _postgres_send_params(run, messages)
+    batch = EventBatch(run_id, seq + 1, pending)
     with prepared_cursor() as cur:
-        cur.execute(sql if send is None else send_sql, {
-            **params, "run": run_id, "seq": seq, "run_running": RunStatus.RUNNING, "at": at,
-            "n_events": len(pending), "unfinished": unfinished,
-            "events": json.dumps([{"type": e.type, "node_id": e.node_id, "payload": e.payload, "actor": e.actor}
-                                  for e in pending]), **(send or {})})
+        cur.execute(sql if batch.send is None else send_sql, {
+            **params, **batch.params(), "run": run_id, "seq": seq, "run_running": RunStatus.RUNNING,
+            "n_events": len(pending), "unfinished": unfinished})
         row = cur.fetchone()
     if row is None:
         return None
-    if send is None:
-        transaction.on_commit(lambda: publish(run, messages))
-    else:
-        transaction.on_commit(purge_expired_messages)
-    trace_tx(_Transition(run=_RunRef(run_id), events=pending))  # spans of the steps that finished, as RunTx does
+    batch.publish_on_commit()
+    trace_finished(run_id, pending)  # spans of the steps that finished, as RunTx exports them
     return row
-
-
-@dataclass
-class _RunRef:
-    pk: object
-
-
-@dataclass
-class _Transition:
-    """What ``trace_tx`` reads of a transaction: its run and its events."""
-
-    run: _RunRef
-    events: list

@@ -121,8 +121,8 @@ _CLAIM_RETURNING = "RETURNING id, run_id, node_id, node_type, queue, attempt, ge
 # key, and that index holds an entry for every step that passed through the status since the last vacuum.
 # Prepared statements get generic plans (see config/settings.py), which cannot use a partial index for a
 # parameter.
-CLAIM_SQL = _CLAIM_SET + """WHERE id = %(id)s AND status = %(queued)s AND attempt = %(attempt)s
-""" + _CLAIM_RETURNING
+CLAIM_WHERE = "WHERE id = %(id)s AND status = %(queued)s AND attempt = %(attempt)s\n"
+CLAIM_SQL = _CLAIM_SET + CLAIM_WHERE + _CLAIM_RETURNING
 
 # The same claim for the n oldest queued steps of one run on one queue (a fan-out continues through its siblings).
 # Ids in an ARRAY(...), picked once: see engine.broker._DEQUEUE_SQL.

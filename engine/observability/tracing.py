@@ -215,21 +215,27 @@ def inject_headers(headers: dict) -> dict:
 
 def trace_tx(tx) -> None:
     """Once ``tx`` (a RunTx) commits, export the spans of the steps and the run it finished."""
+    trace_finished(tx.run.pk, tx.events, run=tx.run)
+
+
+def trace_finished(run_id, events: list, *, run=None) -> None:
+    """Once the transaction commits, export the spans of the steps that ``events`` (PendingEvents) finished,
+    and of the run if they finished it (``run``, the Run, is read then)."""
     if tracer() is None:
         return
     from django.db import transaction
 
-    transaction.on_commit(lambda: _export_finished(tx.run, list(tx.events)))
+    transaction.on_commit(lambda: _export_finished(run_id, list(events), run))
 
 
-def _export_finished(run, events) -> None:
+def _export_finished(run_id, events, run) -> None:
     try:
-        _export_finished_spans(run, events)
+        _export_finished_spans(run_id, events, run)
     except Exception:  # tracing must never break a run
-        log.warning("could not export the spans of run %s", run.pk, exc_info=True)
+        log.warning("could not export the spans of run %s", run_id, exc_info=True)
 
 
-def _export_finished_spans(run, events) -> None:
+def _export_finished_spans(run_id, events, run) -> None:
     from django.db.models import Min
     from django.db.models.functions import Coalesce
     from django.utils import timezone
@@ -239,23 +245,23 @@ def _export_finished_spans(run, events) -> None:
     finished_steps = {e.node_id for e in events if e.type in STEP_FINISHED_EVENTS}
     run_status = next((RUN_FINISHED_EVENTS[e.type] for e in events if e.type in RUN_FINISHED_EVENTS), None)
     now = timezone.now()
-    trace_id = run_trace_id(run.pk)
-    run_parent = _parent(trace_id, run_span_id(run.pk))
-    rows = (StepRun.objects.filter(run_id=run.pk, node_id__in=finished_steps)
+    trace_id = run_trace_id(run_id)
+    run_parent = _parent(trace_id, run_span_id(run_id))
+    rows = (StepRun.objects.filter(run_id=run_id, node_id__in=finished_steps)
             .annotate(first=Min(Coalesce("attempts__queued_at", "attempts__started_at")))
             .values_list("node_id", "node_type", "queue", "generation", "status", "error", "first", "finished_at"))
     for node_id, node_type, queue, generation, status, error, first, finished_at in rows:
         end = finished_at or now
-        _export_span(f"step {node_id}", trace_id=trace_id, span_id=step_span_id(run.pk, node_id, generation),
+        _export_span(f"step {node_id}", trace_id=trace_id, span_id=step_span_id(run_id, node_id, generation),
                      parent=run_parent, start=first or end, end=end,
-                     attributes={"weft.run_id": str(run.pk), "weft.node_id": node_id, "weft.node_type": node_type,
+                     attributes={"weft.run_id": str(run_id), "weft.node_id": node_id, "weft.node_type": node_type,
                                  "weft.queue": queue, "weft.status": status, "weft.generation": generation},
                      error=error if status in ("failed", "upstream_failed") else None)
-    if run_status:
+    if run_status and run is not None:
         slug = Workflow.objects.filter(pk=run.workflow_id).values_list("slug", flat=True).first()
-        _export_span(f"run {slug}", trace_id=trace_id, span_id=run_span_id(run.pk),
+        _export_span(f"run {slug}", trace_id=trace_id, span_id=run_span_id(run_id),
                      parent=trace.set_span_in_context(trace.INVALID_SPAN), start=run.started_at or run.created_at,
-                     end=now, attributes={"weft.run_id": str(run.pk), "weft.workflow": slug or "",
+                     end=now, attributes={"weft.run_id": str(run_id), "weft.workflow": slug or "",
                                           "weft.status": run_status},
                      error=(run.error or run_status) if run_status == "failed" else None)
 

@@ -64,7 +64,7 @@ def test_lookups_by_id_read_the_primary_key_not_a_partial_index():
                 1, 0, 0, 0, 0, 0, '', '', '', now(), now()
             FROM generate_series(1, 5000) AS i""", [run.pk])
         cur.execute("ANALYZE engine_steprun")
-    one_statement = {"run": run.pk, "run_running": "running", "seq": 2, "lease": 30, "worker": "w",
+    one_statement = {"run": run.pk, "run_running": "running", "seq": 2, "first": 3, "lease": 30, "worker": "w",
                      "at": "2026-01-01T00:00:00Z", "events": "[]", "n_events": 1, "unfinished": 0}
     statements = {
         "claim": (_CLAIM_WRAP.replace("{claim}", CLAIM_SQL.strip()),
@@ -72,7 +72,7 @@ def test_lookups_by_id_read_the_primary_key_not_a_partial_index():
         "success": (outcomes._SUCCESS_SQL, {"items": "[]", "ids": [step.pk], "running": "running", "edges": "[]",
                                              "run": run.pk}),
         "claim in one statement": (hotpath._CLAIM_SQL, {
-            **one_statement, "step": step.pk, "queued": "queued", "attempt": 1}),
+            **one_statement, "id": step.pk, "queued": "queued", "attempt": 1}),
         "chained success in one statement": (hotpath._CHAIN_SQL, {
             **one_statement, "step": step.pk, "running": "running", "attempt": 1, "next_node": "s2",
             "pending": "pending", "output": "{}", "ago_start": 0.0, "ago_end": 0.0, "logs": "[]", "metrics": "{}"}),

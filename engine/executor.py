@@ -71,6 +71,10 @@ class Claim:
         now = time.monotonic()
         return {"ago_start": max(now - self.started, 0.0), "ago_end": max(now - self.finished, 0.0)}
 
+    def attempt_row(self, logs: list[dict], metrics: dict | None) -> dict:
+        """What a success statement writes to the attempt's row: its logs, metrics and times."""
+        return {"logs": logs, "metrics": metrics or {}, **self.ago()}
+
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -420,9 +424,10 @@ def _record_chained(done: tuple, *, worker: str) -> list[Claim] | None:
     next_node = hotpath.chain_successor(claim.graph, step.node_id, queue=step.queue)
     if next_node is None:
         return None
-    claimed = hotpath.chain_step_record(run_id=step.run_id, seq=claim.run_seq, step_id=step.pk, node_id=step.node_id,
-                                attempt=step.attempt, next_node_id=next_node, output=outcome[1], worker=worker,
-                                attempt_row={"logs": logs, "metrics": outcome[2] or {}, **claim.ago()})
+    claimed = hotpath.chain_step_record(run_id=step.run_id, seq=claim.run_seq, step_id=step.pk,
+                                        node_id=step.node_id, attempt=step.attempt, next_node_id=next_node,
+                                        output=outcome[1], worker=worker,
+                                        attempt_row=claim.attempt_row(logs, outcome[2]))
     if claimed is None:
         return None
     return [Claim(step=claimed, node=claim.graph.nodes[next_node], run_inputs=claim.run_inputs, graph=claim.graph,
@@ -437,7 +442,7 @@ def _record_batch(done: list[tuple], released: list[Claim], *, continuation: Con
         if len(succeeded) > 1 and tx.run_status == RunStatus.RUNNING:  # one statement for all of them
             refs = [StepRef(c.step.pk, c.step.node_id, StepStatus.RUNNING, c.step.attempt) for c, _, _ in succeeded]
             won = outcomes.steps_record_success(tx, [
-                (ref, ref.attempt, outcome[1], {"logs": logs, "metrics": outcome[2] or {}, **claim.ago()})
+                (ref, ref.attempt, outcome[1], claim.attempt_row(logs, outcome[2]))
                 for ref, (claim, outcome, logs) in zip(refs, succeeded, strict=True)])
             for (claim, _, logs), ok in zip(succeeded, won, strict=True):
                 if not ok:
@@ -528,7 +533,7 @@ def _record(tx: RunTx, claim: Claim, *, attempt: int, outcome: tuple, logs: list
     attempt_outcome = kind
     if kind == "succeeded":  # the Attempt row is finished in the same statement
         won = outcomes.step_record_success(tx, ref, attempt=attempt, output=value,
-                                           attempt_row={"logs": logs, "metrics": metrics or {}, **claim.ago()})
+                                           attempt_row=claim.attempt_row(logs, metrics))
     elif kind == "waiting":
         won = outcomes.step_record_wait(tx, ref, attempt=attempt, reason=value.reason, detail=value.detail,
                                         wake_in=value.wake_in)

@@ -266,23 +266,28 @@ def vacuum(*, analyze_only: bool = False) -> None:
             cur.execute(f"{'ANALYZE' if analyze_only else 'VACUUM (ANALYZE)'} {table}")  # noqa: S608 (names)
 
 
-def settle(timeout: float = 30.0) -> None:
+def settle(*, analyze: bool, timeout: float = 30.0) -> None:
     """Wait until the broker holds no message, so a sample does not also pay for deliveries an earlier one
-    left (the `start` workload's cancelled run leaves 50, which the workers drop one by one); then ANALYZE,
-    as autovacuum does while tables grow, so the workers' cached plans fit the tables' size."""
+    left (the `start` workload's cancelled run leaves 50, which the workers drop one by one); then, with
+    ``analyze``, ANALYZE, as autovacuum does while tables grow, so the workers' cached plans fit the tables'
+    size. An ANALYZE makes every worker plan its prepared statements again (1-1.5 ms for each of the claim
+    and chain statements), which autovacuum does once per tenth of a table changed, not once per run: a
+    workload's first sample pays for it, the others run on the plans it left."""
     from django_q.models import OrmQ
 
     deadline = time.monotonic() + timeout
     while OrmQ.objects.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    vacuum(analyze_only=True)
+    if analyze:
+        vacuum(analyze_only=True)
 
 
-def run_workload(name: str) -> Sample:
+def run_workload(name: str, *, analyze: bool = True) -> Sample:
+    """One sample of workload ``name``; ``analyze``: ANALYZE Weft's tables first (see ``settle``)."""
     if name == "floor":
         ms = floor_ms()
         return Sample(per_step_ms=ms, steps_per_s=1000 / ms)
-    settle()
+    settle(analyze=analyze)
     workloads = {"start": start, "chain": chain, "fanout": fanout, "many": many, "isolation": isolation,
                  "recovery": recovery, "idle": idle}
     return workloads[name]()

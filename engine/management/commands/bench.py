@@ -29,7 +29,7 @@ class Command(BaseCommand):
             time.sleep(3)  # clusters up
             bench.chain(5)  # warm: imports, connections, graph caches
             for name in names:
-                samples = [bench.run_workload(name) for _ in range(runs)]
+                samples = [bench.run_workload(name, analyze=i == 0) for i in range(runs)]
                 floor = min(floor, bench.floor_ms()) if name == "floor" else floor
                 self._report(name, runs, samples, floor, as_json)
 

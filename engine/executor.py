@@ -339,8 +339,8 @@ def execute_step(run_id: str, step_id: int, attempt: int) -> str:
                       and all(outcome[0] == "succeeded" for _, outcome, _ in done))
         continuation = Continuation(worker=worker, queue=queue, want=size) if keep_going else None
         what = f"recording step {done[0][0].step.node_id!r}"
-        batch = (with_db_retry(lambda: _record_chained(done[0], worker=worker), what=what)  # noqa: B023
-                 if continuation is not None and len(done) == 1 else None)
+        batch = (with_db_retry(lambda: _record_one(done[0], worker=worker, continuing=continuation is not None),  # noqa: B023
+                               what=what) if not released and len(done) == 1 else None)
         if batch is None:
             batch = with_db_retry(lambda: _record_batch(done, released, continuation=continuation),  # noqa: B023
                                   what=what)
@@ -413,13 +413,22 @@ def _execute_claimed(claim: Claim, *, worker: str, held: list[tuple[int, int]]) 
     return outcome, logs
 
 
-def _record_chained(done: tuple, *, worker: str) -> list[Claim] | None:
-    """A continuing worker's one successful step whose only successor it can claim: both in one statement
-    (engine.hotpath). None when that does not apply or the statement found the run moved on; the caller then
-    records the outcome through ``_record_batch``."""
+def _record_one(done: tuple, *, worker: str, continuing: bool) -> list[Claim] | None:
+    """One successful step in one statement (engine.hotpath): with the claim of its only successor for a
+    ``continuing`` worker (returned), or with its run's success if it was the run's last step (nothing to
+    claim). None when neither applies or the statement found the run moved on; the caller then records the
+    outcome through ``_record_batch``."""
     claim, outcome, logs = done
     step = claim.step
     if outcome[0] != "succeeded" or claim.run_seq is None:
+        return None
+    if hotpath.finishes_run(claim.graph, step.node_id):
+        finished = hotpath.finish_step_record(run_id=step.run_id, seq=claim.run_seq, step_id=step.pk,
+                                              node_id=step.node_id, attempt=step.attempt, output=outcome[1],
+                                              attempt_row=claim.attempt_row(logs, outcome[2]),
+                                              sinks=claim.graph.sinks())
+        return [] if finished else None
+    if not continuing:
         return None
     next_node = hotpath.chain_successor(claim.graph, step.node_id, queue=step.queue)
     if next_node is None:

@@ -1,10 +1,13 @@
-"""The worker's two commonest transitions, each in one statement instead of a transaction of several.
+"""The worker's three commonest transitions, each in one statement instead of a transaction of several.
 
 - A delivered step's claim (``queued -> running``, its Attempt row, its broker message dropped, its event)
   takes BEGIN, the run lock, the claim, the event and the run row, COMMIT in ``RunTx``: five round trips.
 - A chained step's success, when the one step after it has no other upstream, runs on the same queue and is
   not inline (the step succeeds, the continuing worker claims its successor) takes six: BEGIN, the run lock,
   the success, the successor's claim, the events and the run row, COMMIT.
+- A run's last step's success, when the step is a sink and no step of the run failed (the step succeeds, and
+  so does the run, with its sinks' outputs) takes six too: BEGIN, the run lock, the success, the read of the
+  sinks' outputs and the failed steps, the events and the run row, COMMIT.
 
 Here each is one statement, so one round trip: outside a transaction it commits by itself (synchronous_commit
 as configured), inside one it is part of it. Everything it writes is what ``RunTx`` and ``outcomes`` write for
@@ -14,8 +17,9 @@ counters and channel-layer rows.
 Each statement locks the run row first, and does anything only if the run is still running and its last
 sequence number is the one the worker saw (no other transition happened in between, so the statement knows
 the event numbers), and every compare-and-set in it wins: for the chained success, the successor is pending,
-never attempted and waits for this step alone. Otherwise it writes nothing and returns no row, and the caller
-takes the general path.
+never attempted and waits for this step alone; for the run's last step, the step is the only one
+unfinished, no step failed and the run is not a child run (whose parent settles when it finishes). Otherwise
+it writes nothing and returns no row, and the caller takes the general path.
 """
 
 from __future__ import annotations
@@ -42,11 +46,15 @@ WITH r AS (
     FOR NO KEY UPDATE
 )"""
 
-# The events of a transition whose compare-and-set CTE is {cte}, and the run row's counters.
-_EVENTS = """, e AS (
-    """ + EVENTS_INSERT_SQL + """, {cte}
+
+
+def _events(cte: str, *, sets: str = "") -> str:
+    """The events of a transition whose compare-and-set CTE is ``cte``, and the run row's counters (and ``sets``)."""
+    return """, e AS (
+    """ + EVENTS_INSERT_SQL + f""", {cte}
 ), u AS (
-    UPDATE engine_run SET last_seq = %(seq)s + %(n_events)s, unfinished_steps = unfinished_steps + %(unfinished)s
+    UPDATE engine_run SET last_seq = %(seq)s + %(n_events)s, unfinished_steps = unfinished_steps + %(unfinished)s{
+        ", " + sets if sets else ""}
     FROM {cte} WHERE engine_run.id = %(run)s
 )"""
 
@@ -60,28 +68,31 @@ _CLAIM_SQL = _RUN_LOCK + ", c AS (" + _CLAIM_SET + "FROM r " + CLAIM_WHERE + _CL
 ), a AS ({attempts}
 ), b AS (
     DELETE FROM django_q_ormq WHERE id = ANY(ARRAY(SELECT broker_msg_id FROM c))
-)""".replace("{attempts}", _ATTEMPT_INSERT.format(cte="c")) + _EVENTS.replace("{cte}", "c") + """{send}
+)""".replace("{attempts}", _ATTEMPT_INSERT.format(cte="c")) + _events("c") + """{send}
 SELECT c.id, c.run_id, c.node_id, c.node_type, c.queue, c.attempt, c.generation, c.queued_at, r.version_id, r.inputs
 FROM c, r
 """
+
+# The step's success and its Attempt row's, once {guard} (a CTE of the statement) holds a row.
+_SUCCESS = """, s AS (
+    UPDATE engine_steprun t SET status = 'succeeded', output = %(output)s::jsonb, error = '', lease_expires_at = NULL,
+        waiting_reason = '', waiting_detail = NULL, wake_at = NULL,
+        started_at = statement_timestamp() - make_interval(secs => %(ago_start)s),
+        finished_at = statement_timestamp() - make_interval(secs => %(ago_end)s)
+    FROM {guard} WHERE t.id = %(step)s AND t.status = %(running)s AND t.attempt = %(attempt)s
+    RETURNING t.id, t.started_at, t.finished_at
+), a AS (
+    UPDATE engine_attempt x SET started_at = s.started_at, finished_at = s.finished_at, outcome = 'succeeded',
+        error = '', error_type = '', traceback = '', logs = %(logs)s::jsonb, metrics = %(metrics)s::jsonb
+    FROM s WHERE x.step_id = s.id AND x.number = %(attempt)s
+)"""
 
 _CHAIN_SQL = _RUN_LOCK + """, n AS (
     SELECT t.id FROM engine_steprun t, r
     WHERE t.run_id = %(run)s AND t.node_id = %(next_node)s AND t.status = %(pending)s AND t.attempt = 0
         AND t.remaining_upstream = 1 AND t.upstream_failed = 0 AND t.upstream_skipped = 0
     FOR UPDATE OF t
-), s AS (
-    UPDATE engine_steprun t SET status = 'succeeded', output = %(output)s::jsonb, error = '', lease_expires_at = NULL,
-        waiting_reason = '', waiting_detail = NULL, wake_at = NULL,
-        started_at = statement_timestamp() - make_interval(secs => %(ago_start)s),
-        finished_at = statement_timestamp() - make_interval(secs => %(ago_end)s)
-    FROM n WHERE t.id = %(step)s AND t.status = %(running)s AND t.attempt = %(attempt)s
-    RETURNING t.id, t.started_at, t.finished_at
-), a AS (
-    UPDATE engine_attempt x SET started_at = s.started_at, finished_at = s.finished_at, outcome = 'succeeded',
-        error = '', error_type = '', traceback = '', logs = %(logs)s::jsonb, metrics = %(metrics)s::jsonb
-    FROM s WHERE x.step_id = s.id AND x.number = %(attempt)s
-), q AS (
+)""" + _SUCCESS.replace("{guard}", "n") + """, q AS (
     UPDATE engine_steprun t SET status = 'running', attempt = 1, remaining_upstream = remaining_upstream - 1,
         upstream_succeeded = upstream_succeeded + 1, queued_at = now(), next_attempt_at = NULL, finished_at = NULL,
         broker_msg_id = NULL, lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s),
@@ -89,8 +100,26 @@ _CHAIN_SQL = _RUN_LOCK + """, n AS (
     FROM s, n WHERE t.id = n.id
     RETURNING t.id, t.run_id, t.node_id, t.node_type, t.queue, t.attempt, t.generation, t.queued_at
 ), qa AS ({attempts}
-)""".replace("{attempts}", _ATTEMPT_INSERT.format(cte="q")) + _EVENTS.replace("{cte}", "s") + """{send}
+)""".replace("{attempts}", _ATTEMPT_INSERT.format(cte="q")) + _events("s") + """{send}
 SELECT * FROM q
+"""
+
+# The run's last step: the run row is locked only if this step is its one unfinished step, no step failed and
+# the run has no parent step; the run succeeds with the outputs of its sinks (this step's among them).
+_FINISH_SQL = _RUN_LOCK.replace("AND last_seq = %(seq)s", """AND last_seq = %(seq)s AND unfinished_steps = 1
+        AND parent_step_id IS NULL
+        AND NOT EXISTS (SELECT 1 FROM engine_steprun b WHERE b.run_id = %(run)s AND b.status = ANY(%(broken)s))""") \
+    + _SUCCESS.replace("{guard}", "r") + """, o AS (
+    SELECT jsonb_object_agg(x.node_id, x.output) AS outputs FROM (
+        SELECT t.node_id, t.output FROM engine_steprun t, s
+        WHERE t.run_id = %(run)s AND t.node_id = ANY(%(sinks)s::text[]) AND t.node_id <> %(node)s::text
+            AND t.status = %(succeeded)s
+        UNION ALL
+        SELECT %(node)s::text, %(output)s::jsonb FROM s
+    ) x
+)""" + _events("s", sets="""status = %(run_succeeded)s,
+        finished_at = statement_timestamp(), outputs = (SELECT outputs FROM o), error = ''""") + """{send}
+SELECT id FROM s
 """
 
 
@@ -101,6 +130,7 @@ def _statements(sql: str, cte: str) -> tuple[str, str]:
 
 _CLAIM_SQL, _CLAIM_SEND_SQL = _statements(_CLAIM_SQL, "c")
 _CHAIN_SQL, _CHAIN_SEND_SQL = _statements(_CHAIN_SQL, "s")
+_FINISH_SQL, _FINISH_SEND_SQL = _statements(_FINISH_SQL, "s")
 
 
 def step_claim_one(*, run_id, seq: int, step_id: int, node_id: str, attempt: int,
@@ -142,13 +172,38 @@ def chain_step_record(*, run_id, seq: int, step_id: int, node_id: str, attempt: 
                PendingEvent("step.queued", next_node_id, {"from": StepStatus.PENDING, "attempt": 1}),
                PendingEvent("step.running", next_node_id, {"from": StepStatus.QUEUED, "attempt": 1, "worker": worker})]
     row = _execute(_CHAIN_SQL, _CHAIN_SEND_SQL, run_id=run_id, seq=seq, pending=pending, unfinished=-1, params={
-        "next_node": next_node_id, "pending": StepStatus.PENDING, "step": step_id, "running": StepStatus.RUNNING,
-        "attempt": attempt, "output": json.dumps(output), "ago_start": float(attempt_row.get("ago_start", 0.0)),
-        "ago_end": float(attempt_row.get("ago_end", 0.0)), "logs": json.dumps(attempt_row["logs"]),
-        "metrics": json.dumps(attempt_row["metrics"]), "lease": settings.WEFT_LEASE_S, "worker": worker})
+        **_success_params(step_id, attempt, output, attempt_row), "next_node": next_node_id,
+        "pending": StepStatus.PENDING, "lease": settings.WEFT_LEASE_S, "worker": worker})
     if row is None:
         return None
     return _claimed_step(row, worker=worker)
+
+
+def finishes_run(graph, node_id: str) -> bool:
+    """Whether a success of ``node_id`` may be the one that finishes its run in one statement: it is a sink (the
+    statement itself checks that it is the run's last unfinished step and that no step failed)."""
+    return not graph.out_edges(node_id)
+
+
+def finish_step_record(*, run_id, seq: int, step_id: int, node_id: str, attempt: int, output, attempt_row: dict,
+                       sinks: list[str]) -> bool:
+    """Record ``attempt`` of step ``step_id`` as succeeded, and its run as succeeded with the outputs of its
+    ``sinks``, in one statement, if the step is the run's last unfinished one, no step of the run failed, the run
+    has no parent step and its last sequence number is still ``seq`` (see the module docstring). Returns
+    whether it wrote anything."""
+    pending = [PendingEvent("step.succeeded", node_id, {"from": StepStatus.RUNNING}),
+               PendingEvent(f"run.{RunStatus.SUCCEEDED}", "", {"error": ""})]
+    return _execute(_FINISH_SQL, _FINISH_SEND_SQL, run_id=run_id, seq=seq, pending=pending, unfinished=-1, params={
+        **_success_params(step_id, attempt, output, attempt_row), "node": node_id, "sinks": sinks,
+        "broken": [StepStatus.FAILED, StepStatus.UPSTREAM_FAILED], "succeeded": StepStatus.SUCCEEDED,
+        "run_succeeded": RunStatus.SUCCEEDED}) is not None
+
+
+def _success_params(step_id: int, attempt: int, output, attempt_row: dict) -> dict:
+    """The parameters of _SUCCESS: the step's compare-and-set, its output, its Attempt row's logs, metrics, times."""
+    return {"step": step_id, "running": StepStatus.RUNNING, "attempt": attempt, "output": json.dumps(output),
+            "ago_start": float(attempt_row.get("ago_start", 0.0)), "ago_end": float(attempt_row.get("ago_end", 0.0)),
+            "logs": json.dumps(attempt_row["logs"]), "metrics": json.dumps(attempt_row["metrics"])}
 
 
 def _execute(sql: str, send_sql: str, *, run_id, seq: int, pending: list[PendingEvent], unfinished: int,

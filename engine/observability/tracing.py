@@ -220,7 +220,7 @@ def trace_tx(tx) -> None:
 
 def trace_finished(run_id, events: list, *, run=None) -> None:
     """Once the transaction commits, export the spans of the steps that ``events`` (PendingEvents) finished,
-    and of the run if they finished it (``run``, the Run, is read then)."""
+    and of the run if they finished it (``run``, the Run: read from the database then if not given)."""
     if tracer() is None:
         return
     from django.db import transaction
@@ -257,6 +257,10 @@ def _export_finished_spans(run_id, events, run) -> None:
                      attributes={"weft.run_id": str(run_id), "weft.node_id": node_id, "weft.node_type": node_type,
                                  "weft.queue": queue, "weft.status": status, "weft.generation": generation},
                      error=error if status in ("failed", "upstream_failed") else None)
+    if run_status and run is None:  # finished by a statement that had no Run at hand
+        from engine.models import Run
+
+        run = Run.objects.filter(pk=run_id).first()
     if run_status and run is not None:
         slug = Workflow.objects.filter(pk=run.workflow_id).values_list("slug", flat=True).first()
         _export_span(f"run {slug}", trace_id=trace_id, span_id=run_span_id(run_id),

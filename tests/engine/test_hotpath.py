@@ -43,6 +43,7 @@ def one_statement_records(monkeypatch):
     The statements still do all the work."""
     records = []
     claim_one, chain_record = hotpath.step_claim_one, hotpath.chain_step_record
+    finish_record = hotpath.finish_step_record
 
     def claim_spy(**kwargs):
         claimed = claim_one(**kwargs)
@@ -56,9 +57,22 @@ def one_statement_records(monkeypatch):
             records.append(("chain", step.node_id))
         return step
 
+    def finish_spy(**kwargs):
+        finished = finish_record(**kwargs)
+        if finished:
+            records.append(("finish", kwargs["node_id"]))
+        return finished
+
     monkeypatch.setattr(hotpath, "step_claim_one", claim_spy)
     monkeypatch.setattr(hotpath, "chain_step_record", chain_spy)
+    monkeypatch.setattr(hotpath, "finish_step_record", finish_spy)
     return records
+
+
+def general_path_only(monkeypatch) -> None:
+    monkeypatch.setattr(hotpath, "step_claim_one", lambda **kwargs: None)
+    monkeypatch.setattr(hotpath, "chain_successor", lambda *args, **kwargs: None)
+    monkeypatch.setattr(hotpath, "finishes_run", lambda *args, **kwargs: False)
 
 
 def recorded(run) -> dict:
@@ -84,14 +98,13 @@ def test_a_chain_records_through_one_statement_exactly_what_the_general_path_rec
     wf = save(chain("one-statement", 4, lambda i: node(f"s{i}", kwargs={"i": i})))
     fast, _ = run_start(workflow=wf)
     assert deliver(fast) == "succeeded"
-    # s4 has no successor: its success takes the general path
-    assert one_statement_records == [("claim", "s1"), ("chain", "s2"), ("chain", "s3"), ("chain", "s4")]
+    assert one_statement_records == [("claim", "s1"), ("chain", "s2"), ("chain", "s3"), ("chain", "s4"),
+                                     ("finish", "s4")]
 
-    monkeypatch.setattr(hotpath, "step_claim_one", lambda **kwargs: None)
-    monkeypatch.setattr(hotpath, "chain_successor", lambda *args, **kwargs: None)
+    general_path_only(monkeypatch)
     general, _ = run_start(workflow=wf)
     assert deliver(general) == "succeeded"
-    assert len(one_statement_records) == 4
+    assert len(one_statement_records) == 5
 
     assert recorded(fast) == recorded(general)
     assert recorded(fast)["run"][0] == "succeeded"
@@ -106,13 +119,97 @@ def test_a_transition_between_claim_and_success_sends_the_success_the_general_wa
     run, _ = run_start(workflow=wf)
     assert deliver(run) == "succeeded"
     # a's claim saw an older sequence number than its success did: a is recorded by the general path, b is not
-    assert one_statement_records == [("claim", "a"), ("chain", "c")]
+    assert one_statement_records == [("claim", "a"), ("chain", "c"), ("finish", "c")]
     run.refresh_from_db()
     assert run.status == "succeeded"
     seqs = list(Event.objects.filter(run=run).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, run.last_seq + 1))
     assert Event.objects.filter(run=run, type="test.note").count() == 1
     assert set(Attempt.objects.filter(step__run=run).values_list("number", flat=True)) == {1}
+
+
+def test_a_run_with_two_sinks_finishes_through_one_statement_with_both_outputs(monkeypatch, one_statement_records,
+                                                                               drain):
+    # c on another queue: the worker that ran a runs b alone (not b and c as one batch), c comes by delivery
+    wf = save(definition("two-sinks", [node("a"), node("b", kwargs={"i": 2}), node("c", kwargs={"i": 3}, queue="fast")],
+                         [("a", "b"), ("a", "c")]))
+    fast, _ = run_start(workflow=wf)
+    drain()
+    # b finishes while c is unfinished: only c finishes the run
+    assert one_statement_records == [("claim", "a"), ("claim", "c"), ("finish", "c")]
+
+    general_path_only(monkeypatch)
+    general, _ = run_start(workflow=wf)
+    drain()
+    assert recorded(fast) == recorded(general)
+    assert recorded(fast)["run"][:4] == ("succeeded", 11, 0, {"b": {"node": "b", "i": 2}, "c": {"node": "c", "i": 3}})
+
+
+def _claimed_sink(slug: str, nodes=("s1",)):
+    """A run of independent steps ``nodes`` (each a root and a sink) whose first step is claimed."""
+    run, _ = run_start(workflow=save(definition(slug, [node(n) for n in nodes], [])))
+    s1 = StepRun.objects.get(run=run, node_id=nodes[0])
+    OrmQ.objects.filter(pk=s1.broker_msg_id).delete()
+    claim = step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:1")
+    assert claim is not None and claim.run_seq == Run.objects.get(pk=run.pk).last_seq
+    return run, claim
+
+
+def _finish(run, claim, *, seq: int) -> bool:
+    return hotpath.finish_step_record(run_id=run.pk, seq=seq, step_id=claim.step.pk, node_id=claim.step.node_id,
+                                      attempt=claim.step.attempt, output={"ok": 1},
+                                      attempt_row={"logs": [], "metrics": {}}, sinks=claim.graph.sinks())
+
+
+def test_the_last_step_finishes_its_run_in_one_statement():
+    run, claim = _claimed_sink("finish-one")
+    assert _finish(run, claim, seq=claim.run_seq)
+    run.refresh_from_db()
+    assert (run.status, run.outputs, run.error, run.unfinished_steps, run.last_seq) == (
+        "succeeded", {"s1": {"ok": 1}}, "", 0, claim.run_seq + 2)
+    assert run.finished_at >= run.started_at
+    assert list(Event.objects.filter(run=run, seq__gt=claim.run_seq).values_list("type", "node_id", "payload")) == [
+        ("step.succeeded", "s1", {"from": "running"}), ("run.succeeded", "", {"error": ""})]
+    assert Attempt.objects.get(step=claim.step.pk).outcome == "succeeded"
+
+
+def _finish_refused(run, claim, *, seq: int) -> None:
+    before = Run.objects.get(pk=run.pk)
+    assert not _finish(run, claim, seq=seq)
+    after = Run.objects.get(pk=run.pk)
+    assert (after.status, after.last_seq, after.unfinished_steps) == (before.status, before.last_seq,
+                                                                     before.unfinished_steps)
+    assert StepRun.objects.get(pk=claim.step.pk).status == "running"
+    assert Attempt.objects.get(step=claim.step.pk).outcome == "running"
+
+
+def test_the_last_step_statement_writes_nothing_when_the_sequence_number_moved_on():
+    run, claim = _claimed_sink("finish-stale")
+    with RunTx(run.pk) as tx:
+        tx.event("test.note")
+    _finish_refused(run, claim, seq=claim.run_seq)
+
+
+def test_the_last_step_statement_writes_nothing_while_another_step_is_unfinished():
+    run, claim = _claimed_sink("finish-not-last", nodes=("s1", "s2"))
+    _finish_refused(run, claim, seq=claim.run_seq)
+
+
+def test_the_last_step_statement_writes_nothing_when_a_step_failed():
+    from django.db.models import F
+
+    run, claim = _claimed_sink("finish-failed", nodes=("s1", "s2"))
+    # s2 failed (its run stays running while s1 runs): the run must fail, which the general path works out
+    StepRun.objects.filter(run=run, node_id="s2").update(status="failed")
+    Run.objects.filter(pk=run.pk).update(unfinished_steps=F("unfinished_steps") - 1)
+    _finish_refused(run, claim, seq=claim.run_seq)
+
+
+def test_the_last_step_statement_writes_nothing_for_a_child_run():
+    run, claim = _claimed_sink("finish-child")
+    parent, _ = run_start(workflow=save(definition("finish-parent", [node("p")], [])))
+    Run.objects.filter(pk=run.pk).update(parent_step=StepRun.objects.get(run=parent))
+    _finish_refused(run, claim, seq=claim.run_seq)
 
 
 def _claimed_first_step(slug: str):

@@ -106,6 +106,21 @@ def test_failed_run_marks_its_run_and_step_spans_as_errors(spans, drain):
     assert by_name["step after"].parent.span_id == by_name["run traced-fail"].context.span_id
 
 
+def test_a_run_finished_by_its_last_steps_one_statement_exports_its_run_span(spans, drain, monkeypatch):
+    from engine import hotpath
+
+    finished = []
+    finish = hotpath.finish_step_record
+    monkeypatch.setattr(hotpath, "finish_step_record", lambda **kw: finished.append(kw["node_id"]) or finish(**kw))
+    run = start(definition("traced-chain", [node("a"), node("b")], [("a", "b")]))
+    drain()
+    assert finished == ["b"]
+    by_name = tree(spans.get_finished_spans())
+    assert by_name["step b"][0] == "run traced-chain"
+    assert by_name["run traced-chain"][1].attributes["weft.status"] == "succeeded"
+    assert by_name["run traced-chain"][1].attributes["weft.run_id"] == str(run.pk)
+
+
 def test_tracing_is_off_without_an_exporter(drain, settings):
     tracing.tracing_disable()
     settings.WEFT_OTEL_EXPORTER = ""

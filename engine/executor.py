@@ -188,6 +188,9 @@ class _Heartbeats(threading.Thread):
         self.live: set[Liveness] = set()
         self.lock = threading.Lock()
         self.wake = threading.Event()
+        # When the thread next wakes by itself (time.monotonic()); it recomputes this, under the lock, from every
+        # Liveness then present before each wait, so one added later must wake it only if it is due sooner.
+        self.wake_at = float("inf")
 
     @classmethod
     def get(cls) -> _Heartbeats:
@@ -200,7 +203,9 @@ class _Heartbeats(threading.Thread):
     def add(self, liveness: Liveness) -> None:
         with self.lock:
             self.live.add(liveness)
-        self.wake.set()
+            due_sooner = liveness.next_beat < self.wake_at
+        if due_sooner:  # else the thread wakes in time by itself: a chain of short steps costs it no wake-up
+            self.wake.set()
 
     def discard(self, liveness: Liveness) -> None:
         with self.lock:
@@ -224,8 +229,9 @@ class _Heartbeats(threading.Thread):
                             except Exception:  # one bad beat must not stop the beats of every step here
                                 log.warning("heartbeat for step %s failed", liveness.step_id, exc_info=True)
                                 connection.close()
-                wait = min((lv.next_beat for lv in live), default=now + 60) - time.monotonic()
-                self.wake.wait(max(wait, 0.01))
+                with self.lock:
+                    self.wake_at = min((lv.next_beat for lv in self.live), default=now + 60)
+                self.wake.wait(max(self.wake_at - time.monotonic(), 0.01))
         finally:
             connection.close()
 

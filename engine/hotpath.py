@@ -1,5 +1,10 @@
-"""The worker's three commonest transitions, each in one statement instead of a transaction of several.
+"""Weft's four commonest transitions, each in one statement instead of a transaction of several.
 
+- A run's start (the run row, its steps, its first steps queued with their broker messages, its events) takes
+  BEGIN, the run's insert, the steps', the queueing, the broker rows, the events and the run row, COMMIT in
+  ``scheduler.run_start``: seven round trips. Here it is two: the ids of the steps and messages are drawn from
+  their sequences first (which writes nothing that needs a commit), then one statement inserts everything.
+  It applies when no first step is inline (those run in the run's first transaction).
 - A delivered step's claim (``queued -> running``, its Attempt row, its broker message dropped, its event)
   takes BEGIN, the run lock, the claim, the event and the run row, COMMIT in ``RunTx``: five round trips.
 - A chained step's success, when the one step after it has no other upstream, runs on the same queue and is
@@ -14,7 +19,7 @@ as configured), inside one it is part of it. Everything it writes is what ``RunT
 the same transition: the same compare-and-sets, Attempt rows, events with the next sequence numbers, run
 counters and channel-layer rows.
 
-Each statement locks the run row first, and does anything only if the run is still running and its last
+Each statement on a running run locks the run row first, and does anything only if the run is still running and its last
 sequence number is the one the worker saw (no other transition happened in between, so the statement knows
 the event numbers), and every compare-and-set in it wins: for the chained success, the successor is pending,
 never attempted and waits for this step alone; for the run's last step, the step is the only one
@@ -31,8 +36,9 @@ from django.conf import settings
 from engine.dbretry import prepared_cursor
 from engine.events import EVENTS_INSERT_SQL, MESSAGES_INSERT_SQL, EventBatch, PendingEvent
 from engine.inline import is_inline
-from engine.models import StepRun
+from engine.models import Run, StepRun
 from engine.observability.tracing import trace_finished
+from engine.queues import Delivery, delivery_payloads, notify_channels
 from engine.readiness import RUN, trigger_decision
 from engine.runtx import _ATTEMPT_INSERT, _CLAIM_RETURNING, _CLAIM_SET, CLAIM_WHERE, _claimed_step
 from engine.states import RunStatus, StepStatus
@@ -123,14 +129,94 @@ SELECT id FROM s
 """
 
 
+# The ids of a new run's steps and of its first steps' broker messages. Sequences are not transactional: drawing
+# numbers assigns no transaction id, so this commits (and flushes) nothing.
+_START_IDS_SQL = """
+WITH q AS MATERIALIZED (
+    SELECT pg_get_serial_sequence('engine_steprun', 'id')::regclass AS steps,
+        pg_get_serial_sequence('django_q_ormq', 'id')::regclass AS messages
+)
+SELECT ARRAY(SELECT nextval(q.steps) FROM q, generate_series(1, %(steps)s) ORDER BY 1),
+    ARRAY(SELECT nextval(q.messages) FROM q, generate_series(1, %(messages)s) ORDER BY 1)
+FROM q
+"""
+
+# A new run, running, with its steps (%(steps)s: {id, node_id, node_type, queue, upstream} and, for a first step,
+# the id of its broker message, "msg": it is queued with attempt 1), the broker messages, the events, and a NOTIFY
+# for each queue of a first step (sent at commit). What run_start writes through Run.objects.create,
+# _STEPS_INSERT_SQL, RunTx.queue_ready, queues.enqueue and RunTx's events.
+_START_SQL = """
+WITH r AS (
+    INSERT INTO engine_run (id, workflow_id, version_id, status, inputs, outputs, error, idempotency_key,
+        request_hash, unfinished_steps, last_seq, parent_step_id, created_by_id, created_at, started_at, finished_at)
+    VALUES (%(run)s, %(workflow)s, %(version)s, %(run_running)s, %(inputs)s::jsonb, NULL, '', %(key)s, %(hash)s,
+        %(unfinished)s, %(n_events)s, %(parent)s, %(created_by)s, %(created_at)s, statement_timestamp(), NULL)
+    RETURNING id, started_at
+), s AS (
+    INSERT INTO engine_steprun (id, run_id, node_id, node_type, queue, status, attempt, generation,
+        remaining_upstream, upstream_succeeded, upstream_failed, upstream_skipped, error, waiting_reason, worker,
+        queued_at, broker_msg_id)
+    SELECT (x->>'id')::bigint, r.id, x->>'node_id', x->>'node_type', x->>'queue',
+        CASE WHEN x ? 'msg' THEN %(queued)s ELSE %(pending)s END, CASE WHEN x ? 'msg' THEN 1 ELSE 0 END, 0,
+        (x->>'upstream')::int, 0, 0, 0, '', '', '', CASE WHEN x ? 'msg' THEN now() END, (x->>'msg')::bigint
+    FROM r, jsonb_array_elements(%(steps)s::jsonb) AS x
+), b AS (
+    INSERT INTO django_q_ormq (id, key, payload, lock)
+    SELECT v.id, v.key, v.payload, statement_timestamp()
+    FROM r, unnest(%(msg_ids)s::bigint[], %(keys)s::text[], %(payloads)s::text[]) AS v(id, key, payload)
+), e AS (
+    """ + EVENTS_INSERT_SQL + """, r
+){send}
+SELECT r.started_at, (SELECT count(pg_notify(c, '')) FROM unnest(%(channels)s::text[]) AS c) FROM r
+"""
+
+
 def _statements(sql: str, cte: str) -> tuple[str, str]:
     """``sql`` without and with the channel-layer rows."""
     return sql.replace("{send}", ""), sql.replace("{send}", _SEND.replace("{cte}", cte))
 
 
+_START_SQL, _START_SEND_SQL = _statements(_START_SQL, "r")
 _CLAIM_SQL, _CLAIM_SEND_SQL = _statements(_CLAIM_SQL, "c")
 _CHAIN_SQL, _CHAIN_SEND_SQL = _statements(_CHAIN_SQL, "s")
 _FINISH_SQL, _FINISH_SEND_SQL = _statements(_FINISH_SQL, "s")
+
+
+def run_start_one(run: Run, graph, *, actor: str) -> Run:
+    """Insert ``run`` (a new Run, unsaved) as running, its steps, its first steps queued with a broker message
+    each, and its first events, in one statement (after drawing the ids). Returns ``run`` as saved. The caller
+    checks that no first step is inline."""
+    nodes = list(graph.nodes.values())
+    roots = set(graph.roots())
+    with prepared_cursor() as cur:
+        cur.execute(_START_IDS_SQL, {"steps": len(nodes), "messages": len(roots)})
+        step_ids, message_ids = cur.fetchone()
+    steps = [{"id": step_id, "node_id": node.id, "node_type": node.type, "queue": node.queue,
+              "upstream": len(graph.in_edges(node.id))} for step_id, node in zip(step_ids, nodes, strict=True)]
+    first = [step for step in steps if step["node_id"] in roots]
+    for step, message_id in zip(first, message_ids, strict=True):
+        step["msg"] = message_id
+    deliveries = [Delivery(str(run.pk), step["id"], 1, step["queue"]) for step in first]
+    pending = [PendingEvent(f"run.{RunStatus.RUNNING}", "", {}, actor),
+               *[PendingEvent("step.queued", step["node_id"], {"from": StepStatus.PENDING, "attempt": 1}, actor)
+                 for step in first]]
+    batch = EventBatch(run.pk, 1, pending)
+    run.created_at = batch.at
+    with prepared_cursor() as cur:
+        cur.execute(_START_SQL if batch.send is None else _START_SEND_SQL, {
+            **batch.params(), "run": run.pk, "workflow": run.workflow_id, "version": run.version_id,
+            "run_running": RunStatus.RUNNING, "inputs": json.dumps(run.inputs), "key": run.idempotency_key,
+            "hash": run.request_hash, "unfinished": len(nodes), "n_events": len(pending),
+            "parent": run.parent_step_id, "created_by": run.created_by_id, "created_at": run.created_at,
+            "steps": json.dumps(steps), "queued": StepStatus.QUEUED, "pending": StepStatus.PENDING,
+            "msg_ids": message_ids, "keys": [d.queue for d in deliveries], "payloads": delivery_payloads(deliveries),
+            "channels": notify_channels(deliveries)})
+        run.started_at = cur.fetchone()[0]
+    batch.publish_on_commit()
+    run.status, run.unfinished_steps, run.last_seq = RunStatus.RUNNING, len(nodes), len(pending)
+    run._state.adding = False
+    run._state.db = "default"
+    return run
 
 
 def step_claim_one(*, run_id, seq: int, step_id: int, node_id: str, attempt: int,

@@ -36,8 +36,16 @@ def enqueue(deliveries: list[Delivery]) -> None:
     """Write one broker row per delivery and remember its id on the step (for orphan detection)."""
     if not deliveries:
         return
+    with prepared_cursor() as cur:
+        cur.execute(_ENQUEUE_SQL, {"steps": [d.step_id for d in deliveries], "keys": [d.queue for d in deliveries],
+                                   "payloads": delivery_payloads(deliveries),
+                                   "channels": notify_channels(deliveries)})
+
+
+def delivery_payloads(deliveries: list[Delivery]) -> list[str]:
+    """The broker rows' payloads: django-q2's signed task, which calls execute_step(run, step, attempt)."""
     now = timezone.now()
-    payloads = [
+    return [
         SignedPackage.dumps(
             {
                 "id": uuid.uuid4().hex,
@@ -52,12 +60,13 @@ def enqueue(deliveries: list[Delivery]) -> None:
         )
         for d in deliveries
     ]
+
+
+def notify_channels(deliveries: list[Delivery]) -> list[str]:
+    """The channels to NOTIFY so that the deliveries' queues' idle clusters wake when they commit."""
     from engine.broker import notify_channel
 
-    with prepared_cursor() as cur:
-        cur.execute(_ENQUEUE_SQL, {"steps": [d.step_id for d in deliveries], "keys": [d.queue for d in deliveries],
-                                   "payloads": payloads,
-                                   "channels": sorted({notify_channel(d.queue) for d in deliveries})})
+    return sorted({notify_channel(d.queue) for d in deliveries})
 
 
 # One statement: the broker rows (visible from the database's now, whatever this machine's clock says), their

@@ -7,7 +7,8 @@ from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
 import weft
-from engine import hotpath
+from engine import hotpath, scheduler
+from engine import inline as engine_inline
 from engine.executor import execute_step, step_claim
 from engine.models import Attempt, Event, Run, StepRun
 from engine.runtx import RunTx
@@ -384,3 +385,93 @@ def test_the_one_statement_racing_an_operator_keeps_the_run_consistent(action):
             assert not Attempt.objects.filter(step__run=run, step__node_id="s2").exists()
             firsts.append("operator")
     print(f"\n{action}: {firsts.count('statement')} times the statement first, {firsts.count('operator')} the operator")
+
+
+# -- a run's start ----------------------------------------------------------------------------------
+
+
+def started(run) -> dict:
+    """Everything a run's start wrote, without what differs between two starts (ids, times)."""
+    row = Run.objects.get(pk=run.pk)
+    steps = list(StepRun.objects.filter(run=row).order_by("id"))
+    messages = {m.pk: (m.key, SignedPackage.loads(m.payload))
+                for m in OrmQ.objects.filter(pk__in=[s.broker_msg_id for s in steps])}
+
+    def delivery(step):  # the step's broker message: its queue, and the call it makes
+        if step.broker_msg_id is None:
+            return None
+        key, task = messages[step.broker_msg_id]
+        return key, task["cluster"], task["func"], task["args"] == (str(row.pk), step.pk, step.attempt)
+
+    return {
+        "run": (row.status, row.last_seq, row.unfinished_steps, row.inputs, row.outputs, row.error,
+                row.request_hash, row.parent_step_id, row.created_by_id, row.finished_at,
+                row.created_at <= row.started_at),
+        "returned": (run.status, run.last_seq, run.unfinished_steps, run.started_at == row.started_at,
+                     run.created_at == row.created_at, run.workflow_id, run.version_id),
+        "events": [(e.seq, e.type, e.node_id, e.payload, e.actor)
+                   for e in Event.objects.filter(run=row).order_by("seq")],
+        "steps": [(s.node_id, s.node_type, s.queue, s.status, s.attempt, s.generation, s.remaining_upstream,
+                   s.upstream_succeeded, s.upstream_failed, s.upstream_skipped, s.error, s.waiting_reason, s.worker,
+                   s.queued_at is not None, s.started_at, s.finished_at, s.lease_expires_at, s.output, delivery(s))
+                  for s in steps],
+        "messages": len(messages),
+        "attempts": Attempt.objects.filter(step__run=row).count(),
+    }
+
+
+def test_a_run_starts_through_one_statement_with_exactly_what_the_general_path_writes(monkeypatch, django_user_model):
+    user = django_user_model.objects.create_user("starter")
+    wf = save(definition("start-one", [node("a"), node("b", queue="fast"), node("c"), node("d")],
+                         [("a", "c"), ("b", "c"), ("c", "d")]))
+    calls = []
+    start_one = hotpath.run_start_one
+    monkeypatch.setattr(hotpath, "run_start_one", lambda *a, **kw: calls.append(1) or start_one(*a, **kw))
+    fast, created = run_start(workflow=wf, inputs={"x": [1, "two"]}, idempotency_key="k-fast", actor=user)
+    assert created and calls == [1]
+
+    monkeypatch.setattr(engine_inline, "is_inline", lambda node_type: True)  # every start the general way
+    monkeypatch.setattr(scheduler, "is_inline", lambda node_type: True)
+    general, _ = run_start(workflow=wf, inputs={"x": [1, "two"]}, idempotency_key="k-general", actor=user)
+    assert calls == [1]
+
+    assert Run.objects.get(pk=fast.pk).idempotency_key == "k-fast"
+    assert started(fast) == started(general)
+    fast_started = started(fast)
+    assert fast_started["returned"] == ("running", 3, 4, True, True, wf.pk, wf.current_version_id)
+    assert [s[3] for s in fast_started["steps"]] == ["queued", "queued", "pending", "pending"]
+    assert [s[-1] for s in fast_started["steps"]][:2] == [("default", "default", "engine.executor.execute_step", True),
+                                                        ("fast", "fast", "engine.executor.execute_step", True)]
+    assert fast_started["events"][0][1:] == ("run.running", "", {}, "starter")
+
+
+def test_a_reused_idempotency_key_inside_a_callers_transaction_returns_the_first_run(monkeypatch):
+    """Two starts with one key at once: the second's insert fails on the unique constraint and it returns the
+    first run; inside a caller's transaction the failure does not abort the caller's."""
+    from django.db import transaction
+
+    wf = save(definition("start-key", [node("a")], []))
+    first, _ = run_start(workflow=wf, idempotency_key="k")
+    real, calls = scheduler._existing_run, []
+
+    def existing(*args):  # the check before the insert misses the first run, as when both start at once
+        calls.append(args)
+        return None if len(calls) == 1 else real(*args)
+
+    monkeypatch.setattr(scheduler, "_existing_run", existing)
+    with transaction.atomic():
+        again, created = run_start(workflow=wf, idempotency_key="k")
+        assert Run.objects.count() == 1  # the caller's transaction still works
+    assert (again.pk, created) == (first.pk, False)
+
+
+def test_a_run_whose_first_step_is_inline_starts_the_general_way(monkeypatch, drain):
+    calls = []
+    monkeypatch.setattr(hotpath, "run_start_one", lambda *a, **kw: calls.append(1))
+    wf = save(definition("start-inline", [{"id": "t", "type": "transform", "config": {"template": {"ok": True}}},
+                                          node("a")], [("t", "a")]))
+    run, _ = run_start(workflow=wf)
+    assert calls == []
+    assert StepRun.objects.get(run=run, node_id="t").status == "succeeded"
+    drain()
+    assert Run.objects.get(pk=run.pk).status == "succeeded"

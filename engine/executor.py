@@ -84,7 +84,14 @@ def step_claim(*, run_id, step_id: int, attempt: int, worker: str, node_id: str 
                seq: int | None = None) -> Claim | None:
     """queued -> running for exactly one delivery of (step, attempt), with a lease on the database clock.
     ``node_id`` and ``seq``: the caller has just seen the step queued (and its node, and the run's last event
-    sequence number), so nothing is checked first."""
+    sequence number), so nothing is checked first; if the step or its run moved on since (another worker took
+    the step first, or another step of the run finished), the step is looked at again before the run is locked.
+    """
+    if node_id is not None and seq is not None:
+        claim = _claim_one(run_id=run_id, step_id=step_id, attempt=attempt, worker=worker, node_id=node_id, seq=seq)
+        if claim is not None:
+            return claim
+        node_id = None  # the step, or its run, moved on since the caller saw it: look again
     if node_id is None:
         with prepared_cursor() as cur:  # a duplicate or stale delivery goes away without taking the run's lock
             cur.execute(_PRECHECK_SQL, [step_id, StepStatus.QUEUED, attempt])
@@ -92,14 +99,10 @@ def step_claim(*, run_id, step_id: int, attempt: int, worker: str, node_id: str 
         if row is None:
             return None  # someone else has it, or it moved on
         node_id, seq = row
-    if seq is not None:  # in one statement, unless the run moved on since
-        one = hotpath.step_claim_one(run_id=run_id, seq=seq, step_id=step_id, node_id=node_id, attempt=attempt,
-                                     worker=worker)
-        if one is not None:
-            step, version_id, inputs = one
-            graph = version_graph(version_id)
-            return Claim(step=step, node=graph.nodes[node_id], run_inputs=inputs, graph=graph, run_seq=seq + 1)
-    with RunTx(run_id) as tx:
+        claim = _claim_one(run_id=run_id, step_id=step_id, attempt=attempt, worker=worker, node_id=node_id, seq=seq)
+        if claim is not None:
+            return claim
+    with RunTx(run_id) as tx:  # the run moved on again, or stopped
         if tx.run_status != RunStatus.RUNNING:
             tx.step_set_status(StepRef(step_id, node_id, StepStatus.QUEUED, attempt), StepStatus.CANCELLED,
                                attempt=attempt)
@@ -112,6 +115,17 @@ def step_claim(*, run_id, step_id: int, attempt: int, worker: str, node_id: str 
         claim = _claim(tx, step)
     claim.run_seq = tx.run.last_seq
     return claim
+
+
+def _claim_one(*, run_id, step_id: int, attempt: int, worker: str, node_id: str, seq: int) -> Claim | None:
+    """The claim in one statement (engine.hotpath), if the run's last sequence number is still ``seq``."""
+    one = hotpath.step_claim_one(run_id=run_id, seq=seq, step_id=step_id, node_id=node_id, attempt=attempt,
+                                 worker=worker)
+    if one is None:
+        return None
+    step, version_id, inputs = one
+    graph = version_graph(version_id)
+    return Claim(step=step, node=graph.nodes[node_id], run_inputs=inputs, graph=graph, run_seq=seq + 1)
 
 
 _PRECHECK_SQL = ("SELECT s.node_id, r.last_seq FROM engine_steprun s JOIN engine_run r ON r.id = s.run_id "

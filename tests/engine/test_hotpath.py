@@ -271,7 +271,7 @@ def test_the_one_statement_writes_nothing_for_a_fenced_out_attempt():
     assert Run.objects.get(pk=run.pk).last_seq == claim.run_seq
 
 
-def test_a_delivery_for_a_run_that_moved_on_is_claimed_the_general_way(one_statement_records):
+def test_a_claim_for_a_run_that_moved_on_looks_again_and_claims_in_one_statement(one_statement_records):
     run, _ = run_start(workflow=save(chain("claim-moved-on", 2)))
     with RunTx(run.pk) as tx:
         tx.event("test.note")
@@ -284,9 +284,35 @@ def test_a_delivery_for_a_run_that_moved_on_is_claimed_the_general_way(one_state
     assert Run.objects.get(pk=run.pk).last_seq == stale + 1
     claim = step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:1", node_id="s1", seq=stale)
     assert claim is not None and claim.run_seq == stale + 2 == Run.objects.get(pk=run.pk).last_seq
-    assert one_statement_records == []
+    assert one_statement_records == [("claim", "s1")]  # with the sequence number it read again
     assert Attempt.objects.get(step=s1).outcome == "running"
     assert not OrmQ.objects.filter(pk=s1.broker_msg_id).exists()
+
+
+def test_a_claim_the_one_statement_cannot_make_is_made_the_general_way(monkeypatch, one_statement_records):
+    monkeypatch.setattr(hotpath, "step_claim_one", lambda **kwargs: None)  # as if the run moved on each time
+    run, _ = run_start(workflow=save(chain("claim-general", 2)))
+    s1 = StepRun.objects.get(run=run, node_id="s1")
+    seq = Run.objects.get(pk=run.pk).last_seq
+    claim = step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:1", node_id="s1", seq=seq)
+    assert claim is not None and claim.run_seq == seq + 1 == Run.objects.get(pk=run.pk).last_seq
+    assert Attempt.objects.get(step=s1).outcome == "running"
+    assert not OrmQ.objects.filter(pk=s1.broker_msg_id).exists()
+
+
+def test_a_step_another_worker_claimed_first_is_given_up_without_locking_its_run(monkeypatch):
+    from engine import executor
+
+    run, _ = run_start(workflow=save(chain("claim-lost", 2)))
+    s1 = StepRun.objects.get(run=run, node_id="s1")
+    seq = Run.objects.get(pk=run.pk).last_seq
+    assert step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:1") is not None
+    locked = []
+    monkeypatch.setattr(executor, "RunTx", lambda *a, **kw: locked.append(a) or RunTx(*a, **kw))
+    # w:2 saw s1 queued at seq (as _claim_queued does) and comes second
+    assert step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:2", node_id="s1", seq=seq) is None
+    assert locked == []
+    assert StepRun.objects.get(pk=s1.pk).worker == "w:1"
 
 
 def test_a_delivery_for_a_cancelled_run_cancels_its_step(one_statement_records):

@@ -375,6 +375,40 @@ def test_timeline_axis_stays_pinned_while_the_bars_scroll(ui):
     expect(zero).to_be_in_viewport()
 
 
+def test_timeline_ticks_under_a_second_apart_read_as_precisely_as_their_step(ui):
+    from django.utils import timezone
+
+    from engine.models import Attempt, StepRun
+
+    d = definition("ticks-e2e", [node(f"s{i}", "tests.noop") for i in range(3)], [("s0", "s1"), ("s1", "s2")])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})
+    t0 = timezone.now() - timedelta(minutes=1)
+    Attempt.objects.bulk_create([  # three attempts over 4.5 s: ticks past one second, a few ms apart
+        Attempt(step=step, number=1, queued_at=t0 + timedelta(seconds=1.5 * i),
+                started_at=t0 + timedelta(seconds=1.5 * i + 0.1), finished_at=t0 + timedelta(seconds=1.5 * i + 1.5),
+                outcome="succeeded", worker="w")
+        for i, step in enumerate(StepRun.objects.filter(run=run).order_by("node_id"))
+    ])
+    StepRun.objects.filter(run=run).update(status="succeeded")  # finished: the axis ends at the last bar
+    Run.objects.filter(pk=run.pk).update(status="succeeded", finished_at=t0 + timedelta(seconds=4.5))
+    ui.goto(f"{ui.base}/runs/{run.pk}/?tab=timeline")
+    timeline = ui.locator(".timeline")
+    expect(timeline.locator('[data-node-id="s2"][data-attempt="1"]')).to_be_visible()
+    for _ in range(6):
+        timeline.get_by_role("button", name="Zoom in").click()
+    ticks = timeline.locator(".axis [data-tick-ms]")
+    ui.wait_for_function("() => document.querySelectorAll('.timeline .axis [data-tick-ms]').length > 40")
+    at = ticks.evaluate_all("gs => gs.map(g => Number(g.dataset.tickMs))")
+    labels = ticks.evaluate_all("gs => gs.map(g => g.textContent)")
+    assert at[2] - at[1] < 1000 and at[-1] > 2000, at  # sub-second steps, and ticks past two seconds
+    assert len(labels) == len(set(labels)), labels
+    step = at[2] - at[1]
+    digits = 1 if step >= 100 else 2 if step >= 10 else 3
+    assert labels[at.index(1000 + step)] == f"+{(1000 + step) / 1000:.{digits}f} s", labels  # e.g. "+1.05 s"
+    timeline.locator(".timeline-scroll").evaluate("el => { el.scrollLeft = el.scrollWidth * 0.2; }")
+    screenshot(ui, "run-timeline-ticks")
+
+
 def test_operator_buttons_mark_succeeded_skip_and_cancel_run(ui):
     d = definition("actions-e2e", [node("s1"), node("s2"), node("s3"), node("s4")],
                    [("s1", "s2"), ("s1", "s3"), ("s3", "s4")])

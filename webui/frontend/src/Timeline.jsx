@@ -118,11 +118,11 @@ function axisTicks(scale, t0, t1, width) {
   return ticks;
 }
 
-// "+1h 0m 10s" at a 10 s step, "+1h 30m" at a 15 min step: as precise as the step, so two ticks
-// never read the same.
+// "+1h 0m 10s" at a 10 s step, "+1h 30m" at a 15 min step, "+1.45 s" at a 50 ms step: as precise as
+// the step, so two ticks never read the same.
 function axisLabel(ms, step) {
   if (ms === 0) return "0";
-  if (step < 1000) return `+${formatDuration(ms / 1000)}`;
+  if (step < 1000) return subSecondLabel(ms, step);
   const total = Math.round(ms / 1000);
   const h = Math.floor(total / 3600);
   const m = Math.floor((total % 3600) / 60);
@@ -132,6 +132,20 @@ function axisLabel(ms, step) {
   if (m || (h && sec && step < 60_000)) parts.push(`${m}m`);
   if (step < 60_000 && (sec || !parts.length)) parts.push(`${sec}s`);
   return `+${parts.join(" ")}`;
+}
+
+// Under a second apart: milliseconds, then seconds with as many decimals as the step needs.
+function subSecondLabel(ms, step) {
+  if (ms < 1000) return `+${Math.round(ms)} ms`;
+  const unit = step >= 100 ? 100 : step >= 10 ? 10 : 1; // ms: one, two or three decimals
+  const digits = 3 - Math.log10(unit);
+  const n = Math.round(ms / unit); // whole units, so the minutes and seconds below add up exactly
+  const perMinute = 60_000 / unit;
+  const seconds = ((n % perMinute) * unit / 1000).toFixed(digits);
+  const minutes = Math.floor(n / perMinute);
+  if (!minutes) return `+${seconds} s`;
+  const h = Math.floor(minutes / 60);
+  return `+${h ? `${h}h ` : ""}${minutes % 60}m ${seconds}s`;
 }
 
 export function Timeline({ store, version, now, onSelect }) {

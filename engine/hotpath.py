@@ -114,11 +114,13 @@ SELECT * FROM q
 # the run has no parent step; the run succeeds with the outputs of its sinks (this step's among them).
 _FINISH_SQL = _RUN_LOCK.replace("AND last_seq = %(seq)s", """AND last_seq = %(seq)s AND unfinished_steps = 1
         AND parent_step_id IS NULL
-        AND NOT EXISTS (SELECT 1 FROM engine_steprun b WHERE b.run_id = %(run)s AND b.status = ANY(%(broken)s))""") \
+        AND NOT EXISTS (SELECT 1 FROM engine_steprun b WHERE b.run_id = %(run)s
+                        AND b.status IN (%(failed)s, %(upstream_failed)s))""") \
     + _SUCCESS.replace("{guard}", "r") + """, o AS (
     SELECT jsonb_object_agg(x.node_id, x.output) AS outputs FROM (
         SELECT t.node_id, t.output FROM engine_steprun t, s
-        WHERE t.run_id = %(run)s AND t.node_id = ANY(%(sinks)s::text[]) AND t.node_id <> %(node)s::text
+        WHERE t.run_id = %(run)s AND t.node_id IN (SELECT jsonb_array_elements_text(%(sinks)s::jsonb))
+            AND t.node_id <> %(node)s::text
             AND t.status = %(succeeded)s
         UNION ALL
         SELECT %(node)s::text, %(output)s::jsonb FROM s
@@ -142,8 +144,9 @@ FROM q
 """
 
 # A new run, running, with its steps (%(steps)s: {id, node_id, node_type, queue, upstream} and, for a first step,
-# the id of its broker message, "msg": it is queued with attempt 1), the broker messages, the events, and a NOTIFY
-# for each queue of a first step (sent at commit). What run_start writes through Run.objects.create,
+# its broker message's id and payload, "msg" and "payload": it is queued with attempt 1), the broker messages, the
+# events, and a NOTIFY for each queue of a first step (sent at commit). Lists come as JSON (see
+# events.MESSAGES_INSERT_SQL). What run_start writes through Run.objects.create,
 # _STEPS_INSERT_SQL, RunTx.queue_ready, queues.enqueue and RunTx's events.
 _START_SQL = """
 WITH r AS (
@@ -162,12 +165,12 @@ WITH r AS (
     FROM r, jsonb_array_elements(%(steps)s::jsonb) AS x
 ), b AS (
     INSERT INTO django_q_ormq (id, key, payload, lock)
-    SELECT v.id, v.key, v.payload, statement_timestamp()
-    FROM r, unnest(%(msg_ids)s::bigint[], %(keys)s::text[], %(payloads)s::text[]) AS v(id, key, payload)
+    SELECT (x->>'msg')::bigint, x->>'queue', x->>'payload', statement_timestamp()
+    FROM r, jsonb_array_elements(%(steps)s::jsonb) AS x WHERE x ? 'msg'
 ), e AS (
     """ + EVENTS_INSERT_SQL + """, r
 ){send}
-SELECT r.started_at, (SELECT count(pg_notify(c, '')) FROM unnest(%(channels)s::text[]) AS c) FROM r
+SELECT r.started_at, (SELECT count(pg_notify(c, '')) FROM jsonb_array_elements_text(%(channels)s::jsonb) AS c) FROM r
 """
 
 
@@ -194,9 +197,9 @@ def run_start_one(run: Run, graph, *, actor: str) -> Run:
     steps = [{"id": step_id, "node_id": node.id, "node_type": node.type, "queue": node.queue,
               "upstream": len(graph.in_edges(node.id))} for step_id, node in zip(step_ids, nodes, strict=True)]
     first = [step for step in steps if step["node_id"] in roots]
-    for step, message_id in zip(first, message_ids, strict=True):
-        step["msg"] = message_id
     deliveries = [Delivery(str(run.pk), step["id"], 1, step["queue"]) for step in first]
+    for step, message_id, payload in zip(first, message_ids, delivery_payloads(deliveries), strict=True):
+        step["msg"], step["payload"] = message_id, payload
     pending = [PendingEvent(f"run.{RunStatus.RUNNING}", "", {}, actor),
                *[PendingEvent("step.queued", step["node_id"], {"from": StepStatus.PENDING, "attempt": 1}, actor)
                  for step in first]]
@@ -209,8 +212,7 @@ def run_start_one(run: Run, graph, *, actor: str) -> Run:
             "hash": run.request_hash, "unfinished": len(nodes), "n_events": len(pending),
             "parent": run.parent_step_id, "created_by": run.created_by_id, "created_at": run.created_at,
             "steps": json.dumps(steps), "queued": StepStatus.QUEUED, "pending": StepStatus.PENDING,
-            "msg_ids": message_ids, "keys": [d.queue for d in deliveries], "payloads": delivery_payloads(deliveries),
-            "channels": notify_channels(deliveries)})
+            "channels": json.dumps(notify_channels(deliveries))})
         run.started_at = cur.fetchone()[0]
     batch.publish_on_commit()
     run.status, run.unfinished_steps, run.last_seq = RunStatus.RUNNING, len(nodes), len(pending)
@@ -280,8 +282,8 @@ def finish_step_record(*, run_id, seq: int, step_id: int, node_id: str, attempt:
     pending = [PendingEvent("step.succeeded", node_id, {"from": StepStatus.RUNNING}),
                PendingEvent(f"run.{RunStatus.SUCCEEDED}", "", {"error": ""})]
     return _execute(_FINISH_SQL, _FINISH_SEND_SQL, run_id=run_id, seq=seq, pending=pending, unfinished=-1, params={
-        **_success_params(step_id, attempt, output, attempt_row), "node": node_id, "sinks": sinks,
-        "broken": [StepStatus.FAILED, StepStatus.UPSTREAM_FAILED], "succeeded": StepStatus.SUCCEEDED,
+        **_success_params(step_id, attempt, output, attempt_row), "node": node_id, "sinks": json.dumps(sinks),
+        "failed": StepStatus.FAILED, "upstream_failed": StepStatus.UPSTREAM_FAILED, "succeeded": StepStatus.SUCCEEDED,
         "run_succeeded": RunStatus.SUCCEEDED}) is not None
 
 

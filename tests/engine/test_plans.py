@@ -77,8 +77,9 @@ def test_lookups_by_id_read_the_primary_key_not_a_partial_index():
             **one_statement, "step": step.pk, "running": "running", "attempt": 1, "next_node": "s2",
             "pending": "pending", "output": "{}", "ago_start": 0.0, "ago_end": 0.0, "logs": "[]", "metrics": "{}"}),
         "last step's success in one statement": (hotpath._FINISH_SQL, {
-            **one_statement, "step": step.pk, "running": "running", "attempt": 1, "broken": ["failed"],
-            "output": "{}", "ago_start": 0.0, "ago_end": 0.0, "logs": "[]", "metrics": "{}", "sinks": ["s3"],
+            **one_statement, "step": step.pk, "running": "running", "attempt": 1, "failed": "failed",
+            "upstream_failed": "upstream_failed", "output": "{}", "ago_start": 0.0, "ago_end": 0.0, "logs": "[]",
+            "metrics": "{}", "sinks": '["s3"]',
             "node": "s3", "succeeded": "succeeded", "run_succeeded": "succeeded"}),
         "release": (_RELEASE_SQL, {"ids": [step.pk], "attempts": [1], "running": "running"}),
         "heartbeat": (Liveness._SQL, [30, step.pk, 1, "running"]),

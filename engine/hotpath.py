@@ -119,7 +119,7 @@ _FINISH_SQL = _RUN_LOCK.replace("AND last_seq = %(seq)s", """AND last_seq = %(se
     + _SUCCESS.replace("{guard}", "r") + """, o AS (
     SELECT jsonb_object_agg(x.node_id, x.output) AS outputs FROM (
         SELECT t.node_id, t.output FROM engine_steprun t, s
-        WHERE t.run_id = %(run)s AND t.node_id IN (SELECT jsonb_array_elements_text(%(sinks)s::jsonb))
+        WHERE t.run_id = %(run)s AND t.node_id = ANY(ARRAY(SELECT jsonb_array_elements_text(%(sinks)s::jsonb)))
             AND t.node_id <> %(node)s::text
             AND t.status = %(succeeded)s
         UNION ALL

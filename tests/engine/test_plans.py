@@ -113,3 +113,20 @@ def test_queue_picks_choose_their_rows_once_whatever_the_statistics_say():
                                 "n": 4})
     for name, plan in (("dequeue", dequeue), ("claim of queued siblings", claim_next)):
         assert "InitPlan" in plan and "Semi Join" not in plan, f"{name}:\n{plan}"
+
+
+def test_the_channel_layer_rows_read_the_group_key_index_not_every_membership():
+    from django.utils import timezone
+
+    from engine.events import MESSAGES_INSERT_SQL
+
+    with connection.cursor() as cur:  # 3,000 websocket memberships of other runs' groups
+        cur.execute("INSERT INTO channels_postgres_groupchannel (group_key, channel, expire) "
+                    "SELECT 'asgi:group:run.' || i, 'specific.' || i, now() + interval '1 day' "
+                    "FROM generate_series(1, 3000) AS i")
+        cur.execute("ANALYZE channels_postgres_groupchannel")
+    typed = (MESSAGES_INSERT_SQL.replace("%(message)s", "%(message)s::bytea")  # typed, as psycopg sends them
+             .replace("%(expire)s", "%(expire)s::timestamptz"))
+    plan = _generic_plan(typed, {"message": b"m", "expire": timezone.now(),
+                                               "groups": '["asgi:group:run.x", "asgi:group:runs"]'})
+    assert "weft_groupchannel_group_key" in plan, plan

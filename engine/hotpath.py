@@ -19,12 +19,12 @@ as configured), inside one it is part of it. Everything it writes is what ``RunT
 the same transition: the same compare-and-sets, Attempt rows, events with the next sequence numbers, run
 counters and channel-layer rows.
 
-Each statement on a running run locks the run row first, and does anything only if the run is still running and its last
-sequence number is the one the worker saw (no other transition happened in between, so the statement knows
-the event numbers), and every compare-and-set in it wins: for the chained success, the successor is pending,
-never attempted and waits for this step alone; for the run's last step, the step is the only one
-unfinished, no step failed and the run is not a child run (whose parent settles when it finishes). Otherwise
-it writes nothing and returns no row, and the caller takes the general path.
+Each statement on a running run locks the run row first, and does anything only if the run is still running
+and its last sequence number is the one the worker saw (no other transition happened in between, so the
+statement knows the event numbers), and every compare-and-set in it wins: for the chained success, the
+successor is pending, never attempted and waits for this step alone; for the run's last step, the step is the
+only one unfinished, no step failed and the run is not a child run (whose parent settles when it finishes).
+Otherwise it writes nothing and returns no row, and the caller takes the general path.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ WITH r AS (
         AND last_seq = %(seq)s
     FOR NO KEY UPDATE
 )"""
-
 
 
 def _events(cte: str, *, sets: str = "") -> str:
@@ -155,6 +154,8 @@ WITH r AS (
     VALUES (%(run)s, %(workflow)s, %(version)s, %(run_running)s, %(inputs)s::jsonb, NULL, '', %(key)s, %(hash)s,
         %(unfinished)s, %(n_events)s, %(parent)s, %(created_by)s, %(created_at)s, statement_timestamp(), NULL)
     RETURNING id, started_at
+), v AS (
+    SELECT x FROM jsonb_array_elements(%(steps)s::jsonb) AS x
 ), s AS (
     INSERT INTO engine_steprun (id, run_id, node_id, node_type, queue, status, attempt, generation,
         remaining_upstream, upstream_succeeded, upstream_failed, upstream_skipped, error, waiting_reason, worker,
@@ -162,11 +163,11 @@ WITH r AS (
     SELECT (x->>'id')::bigint, r.id, x->>'node_id', x->>'node_type', x->>'queue',
         CASE WHEN x ? 'msg' THEN %(queued)s ELSE %(pending)s END, CASE WHEN x ? 'msg' THEN 1 ELSE 0 END, 0,
         (x->>'upstream')::int, 0, 0, 0, '', '', '', CASE WHEN x ? 'msg' THEN now() END, (x->>'msg')::bigint
-    FROM r, jsonb_array_elements(%(steps)s::jsonb) AS x
+    FROM r, v
 ), b AS (
     INSERT INTO django_q_ormq (id, key, payload, lock)
     SELECT (x->>'msg')::bigint, x->>'queue', x->>'payload', statement_timestamp()
-    FROM r, jsonb_array_elements(%(steps)s::jsonb) AS x WHERE x ? 'msg'
+    FROM r, v WHERE x ? 'msg'
 ), e AS (
     """ + EVENTS_INSERT_SQL + """, r
 ){send}
@@ -185,17 +186,15 @@ _CHAIN_SQL, _CHAIN_SEND_SQL = _statements(_CHAIN_SQL, "s")
 _FINISH_SQL, _FINISH_SEND_SQL = _statements(_FINISH_SQL, "s")
 
 
-def run_start_one(run: Run, graph, *, actor: str) -> Run:
-    """Insert ``run`` (a new Run, unsaved) as running, its steps, its first steps queued with a broker message
-    each, and its first events, in one statement (after drawing the ids). Returns ``run`` as saved. The caller
-    checks that no first step is inline."""
-    nodes = list(graph.nodes.values())
+def run_start_one(run: Run, graph, steps: list[dict], *, actor: str) -> Run:
+    """Insert ``run`` (a new Run, unsaved) as running, its ``steps`` (scheduler._new_steps: one per node of
+    ``graph``), its first steps queued with a broker message each, and its first events, in one statement (after
+    drawing the ids). Returns ``run`` as saved. The caller checks that no first step is inline."""
     roots = set(graph.roots())
     with prepared_cursor() as cur:
-        cur.execute(_START_IDS_SQL, {"steps": len(nodes), "messages": len(roots)})
+        cur.execute(_START_IDS_SQL, {"steps": len(steps), "messages": len(roots)})
         step_ids, message_ids = cur.fetchone()
-    steps = [{"id": step_id, "node_id": node.id, "node_type": node.type, "queue": node.queue,
-              "upstream": len(graph.in_edges(node.id))} for step_id, node in zip(step_ids, nodes, strict=True)]
+    steps = [{**step, "id": step_id} for step, step_id in zip(steps, step_ids, strict=True)]
     first = [step for step in steps if step["node_id"] in roots]
     deliveries = [Delivery(str(run.pk), step["id"], 1, step["queue"]) for step in first]
     for step, message_id, payload in zip(first, message_ids, delivery_payloads(deliveries), strict=True):
@@ -209,13 +208,13 @@ def run_start_one(run: Run, graph, *, actor: str) -> Run:
         cur.execute(_START_SQL if batch.send is None else _START_SEND_SQL, {
             **batch.params(), "run": run.pk, "workflow": run.workflow_id, "version": run.version_id,
             "run_running": RunStatus.RUNNING, "inputs": json.dumps(run.inputs), "key": run.idempotency_key,
-            "hash": run.request_hash, "unfinished": len(nodes), "n_events": len(pending),
+            "hash": run.request_hash, "unfinished": len(steps), "n_events": len(pending),
             "parent": run.parent_step_id, "created_by": run.created_by_id, "created_at": run.created_at,
             "steps": json.dumps(steps), "queued": StepStatus.QUEUED, "pending": StepStatus.PENDING,
             "channels": json.dumps(notify_channels(deliveries))})
         run.started_at = cur.fetchone()[0]
     batch.publish_on_commit()
-    run.status, run.unfinished_steps, run.last_seq = RunStatus.RUNNING, len(nodes), len(pending)
+    run.status, run.unfinished_steps, run.last_seq = RunStatus.RUNNING, len(steps), len(pending)
     run._state.adding = False
     run._state.db = "default"
     return run

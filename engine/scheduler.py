@@ -87,13 +87,11 @@ def run_start(
         if not any(is_inline(graph.nodes[root].type) for root in graph.roots()):  # in one statement
             # Inside a caller's transaction, a failure (a reused idempotency key) must not abort the caller's.
             with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-                return hotpath.run_start_one(Run(**fields), graph, actor=_actor_name(actor)), True
+                return hotpath.run_start_one(Run(**fields), graph, _new_steps(graph), actor=_actor_name(actor)), True
         with transaction.atomic():
             run = Run.objects.create(**fields, unfinished_steps=len(graph.nodes))
             with prepared_cursor() as cur:
-                cur.execute(_STEPS_INSERT_SQL, {"run": run.pk, "steps": json.dumps([
-                    {"node_id": node.id, "node_type": node.type, "queue": node.queue,
-                     "upstream": len(graph.in_edges(node.id))} for node in graph.nodes.values()])})
+                cur.execute(_STEPS_INSERT_SQL, {"run": run.pk, "steps": json.dumps(_new_steps(graph))})
                 steps = cur.fetchall()
             roots = set(graph.roots())
             with RunTx(run.pk, actor=_actor_name(actor), new_run=run) as tx:
@@ -107,6 +105,12 @@ def run_start(
             raise
         return existing, False
     return run, True  # as the run's transaction left it (RunTx read the row back)
+
+
+def _new_steps(graph) -> list[dict]:
+    """A new run's steps, one per node in definition order: what _STEPS_INSERT_SQL (and hotpath) insert."""
+    return [{"node_id": node.id, "node_type": node.type, "queue": node.queue,
+             "upstream": len(graph.in_edges(node.id))} for node in graph.nodes.values()]
 
 
 # A new run's steps, one row per node, in one statement (the model's defaults for every other NOT NULL column).

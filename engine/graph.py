@@ -144,6 +144,7 @@ class Graph:
         self.dg.add_nodes_from(self.nodes)
         self.dg.add_edges_from((e.source, e.target) for e in self.edges)
         self._topo: list[str] | None = None
+        self._sinks: list[str] | None = None
 
     def __repr__(self) -> str:
         return f"<Graph {self.definition.get('slug')!r}: {len(self.nodes)} nodes, {len(self.edges)} edges>"
@@ -158,7 +159,9 @@ class Graph:
         return [n for n, ins in self._in.items() if not ins]
 
     def sinks(self) -> list[str]:
-        return [n for n, outs in self._out.items() if not outs]
+        if self._sinks is None:  # asked on every success of a run's last step (engine.hotpath)
+            self._sinks = [n for n, outs in self._out.items() if not outs]
+        return list(self._sinks)
 
     def topological_order(self) -> list[str]:
         """Every node after all its upstream nodes; ties keep definition order."""

@@ -240,7 +240,7 @@ def _export_finished_spans(run_id, events, run) -> None:
     from django.db.models.functions import Coalesce
     from django.utils import timezone
 
-    from engine.models import StepRun, Workflow
+    from engine.models import Run, StepRun, Workflow
 
     finished_steps = {e.node_id for e in events if e.type in STEP_FINISHED_EVENTS}
     run_status = next((RUN_FINISHED_EVENTS[e.type] for e in events if e.type in RUN_FINISHED_EVENTS), None)
@@ -258,8 +258,6 @@ def _export_finished_spans(run_id, events, run) -> None:
                                  "weft.queue": queue, "weft.status": status, "weft.generation": generation},
                      error=error if status in ("failed", "upstream_failed") else None)
     if run_status and run is None:  # finished by a statement that had no Run at hand
-        from engine.models import Run
-
         run = Run.objects.filter(pk=run_id).first()
     if run_status and run is not None:
         slug = Workflow.objects.filter(pk=run.workflow_id).values_list("slug", flat=True).first()

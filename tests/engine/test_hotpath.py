@@ -146,14 +146,19 @@ def test_a_run_with_two_sinks_finishes_through_one_statement_with_both_outputs(m
     assert recorded(fast)["run"][:4] == ("succeeded", 11, 0, {"b": {"node": "b", "i": 2}, "c": {"node": "c", "i": 3}})
 
 
-def _claimed_sink(slug: str, nodes=("s1",)):
-    """A run of independent steps ``nodes`` (each a root and a sink) whose first step is claimed."""
-    run, _ = run_start(workflow=save(definition(slug, [node(n) for n in nodes], [])))
-    s1 = StepRun.objects.get(run=run, node_id=nodes[0])
-    OrmQ.objects.filter(pk=s1.broker_msg_id).delete()
-    claim = step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:1")
+def _claimed(d: dict, node_id: str):
+    """A run of definition ``d`` whose step ``node_id`` (queued: a first step) is claimed by w:1."""
+    run, _ = run_start(workflow=save(d))
+    step = StepRun.objects.get(run=run, node_id=node_id)
+    OrmQ.objects.filter(pk=step.broker_msg_id).delete()
+    claim = step_claim(run_id=run.pk, step_id=step.pk, attempt=step.attempt, worker="w:1")
     assert claim is not None and claim.run_seq == Run.objects.get(pk=run.pk).last_seq
     return run, claim
+
+
+def _claimed_sink(slug: str, nodes=("s1",)):
+    """A run of independent steps ``nodes`` (each a root and a sink) whose first step is claimed."""
+    return _claimed(definition(slug, [node(n) for n in nodes], []), nodes[0])
 
 
 def _finish(run, claim, *, seq: int) -> bool:
@@ -214,12 +219,7 @@ def test_the_last_step_statement_writes_nothing_for_a_child_run():
 
 
 def _claimed_first_step(slug: str):
-    run, _ = run_start(workflow=save(chain(slug, 3)))
-    s1 = StepRun.objects.get(run=run, node_id="s1")
-    OrmQ.objects.all().delete()
-    claim = step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:1")
-    assert claim is not None and claim.run_seq == Run.objects.get(pk=run.pk).last_seq
-    return run, claim
+    return _claimed(chain(slug, 3), "s1")
 
 
 def _record(run, claim, *, seq: int):

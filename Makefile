@@ -42,6 +42,7 @@ run: install frontend
 
 lint: install-test
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: install-test lint frontend
 	$(BIN)/pytest $(PYTEST_ARGS)

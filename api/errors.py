@@ -66,7 +66,7 @@ def error_body(code: str, message: str, details: list | None = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or []}}
 
 
-# Engine error codes whose classes live outside engine.exceptions (e.g. engine.credentials).
+# Engine error codes whose classes live outside engine.exceptions (e.g. engine.integrations.credentials).
 ENGINE_CODE_STATUS = {"conflict": 409, "not_found": 404, "invalid_state": 409}
 
 

@@ -91,7 +91,7 @@ def q_cluster_settings(queues: dict[str, dict], *, orm_alias: str = "default", l
         {
             "name": "default",
             "orm": orm_alias,
-            "broker_class": "engine.broker.WeftBroker",
+            "broker_class": "engine.core.broker.WeftBroker",
             "save_limit": -1,  # Weft keeps its own attempts; don't store successes twice
             "ack_failures": True,
             "catch_up": False,

@@ -119,7 +119,7 @@ def _database() -> dict:
     # the socket directory in OPTIONS; HOST is where every consumer of this dict looks for it.
     if not db.get("HOST") and db["OPTIONS"].get("host"):
         db["HOST"] = db["OPTIONS"].pop("host")
-    # Lets engine.dbretry.prepared_cursor prepare the hot path's statements (Django's own cursors bind on the
+    # Lets engine.core.dbretry.prepared_cursor prepare the hot path's statements (Django's own cursors bind on the
     # client and never prepare; with Django's default of None, psycopg prepares nothing at all).
     db["OPTIONS"].setdefault("prepare_threshold", 5)
     # Those statements are key lookups whatever their parameters: a generic plan, made once, serves every
@@ -165,7 +165,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "engine.health.ProbeMiddleware",  # /healthz, /readyz, /metrics: for any Host, before sessions and CSRF
+    "engine.operations.health.ProbeMiddleware",  # /healthz, /readyz, /metrics: for any Host, before sessions and CSRF
     "django.middleware.security.SecurityMiddleware",
     "api.errors.ApiGuardMiddleware",  # /api/: 413 for oversized bodies, JSON for every error
     "whitenoise.middleware.WhiteNoiseMiddleware",

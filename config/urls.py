@@ -4,8 +4,8 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from django.views.generic import TemplateView
 
-from engine.health import healthz, readyz
-from engine.observability.views import metrics_view
+from engine.operations.health import healthz, readyz
+from engine.operations.metrics_view import metrics_view
 
 urlpatterns = [
     path("", login_required(TemplateView.as_view(template_name="home.html")), name="home"),

@@ -7,6 +7,6 @@ class EngineConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from engine.nodes import registry
+        from engine.core import children, registry  # noqa: F401 (children: a finished child run settles its parent)
 
         registry.load_builtin_and_configured()

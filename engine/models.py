@@ -249,7 +249,7 @@ class Credential(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.API_KEY)
-    # A Fernet token (see engine.credentials); never the plain secret.
+    # A Fernet token (see engine.integrations.credentials); never the plain secret.
     secret_encrypted = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
     rotated_at = models.DateTimeField(null=True, blank=True)

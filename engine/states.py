@@ -33,7 +33,7 @@ STEP_TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, 
 STEP_ACTIVE = frozenset({S.QUEUED, S.RUNNING, S.WAITING, S.RETRY_WAIT})
 STEP_FAILED = frozenset({S.FAILED, S.UPSTREAM_FAILED})
 
-# status -> statuses it may move to. Every change goes through engine.runtx.RunTx.step_set_status /
+# status -> statuses it may move to. Every change goes through engine.core.runtx.RunTx.step_set_status /
 # run_set_status, which refuse anything not listed here.
 RUN_NEXT: dict[str, frozenset[str]] = {
     R.PENDING: frozenset({R.RUNNING, R.FAILED, R.CANCELLED}),

@@ -59,8 +59,8 @@ def drain():
     from django_q.models import OrmQ
     from django_q.signing import SignedPackage
 
-    from engine.executor import execute_step
-    from engine.recovery import recover_once
+    from engine.worker.executor import execute_step
+    from engine.worker.recovery import recover_once
 
     def run(max_steps: int = 10_000, recover: bool = True) -> int:
         done = 0

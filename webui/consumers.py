@@ -3,7 +3,7 @@
 Protocol (docs/ui.md): after connecting, the client receives
 ``{"type": "snapshot", "last_seq": N, ...}`` and then ``{"type": "events", "events": [...]}``
 with every event whose seq is above N, in order. Events are published after commit by
-``engine.events.publish``; a client that reconnects fetches ``/api/runs/<id>/events/?after=<seq>``
+``engine.core.events.publish``; a client that reconnects fetches ``/api/runs/<id>/events/?after=<seq>``
 for what it missed.
 """
 
@@ -15,7 +15,7 @@ from collections import OrderedDict
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from engine.events import RUNS_GROUP, run_group
+from engine.core.events import RUNS_GROUP, run_group
 from engine.models import Run
 from engine.observability.metrics import websocket_closed, websocket_opened
 from webui.access import can_view

@@ -5,10 +5,10 @@ would receive now; the upstream outputs are listed with their statuses so that i
 
 from __future__ import annotations
 
-from engine import templating
+from engine.core.versions import version_graph
 from engine.exceptions import EngineError
 from engine.models import Run, StepRun
-from engine.runtx import version_graph
+from engine.templating import templates as templating
 
 
 def step_inputs(run: Run, node_id: str) -> dict:

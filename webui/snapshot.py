@@ -6,9 +6,9 @@ applying the events after it (idempotent status assignments) never loses a trans
 
 from __future__ import annotations
 
+from engine.core.versions import version_graph
 from engine.models import Attempt, Run, StepRun
 from engine.nodes.repeat import definition_repeat_risks
-from engine.runtx import version_graph
 
 STEP_FIELDS = (
     "node_id", "node_type", "queue", "status", "attempt", "error", "waiting_reason", "waiting_detail",

@@ -15,15 +15,15 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from engine import queries
+from engine.core.queues import queue_stats
+from engine.core.registry import node_types
+from engine.core.versions import version_graph
 from engine.exceptions import EngineError
 from engine.models import Run, StepRun, Workflow
-from engine.nodes.registry import node_types
 from engine.observability.queries import workflow_analytics
-from engine.queues import queue_stats
-from engine.runtx import version_graph
+from engine.services import queries
+from engine.services.workflows import workflow_archive, workflow_get, workflow_save
 from engine.states import RunStatus
-from engine.workflows import workflow_archive, workflow_get, workflow_save
 from webui import analytics as charts
 from webui.access import can_design, can_view, roles
 from webui.inputs import step_inputs

@@ -7,8 +7,8 @@ from rest_framework.response import Response
 
 from api.serializers import NodeTypeSerializer, QueueStatsSerializer
 from api.views.base import ApiView
-from engine.nodes.registry import node_types
-from engine.queues import queue_stats
+from engine.core.queues import queue_stats
+from engine.core.registry import node_types
 
 
 class NodeTypeListApi(ApiView):

@@ -14,7 +14,13 @@ from api.serializers import (
     ErrorSerializer,
 )
 from api.views.base import ApiView, actor, parse
-from engine.credentials import credential_create, credential_delete, credential_get, credential_list, credential_rotate
+from engine.integrations.credentials import (
+    credential_create,
+    credential_delete,
+    credential_get,
+    credential_list,
+    credential_rotate,
+)
 
 TAG = ["credentials"]
 NAME = CREDENTIAL_NAME

@@ -9,9 +9,9 @@ from rest_framework.response import Response
 
 from api.converters import SLUG, NodeIdConverter
 from api.views.base import ApiView, parse
-from engine import queries
 from engine.observability.queries import MAX_LOG_LINES, run_logs_search, workflow_analytics
-from engine.workflows import workflow_get
+from engine.services import queries
+from engine.services.workflows import workflow_get
 
 RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="run id")
 

@@ -21,9 +21,9 @@ from api.serializers import (
     TimelineSerializer,
 )
 from api.views.base import ApiView, actor, parse
-from engine import queries
-from engine.scheduler import run_cancel, run_start
-from engine.workflows import workflow_get
+from engine.services import queries
+from engine.services.scheduler import run_cancel, run_start
+from engine.services.workflows import workflow_get
 
 TAG = ["runs"]
 RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="run id")

@@ -17,8 +17,8 @@ from api.serializers import (
     StepDetailSerializer,
 )
 from api.views.base import ApiView, actor, parse
-from engine import queries
-from engine.scheduler import (
+from engine.services import queries
+from engine.services.scheduler import (
     rerun_preview,
     step_approve,
     step_complete,

@@ -24,12 +24,12 @@ from api.serializers import (
     WorkflowSerializer,
 )
 from api.views.base import ApiView, actor, parse
-from engine import queries
+from engine.core.graph import DEFINITION_SCHEMA
+from engine.core.versions import version_graph
 from engine.exceptions import GraphInvalid
-from engine.graph import DEFINITION_SCHEMA
 from engine.models import Workflow
-from engine.runtx import graph_validate, version_graph
-from engine.workflows import workflow_archive, workflow_export, workflow_get, workflow_save
+from engine.services import queries
+from engine.services.workflows import graph_validate, workflow_archive, workflow_export, workflow_get, workflow_save
 
 TAG = ["workflows"]
 

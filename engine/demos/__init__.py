@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from engine.models import Workflow
-from engine.workflows import workflow_save
+from engine.services.workflows import workflow_save
 
 DEMO_DIR = Path(__file__).resolve().parent
 

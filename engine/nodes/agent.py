@@ -5,11 +5,11 @@ from __future__ import annotations
 import inspect
 import json
 
-from engine import llm_providers
+from engine.core.registry import get_task, node_type
 from engine.exceptions import TaskNotFound
+from engine.integrations import llm_providers
 from engine.nodes import http as http_node
 from engine.nodes.llm import ENDPOINT_PROPERTIES, check_no_key, endpoint_problems
-from engine.nodes.registry import get_task, node_type
 from engine.nodes.signatures import argument_problems, json_schema_for
 from engine.nodes.validation import credential_problems, url_problems
 

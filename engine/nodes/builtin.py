@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from engine import templating
+from engine.core.registry import get_task, node_type
 from engine.exceptions import TaskNotFound
-from engine.nodes.registry import get_task, node_type
 from engine.nodes.signatures import argument_problems, check_arguments
+from engine.templating import templates as templating
 
 
 @node_type("python", label="Python function")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import jmespath
 from jmespath.exceptions import JMESPathError
 
-from engine import templating
-from engine.nodes.registry import node_type
+from engine.core.registry import node_type
+from engine.templating import templates as templating
 
 FALSE_TEXT = {"", "false", "0", "no", "off", "none", "null"}
 

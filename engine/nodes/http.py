@@ -8,9 +8,9 @@ import time
 import httpx
 from django.conf import settings
 
-from engine.credentials import auth_headers, redact, redact_value
-from engine.nodes import netguard
-from engine.nodes.registry import node_type
+from engine.core.registry import node_type
+from engine.integrations import netguard
+from engine.integrations.credentials import auth_headers, redact, redact_value
 from engine.nodes.validation import credential_problems, url_problems
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from engine import llm_providers
-from engine.nodes.registry import node_type
+from engine.core.registry import node_type
+from engine.integrations import llm_providers
 from engine.nodes.validation import credential_problems, url_problems
 
 ENDPOINT_PROPERTIES = {

@@ -8,7 +8,7 @@ time; this is what the operator is warned about before asking for a repeat.
 
 from __future__ import annotations
 
-from engine.nodes.registry import node_types
+from engine.core.registry import node_types
 
 
 def node_repeat_risks(node: dict, *, types: dict | None = None) -> list[str]:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 
+from engine.core.registry import task
+from engine.integrations import netguard
 from engine.models import JournalEntry
-from engine.nodes import netguard
-from engine.nodes.registry import task
 
 DEMO_SITE = Path(__file__).resolve().parent.parent / "demos" / "site" / "research_site.json"
 MAX_TEXT_CHARS = 8000

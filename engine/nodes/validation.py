@@ -18,9 +18,10 @@ from typing import Any
 
 import networkx as nx
 
-from engine import templating
+from engine.core import registry
 from engine.exceptions import Issue
-from engine.nodes import netguard, registry
+from engine.integrations import netguard
+from engine.templating import templates as templating
 
 
 def config_issues(graph) -> list[Issue]:
@@ -99,7 +100,7 @@ def credential_problems(name: Any, path: str = "credential") -> list[tuple[str, 
         return [(path, "a credential is referenced by its name (a string)")]
     if templating.is_template(name):
         return [(path, "credential names cannot be templates; name a stored credential")]
-    from engine.credentials import credential_exists
+    from engine.integrations.credentials import credential_exists
 
     if not credential_exists(name):
         return [(path, f"credential {name!r} does not exist (create it first; secrets never go in definitions)")]

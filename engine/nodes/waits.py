@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.context import Wait
-from engine.nodes.registry import node_type
+from engine.core.context import Wait
+from engine.core.registry import node_type
 
 MAX_SUBWORKFLOW_DEPTH = 10
 
@@ -122,15 +122,14 @@ class SubworkflowNode:
     outputs = {"description": "the child run's outputs: {sink node id: output}"}
 
     def run(self, ctx, config: dict):
-        from engine.subworkflows import child_outcome
+        from engine.core.children import child_outcome
 
         def start(idempotency_key: str):
             from engine.models import StepRun
-            from engine.scheduler import run_start
 
             parent = StepRun.objects.select_related("run").get(pk=ctx.step_id)
             _check_depth(parent)
-            child, _ = run_start(workflow=config["workflow"], inputs=config.get("inputs") or {},
+            child, _ = ctx.run_start(workflow=config["workflow"], inputs=config.get("inputs") or {},
                                  idempotency_key=idempotency_key, actor="subworkflow", parent_step=parent,
                                  version_number=config.get("version"))
             return {"child_run": str(child.pk), "workflow": config["workflow"], "version": child.version.number}
@@ -145,8 +144,8 @@ class SubworkflowNode:
         return Wait("subworkflow", detail=info)
 
     def validate_config(self, config: dict, *, node_id: str, upstream_ids: set[str], graph) -> list:
-        from engine import templating
         from engine.models import Workflow
+        from engine.templating import templates as templating
 
         slug = config.get("workflow")
         if not isinstance(slug, str) or templating.is_template(slug):

@@ -98,7 +98,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``07:16:52.123 INFO  engine.executor [run 1a2b3c4d fetch#2 default] message``"""
+    """``07:16:52.123 INFO  engine.worker.executor [run 1a2b3c4d fetch#2 default] message``"""
 
     def format(self, record: logging.LogRecord) -> str:
         ctx = current_context()

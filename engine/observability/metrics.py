@@ -5,7 +5,7 @@ cost a database query. Processes started by ``runworkers`` and ``up`` write them
 ``WEFT_METRICS_DIR`` (prometheus-client's multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``), so a
 worker that dies or is recycled keeps its counts. The gauges that describe the system rather
 than one process -- queue depth, oldest waiting step, runs by status, live clusters -- are read
-from the database when ``/metrics`` is scraped (``DatabaseCollector``).
+from the database when ``/metrics`` is scraped (``engine.operations.gauges.DatabaseCollector``).
 
 Metric objects are created on first use, so a process can switch to multiprocess mode
 (``multiprocess_prepare``) after this module was imported.
@@ -161,12 +161,14 @@ def in_multiprocess_mode() -> bool:
 # -- exposition ---------------------------------------------------------------------------------
 
 
-def exposition(metrics_dir: Path | str | None) -> bytes:
+def exposition(metrics_dir: Path | str | None, *, collectors=()) -> bytes:
     """The Prometheus text exposition: this process's metrics and those other processes wrote to
-    ``metrics_dir``, merged into one family per name, and the database gauges."""
+    ``metrics_dir``, merged into one family per name, and what ``collectors`` add (the database gauges of
+    ``engine.operations.gauges``)."""
     registry = CollectorRegistry()
     registry.register(_MergedCollector(metrics_dir))
-    registry.register(DatabaseCollector())
+    for collector in collectors:
+        registry.register(collector)
     return generate_latest(registry)
 
 
@@ -206,53 +208,3 @@ def _merge(sources: list[Iterable]):
     for name, family in families.items():
         family.samples = list(samples[name].values())
         yield family
-
-
-class DatabaseCollector:
-    """Gauges computed from the database at scrape time: queues, live clusters, runs and waiting steps."""
-
-    def collect(self):
-        from django.db import DatabaseError, connection
-        from prometheus_client.core import GaugeMetricFamily
-
-        from engine.queues import queue_stats
-
-        up = GaugeMetricFamily("weft_database_up", "Whether /metrics could read the database (1) or not (0)")
-        try:
-            stats = queue_stats()
-            with connection.cursor() as cur:
-                cur.execute("SELECT status, count(*) FROM engine_run GROUP BY status")
-                runs = dict(cur.fetchall())
-                cur.execute("SELECT waiting_reason, count(*) FROM engine_steprun WHERE status = 'waiting' "
-                            "GROUP BY waiting_reason")
-                waiting = dict(cur.fetchall())
-        except DatabaseError:
-            log.warning("metrics: cannot read the database", exc_info=True)
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
-        per_queue = [
-            ("weft_queue_depth", "Steps queued and waiting for a worker", "depth"),
-            ("weft_queue_running", "Steps running", "running"),
-            ("weft_queue_oldest_waiting_seconds", "Age of the oldest queued step (0 when none)", "oldest_queued_s"),
-            ("weft_queue_clusters_online", "Live worker clusters serving the queue", "clusters_online"),
-            ("weft_queue_workers_online", "Worker processes of the live clusters", "workers_online"),
-        ]
-        for name, help_text, key in per_queue:
-            family = GaugeMetricFamily(name, help_text, labels=["queue"])
-            for q in stats:
-                family.add_metric([q["name"]], float(q[key] or 0))
-            yield family
-        from engine.states import RunStatus
-
-        by_status = GaugeMetricFamily("weft_runs", "Runs by status", labels=["status"])
-        for status in RunStatus.values:
-            by_status.add_metric([status], runs.get(status, 0))
-        yield by_status
-        steps_waiting = GaugeMetricFamily("weft_steps_waiting", "Steps waiting (approval, sleep, in doubt, ...)",
-                                          labels=["reason"])
-        for reason, n in sorted(waiting.items(), key=lambda kv: kv[0] or ""):
-            steps_waiting.add_metric([reason or "unknown"], n)
-        yield steps_waiting

@@ -7,10 +7,10 @@ from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from engine.context import Wait
-from engine.nodes.registry import node_type, task
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.core.context import Wait
+from engine.core.registry import node_type, task
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import definition, node
 
 ROLES = ("viewer", "operator", "designer")

@@ -9,9 +9,9 @@ import pytest
 from django.db import connection
 from django_q.models import OrmQ
 
-from engine import scheduler
 from engine.models import Attempt, Run, StepRun
-from engine.workflows import workflow_save
+from engine.services import scheduler
+from engine.services.workflows import workflow_save
 from tests.api.conftest import client_for, failing_and_approval, simple_definition
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,7 +69,7 @@ def test_two_concurrent_starts_with_the_same_idempotency_key_create_one_run(monk
 
 
 def test_two_concurrent_retries_of_one_failed_step_make_one_new_attempt(monkeypatch, drain):
-    from engine.scheduler import run_start
+    from engine.services.scheduler import run_start
 
     workflow, _, _ = workflow_save(definition=failing_and_approval("dbl"))
     run, _ = run_start(workflow=workflow, inputs={})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.credentials import credential_secret
+from engine.integrations.credentials import credential_secret
 from engine.models import Credential
 from tests.api.test_workflows import assert_error
 

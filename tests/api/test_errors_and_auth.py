@@ -11,7 +11,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from engine.models import Run, Workflow
-from engine.workflows import workflow_save
+from engine.services.workflows import workflow_save
 from tests.api.conftest import make_user, simple_definition
 from tests.api.test_workflows import assert_error
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from django.contrib.auth.models import Group
 
-from engine.credentials import credential_create
+from engine.integrations.credentials import credential_create
 from engine.models import Credential, Event, Run, StepRun, Workflow, WorkflowVersion
 from tests.api.conftest import ALL_USERS, ROLES, client_for, failing_and_approval
 from tests.conftest import definition, node
@@ -97,8 +97,8 @@ def state() -> tuple:
 
 @pytest.fixture
 def world(drain):
-    from engine.scheduler import run_start
-    from engine.workflows import workflow_save
+    from engine.services.scheduler import run_start
+    from engine.services.workflows import workflow_save
 
     workflow, _, _ = workflow_save(definition=failing_and_approval("mixed"))
     run, _ = run_start(workflow=workflow, inputs={})

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from engine.models import Event, Run, StepRun
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.api.conftest import simple_definition
 from tests.api.test_workflows import assert_error
 from tests.conftest import definition, node

@@ -26,9 +26,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from engine.credentials import credential_create
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.integrations.credentials import credential_create
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.api.conftest import failing_and_approval, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

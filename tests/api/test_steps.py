@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from engine.models import Attempt, Event, JournalEntry, StepRun
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.api.test_workflows import assert_error
 from tests.conftest import definition, node
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.graph import DEFINITION_SCHEMA
+from engine.core.graph import DEFINITION_SCHEMA
 from engine.models import Run, Workflow, WorkflowVersion
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.api.conftest import simple_definition
 from tests.conftest import definition, node
 

@@ -10,8 +10,8 @@ import pytest
 from django.db import connection
 
 from engine.models import Run, StepRun
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import Workers, definition, node, wait_for
 
 pytestmark = [pytest.mark.workers, pytest.mark.chaos, pytest.mark.django_db(transaction=True)]

@@ -9,10 +9,10 @@ from django.db import connection
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
-from engine.executor import execute_step
 from engine.models import Attempt, Run
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
+from engine.worker.executor import execute_step
 from tests.conftest import definition, node
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]

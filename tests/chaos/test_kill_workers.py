@@ -14,8 +14,8 @@ from collections import Counter
 import pytest
 
 from engine.models import Attempt, Run, StepRun
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import chain, node
 from tests.support.effects import EffectServer
 

@@ -23,8 +23,8 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from engine.models import Event, Run, StepRun
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import chain, wait_for
 from tests.support.browsers import Browsers
 from tests.support.webserver import WebServer

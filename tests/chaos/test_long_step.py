@@ -19,8 +19,8 @@ from django_q.models import OrmQ
 
 from config.queues import min_retry
 from engine.models import Attempt, Event, Run, StepRun
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import Workers, definition, node, wait_for
 
 pytestmark = [pytest.mark.workers, pytest.mark.chaos, pytest.mark.django_db(transaction=True)]

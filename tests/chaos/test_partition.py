@@ -17,8 +17,8 @@ import pytest
 from django.conf import settings
 
 from engine.models import Attempt, Run, StepRun
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import REPO, Workers, definition, node, wait_for
 from tests.support.effects import EffectServer
 from tests.support.netns import NetnsHost, TcpProxy, netns_supported

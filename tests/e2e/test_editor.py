@@ -160,7 +160,7 @@ def test_editor_tools_undo_redo_copy_paste_delete_import_layout_versions_and_run
 def test_export_json_downloads_the_saved_definition(ui):
     import json
 
-    from engine.workflows import workflow_save
+    from engine.services.workflows import workflow_save
 
     saved = {
         "name": "Export E2E", "slug": "export-e2e", "description": "round trip through a file",

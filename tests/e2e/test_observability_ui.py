@@ -11,8 +11,8 @@ from playwright.sync_api import expect
 
 import tests.observability.tasks  # noqa: F401  (registers the obs.* functions in this process)
 from engine.models import Run
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import definition, node
 from tests.e2e.conftest import screenshot
 

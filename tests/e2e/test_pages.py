@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from engine.scheduler import run_cancel, run_start, step_complete
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_cancel, run_start, step_complete
+from engine.services.workflows import workflow_save
 from tests.conftest import chain
 from tests.e2e.conftest import screenshot
 

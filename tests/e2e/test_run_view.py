@@ -11,8 +11,8 @@ from django.db import transaction
 from playwright.sync_api import expect
 
 from engine.models import Run
-from engine.scheduler import run_start, step_complete
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start, step_complete
+from engine.services.workflows import workflow_save
 from tests.conftest import definition, node, wait_for
 from tests.e2e.conftest import screenshot
 
@@ -302,7 +302,7 @@ def test_repeat_dialog_warns_about_nodes_not_safe_to_repeat_and_not_about_safe_o
 
 
 def test_drawer_upstream_statuses_follow_the_live_graph(ui):
-    from engine.scheduler import run_cancel
+    from engine.services.scheduler import run_cancel
 
     d = definition("upstream-e2e", [node("a"), node("b"), node("c")], [("a", "c"), ("b", "c")])
     run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={})  # no workers: a and b stay queued

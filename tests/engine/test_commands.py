@@ -13,8 +13,8 @@ import psutil
 import pytest
 
 from engine.models import Run, Workflow
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import REPO, chain, definition, node, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

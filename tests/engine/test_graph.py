@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from engine.core.graph import DEFINITION_SCHEMA, EdgeSpec, Graph, definition_checksum, validate
+from engine.core.registry import NodeType
 from engine.exceptions import GraphInvalid
-from engine.graph import DEFINITION_SCHEMA, EdgeSpec, Graph, definition_checksum, validate
-from engine.nodes.registry import NodeType
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -170,7 +170,7 @@ def test_layout_layers_by_generation_and_keeps_saved_positions():
 
 
 def test_the_example_in_the_format_document_is_valid():
-    from engine.nodes.registry import node_types
+    from engine.core.registry import node_types
 
     text = (REPO / "docs/workflow-format.md").read_text()
     example = json.loads(text.split("\n## Example\n", 1)[1].split("```json\n", 1)[1].split("```", 1)[0])
@@ -186,7 +186,7 @@ def test_definition_schema_is_a_valid_draft_2020_12_schema():
 
 
 def test_graph_module_imports_without_django():
-    code = ("import sys, engine.graph; "
+    code = ("import sys, engine.core.graph; "
             "bad = [m for m in sys.modules if m == 'django' or m.startswith('django.')]; "
             "assert not bad, bad; print('ok')")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,

@@ -1,4 +1,4 @@
-"""The claim and the chained success in one statement each (engine.hotpath)."""
+"""The claim and the chained success in one statement each (engine.core.hotpath)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
 import weft
-from engine import hotpath, scheduler
-from engine import inline as engine_inline
-from engine.executor import execute_step, step_claim
+from engine.core import hotpath
+from engine.core import inline as engine_inline
+from engine.core.runtx import RunTx
 from engine.models import Attempt, Event, Run, StepRun
-from engine.runtx import RunTx
-from engine.scheduler import run_cancel, run_start, step_skip
+from engine.services import scheduler
+from engine.services.scheduler import run_cancel, run_start, step_skip
+from engine.services.workflows import workflow_save
 from engine.states import STEP_TERMINAL
-from engine.workflows import workflow_save
+from engine.worker.executor import execute_step, step_claim
 from tests.conftest import chain, definition, node
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -301,7 +302,7 @@ def test_a_claim_the_one_statement_cannot_make_is_made_the_general_way(monkeypat
 
 
 def test_a_step_another_worker_claimed_first_is_given_up_without_locking_its_run(monkeypatch):
-    from engine import executor
+    from engine.worker import executor
 
     run, _ = run_start(workflow=save(chain("claim-lost", 2)))
     s1 = StepRun.objects.get(run=run, node_id="s1")
@@ -326,7 +327,7 @@ def test_a_delivery_for_a_cancelled_run_cancels_its_step(one_statement_records):
 
 
 def test_only_a_plain_single_successor_on_the_same_queue_is_claimed_in_one_statement():
-    from engine.runtx import version_graph
+    from engine.core.versions import version_graph
 
     nodes = [node("a"), node("b"), node("c"), node("d", queue="fast"), node("e"), node("f"), node("g"),
              node("h", trigger_rule="one_success")]
@@ -466,8 +467,9 @@ def test_a_run_starts_through_one_statement_with_exactly_what_the_general_path_w
     fast_started = started(fast)
     assert fast_started["returned"] == ("running", 3, 4, True, True, wf.pk, wf.current_version_id)
     assert [s[3] for s in fast_started["steps"]] == ["queued", "queued", "pending", "pending"]
-    assert [s[-1] for s in fast_started["steps"]][:2] == [("default", "default", "engine.executor.execute_step", True),
-                                                        ("fast", "fast", "engine.executor.execute_step", True)]
+    task = "engine.worker.executor.execute_step"
+    assert [s[-1] for s in fast_started["steps"]][:2] == [("default", "default", task, True),
+                                                        ("fast", "fast", task, True)]
     assert fast_started["events"][0][1:] == ("run.running", "", {}, "starter")
 
 

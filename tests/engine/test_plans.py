@@ -12,11 +12,11 @@ import re
 import pytest
 from django.db import connection
 
-from engine import hotpath, journal, outcomes
-from engine.executor import Liveness
-from engine.runtx import _CLAIM_WRAP, _RELEASE_SQL, CLAIM_SQL
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.core import hotpath, journal, outcomes
+from engine.core.runtx import _CLAIM_WRAP, _RELEASE_SQL, CLAIM_SQL
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
+from engine.worker.executor import Liveness
 from tests.conftest import chain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -98,8 +98,8 @@ def test_queue_picks_choose_their_rows_once_whatever_the_statistics_say():
     from django.db import connection
     from django_q.signing import SignedPackage
 
-    from engine.broker import _DEQUEUE_SQL
-    from engine.runtx import CLAIM_NEXT_SQL
+    from engine.core.broker import _DEQUEUE_SQL
+    from engine.core.runtx import CLAIM_NEXT_SQL
 
     with connection.cursor() as cur:
         cur.execute("ANALYZE django_q_ormq")  # empty
@@ -118,7 +118,7 @@ def test_queue_picks_choose_their_rows_once_whatever_the_statistics_say():
 def test_the_channel_layer_rows_read_the_group_key_index_not_every_membership():
     from django.utils import timezone
 
-    from engine.events import MESSAGES_INSERT_SQL
+    from engine.core.events import MESSAGES_INSERT_SQL
 
     with connection.cursor() as cur:  # 3,000 websocket memberships of other runs' groups
         cur.execute("INSERT INTO channels_postgres_groupchannel (group_key, channel, expire) "

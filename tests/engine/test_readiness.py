@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.readiness import RetryPolicy, chosen_branches, source_edge_outcome, trigger_decision
+from engine.core.readiness import RetryPolicy, chosen_branches, source_edge_outcome, trigger_decision
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,5 +66,5 @@ def test_attempts_and_retry_on_decide_whether_to_retry():
 
 
 def test_readiness_imports_without_django():
-    code = "import sys, engine.readiness; sys.exit(1 if 'django' in sys.modules else 0)"
+    code = "import sys, engine.core.readiness; sys.exit(1 if 'django' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0

@@ -13,9 +13,9 @@ from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
 from engine.models import Attempt, Run, StepRun
-from engine.recovery import ORPHAN_GRACE_S, RecoveryLoop, recover_once
-from engine.scheduler import run_start, step_complete, step_retry
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start, step_complete, step_retry
+from engine.services.workflows import workflow_save
+from engine.worker.recovery import ORPHAN_GRACE_S, RecoveryLoop, recover_once
 from tests.conftest import definition, node, wait_for
 
 LEASE_S = 3  # tests/conftest.py worker_env

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.nodes.registry import load_builtin_and_configured
+from engine.core.registry import load_builtin_and_configured
 from engine.nodes.repeat import definition_repeat_risks, node_repeat_risks
 
 load_builtin_and_configured()

@@ -6,8 +6,16 @@ import pytest
 
 from engine.exceptions import GraphInvalid, IdempotencyConflict, InputsInvalid, InvalidTransition
 from engine.models import Attempt, Event, JournalEntry, Run, StepRun, Workflow
-from engine.scheduler import run_cancel, run_start, step_approve, step_complete, step_rerun_from, step_retry, step_skip
-from engine.workflows import workflow_save
+from engine.services.scheduler import (
+    run_cancel,
+    run_start,
+    step_approve,
+    step_complete,
+    step_rerun_from,
+    step_retry,
+    step_skip,
+)
+from engine.services.workflows import workflow_save
 from tests.conftest import chain, definition, node
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -253,7 +261,7 @@ def test_duplicate_delivery_executes_once(drain, tmp_path):
     from django_q.models import OrmQ
     from django_q.signing import SignedPackage
 
-    from engine.executor import execute_step
+    from engine.worker.executor import execute_step
 
     log = tmp_path / "log"
     run, _ = run_start(workflow=save(definition("dup", [node("a", "tests.count", kwargs={"path": str(log)})], [])))
@@ -366,7 +374,7 @@ def _drain_some(deliveries: int) -> None:
     from django_q.models import OrmQ
     from django_q.signing import SignedPackage
 
-    from engine.executor import execute_step
+    from engine.worker.executor import execute_step
 
     for _ in range(deliveries):
         row = OrmQ.objects.order_by("id").first()
@@ -381,7 +389,7 @@ def test_a_backoff_is_a_durable_retry_wait_that_holds_no_worker(drain, tmp_path)
     from django.utils import timezone
     from django_q.models import OrmQ
 
-    from engine.recovery import recover_once
+    from engine.worker.recovery import recover_once
 
     flag = tmp_path / "flag"
     d = definition("backoff", [node("a", "tests.fail_until_flag", kwargs={"flag": str(flag)},
@@ -409,7 +417,7 @@ def test_one_delivery_runs_a_whole_fan_out_in_batches_each_step_once(tmp_path):
     from django_q.models import OrmQ
     from django_q.signing import SignedPackage
 
-    from engine.executor import execute_step
+    from engine.worker.executor import execute_step
 
     log = tmp_path / "log"
     width = 40
@@ -435,7 +443,7 @@ def test_a_worker_done_with_its_run_claims_the_oldest_queued_step_of_another_run
     from django_q.models import OrmQ
     from django_q.signing import SignedPackage
 
-    from engine.executor import execute_step
+    from engine.worker.executor import execute_step
 
     log = tmp_path / "log"
     wf = save(chain("c2-other", 2, lambda i: node(f"s{i}", "tests.count", kwargs={"path": str(log)})))
@@ -462,7 +470,7 @@ def test_claimed_steps_not_started_within_the_window_go_back_to_the_queue(settin
     from django_q.models import OrmQ
     from django_q.signing import SignedPackage
 
-    from engine.executor import execute_step
+    from engine.worker.executor import execute_step
 
     settings.WEFT_CONTINUE_WINDOW_S = 0.0  # every claimed step after the first in a batch is handed back
     log = tmp_path / "log"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import templating
 from engine.exceptions import TemplateFailed
+from engine.templating import templates as templating
 
 CTX = {"inputs": {"topic": "owls", "n": 3}, "nodes": {"search": {"output": {"items": [{"url": "https://x"}],
                                                                           "keys": 1}}}}

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from engine.models import Attempt, Run, StepRun
-from engine.scheduler import run_cancel, run_start, step_retry
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_cancel, run_start, step_retry
+from engine.services.workflows import workflow_save
 from tests.conftest import chain, definition, node, wait_for
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.db.models.functions import Now
 
-from engine.journal import idempotency_key
+from engine.core.journal import idempotency_key
 from engine.models import Attempt, JournalEntry, StepRun
-from engine.recovery import recover_once
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
+from engine.worker.recovery import recover_once
 from tests.conftest import definition
 from tests.fakes.servers import ChatServer
 from tests.nodes.tasks import SimulatedCrash

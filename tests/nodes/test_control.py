@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from engine.core.registry import get_node_type
 from engine.exceptions import GraphInvalid
 from engine.models import StepRun
-from engine.nodes.registry import get_node_type
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import definition, node
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,8 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from engine.credentials import (
+from engine.exceptions import NotFound
+from engine.integrations.credentials import (
     CredentialExists,
     CredentialInvalid,
     CredentialUnreadable,
@@ -16,7 +17,6 @@ from engine.credentials import (
     credential_rotate,
     credential_secret,
 )
-from engine.exceptions import NotFound
 from engine.models import Credential
 
 pytestmark = pytest.mark.django_db

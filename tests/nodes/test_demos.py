@@ -7,9 +7,9 @@ import io
 import pytest
 from django.core.management import call_command
 
-from engine.llm_providers import SIMULATION_LABEL
+from engine.integrations.llm_simulation import SIMULATION_LABEL
 from engine.models import JournalEntry, StepRun, Workflow, WorkflowVersion
-from engine.scheduler import run_start, step_approve
+from engine.services.scheduler import run_start, step_approve
 
 pytestmark = pytest.mark.django_db
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.credentials import credential_create
 from engine.exceptions import GraphInvalid
+from engine.integrations.credentials import credential_create
 from engine.models import Attempt, Event, StepRun
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import definition
 
 pytestmark = pytest.mark.django_db

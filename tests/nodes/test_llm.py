@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.credentials import credential_create
-from engine.llm_providers import SIMULATION_LABEL, estimate_cost, run_usage
+from engine.integrations.credentials import credential_create
+from engine.integrations.llm_providers import estimate_cost, run_usage
+from engine.integrations.llm_simulation import SIMULATION_LABEL
 from engine.models import Attempt, JournalEntry, StepRun
-from engine.scheduler import run_start, step_retry
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start, step_retry
+from engine.services.workflows import workflow_save
 from tests.conftest import definition
 
 pytestmark = pytest.mark.django_db

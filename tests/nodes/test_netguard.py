@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from engine.nodes import netguard
-from engine.nodes.netguard import HostNotAllowed, Policy, check_url_static, resolve_checked
+from engine.integrations import netguard
+from engine.integrations.netguard import HostNotAllowed, Policy, check_url_static, resolve_checked
 
 PUBLIC_ONLY = Policy.from_entries(["*"])
 

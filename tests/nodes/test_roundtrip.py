@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from engine.credentials import credential_create
-from engine.nodes.registry import node_types
-from engine.workflows import workflow_export, workflow_save
+from engine.core.registry import node_types
+from engine.integrations.credentials import credential_create
+from engine.services.workflows import workflow_export, workflow_save
 from tests.conftest import definition, node
 
 pytestmark = pytest.mark.django_db

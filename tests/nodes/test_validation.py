@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from engine.credentials import credential_create
 from engine.exceptions import GraphInvalid
+from engine.integrations.credentials import credential_create
 from engine.models import StepRun, Workflow
-from engine.scheduler import run_start, step_rerun_from
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start, step_rerun_from
+from engine.services.workflows import workflow_save
 from tests.conftest import definition, node
 
 pytestmark = pytest.mark.django_db
@@ -119,14 +119,14 @@ def test_template_failing_on_real_data_fails_the_step_with_the_path_and_can_be_r
 def test_runs_of_a_saved_version_do_not_repeat_save_time_checks(settings, drain):
     """Deleting a credential (or changing the host policy) after saving fails the step that needs it,
     not every transaction of the run."""
-    from engine import runtx
-    from engine.credentials import credential_delete
+    from engine.core import versions
+    from engine.integrations.credentials import credential_delete
 
     credential_create(name="gone", kind="api_key", secret="sk-123456")
     ask = {"id": "ask", "type": "llm", "retry": {"max_attempts": 1}, "config": {"prompt": "hi", "credential": "gone"}}
     wf = workflow_save(definition=definition("later", [ask, node("other")], []))[0]
     credential_delete(name="gone")
-    runtx._GRAPHS.clear()  # as in a fresh worker process
+    versions._GRAPHS.clear()  # as in a fresh worker process
     run, _ = run_start(workflow=wf)
     drain()
     run.refresh_from_db()

@@ -9,8 +9,8 @@ from django.db.models.functions import Now
 
 from engine.exceptions import GraphInvalid
 from engine.models import Attempt, Run, StepRun
-from engine.scheduler import run_start, step_approve, step_reject
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start, step_approve, step_reject
+from engine.services.workflows import workflow_save
 from tests.conftest import definition, node
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ def execute_next() -> None:
     from django_q.models import OrmQ
     from django_q.signing import SignedPackage
 
-    from engine.executor import execute_step
+    from engine.worker.executor import execute_step
 
     row = OrmQ.objects.order_by("id").first()
     OrmQ.objects.filter(pk=row.pk).delete()
@@ -186,7 +186,7 @@ def test_a_child_that_finished_before_the_parent_recorded_its_wait_is_settled_by
 
 @commits
 def test_a_retried_subworkflow_step_never_starts_a_second_child(drain):
-    from engine.executor import execute_step
+    from engine.worker.executor import execute_step
 
     child_workflow()
     run = start(parent_definition())
@@ -204,8 +204,8 @@ def test_a_retried_subworkflow_step_never_starts_a_second_child(drain):
 
 @commits
 def test_cancelling_the_parent_run_cancels_its_unfinished_child(drain):
-    from engine.recovery import recover_once
-    from engine.scheduler import run_cancel
+    from engine.services.scheduler import run_cancel
+    from engine.worker.recovery import recover_once
 
     child_workflow()
     run = start(parent_definition())

@@ -10,10 +10,10 @@ import time
 import pytest
 from django.db.models.functions import Now
 
-from engine.journal import idempotency_key
+from engine.core.journal import idempotency_key
 from engine.models import Attempt, Run, StepRun
-from engine.scheduler import run_start, step_approve
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start, step_approve
+from engine.services.workflows import workflow_save
 from tests.conftest import definition, node, wait_for
 from tests.fakes.servers import ChatServer
 

@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from engine.models import Run
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.api.conftest import client_for
 from tests.conftest import definition, node
 

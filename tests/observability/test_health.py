@@ -8,8 +8,8 @@ import pytest
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
-from engine import health
 from engine.models import WorkerProcess
+from engine.operations import health
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +46,7 @@ def test_not_ready_names_the_queues_without_a_cluster(client, settings):
 
 
 def test_a_cluster_that_stopped_heartbeating_does_not_count(client, settings):
-    from engine.queues import WORKER_STALE_S
+    from engine.core.queues import WORKER_STALE_S
 
     heartbeat(*settings.WEFT_QUEUES, age_s=WORKER_STALE_S + 5)
     body = client.get("/readyz").json()

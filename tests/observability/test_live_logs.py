@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 
 from engine.models import Attempt, StepRun
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.api.conftest import client_for
 from tests.conftest import definition, node, wait_for
 

@@ -20,8 +20,8 @@ from engine.observability.logging import (
     log_context,
     resolve_format,
 )
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import REPO, definition, node
 
 
@@ -80,10 +80,10 @@ def test_exceptions_are_part_of_the_json_line(process_log):
 
 
 def test_text_format_is_one_short_line_with_the_step():
-    record = logging.LogRecord("engine.executor", logging.INFO, __file__, 1, "claimed %s", ("it",), None)
+    record = logging.LogRecord("engine.worker.executor", logging.INFO, __file__, 1, "claimed %s", ("it",), None)
     with log_context(run_id="1a2b3c4d-0000-0000-0000-000000000000", node_id="fetch", attempt=2, queue="slow"):
         text = TextFormatter().format(record)
-    assert text.endswith(" INFO    engine.executor [run 1a2b3c4d fetch#2 slow] claimed it")
+    assert text.endswith(" INFO    engine.worker.executor [run 1a2b3c4d fetch#2 slow] claimed it")
 
 
 def test_auto_format_is_text_on_a_terminal_and_json_otherwise():

@@ -7,8 +7,8 @@ from django.test import Client
 from django.utils import timezone
 
 from engine.models import WorkerProcess
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import definition, node
 from tests.observability.helpers import delta, scrape, value
 
@@ -51,9 +51,9 @@ def test_a_run_counts_attempts_by_queue_node_type_and_outcome(client, drain):
 def test_lost_attempts_recovered_are_counted(client, drain, settings):
     from django.db.models.functions import Now
 
-    from engine.executor import step_claim
     from engine.models import StepRun
-    from engine.recovery import recover_once
+    from engine.worker.executor import step_claim
+    from engine.worker.recovery import recover_once
 
     run = start(definition("lost", [node("a", retry=NO_BACKOFF)], []))
     step = StepRun.objects.get(run=run)

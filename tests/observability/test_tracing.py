@@ -7,8 +7,8 @@ from opentelemetry.trace import StatusCode
 
 from engine.models import StepRun
 from engine.observability import tracing
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import definition, node
 
 # Step and run spans are exported when their transaction commits.
@@ -107,7 +107,7 @@ def test_failed_run_marks_its_run_and_step_spans_as_errors(spans, drain):
 
 
 def test_a_run_finished_by_its_last_steps_one_statement_exports_its_run_span(spans, drain, monkeypatch):
-    from engine import hotpath
+    from engine.core import hotpath
 
     finished = []
     finish = hotpath.finish_step_record

@@ -12,8 +12,8 @@ from django.test import Client
 
 from engine.models import Attempt, Run, StepRun
 from engine.observability.logging import MAX_MESSAGE_CHARS
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import definition, node, wait_for
 from tests.observability.helpers import delta, scrape, value
 

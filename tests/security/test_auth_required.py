@@ -10,9 +10,9 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from engine.credentials import credential_create
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.integrations.credentials import credential_create
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import definition, node
 from tests.webui.conftest import run_async
 

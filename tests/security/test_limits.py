@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from engine.core.registry import task
 from engine.exceptions import GraphInvalid, InputsInvalid, StepOutputInvalid
 from engine.models import Attempt, Event, Run, StepRun, Workflow, WorkflowVersion
-from engine.nodes.registry import task
-from engine.scheduler import run_start, step_complete
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start, step_complete
+from engine.services.workflows import workflow_save
 from tests.api.conftest import client_for
 from tests.conftest import definition, node
 

@@ -14,10 +14,10 @@ from django.db import connection
 from django.test import Client
 
 from config.asgi import application
-from engine.credentials import credential_create
+from engine.integrations.credentials import credential_create
 from engine.models import Run
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.api.conftest import client_for
 from tests.conftest import definition, node
 from tests.fakes.servers import _Server

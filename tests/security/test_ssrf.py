@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from engine.exceptions import GraphInvalid
+from engine.integrations.netguard import HostNotAllowed, Policy, check_url_static, resolve_checked
 from engine.models import StepRun
-from engine.nodes.netguard import HostNotAllowed, Policy, check_url_static, resolve_checked
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import definition
 from tests.fakes.servers import ToolServer
 
@@ -98,7 +98,7 @@ def test_every_redirect_hop_is_checked(target, server, drain, settings):
 
 @pytest.mark.django_db
 def test_credentials_are_not_forwarded_across_origins_on_redirect(server, drain, settings):
-    from engine.credentials import credential_create
+    from engine.integrations.credentials import credential_create
 
     settings.WEFT_HTTP_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
     credential_create(name="svc", kind="bearer", secret="tok-not-for-other-hosts")

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import sandbox, templating
 from engine.exceptions import TemplateFailed
 from engine.models import Attempt, StepRun
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
+from engine.templating import sandbox
+from engine.templating import templates as templating
 from tests.api.conftest import client_for
 from tests.conftest import definition, node
 

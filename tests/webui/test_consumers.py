@@ -10,10 +10,10 @@ from django.conf import settings
 from django.test import Client
 
 from config.asgi import application
-from engine.events import purge_expired_messages
+from engine.core.events import purge_expired_messages
 from engine.models import Run
-from engine.scheduler import run_cancel, run_start, step_complete
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_cancel, run_start, step_complete
+from engine.services.workflows import workflow_save
 from tests.conftest import chain
 from tests.webui.conftest import make_user, run_async
 

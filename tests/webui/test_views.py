@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from engine.models import Run, Workflow
-from engine.scheduler import run_cancel, run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_cancel, run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import chain
 from tests.webui.conftest import make_user
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 import tests.observability.tasks  # noqa: F401  (registers obs.by_input in this process)
 from engine.models import Run
-from engine.scheduler import run_start
-from engine.workflows import workflow_save
+from engine.services.scheduler import run_start
+from engine.services.workflows import workflow_save
 from tests.conftest import definition, node
 from tests.webui.conftest import make_user
 

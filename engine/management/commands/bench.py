@@ -7,7 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from engine import bench
+from engine.operations import bench
 
 
 class Command(BaseCommand):

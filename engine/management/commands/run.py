@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from engine.exceptions import EngineError
 from engine.models import Run, StepRun
-from engine.scheduler import run_start
+from engine.services.scheduler import run_start
 from engine.states import RUN_TERMINAL, RunStatus
 
 

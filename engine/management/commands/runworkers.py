@@ -21,9 +21,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from engine.core.queues import workers_forget, workers_heartbeat
 from engine.observability.metrics import multiprocess_prepare
-from engine.queues import workers_forget, workers_heartbeat
-from engine.recovery import RecoveryLoop
+from engine.worker.recovery import RecoveryLoop
 
 STOP_TIMEOUT_S = 10
 RESTART_BACKOFF_S = 2
@@ -98,7 +98,7 @@ def _forget(host: str, clusters: dict) -> None:
 
 
 def _warn_about_vacuum(out) -> None:
-    from engine.health import vacuum_problems
+    from engine.operations.health import vacuum_problems
 
     try:
         problems = vacuum_problems()

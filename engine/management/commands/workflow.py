@@ -8,7 +8,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from engine.exceptions import EngineError, GraphInvalid
-from engine.workflows import workflow_export, workflow_save
+from engine.services.workflows import workflow_export, workflow_save
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Sub-workflow completion: a finished child run settles its parent's waiting ``subworkflow`` step.
+"""A finished child run settles its parent's waiting ``subworkflow`` step: the one transition that crosses runs.
 
 The parent step waits (``waiting_reason = "subworkflow"``, ``waiting_detail = {"child_run": id}``)
 without holding a worker. When the child run reaches a terminal status, ``subworkflow_settle`` opens
@@ -6,10 +6,8 @@ a ``RunTx`` on the *parent* run, after the child's transaction has committed, an
 with the child's outputs (or fails it with the child's error). It is called
 
 - on commit of the child's final transaction (``RunTx._finish_run``), and
-- by recovery (``subworkflows_recover``), for children that finished while the parent step was
-  not yet recorded as waiting, were cancelled, or whose on-commit call was lost with its process.
-
-Recovery also cancels the unfinished children of a cancelled parent step.
+- by recovery (``engine.services.subworkflows.subworkflows_recover``), for children that finished while the
+  parent step was not yet recorded as waiting, were cancelled, or whose on-commit call was lost with its process.
 
 Locks: a child run is created and finished in transactions that lock only the child; settling locks
 only the parent. No transaction ever holds both, so there is no lock-order to get wrong.
@@ -20,19 +18,14 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
-from django.db.models import CharField, Exists, OuterRef
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
 
-from engine import outcomes, scheduler
-from engine.exceptions import InvalidTransition
+from engine.core import outcomes
+from engine.core.runtx import CHILD_RUN_FINISHED, RunTx, StepRef
 from engine.models import Run, StepRun
-from engine.runtx import RunTx, StepRef
 from engine.states import RUN_TERMINAL, RunStatus, StepStatus
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
 REASON = "subworkflow"
 
 
@@ -87,33 +80,4 @@ def settle_on_commit(child_run_id) -> None:
     transaction.on_commit(settle)
 
 
-def subworkflows_recover() -> int:
-    """Recovery pass: settle parents of finished children, cancel children of cancelled parents."""
-    return settle_finished_children() + cancel_orphaned_children()
-
-
-def cancel_orphaned_children() -> int:
-    """Cancel unfinished child runs whose parent step was cancelled (its run was cancelled)."""
-    due = list(Run.objects.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING],
-                                  parent_step__status=StepStatus.CANCELLED).values_list("pk", flat=True)[:BATCH])
-    cancelled = 0
-    for child_id in due:
-        try:
-            scheduler.run_cancel(run_id=child_id, actor="subworkflow", reason="the parent step was cancelled")
-            cancelled += 1
-        except InvalidTransition:
-            pass  # it finished meanwhile
-    return cancelled
-
-
-def settle_finished_children() -> int:
-    """Waiting subworkflow steps whose child run is terminal. Returns how many it settled."""
-    finished_child = Run.objects.annotate(id_text=Cast("pk", CharField())).filter(
-        parent_step=OuterRef("pk"), status__in=list(RUN_TERMINAL), id_text=OuterRef("child_run"))
-    due = list(
-        StepRun.objects.filter(status=StepStatus.WAITING, waiting_reason=REASON)
-        .annotate(child_run=KeyTextTransform("child_run", "waiting_detail"))
-        .filter(Exists(finished_child))
-        .values_list("child_run", flat=True)[:BATCH]
-    )
-    return sum(1 for child in due if subworkflow_settle(child))
+CHILD_RUN_FINISHED.append(settle_on_commit)

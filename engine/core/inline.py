@@ -14,12 +14,12 @@ from django.conf import settings
 from django.db.models import F
 from django.db.models.functions import Now
 
-from engine import templating
-from engine.context import upstream_outputs
+from engine.core import registry
+from engine.core.context import upstream_outputs
+from engine.core.security import json_for_storage, storable_text
 from engine.models import Attempt, StepRun
-from engine.nodes import registry
-from engine.security import json_for_storage, storable_text
 from engine.states import StepStatus
+from engine.templating import templates as templating
 
 INLINE_WORKER = "inline"
 

@@ -69,8 +69,8 @@ def _check_migrations() -> dict:
 def _check_queues() -> dict:
     from django.db.models.functions import Now
 
+    from engine.core.queues import WORKER_STALE_S, queue_names
     from engine.models import WorkerProcess
-    from engine.queues import WORKER_STALE_S, queue_names
 
     try:
         live = set(WorkerProcess.objects.filter(last_seen__gt=Now() - timedelta(seconds=WORKER_STALE_S))
@@ -113,7 +113,7 @@ class ProbeMiddleware:
     """
 
     def __init__(self, get_response):
-        from engine.observability.views import metrics_view
+        from engine.operations.metrics_view import metrics_view
 
         self.get_response = get_response
         self.probes = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics_view}

@@ -13,12 +13,9 @@ import json
 from django.db import connection
 from django.db.models.functions import Now
 
-from engine import templating
-from engine.dbretry import prepared_cursor
-from engine.exceptions import TemplateFailed
-from engine.inline import is_inline, run_inline
-from engine.models import Attempt, StepRun
-from engine.readiness import (
+from engine.core.dbretry import prepared_cursor
+from engine.core.inline import is_inline, run_inline
+from engine.core.readiness import (
     FAILED,
     RUN,
     SKIPPED,
@@ -27,8 +24,11 @@ from engine.readiness import (
     source_edge_outcome,
     trigger_decision,
 )
-from engine.runtx import RunTx, StepRef
+from engine.core.runtx import RunTx, StepRef
+from engine.exceptions import TemplateFailed
+from engine.models import Attempt, StepRun
 from engine.states import RunStatus, StepStatus
+from engine.templating import templates as templating
 
 S = StepStatus
 

@@ -33,14 +33,14 @@ import json
 
 from django.conf import settings
 
-from engine.dbretry import prepared_cursor
-from engine.events import EVENTS_INSERT_SQL, MESSAGES_INSERT_SQL, EventBatch, PendingEvent
-from engine.inline import is_inline
+from engine.core.dbretry import prepared_cursor
+from engine.core.events import EVENTS_INSERT_SQL, MESSAGES_INSERT_SQL, EventBatch, PendingEvent
+from engine.core.inline import is_inline
+from engine.core.queues import Delivery, delivery_payloads, notify_channels
+from engine.core.readiness import RUN, trigger_decision
+from engine.core.runtx import _ATTEMPT_INSERT, _CLAIM_RETURNING, _CLAIM_SET, CLAIM_WHERE, _claimed_step
 from engine.models import Run, StepRun
 from engine.observability.tracing import trace_finished
-from engine.queues import Delivery, delivery_payloads, notify_channels
-from engine.readiness import RUN, trigger_decision
-from engine.runtx import _ATTEMPT_INSERT, _CLAIM_RETURNING, _CLAIM_SET, CLAIM_WHERE, _claimed_step
 from engine.states import RunStatus, StepStatus
 
 # The run row, locked, if it is running and its last event is still %(seq)s: every statement here starts with it.

@@ -1,5 +1,5 @@
 """Run and step lifecycle: starting runs, and the operator actions (retry, rerun, skip, complete, approve,
-cancel). What a step's outcome does to its successors is engine.outcomes."""
+cancel). What a step's outcome does to its successors is engine.core.outcomes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,18 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Now
 
-from engine import hotpath
-from engine.dbretry import prepared_cursor
+from engine.core import hotpath
+from engine.core.dbretry import prepared_cursor
+from engine.core.inline import is_inline
+from engine.core.outcomes import dispatch_ready, edge_outcome, propagate
+from engine.core.readiness import (
+    FAILED,
+    SKIPPED,
+    SUCCEEDED,
+)
+from engine.core.runtx import RunTx, StepRef
+from engine.core.security import OutputInvalid, json_for_storage, output_problem
+from engine.core.versions import version_graph
 from engine.exceptions import (
     IdempotencyConflict,
     InputsInvalid,
@@ -21,16 +31,7 @@ from engine.exceptions import (
     NotFound,
     StepOutputInvalid,
 )
-from engine.inline import is_inline
 from engine.models import JournalEntry, Run, StepRun, Workflow
-from engine.outcomes import dispatch_ready, edge_outcome, propagate
-from engine.readiness import (
-    FAILED,
-    SKIPPED,
-    SUCCEEDED,
-)
-from engine.runtx import RunTx, StepRef, version_graph
-from engine.security import OutputInvalid, json_for_storage, output_problem
 from engine.states import STEP_ACTIVE, RunStatus, StepStatus
 
 S = StepStatus

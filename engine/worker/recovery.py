@@ -17,12 +17,11 @@ from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 from django_q.models import OrmQ
 
-from engine import outcomes
+from engine.core import outcomes, registry
+from engine.core.readiness import RetryPolicy
+from engine.core.runtx import RunTx, StepRef
 from engine.models import Attempt, StepRun
-from engine.nodes import registry
 from engine.observability import hooks as observe
-from engine.readiness import RetryPolicy
-from engine.runtx import RunTx, StepRef
 from engine.states import RunStatus, StepStatus
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ def anything_due() -> bool:
 
 def recover_once() -> int:
     """One pass. Returns how many steps it acted on (0: nothing was due)."""
-    from engine.subworkflows import subworkflows_recover
+    from engine.services.subworkflows import subworkflows_recover
 
     if not anything_due():
         return 0
@@ -143,7 +142,7 @@ def reenqueue_orphans() -> int:
     )
     from django.db import transaction
 
-    from engine.queues import Delivery, enqueue
+    from engine.core.queues import Delivery, enqueue
 
     for run_id, step_id, attempt, queue in due:
         with transaction.atomic():

@@ -19,12 +19,12 @@ from django.conf import settings
 from django.db import connection
 
 import weft
-from engine.dbretry import connect
-from engine.health import VACUUMED_TABLES
+from engine.core.dbretry import connect
 from engine.models import Run, StepRun
-from engine.scheduler import run_cancel, run_start
+from engine.operations.health import VACUUMED_TABLES
+from engine.services.scheduler import run_cancel, run_start
+from engine.services.workflows import workflow_save
 from engine.states import RUN_TERMINAL
-from engine.workflows import workflow_save
 
 WORKLOADS = ("floor", "start", "chain", "fanout", "many", "isolation", "recovery", "idle")
 
@@ -84,7 +84,7 @@ class BenchWorkers:
     def __enter__(self) -> BenchWorkers:
         env = dict(os.environ)
         modules = [m for m in env.get("WEFT_TASK_MODULES", "").split(",") if m]
-        env["WEFT_TASK_MODULES"] = ",".join([*modules, "engine.bench"])
+        env["WEFT_TASK_MODULES"] = ",".join([*modules, "engine.operations.bench"])
         manage = os.path.join(settings.BASE_DIR, "manage.py")
         self.proc = subprocess.Popen([sys.executable, manage, "runworkers"], env=env, start_new_session=True,
                                      stdout=subprocess.DEVNULL)

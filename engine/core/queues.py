@@ -15,9 +15,9 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django_q.signing import SignedPackage
 
-from engine.dbretry import prepared_cursor
+from engine.core.dbretry import prepared_cursor
 
-EXECUTE_FUNC = "engine.executor.execute_step"
+EXECUTE_FUNC = "engine.worker.executor.execute_step"
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def delivery_payloads(deliveries: list[Delivery]) -> list[str]:
 
 def notify_channels(deliveries: list[Delivery]) -> list[str]:
     """The channels to NOTIFY so that the deliveries' queues' idle clusters wake when they commit."""
-    from engine.broker import notify_channel
+    from engine.core.broker import notify_channel
 
     return sorted({notify_channel(d.queue) for d in deliveries})
 

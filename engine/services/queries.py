@@ -11,9 +11,9 @@ from datetime import datetime
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from engine.core.versions import version_graph
 from engine.exceptions import NotFound
 from engine.models import Attempt, Event, JournalEntry, Run, StepRun, Workflow, WorkflowVersion
-from engine.runtx import version_graph
 from engine.states import RunStatus
 
 

@@ -24,12 +24,11 @@ import jsonschema
 from django.conf import settings
 from django.db import connection
 
-from engine.credentials import auth_headers, redact, redact_value
-from engine.nodes import netguard
+from engine.integrations import llm_simulation, netguard
+from engine.integrations.credentials import auth_headers, redact, redact_value
+from engine.integrations.llm_simulation import SIMULATED_MODEL
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-SIMULATED_MODEL = "simulation"
-SIMULATION_LABEL = "[Simulated model: offline demo, no real LLM was called]"
 MAX_RETRY_AFTER_S = 10.0
 
 # USD per million tokens (list prices at the time of writing; override or extend with WEFT_LLM_PRICES).
@@ -156,8 +155,6 @@ def chat(endpoint: Endpoint, *, messages: list[dict], tools: list[dict] | None =
     With ``response_schema`` the reply's content is parsed as JSON and checked against it (``"json"``).
     """
     if endpoint.provider == "simulation":
-        from engine import llm_simulation
-
         reply = llm_simulation.reply(endpoint.simulation or {}, messages=messages, tools=tools,
                                      response_schema=response_schema)
     else:

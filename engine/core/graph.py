@@ -17,8 +17,8 @@ import networkx as nx
 from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
 
+from engine.core.registry import NodeType
 from engine.exceptions import GraphInvalid, Issue
-from engine.nodes.registry import NodeType
 
 TRIGGER_RULES = ("all_success", "all_done", "one_success")
 DEFAULT_TRIGGER_RULE = "all_success"
@@ -159,7 +159,7 @@ class Graph:
         return [n for n, ins in self._in.items() if not ins]
 
     def sinks(self) -> list[str]:
-        if self._sinks is None:  # asked on every success of a run's last step (engine.hotpath)
+        if self._sinks is None:  # asked on every success of a run's last step (engine.core.hotpath)
             self._sinks = [n for n, outs in self._out.items() if not outs]
         return list(self._sinks)
 

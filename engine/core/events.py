@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
-from engine.dbretry import prepared_cursor
+from engine.core.dbretry import prepared_cursor
 from engine.models import Event
 
 log = logging.getLogger(__name__)

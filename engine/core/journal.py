@@ -15,11 +15,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from engine.dbretry import prepared_cursor, with_db_retry
+from engine.core.dbretry import prepared_cursor, with_db_retry
+from engine.core.security import json_for_storage, storable_text
 from engine.exceptions import InDoubt, LeaseLost, NonDeterministicReplay, RecordedError, StepCancelled
 from engine.models import JournalEntry
 from engine.observability.tracing import journal_span
-from engine.security import json_for_storage, storable_text
 from engine.states import StepStatus
 
 _UPSERT_SQL = """

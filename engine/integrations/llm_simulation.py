@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 
-from engine.llm_providers import SIMULATED_MODEL, SIMULATION_LABEL
+SIMULATED_MODEL = "simulation"
+SIMULATION_LABEL = "[Simulated model: offline demo, no real LLM was called]"
 
 RESEARCH_SITE = "https://research.weft-demo.example/"
 

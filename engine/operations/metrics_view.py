@@ -14,6 +14,7 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from engine.observability.metrics import exposition
+from engine.operations.gauges import DatabaseCollector
 
 
 @lru_cache(maxsize=8)
@@ -54,4 +55,5 @@ def metrics_view(request):
             return _refused(401, "not_authenticated", "send the metrics token as 'Authorization: Bearer <token>'")
         return _refused(403, "permission_denied", "this address may not read /metrics (WEFT_METRICS_ALLOWED_IPS, "
                                                   "or set WEFT_METRICS_TOKEN)")
-    return HttpResponse(exposition(settings.WEFT_METRICS_DIR), content_type=CONTENT_TYPE_LATEST)
+    body = exposition(settings.WEFT_METRICS_DIR, collectors=[DatabaseCollector()])
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

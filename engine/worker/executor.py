@@ -25,9 +25,13 @@ from django.db import DatabaseError, connection
 from django.db.models.functions import Now
 from django_q.exceptions import TimeoutException
 
-from engine import hotpath, outcomes, templating
-from engine.context import StepContext, Wait, upstream_outputs
-from engine.dbretry import prepared_cursor, with_db_retry
+from engine.core import hotpath, outcomes, registry
+from engine.core.context import StepContext, Wait, upstream_outputs
+from engine.core.dbretry import prepared_cursor, with_db_retry
+from engine.core.readiness import RetryPolicy
+from engine.core.runtx import CLAIM_SQL, Continuation, RunTx, StepRef, step_claim_sql
+from engine.core.security import json_for_storage, storable_text
+from engine.core.versions import version_graph
 from engine.exceptions import (
     InDoubt,
     LeaseLost,
@@ -36,12 +40,10 @@ from engine.exceptions import (
     TemplateFailed,
 )
 from engine.models import Attempt, StepRun
-from engine.nodes import registry
 from engine.observability import hooks as observe
-from engine.readiness import RetryPolicy
-from engine.runtx import CLAIM_SQL, Continuation, RunTx, StepRef, step_claim_sql, version_graph
-from engine.security import json_for_storage, storable_text
+from engine.services import scheduler
 from engine.states import RunStatus, StepStatus
+from engine.templating import templates as templating
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,7 @@ def step_claim(*, run_id, step_id: int, attempt: int, worker: str, node_id: str 
 
 
 def _claim_one(*, run_id, step_id: int, attempt: int, worker: str, node_id: str, seq: int) -> Claim | None:
-    """The claim in one statement (engine.hotpath), if the run's last sequence number is still ``seq``."""
+    """The claim in one statement (engine.core.hotpath), if the run's last sequence number is still ``seq``."""
     one = hotpath.step_claim_one(run_id=run_id, seq=seq, step_id=step_id, node_id=node_id, attempt=attempt,
                                  worker=worker)
     if one is None:
@@ -288,7 +290,7 @@ class LogCapture(logging.Handler):
         self._thread = threading.get_ident()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self._thread or record.name.startswith(("django", "engine.executor")):
+        if record.thread != self._thread or record.name.startswith(("django", "engine.worker.executor")):
             return
         self.add(record.levelname, record.getMessage())
 
@@ -434,7 +436,7 @@ def _execute_claimed(claim: Claim, *, worker: str, held: list[tuple[int, int]]) 
 
 
 def _record_one(done: tuple, *, worker: str, continuing: bool) -> list[Claim] | None:
-    """One successful step in one statement (engine.hotpath): with the claim of its only successor for a
+    """One successful step in one statement (engine.core.hotpath): with the claim of its only successor for a
     ``continuing`` worker (returned), or with its run's success if it was the run's last step (nothing to
     claim). None when neither applies or the statement found the run moved on; the caller then records the
     outcome through ``_record_batch``."""
@@ -505,7 +507,7 @@ def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, ca
         config = templating.render(node.config, template_ctx, path=f"nodes.{node.id}.config")
         ctx = StepContext(run_id=step.run_id, step_id=step.pk, node_id=step.node_id, node_type=step.node_type,
                           attempt=attempt, generation=step.generation, config=config, run_inputs=claim.run_inputs,
-                          upstream=upstream, worker=worker, liveness=liveness)
+                          upstream=upstream, worker=worker, liveness=liveness, run_start=scheduler.run_start)
         impl = registry.get_node_type(step.node_type).cls()
         timeout = node.timeout_s or settings.WEFT_QUEUES.get(step.queue, {}).get("timeout")
         with contextlib.redirect_stdout(sink), deadline(timeout):

@@ -3,7 +3,7 @@
 A string that is exactly one ``{{ expression }}`` evaluates to the expression's
 native value (a list stays a list); any other string renders to text. No node
 ever evaluates user text as Python. The sandbox is bounded in size, work and time
-and outputs JSON data only (``engine.sandbox``).
+and outputs JSON data only (``engine.templating.sandbox``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
 
-from engine import sandbox
 from engine.exceptions import TemplateFailed
+from engine.templating import sandbox
 
 
 class _Environment(sandbox.BoundedSandbox):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -19,64 +18,18 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models.functions import Now
 
-from engine import graph as graphlib
-from engine import templating
-from engine.dbretry import prepared_cursor
-from engine.events import PendingEvent, events_write
+from engine.core.dbretry import prepared_cursor
+from engine.core.events import PendingEvent, events_write
+from engine.core.queues import Delivery, enqueue
+from engine.core.versions import version_graph
 from engine.exceptions import InvalidTransition, NotFound
 from engine.models import Run, StepRun
-from engine.nodes import registry
 from engine.observability.tracing import trace_tx
-from engine.queues import Delivery, enqueue
 from engine.states import RUN_TRANSITIONS, STEP_TERMINAL, STEP_TRANSITIONS, RunStatus, StepStatus
 
-_GRAPHS: OrderedDict[int, graphlib.Graph] = OrderedDict()
-_GRAPH_CACHE_SIZE = 64
-
-
-def version_graph(version) -> graphlib.Graph:
-    """The parsed graph of an (immutable) workflow version, cached per process.
-
-    Takes a WorkflowVersion or its id; the definition is only read from the database on a cache miss.
-    """
-    from engine.models import WorkflowVersion
-
-    key = version if isinstance(version, int) else version.pk
-    graph = _GRAPHS.get(key)
-    if graph is None:
-        definition = (WorkflowVersion.objects.values_list("definition", flat=True).get(pk=key)
-                      if isinstance(version, int) else version.definition)
-        graph = graph_validate(definition, check_configs=False)
-        _GRAPHS[key] = graph
-        while len(_GRAPHS) > _GRAPH_CACHE_SIZE:
-            _GRAPHS.popitem(last=False)
-    else:
-        _GRAPHS.move_to_end(key)
-    return graph
-
-
-def graph_cache_put(version_id: int, graph: graphlib.Graph) -> None:
-    _GRAPHS[version_id] = graph
-
-
-def graph_validate(definition: dict, *, check_configs: bool = True) -> graphlib.Graph:
-    """Validate a definition. ``check_configs`` adds the node-config checks of engine.nodes.validation
-    (templates, credentials, hosts); they read the database, so stored versions loaded to run skip them."""
-    graph = graphlib.validate(
-        definition,
-        node_types=registry.node_types(),
-        queues=settings.WEFT_QUEUES,
-        max_nodes=settings.WEFT_MAX_NODES,
-        check_expression=templating.check_condition,
-    )
-    if check_configs:
-        from engine.exceptions import GraphInvalid
-        from engine.nodes.validation import config_issues
-
-        issues = config_issues(graph)
-        if issues:
-            raise GraphInvalid(issues)
-    return graph
+# Called with a child run's id in the transaction that finishes it. engine.core.children adds the settling of
+# the parent's waiting step (it builds on RunTx, so RunTx cannot import it); EngineConfig.ready imports it.
+CHILD_RUN_FINISHED: list = []
 
 
 @dataclass
@@ -125,7 +78,7 @@ CLAIM_WHERE = "WHERE id = %(id)s AND status = %(queued)s AND attempt = %(attempt
 CLAIM_SQL = _CLAIM_SET + CLAIM_WHERE + _CLAIM_RETURNING
 
 # The same claim for the n oldest queued steps of one run on one queue (a fan-out continues through its siblings).
-# Ids in an ARRAY(...), picked once: see engine.broker._DEQUEUE_SQL.
+# Ids in an ARRAY(...), picked once: see engine.core.broker._DEQUEUE_SQL.
 CLAIM_NEXT_SQL = _CLAIM_SET + """WHERE id = ANY(ARRAY(SELECT id FROM engine_steprun
              WHERE run_id = %(run)s AND queue = %(queue)s AND status = 'queued'
              ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED))
@@ -445,9 +398,8 @@ class RunTx:
 
     def _finish_run(self) -> None:
         if self.run.parent_step_id:  # a child run: its parent's waiting step settles after this commits
-            from engine.subworkflows import settle_on_commit
-
-            settle_on_commit(self.run.pk)
+            for listener in CHILD_RUN_FINISHED:
+                listener(self.run.pk)
         with prepared_cursor() as cur:
             cur.execute(_FINISH_SQL, {"run": self.run.pk, "sinks": self.graph.sinks(),
                                       "succeeded": StepStatus.SUCCEEDED,

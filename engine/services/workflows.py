@@ -6,14 +6,25 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
+from engine.core.graph import definition_checksum
+from engine.core.security import OutputInvalid, json_for_storage
+from engine.core.versions import graph_cache_put, graph_load
 from engine.exceptions import AlreadyExists, GraphInvalid, InvalidTransition, Issue, NotFound
-from engine.graph import definition_checksum
 from engine.models import Workflow, WorkflowVersion
-from engine.runtx import graph_cache_put, graph_validate
-from engine.security import OutputInvalid, json_for_storage
+from engine.nodes.validation import config_issues
 
 # Slugs that collide with API paths under /api/workflows/.
 RESERVED_SLUGS = frozenset({"validate", "schema", "import", "export", "new"})
+
+
+def graph_validate(definition: dict):
+    """Validate a definition to be saved: as a graph, and each node's config (templates, credentials, hosts),
+    which reads the database. Raises GraphInvalid with every issue."""
+    graph = graph_load(definition)
+    issues = config_issues(graph)
+    if issues:
+        raise GraphInvalid(issues)
+    return graph
 
 
 def workflow_save(*, definition: dict, actor=None, note: str = "", create_only: bool = False,

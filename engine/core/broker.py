@@ -24,7 +24,7 @@ from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
-from engine.dbretry import connect
+from engine.core.dbretry import connect
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.core.journal import Journal, idempotency_key
 from engine.exceptions import LeaseLost, StepCancelled
-from engine.journal import Journal, idempotency_key
 
 
 def upstream_outputs(*, run_id, graph, node) -> tuple[dict, dict]:
     """What a step's templates can see of other steps: ({direct predecessor: output},
     {node id: {"output", "status"}} for its predecessors and every node its config refers to)."""
-    from engine import templating
     from engine.models import StepRun
+    from engine.templating import templates as templating
 
     direct = {e.source for e in graph.in_edges(node.id)}
     wanted = direct | templating.referenced_nodes(node.config)
@@ -39,7 +39,7 @@ class Wait:
 
 class StepContext:
     def __init__(self, *, run_id, step_id: int, node_id: str, node_type: str, attempt: int, generation: int,
-                 config: dict, run_inputs: dict, upstream: dict, worker: str, liveness):
+                 config: dict, run_inputs: dict, upstream: dict, worker: str, liveness, run_start=None):
         self.run_id = run_id
         self.step_id = step_id
         self.node_id = node_id
@@ -51,6 +51,8 @@ class StepContext:
         self._upstream = upstream  # {node_id: output} of direct predecessors, or a function that reads them
         self.worker = worker
         self._liveness = liveness
+        # Starts a run (engine.services.scheduler.run_start, given by the worker): a sub-workflow node's child.
+        self.run_start = run_start
         self.logger = logging.getLogger(f"weft.node.{node_type}")
         self.journal = Journal(step_id=step_id, attempt=attempt, key_for=self.idempotency_key,
                                check_live=self.check_live)

@@ -1,6 +1,6 @@
 """The django-q2 task: claim a step, run its node, heartbeat, record the result.
 
-django-q2 may deliver the same message twice or late (see DESIGN.md); the claim is a
+django-q2 may deliver the same message twice or late (docs/reliability.md); the claim is a
 compare-and-set on (status=queued, attempt=n), so only one delivery runs a given
 attempt, and every later write is fenced by the attempt number.
 """
@@ -515,7 +515,10 @@ def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, ca
         sink.flush_rest()
         if isinstance(result, Wait):
             return ("waiting", result, ctx.metrics)
-        size = len(json_for_storage(result))  # OutputInvalid for NaN, Infinity or NUL: PostgreSQL refuses them
+        try:
+            size = len(json_for_storage(result))  # OutputInvalid for NaN, Infinity or NUL: PostgreSQL refuses them
+        except TypeError as exc:  # the encoder's own: a value JSON has no form for (a set, an object)
+            raise OutputTooLarge(f"step output is not JSON-serialisable: {exc}") from None
         if size > settings.WEFT_MAX_OUTPUT_BYTES:
             raise OutputTooLarge(f"step output is {size} bytes; the limit (WEFT_MAX_OUTPUT_BYTES) is "
                                  f"{settings.WEFT_MAX_OUTPUT_BYTES}")
@@ -529,10 +532,6 @@ def _run_node(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, ca
     except (StepTimeout, TimeoutException) as exc:
         return ("timeout", exc, _metrics(ctx))
     except TemplateFailed as exc:
-        return ("failed", exc, _metrics(ctx))
-    except (TypeError, ValueError) as exc:
-        if "not JSON serializable" in str(exc):
-            return ("failed", OutputTooLarge(f"step output is not JSON-serialisable: {exc}"), _metrics(ctx))
         return ("failed", exc, _metrics(ctx))
     except Exception as exc:
         return ("failed", exc, _metrics(ctx))

@@ -28,7 +28,7 @@ from django_q.exceptions import TimeoutException
 from engine.core import hotpath, outcomes, registry
 from engine.core.context import StepContext, Wait, upstream_outputs
 from engine.core.dbretry import prepared_cursor, with_db_retry
-from engine.core.readiness import RetryPolicy
+from engine.core.readiness import RetryPolicy, retry_decision
 from engine.core.runtx import CLAIM_SQL, Continuation, RunTx, StepRef, step_claim_sql
 from engine.core.security import json_for_storage, storable_text
 from engine.core.versions import version_graph
@@ -46,11 +46,6 @@ from engine.states import RunStatus, StepStatus
 from engine.templating import templates as templating
 
 log = logging.getLogger(__name__)
-
-# Errors that retrying cannot fix.
-NOT_RETRYABLE = {"NonDeterministicReplay", "TemplateFailed", "OutputTooLarge", "OutputInvalid", "TaskNotFound",
-                 "NodeTypeNotFound", "ArgumentsInvalid", "HostNotAllowed", "AgentStopped"}
-
 
 class OutputTooLarge(Exception):
     pass
@@ -577,8 +572,7 @@ def _record(tx: RunTx, claim: Claim, *, attempt: int, outcome: tuple, logs: list
         if kind == "lost":
             attempt_outcome = "lost"
         policy = RetryPolicy.from_config(node.retry, settings.WEFT_DEFAULT_RETRY)
-        retryable = error_type not in NOT_RETRYABLE and policy.should_retry(attempt=attempt, error_type=error_type)
-        retry_in = policy.delay_after(attempt) if retryable else None
+        retry_in = retry_decision(policy, attempt=attempt, error_type=error_type)
         won = outcomes.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in)
         if won and retry_in is not None:
             observe.retry_scheduled(step)

@@ -19,7 +19,7 @@ from django_q.models import OrmQ
 
 from engine.core import outcomes, registry, statements
 from engine.core.children import REASON as SUBWORKFLOW_REASON
-from engine.core.readiness import RetryPolicy
+from engine.core.readiness import RetryPolicy, retry_decision
 from engine.core.runtx import RunTx, StepRef
 from engine.models import Attempt, StepRun
 from engine.observability import hooks as observe
@@ -70,8 +70,7 @@ def expire_leases() -> int:
             node = tx.graph.nodes[row.node_id]
             policy = RetryPolicy.from_config(node.retry, settings.WEFT_DEFAULT_RETRY)
             error = f"WorkerLost: worker {row.worker} stopped heartbeating; lease expired"
-            retry_in = policy.delay_after(attempt) if policy.should_retry(attempt=attempt, error_type="WorkerLost") \
-                else None
+            retry_in = retry_decision(policy, attempt=attempt, error_type="WorkerLost")
             ref = StepRef(row.id, row.node_id, row.status, row.attempt)
             if outcomes.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in):
                 Attempt.objects.filter(step_id=step_id, number=attempt).update(

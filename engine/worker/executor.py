@@ -120,9 +120,9 @@ def _claim_one(*, run_id, step_id: int, attempt: int, worker: str, node_id: str,
                                  worker=worker)
     if one is None:
         return None
-    step, version_id, inputs = one
+    step, version_id, inputs, last_seq = one
     graph = version_graph(version_id)
-    return Claim(step=step, node=graph.nodes[node_id], run_inputs=inputs, graph=graph, run_seq=seq + 1)
+    return Claim(step=step, node=graph.nodes[node_id], run_inputs=inputs, graph=graph, run_seq=last_seq)
 
 
 _PRECHECK_SQL = ("SELECT s.node_id, r.last_seq FROM engine_steprun s JOIN engine_run r ON r.id = s.run_id "
@@ -444,7 +444,7 @@ def _record_one(done: tuple, *, worker: str, continuing: bool) -> list[Claim] | 
                                               node_id=step.node_id, attempt=step.attempt, output=outcome[1],
                                               attempt_row=claim.attempt_row(logs, outcome[2]),
                                               sinks=claim.graph.sinks())
-        return [] if finished else None
+        return [] if finished is not None else None
     if not continuing:
         return None
     next_node = hotpath.chain_successor(claim.graph, step.node_id, queue=step.queue)
@@ -456,8 +456,9 @@ def _record_one(done: tuple, *, worker: str, continuing: bool) -> list[Claim] | 
                                         attempt_row=claim.attempt_row(logs, outcome[2]))
     if claimed is None:
         return None
-    return [Claim(step=claimed, node=claim.graph.nodes[next_node], run_inputs=claim.run_inputs, graph=claim.graph,
-                  run_seq=claim.run_seq + 3)]
+    next_step, last_seq = claimed
+    return [Claim(step=next_step, node=claim.graph.nodes[next_node], run_inputs=claim.run_inputs, graph=claim.graph,
+                  run_seq=last_seq)]
 
 
 def _record_batch(done: list[tuple], released: list[Claim], *, continuation: Continuation | None) -> list[Claim]:

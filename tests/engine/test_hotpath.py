@@ -15,7 +15,8 @@ from engine.services import scheduler
 from engine.services.scheduler import run_cancel, run_start, step_skip
 from engine.services.workflows import workflow_save
 from engine.states import STEP_TERMINAL
-from engine.worker.executor import execute_step, step_claim
+from engine.worker.claim import step_claim
+from engine.worker.executor import execute_step
 from tests.conftest import chain, definition, node
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -322,14 +323,14 @@ def test_a_claim_the_one_statement_cannot_make_is_made_the_general_way(monkeypat
 
 
 def test_a_step_another_worker_claimed_first_is_given_up_without_locking_its_run(monkeypatch):
-    from engine.worker import executor
+    from engine.worker import claim as worker_claim
 
     run, _ = run_start(workflow=save(chain("claim-lost", 2)))
     s1 = StepRun.objects.get(run=run, node_id="s1")
     seq = Run.objects.get(pk=run.pk).last_seq
     assert step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:1") is not None
     locked = []
-    monkeypatch.setattr(executor, "RunTx", lambda *a, **kw: locked.append(a) or RunTx(*a, **kw))
+    monkeypatch.setattr(worker_claim, "RunTx", lambda *a, **kw: locked.append(a) or RunTx(*a, **kw))
     # w:2 saw s1 queued at seq (as _claim_queued does) and comes second
     assert step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:2", node_id="s1", seq=seq) is None
     assert locked == []

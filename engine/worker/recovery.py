@@ -183,7 +183,7 @@ class RecoveryLoop(threading.Thread):
 
     def _try_lock(self) -> bool:
         with connection.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_ID])
+            statements.execute(cur, SQL["leader_lock"], {"lock": ADVISORY_LOCK_ID})
             return bool(cur.fetchone()[0])
 
     def stop(self) -> None:

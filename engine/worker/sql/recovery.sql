@@ -14,3 +14,7 @@ SELECT EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'running' AND lease_e
     OR EXISTS (SELECT 1 FROM engine_steprun s WHERE s.status = 'queued'
                AND s.queued_at < statement_timestamp() - make_interval(secs => %(orphan_grace)s)
                AND NOT EXISTS (SELECT 1 FROM django_q_ormq q WHERE q.id = s.broker_msg_id))
+
+-- name: leader_lock
+-- Takes the session-level advisory lock that makes this process's recovery loop the one active loop; false if another holds it.
+SELECT pg_try_advisory_lock(%(lock)s)

@@ -221,19 +221,19 @@ def run_start_one(run: Run, graph, steps: list[dict], *, actor: str) -> Run:
 
 
 def step_claim_one(*, run_id, seq: int, step_id: int, node_id: str, attempt: int,
-                   worker: str) -> tuple[StepRun, int, dict] | None:
+                   worker: str) -> tuple[StepRun, int, dict, int] | None:
     """Claim ``attempt`` of step ``step_id`` for ``worker`` in one statement, if the run's last sequence number
-    is still ``seq`` (see the module docstring). Returns the claimed step, the run's version id and inputs;
-    None if nothing was written."""
+    is still ``seq`` (see the module docstring). Returns the claimed step, the run's version id and inputs, and
+    the run's last sequence number after the statement; None if nothing was written."""
     pending = [PendingEvent("step.running", node_id, {"from": StepStatus.QUEUED, "attempt": attempt,
                                                       "worker": worker})]
-    row = _execute(_CLAIM_SQL, _CLAIM_SEND_SQL, run_id=run_id, seq=seq, pending=pending, unfinished=0, params={
+    written = _execute(_CLAIM_SQL, _CLAIM_SEND_SQL, run_id=run_id, seq=seq, pending=pending, unfinished=0, params={
         "id": step_id, "queued": StepStatus.QUEUED, "attempt": attempt, "lease": settings.WEFT_LEASE_S,
         "worker": worker})
-    if row is None:
+    if written is None:
         return None
-    *claimed, version_id, inputs = row
-    return _claimed_step(tuple(claimed), worker=worker), version_id, json.loads(inputs)
+    (*claimed, version_id, inputs), last_seq = written
+    return _claimed_step(tuple(claimed), worker=worker), version_id, json.loads(inputs), last_seq
 
 
 def chain_successor(graph, node_id: str, *, queue: str) -> str | None:
@@ -251,19 +251,21 @@ def chain_successor(graph, node_id: str, *, queue: str) -> str | None:
 
 
 def chain_step_record(*, run_id, seq: int, step_id: int, node_id: str, attempt: int, next_node_id: str, output,
-                      attempt_row: dict, worker: str) -> StepRun | None:
+                      attempt_row: dict, worker: str) -> tuple[StepRun, int] | None:
     """Record ``attempt`` of step ``step_id`` as succeeded and claim the step of ``next_node_id`` for ``worker``, in one
     statement, if the run's last sequence number is still ``seq`` (see the module docstring). Returns the
-    claimed successor, running; None if nothing was written."""
+    claimed successor, running, and the run's last sequence number after the statement; None if nothing was
+    written."""
     pending = [PendingEvent("step.succeeded", node_id, {"from": StepStatus.RUNNING}),
                PendingEvent("step.queued", next_node_id, {"from": StepStatus.PENDING, "attempt": 1}),
                PendingEvent("step.running", next_node_id, {"from": StepStatus.QUEUED, "attempt": 1, "worker": worker})]
-    row = _execute(_CHAIN_SQL, _CHAIN_SEND_SQL, run_id=run_id, seq=seq, pending=pending, unfinished=-1, params={
+    written = _execute(_CHAIN_SQL, _CHAIN_SEND_SQL, run_id=run_id, seq=seq, pending=pending, unfinished=-1, params={
         **_success_params(step_id, attempt, output, attempt_row), "next_node": next_node_id,
         "pending": StepStatus.PENDING, "lease": settings.WEFT_LEASE_S, "worker": worker})
-    if row is None:
+    if written is None:
         return None
-    return _claimed_step(row, worker=worker)
+    row, last_seq = written
+    return _claimed_step(row, worker=worker), last_seq
 
 
 def finishes_run(graph, node_id: str) -> bool:
@@ -273,17 +275,18 @@ def finishes_run(graph, node_id: str) -> bool:
 
 
 def finish_step_record(*, run_id, seq: int, step_id: int, node_id: str, attempt: int, output, attempt_row: dict,
-                       sinks: list[str]) -> bool:
+                       sinks: list[str]) -> int | None:
     """Record ``attempt`` of step ``step_id`` as succeeded, and its run as succeeded with the outputs of its
     ``sinks``, in one statement, if the step is the run's last unfinished one, no step of the run failed, the run
-    has no parent step and its last sequence number is still ``seq`` (see the module docstring). Returns
-    whether it wrote anything."""
+    has no parent step and its last sequence number is still ``seq`` (see the module docstring). Returns the
+    run's last sequence number after the statement; None if nothing was written."""
     pending = [PendingEvent("step.succeeded", node_id, {"from": StepStatus.RUNNING}),
                PendingEvent(f"run.{RunStatus.SUCCEEDED}", "", {"error": ""})]
-    return _execute(_FINISH_SQL, _FINISH_SEND_SQL, run_id=run_id, seq=seq, pending=pending, unfinished=-1, params={
+    written = _execute(_FINISH_SQL, _FINISH_SEND_SQL, run_id=run_id, seq=seq, pending=pending, unfinished=-1, params={
         **_success_params(step_id, attempt, output, attempt_row), "node": node_id, "sinks": json.dumps(sinks),
         "failed": StepStatus.FAILED, "upstream_failed": StepStatus.UPSTREAM_FAILED, "succeeded": StepStatus.SUCCEEDED,
-        "run_succeeded": RunStatus.SUCCEEDED}) is not None
+        "run_succeeded": RunStatus.SUCCEEDED})
+    return None if written is None else written[1]
 
 
 def _success_params(step_id: int, attempt: int, output, attempt_row: dict) -> dict:
@@ -294,9 +297,10 @@ def _success_params(step_id: int, attempt: int, output, attempt_row: dict) -> di
 
 
 def _execute(sql: str, send_sql: str, *, run_id, seq: int, pending: list[PendingEvent], unfinished: int,
-             params: dict) -> tuple | None:
+             params: dict) -> tuple[tuple, int] | None:
     """Run one of the statements with its events as seq + 1, seq + 2, ..., and publish them once it commits.
-    Returns its row, or None if it wrote nothing."""
+    Returns its row and the run's last sequence number after it (its last event's), or None if it wrote
+    nothing."""
     batch = EventBatch(run_id, seq + 1, pending)
     with prepared_cursor() as cur:
         cur.execute(sql if batch.send is None else send_sql, {
@@ -307,4 +311,4 @@ def _execute(sql: str, send_sql: str, *, run_id, seq: int, pending: list[Pending
         return None
     batch.publish_on_commit()
     trace_finished(run_id, pending)  # spans of the steps that finished, as RunTx exports them
-    return row
+    return row, seq + len(pending)

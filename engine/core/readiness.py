@@ -1,4 +1,5 @@
-"""Trigger rules, edge outcomes and retry policy as plain functions (no Django), tested directly."""
+"""Trigger rules, edge outcomes, the retry policy and the retry decision as plain functions (no Django), tested
+directly."""
 
 from __future__ import annotations
 
@@ -84,3 +85,18 @@ class RetryPolicy:
 
     def should_retry(self, *, attempt: int, error_type: str) -> bool:
         return attempt < self.max_attempts and self.is_retryable(error_type)
+
+
+# Errors that retrying cannot fix: an attempt that ends with one is never retried, whatever its policy says.
+NOT_RETRYABLE = frozenset({"NonDeterministicReplay", "TemplateFailed", "OutputTooLarge", "OutputInvalid",
+                           "TaskNotFound", "NodeTypeNotFound", "ArgumentsInvalid", "HostNotAllowed", "AgentStopped"})
+
+
+def retry_decision(policy: RetryPolicy, *, attempt: int, error_type: str,
+                   rng: random.Random | None = None) -> float | None:
+    """The one retry decision, for an attempt that failed in its worker and for one lost with its worker:
+    seconds to wait before the next attempt after attempt number ``attempt`` (1-based) ended with
+    ``error_type``, or None when the step fails for good."""
+    if error_type in NOT_RETRYABLE or not policy.should_retry(attempt=attempt, error_type=error_type):
+        return None
+    return policy.delay_after(attempt, rng)

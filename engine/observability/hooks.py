@@ -11,14 +11,14 @@ import time
 from engine.observability import livelogs, metrics, tracing
 from engine.observability.logging import log_context
 
-# Executor outcome -> the Attempt outcome it is recorded as.
+# An attempt outcome's kind -> the Attempt outcome it is recorded as.
 ATTEMPT_OUTCOME = {"in_doubt": "waiting"}
 
 
 class AttemptObserver:
     """``with observe_attempt(claim.step, attempt=n, worker=w) as observed:`` around running and recording an
     attempt: binds the log context, counts the start (and the time spent queued), holds the attempt
-    span; ``observed.ran(outcome)`` counts the finish and its duration."""
+    span; ``observed.ran(...)`` counts the finish and its duration."""
 
     def __init__(self, step, *, attempt: int, worker: str):
         self.step = step
@@ -45,21 +45,20 @@ class AttemptObserver:
         return self
 
     def watch_logs(self, capture) -> None:
-        """Show ``capture``'s lines (the executor's LogCapture) while the attempt runs."""
+        """Show ``capture``'s lines (the worker's LogCapture) while the attempt runs."""
         self._capture = capture
         livelogs.watch(step_id=self.step.pk, attempt=self.attempt, capture=capture)
 
-    def ran(self, outcome: tuple) -> None:
-        """``outcome`` is the executor's (kind, value, attempt metrics)."""
+    def ran(self, *, kind: str, error: BaseException | None, attempt_metrics: dict) -> None:
+        """The attempt's outcome ``kind`` (engine.worker.outcome), the error it ended with, what it measured."""
         self._unwatch()
-        kind, value, attempt_metrics = outcome
         recorded = ATTEMPT_OUTCOME.get(kind, kind)
         if kind != "lost":  # the lease expired: recovery counted this attempt lost (``attempt_lost``)
             metrics.attempt_finished(queue=self.step.queue, node_type=self.step.node_type, outcome=recorded,
                                      duration_s=time.monotonic() - self._started)
         if attempt_metrics:
             metrics.llm_usage(attempt_metrics)
-        tracing.attempt_outcome(self.span, recorded, value if isinstance(value, BaseException) else None)
+        tracing.attempt_outcome(self.span, recorded, error)
 
     def __exit__(self, *exc) -> None:
         self._unwatch()

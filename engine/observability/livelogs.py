@@ -29,7 +29,7 @@ _APPEND_SQL = (
 class _Watched:
     step_id: int
     attempt: int
-    capture: object  # executor.LogCapture: .lines grows while the node runs
+    capture: object  # engine.worker.capture.LogCapture: .lines grows while the node runs
     sent: int = 0
 
 

@@ -17,12 +17,13 @@ from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 from django_q.models import OrmQ
 
-from engine.core import outcomes, registry
-from engine.core.readiness import RetryPolicy
+from engine.core import outcomes, registry, statements
+from engine.core.children import REASON as SUBWORKFLOW_REASON
+from engine.core.readiness import RetryPolicy, retry_decision
 from engine.core.runtx import RunTx, StepRef
 from engine.models import Attempt, StepRun
 from engine.observability import hooks as observe
-from engine.states import RunStatus, StepStatus
+from engine.states import RUN_TERMINAL, RunStatus, StepStatus
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +32,15 @@ BATCH = 200
 ORPHAN_GRACE_S = 10
 
 
-# One statement (one transaction) a pass when nothing is due: idle workers stay cheap for Postgres.
-# statement_timestamp(), like Django's Now(): the passes below must agree with this check.
-_ANYTHING_DUE_SQL = """
-SELECT EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'running' AND lease_expires_at < statement_timestamp())
-    OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'retry_wait' AND next_attempt_at <= statement_timestamp())
-    OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'waiting' AND wake_at <= statement_timestamp())
-    OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'waiting' AND waiting_reason = 'subworkflow')
-    OR EXISTS (SELECT 1 FROM engine_run r JOIN engine_steprun p ON p.id = r.parent_step_id
-               WHERE r.status IN ('pending', 'running') AND p.status = 'cancelled')
-    OR EXISTS (SELECT 1 FROM engine_steprun s WHERE s.status = 'queued'
-               AND s.queued_at < statement_timestamp() - make_interval(secs => %s)
-               AND NOT EXISTS (SELECT 1 FROM django_q_ormq q WHERE q.id = s.broker_msg_id))
-"""
+SQL = statements.load(__file__, "sql/recovery.sql")
 
 
 def anything_due() -> bool:
+    """Whether a pass has anything to do (one statement; see sql/recovery.sql)."""
     with connection.cursor() as cur:
-        cur.execute(_ANYTHING_DUE_SQL, [ORPHAN_GRACE_S])
+        statements.execute(cur, SQL["anything_due"], {"subworkflow": SUBWORKFLOW_REASON,
+                                                      "run_terminal": sorted(RUN_TERMINAL),
+                                                      "orphan_grace": ORPHAN_GRACE_S})
         return bool(cur.fetchone()[0])
 
 
@@ -78,8 +70,7 @@ def expire_leases() -> int:
             node = tx.graph.nodes[row.node_id]
             policy = RetryPolicy.from_config(node.retry, settings.WEFT_DEFAULT_RETRY)
             error = f"WorkerLost: worker {row.worker} stopped heartbeating; lease expired"
-            retry_in = policy.delay_after(attempt) if policy.should_retry(attempt=attempt, error_type="WorkerLost") \
-                else None
+            retry_in = retry_decision(policy, attempt=attempt, error_type="WorkerLost")
             ref = StepRef(row.id, row.node_id, row.status, row.attempt)
             if outcomes.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in):
                 Attempt.objects.filter(step_id=step_id, number=attempt).update(
@@ -192,7 +183,7 @@ class RecoveryLoop(threading.Thread):
 
     def _try_lock(self) -> bool:
         with connection.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_ID])
+            statements.execute(cur, SQL["leader_lock"], {"lock": ADVISORY_LOCK_ID})
             return bool(cur.fetchone()[0])
 
     def stop(self) -> None:

@@ -11,7 +11,7 @@ from engine.core.registry import node_types
 from engine.models import StepRun, WorkerProcess
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
-from engine.worker.executor import step_claim
+from engine.worker.claim import step_claim
 from tests.conftest import definition, node
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,8 @@ from engine.services import scheduler
 from engine.services.scheduler import run_cancel, run_start, step_skip
 from engine.services.workflows import workflow_save
 from engine.states import STEP_TERMINAL
-from engine.worker.executor import execute_step, step_claim
+from engine.worker.claim import step_claim
+from engine.worker.executor import execute_step
 from tests.conftest import chain, definition, node
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,14 +55,14 @@ def one_statement_records(monkeypatch):
         return claimed
 
     def chain_spy(**kwargs):
-        step = chain_record(**kwargs)
-        if step is not None:
-            records.append(("chain", step.node_id))
-        return step
+        chained = chain_record(**kwargs)
+        if chained is not None:
+            records.append(("chain", chained[0].node_id))
+        return chained
 
     def finish_spy(**kwargs):
         finished = finish_record(**kwargs)
-        if finished:
+        if finished is not None:
             records.append(("finish", kwargs["node_id"]))
         return finished
 
@@ -162,7 +163,7 @@ def _claimed_sink(slug: str, nodes=("s1",)):
     return _claimed(definition(slug, [node(n) for n in nodes], []), nodes[0])
 
 
-def _finish(run, claim, *, seq: int) -> bool:
+def _finish(run, claim, *, seq: int) -> int | None:
     return hotpath.finish_step_record(run_id=run.pk, seq=seq, step_id=claim.step.pk, node_id=claim.step.node_id,
                                       attempt=claim.step.attempt, output={"ok": 1},
                                       attempt_row={"logs": [], "metrics": {}}, sinks=claim.graph.sinks())
@@ -170,7 +171,7 @@ def _finish(run, claim, *, seq: int) -> bool:
 
 def test_the_last_step_finishes_its_run_in_one_statement():
     run, claim = _claimed_sink("finish-one")
-    assert _finish(run, claim, seq=claim.run_seq)
+    assert _finish(run, claim, seq=claim.run_seq) == claim.run_seq + 2  # the run's last sequence number after it
     run.refresh_from_db()
     assert (run.status, run.outputs, run.error, run.unfinished_steps, run.last_seq) == (
         "succeeded", {"s1": {"ok": 1}}, "", 0, claim.run_seq + 2)
@@ -182,7 +183,7 @@ def test_the_last_step_finishes_its_run_in_one_statement():
 
 def _finish_refused(run, claim, *, seq: int) -> None:
     before = Run.objects.get(pk=run.pk)
-    assert not _finish(run, claim, seq=seq)
+    assert _finish(run, claim, seq=seq) is None
     after = Run.objects.get(pk=run.pk)
     assert (after.status, after.last_seq, after.unfinished_steps) == (before.status, before.last_seq,
                                                                      before.unfinished_steps)
@@ -235,6 +236,16 @@ def _unchanged(run, *, last_seq: int, s2: str):
         "s1": "running", "s2": s2, "s3": "pending"}
     assert Attempt.objects.get(step__run=run, step__node_id="s1").outcome == "running"
     assert not Attempt.objects.filter(step__run=run, step__node_id="s2").exists()
+
+
+def test_the_chained_success_returns_its_successor_and_the_runs_last_sequence_number():
+    run, claim = _claimed_first_step("chain-seq")
+    step, last_seq = _record(run, claim, seq=claim.run_seq)
+    assert (step.node_id, step.status, step.attempt) == ("s2", "running", 1)
+    assert last_seq == claim.run_seq + 3 == Run.objects.get(pk=run.pk).last_seq
+    assert list(Event.objects.filter(run=run, seq__gt=claim.run_seq).values_list("seq", "type", "node_id")) == [
+        (claim.run_seq + 1, "step.succeeded", "s1"), (claim.run_seq + 2, "step.queued", "s2"),
+        (claim.run_seq + 3, "step.running", "s2")]
 
 
 def test_the_one_statement_writes_nothing_when_the_sequence_number_moved_on():
@@ -290,6 +301,16 @@ def test_a_claim_for_a_run_that_moved_on_looks_again_and_claims_in_one_statement
     assert not OrmQ.objects.filter(pk=s1.broker_msg_id).exists()
 
 
+def test_the_claim_in_one_statement_returns_the_runs_last_sequence_number():
+    run, _ = run_start(workflow=save(chain("claim-seq", 2)))
+    s1 = StepRun.objects.get(run=run, node_id="s1")
+    seq = Run.objects.get(pk=run.pk).last_seq
+    step, version_id, inputs, last_seq = hotpath.step_claim_one(run_id=run.pk, seq=seq, step_id=s1.pk, node_id="s1",
+                                                               attempt=s1.attempt, worker="w:1")
+    assert (step.pk, step.status, version_id, inputs) == (s1.pk, "running", run.version_id, {})
+    assert last_seq == seq + 1 == Run.objects.get(pk=run.pk).last_seq
+
+
 def test_a_claim_the_one_statement_cannot_make_is_made_the_general_way(monkeypatch, one_statement_records):
     monkeypatch.setattr(hotpath, "step_claim_one", lambda **kwargs: None)  # as if the run moved on each time
     run, _ = run_start(workflow=save(chain("claim-general", 2)))
@@ -302,14 +323,14 @@ def test_a_claim_the_one_statement_cannot_make_is_made_the_general_way(monkeypat
 
 
 def test_a_step_another_worker_claimed_first_is_given_up_without_locking_its_run(monkeypatch):
-    from engine.worker import executor
+    from engine.worker import claim as worker_claim
 
     run, _ = run_start(workflow=save(chain("claim-lost", 2)))
     s1 = StepRun.objects.get(run=run, node_id="s1")
     seq = Run.objects.get(pk=run.pk).last_seq
     assert step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:1") is not None
     locked = []
-    monkeypatch.setattr(executor, "RunTx", lambda *a, **kw: locked.append(a) or RunTx(*a, **kw))
+    monkeypatch.setattr(worker_claim, "RunTx", lambda *a, **kw: locked.append(a) or RunTx(*a, **kw))
     # w:2 saw s1 queued at seq (as _claim_queued does) and comes second
     assert step_claim(run_id=run.pk, step_id=s1.pk, attempt=s1.attempt, worker="w:2", node_id="s1", seq=seq) is None
     assert locked == []

@@ -16,7 +16,7 @@ from engine.core import hotpath, journal, outcomes
 from engine.core.runtx import _CLAIM_WRAP, _RELEASE_SQL, CLAIM_SQL
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
-from engine.worker.executor import Liveness
+from engine.worker import liveness
 from tests.conftest import chain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,7 +82,8 @@ def test_lookups_by_id_read_the_primary_key_not_a_partial_index():
             "metrics": "{}", "sinks": '["s3"]',
             "node": "s3", "succeeded": "succeeded", "run_succeeded": "succeeded"}),
         "release": (_RELEASE_SQL, {"ids": [step.pk], "attempts": [1], "running": "running"}),
-        "heartbeat": (Liveness._SQL, [30, step.pk, 1, "running"]),
+        "heartbeat": (liveness.SQL["heartbeat"].sql, {"lease": 30, "step": step.pk, "attempt": 1,
+                                                       "running": "running"}),
         "journal": (journal._UPSERT_SQL, {"step": step.pk, "key": "k", "position": 0, "safe": False, "attempt": 1,
                                           "running": "running"}),
     }

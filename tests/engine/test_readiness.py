@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.readiness import RetryPolicy, chosen_branches, source_edge_outcome, trigger_decision
+from engine.core.readiness import (
+    NOT_RETRYABLE,
+    RetryPolicy,
+    chosen_branches,
+    retry_decision,
+    source_edge_outcome,
+    trigger_decision,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,3 +75,18 @@ def test_attempts_and_retry_on_decide_whether_to_retry():
 def test_readiness_imports_without_django():
     code = "import sys, engine.core.readiness; sys.exit(1 if 'django' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_the_retry_decision_waits_the_backoff_until_the_last_attempt():
+    policy = RetryPolicy(max_attempts=3, backoff_s=2, backoff_factor=3, jitter=0)
+    assert [retry_decision(policy, attempt=n, error_type="ConnectionError") for n in (1, 2, 3)] == [2, 6, None]
+    assert retry_decision(policy, attempt=1, error_type="WorkerLost") == 2  # a lost attempt, as recovery finds it
+
+
+def test_the_retry_decision_never_retries_what_retrying_cannot_fix():
+    anything = RetryPolicy(max_attempts=5, retry_on=())
+    assert "TemplateFailed" in NOT_RETRYABLE and "OutputTooLarge" in NOT_RETRYABLE
+    assert all(retry_decision(anything, attempt=1, error_type=name) is None for name in NOT_RETRYABLE)
+    only = RetryPolicy(max_attempts=5, retry_on=("ConnectionError",), jitter=0)
+    assert retry_decision(only, attempt=1, error_type="ValueError") is None
+    assert retry_decision(only, attempt=1, error_type="ConnectionError") == 1.0

@@ -15,7 +15,8 @@ from django_q.signing import SignedPackage
 from engine.models import Attempt, Run, StepRun
 from engine.services.scheduler import run_start, step_complete, step_retry
 from engine.services.workflows import workflow_save
-from engine.worker.recovery import ORPHAN_GRACE_S, RecoveryLoop, recover_once
+from engine.worker.executor import execute_step
+from engine.worker.recovery import ORPHAN_GRACE_S, RecoveryLoop, anything_due, recover_once
 from tests.conftest import definition, node, wait_for
 
 LEASE_S = 3  # tests/conftest.py worker_env
@@ -144,3 +145,65 @@ def test_only_one_recovery_loop_is_active_at_a_time(settings):
             loop.stop()
             if loop.is_alive():
                 loop.join(timeout=5)
+
+
+def _execute_oldest_delivery() -> None:
+    row = OrmQ.objects.order_by("id").first()
+    OrmQ.objects.filter(pk=row.pk).delete()
+    execute_step(*SignedPackage.loads(row.payload)["args"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sub_workflow_wait_is_due_only_once_its_child_run_finished(settings):
+    settings.WEFT_CONTINUE_MAX_S = 0  # each delivery runs its own step only
+    workflow_save(definition=definition("due-child", [node("c1")], []))
+    run, _ = run_start(workflow=workflow_save(definition=definition(
+        "due-parent", [{"id": "sub", "type": "subworkflow", "config": {"workflow": "due-child"}}], []))[0])
+    _execute_oldest_delivery()  # "sub" starts its child and waits
+    sub = StepRun.objects.get(run=run, node_id="sub")
+    child = Run.objects.get(parent_step=sub)
+    assert sub.status == "waiting" and child.status == "running"
+    assert not anything_due(), "a wait on a child run still running is not due"
+    assert recover_once() == 0
+    # The child finishes while its parent step is not yet recorded as waiting: settling it on commit misses it.
+    StepRun.objects.filter(pk=sub.pk).update(status="running")
+    _execute_oldest_delivery()
+    assert Run.objects.get(pk=child.pk).status == "succeeded"
+    StepRun.objects.filter(pk=sub.pk).update(status="waiting")
+    assert anything_due(), "a wait on a finished child run is due"
+    assert recover_once() == 1
+    assert StepRun.objects.get(pk=sub.pk).status == "succeeded" and not anything_due()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_naming_a_task_path_that_no_longer_imports_is_dropped_and_its_step_enqueued_again(drain, tmp_path):
+    """Messages queued before an upgrade that moved the task (it was engine.executor.execute_step): django-q2
+    finds no function, fails the task and, as Weft's messages ask (ack_failure), deletes the message; recovery
+    then gives the step, still queued, a message naming the task where it is now."""
+    from multiprocessing import Queue, Value
+
+    from django_q.brokers import get_broker
+    from django_q.monitor import monitor
+    from django_q.worker import worker
+
+    from engine.core.queues import EXECUTE_FUNC
+
+    log = tmp_path / "log"
+    wf = workflow_save(definition=definition("old-path", [node("a", "tests.count", kwargs={"path": str(log)})], []))[0]
+    run, _ = run_start(workflow=wf)
+    step = StepRun.objects.get(run=run)
+    row = OrmQ.objects.get(pk=step.broker_msg_id)
+    task = {**SignedPackage.loads(row.payload), "func": "engine.executor.execute_step", "ack_id": row.pk}
+    tasks, results = Queue(), Queue()
+    for item in (task, "STOP"):
+        tasks.put(item)
+    worker(tasks, results, Value("f", -1))  # as a cluster's worker process runs it
+    results.put("STOP")
+    monitor(results, get_broker(list_key=step.queue))  # as the cluster's monitor records and acknowledges it
+    assert not OrmQ.objects.filter(pk=row.pk).exists()
+    assert StepRun.objects.get(pk=step.pk).status == "queued" and not log.exists()
+    StepRun.objects.filter(pk=step.pk).update(queued_at=Now() - timedelta(seconds=ORPHAN_GRACE_S + 5))
+    assert recover_once() == 1
+    assert SignedPackage.loads(OrmQ.objects.get().payload)["func"] == EXECUTE_FUNC
+    drain(recover=False)
+    assert Run.objects.get(pk=run.pk).status == "succeeded" and log.read_text().split() == ["a"]

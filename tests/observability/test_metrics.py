@@ -52,7 +52,7 @@ def test_lost_attempts_recovered_are_counted(client, drain, settings):
     from django.db.models.functions import Now
 
     from engine.models import StepRun
-    from engine.worker.executor import step_claim
+    from engine.worker.claim import step_claim
     from engine.worker.recovery import recover_once
 
     run = start(definition("lost", [node("a", retry=NO_BACKOFF)], []))

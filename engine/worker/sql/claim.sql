@@ -1,0 +1,10 @@
+-- name: step_queued
+-- The node of a step still queued for this attempt and its run's last sequence number: a duplicate or stale delivery finds nothing and goes away without taking its run's lock.
+SELECT s.node_id, r.last_seq FROM engine_steprun s JOIN engine_run r ON r.id = s.run_id
+WHERE s.id = %(step)s AND s.status = %(queued)s AND s.attempt = %(attempt)s
+
+-- name: oldest_queued
+-- The oldest queued steps of a queue, any run: what the broker would deliver next (each is then claimed by its compare-and-set, or not).
+SELECT s.run_id, s.id, s.attempt, s.node_id, r.last_seq FROM engine_steprun s JOIN engine_run r ON r.id = s.run_id
+WHERE s.queue = %(queue)s AND s.status = 'queued'
+ORDER BY s.queued_at LIMIT %(limit)s

@@ -416,7 +416,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": WEFT_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_log_level("WEFT_LOG_LEVEL", "INFO")},
     "loggers": {
-        "django_q": {"level": WEFT_Q_LOG_LEVEL, "propagate": True},
+        # django-q2 logs as "django-q" (its INFO lines: one or two per delivered step).
+        "django-q": {"level": WEFT_Q_LOG_LEVEL, "propagate": True},
         # It warns on every publish to a group nobody listens to (a run no browser shows).
         "channels_postgres": {"level": "ERROR", "propagate": True},
         # Its DEBUG wire trace prints response headers, which may echo a credential back.

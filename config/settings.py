@@ -247,6 +247,9 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+# whitenoise also serves what Django's finders find (the apps' static directories, where the web UI's bundle is
+# built), so a web server started without `collectstatic` (daphne after `migrate`) still has its styles and scripts.
+WHITENOISE_USE_FINDERS = True
 
 # Security (HTTPS settings are opt-in: Weft is often run behind a TLS-terminating proxy).
 SESSION_COOKIE_HTTPONLY = True

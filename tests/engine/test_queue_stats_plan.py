@@ -45,7 +45,7 @@ def test_finished_last_minute_reads_the_finished_at_index_not_every_step():
             FROM generate_series(1, 20000) AS i""", [run.pk])
         cur.execute("ANALYZE engine_steprun")
     statements = [(sql, params) for sql, params in _queue_stats_statements() if "finished_at" in sql]
-    assert len(statements) == 1, statements
+    assert len(statements) == 1, f"no one statement of queue_stats() reads finished_at: {statements}"
     sql, params = statements[0]
     with connection.cursor() as cur:
         cur.execute("EXPLAIN " + sql, params)

@@ -247,6 +247,9 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+# whitenoise also serves what Django's finders find (the apps' static directories, where the web UI's bundle is
+# built), so a web server started without `collectstatic` (daphne after `migrate`) still has its styles and scripts.
+WHITENOISE_USE_FINDERS = True
 
 # Security (HTTPS settings are opt-in: Weft is often run behind a TLS-terminating proxy).
 SESSION_COOKIE_HTTPONLY = True
@@ -416,7 +419,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": WEFT_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_log_level("WEFT_LOG_LEVEL", "INFO")},
     "loggers": {
-        "django_q": {"level": WEFT_Q_LOG_LEVEL, "propagate": True},
+        # django-q2 logs as "django-q" (its INFO lines: one or two per delivered step).
+        "django-q": {"level": WEFT_Q_LOG_LEVEL, "propagate": True},
         # It warns on every publish to a group nobody listens to (a run no browser shows).
         "channels_postgres": {"level": "ERROR", "propagate": True},
         # Its DEBUG wire trace prints response headers, which may echo a credential back.

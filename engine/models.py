@@ -133,6 +133,10 @@ class StepRun(models.Model):
             models.Index(fields=["queue", "queued_at"], condition=Q(status="queued"), name="steprun_queued"),
             # A worker continuing through a run's queued steps on its queue (a fan-out's siblings).
             models.Index(fields=["run", "queue", "id"], condition=Q(status="queued"), name="steprun_run_queued"),
+            # The queue page's steps finished in the last minute. Unfinished steps (every step of a new run) have
+            # no entry, so starting a run writes none.
+            models.Index(fields=["queue", "finished_at"], condition=Q(finished_at__isnull=False),
+                         name="steprun_queue_finished"),
         ]
 
     def __str__(self) -> str:

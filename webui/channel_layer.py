@@ -18,6 +18,9 @@ And a starting listener first takes (deletes) every queued message in the table,
 was meant for: a web process that started, or whose listener reconnected, while another one had messages
 on their way to its sockets took those messages from it. Here a listener takes only what it can deliver:
 messages for this process's own specific channels, and for shared (non-specific) channels.
+
+All of this leans on the layer's private methods; tests/webui/test_channels_postgres_internals.py fails when an
+upgrade changes them.
 """
 
 from __future__ import annotations

@@ -202,7 +202,12 @@ def _postgres_rows(layer, message: dict, groups: list[str]) -> dict:
     from datetime import timedelta
 
     return {"message": layer.serialize(message), "expire": timezone.now() + timedelta(seconds=layer.expiry),
-            "groups": json.dumps([layer._group_key(g) for g in groups])}
+            "groups": json.dumps([postgres_group_key(prefix=layer.prefix, group=g) for g in groups])}
+
+
+def postgres_group_key(*, prefix: str, group: str) -> str:
+    """The key channels-postgres stores a group's memberships under (its private ``_group_key``, 1.1.4)."""
+    return f"{prefix}:group:{group}"
 
 
 def _postgres_group_send(layer, groups: list[str], message: dict) -> None:

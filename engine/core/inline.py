@@ -8,6 +8,7 @@ like any other step.
 
 from __future__ import annotations
 
+import time
 import traceback
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from engine.core import registry
 from engine.core.context import upstream_outputs
 from engine.core.security import json_for_storage, storable_text
 from engine.models import Attempt, StepRun
+from engine.observability import hooks as observe
 from engine.states import StepStatus
 from engine.templating import templates as templating
 
@@ -52,6 +54,7 @@ def run_inline(tx, step) -> tuple[str, object]:
     upstream, nodes_ctx = upstream_outputs(run_id=tx.run.pk, graph=tx.graph, node=node)
     error = tb = ""
     output = None
+    started = time.monotonic()
     try:
         config = templating.render(node.config, {"inputs": tx.run.inputs, "nodes": nodes_ctx, "upstream": upstream,
                                                  "run": {"id": str(tx.run.pk)}}, path=f"nodes.{node.id}.config")
@@ -74,6 +77,8 @@ def run_inline(tx, step) -> tuple[str, object]:
     if not won:
         return "", None
     attempt = step.attempt + 1
+    observe.inline_step_ran(queue=node.queue, node_type=node.type, outcome="failed" if error else "succeeded",
+                            duration_s=time.monotonic() - started)
     Attempt.objects.create(step_id=step.id, number=attempt, queued_at=Now(), started_at=Now(), finished_at=Now(),
                            worker=INLINE_WORKER, outcome="failed" if error else "succeeded", error=error,
                            error_type=error.split(":", 1)[0] if error else "", traceback=tb)

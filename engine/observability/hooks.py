@@ -1,4 +1,4 @@
-"""The calls the executor and recovery make: one object per attempt, and two one-liners.
+"""The calls the executor, recovery and inline steps make: one object per attempt, and a few one-liners.
 
 Everything here is in-process bookkeeping (a context variable, in-memory or mmap counters, a
 span when tracing is on): no database query is added to a step's path.
@@ -7,6 +7,8 @@ span when tracing is on): no database query is added to a step's path.
 from __future__ import annotations
 
 import time
+
+from django.db import transaction
 
 from engine.observability import livelogs, metrics, tracing
 from engine.observability.logging import log_context
@@ -74,6 +76,17 @@ class AttemptObserver:
 
 def observe_attempt(step, *, attempt: int, worker: str) -> AttemptObserver:
     return AttemptObserver(step, attempt=attempt, worker=worker)
+
+
+def inline_step_ran(*, queue: str, node_type: str, outcome: str, duration_s: float) -> None:
+    """A step of an inline type ran in the scheduler's transaction: once that commits, it counts as a started and
+    finished attempt, with the labels of an attempt a worker ran (it waited in no queue: no queue wait)."""
+
+    def count() -> None:
+        metrics.attempt_started(queue=queue, node_type=node_type, queued_at=None)
+        metrics.attempt_finished(queue=queue, node_type=node_type, outcome=outcome, duration_s=duration_s)
+
+    transaction.on_commit(count)  # a transaction that rolls back (and is tried again) ran no step
 
 
 def retry_scheduled(step) -> None:

@@ -38,7 +38,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY):
         step = ["queue", "node_type"]
         self.steps_started = Counter(
-            "weft_steps_started", "Step attempts started (claimed by a worker)", step, registry=registry)
+            "weft_steps_started", "Step attempts started (claimed by a worker, or run inline)", step, registry=registry)
         self.steps_finished = Counter(
             "weft_steps_finished", "Step attempts finished, by outcome (succeeded, failed, timeout, lost, "
             "cancelled, waiting)", [*step, "outcome"], registry=registry)

@@ -189,10 +189,14 @@ class ApiGuardMiddleware:
         response = self.get_response(request)
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
             status = response.status_code
-            code = STATUS_CODES.get(status, "internal_error" if status >= 500 else "error")
-            message = {404: f"no API endpoint at {request.path}",
-                       405: f"method {request.method} is not allowed here"}.get(status, code.replace("_", " "))
-            replaced = JsonResponse(error_body(code, message), status=status)
+            data = getattr(response, "data", None)  # a DRF view whose renderers are not JSON (schema/, docs/)
+            if isinstance(data, dict) and isinstance(data.get("error"), dict):
+                replaced = JsonResponse({"error": data["error"]}, status=status)  # renderers may add keys
+            else:
+                code = STATUS_CODES.get(status, "internal_error" if status >= 500 else "error")
+                message = {404: f"no API endpoint at {request.path}",
+                           405: f"method {request.method} is not allowed here"}.get(status, code.replace("_", " "))
+                replaced = JsonResponse(error_body(code, message), status=status)
             for header in ("Allow", "WWW-Authenticate", "Retry-After"):
                 if response.has_header(header):
                     replaced[header] = response[header]

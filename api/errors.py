@@ -4,6 +4,7 @@
 statuses. ``ApiGuardMiddleware`` refuses oversized bodies with 413 before anything reads them,
 and is the last resort for everything under /api/ that DRF does not see (unknown URLs, errors
 in other middleware, unexpected exceptions): no response under /api/ is an HTML error page.
+A database that cannot be reached is not a bug: 503 ``database_unavailable`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -52,6 +54,8 @@ STATUS_CODES = {
     429: "throttled",
     500: "internal_error",
 }
+
+DATABASE_RETRY_AFTER_S = 5  # what a 503 for an unreachable database tells the client to wait
 
 
 class Conflict(drf.APIException):
@@ -104,9 +108,34 @@ def _detail(item, path: str) -> dict:
     return entry
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached (refused, dropped, shutting down), rather than that
+    a statement was wrong: a connection error has no SQLSTATE, or one of class 08 or 57P."""
+    if isinstance(exc, InterfaceError):  # the connection was already closed
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(("08", "57P"))
+
+
+def database_unavailable_body() -> dict:
+    return error_body("database_unavailable",
+                      f"the database cannot be reached; try again in {DATABASE_RETRY_AFTER_S} seconds")
+
+
+def log_database_unavailable(request, exc: BaseException) -> None:
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    log.warning("database unavailable in %s %s: %s", request.method, request.path, first_line)
+
+
 def exception_handler(exc, context):
     """DRF EXCEPTION_HANDLER: the one mapping from exceptions to HTTP error responses."""
     headers = {}
+    if database_unavailable(exc):
+        log_database_unavailable(context["request"], exc)
+        return Response(database_unavailable_body(), status=503,
+                        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
     if isinstance(exc, engine.EngineError):
         status = engine_status(exc)
         return Response(error_body(exc.code, exc.message, exc.details), status=status)
@@ -160,10 +189,14 @@ class ApiGuardMiddleware:
         response = self.get_response(request)
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
             status = response.status_code
-            code = STATUS_CODES.get(status, "internal_error" if status >= 500 else "error")
-            message = {404: f"no API endpoint at {request.path}",
-                       405: f"method {request.method} is not allowed here"}.get(status, code.replace("_", " "))
-            replaced = JsonResponse(error_body(code, message), status=status)
+            data = getattr(response, "data", None)  # a DRF view whose renderers are not JSON (schema/, docs/)
+            if isinstance(data, dict) and isinstance(data.get("error"), dict):
+                replaced = JsonResponse({"error": data["error"]}, status=status)  # renderers may add keys
+            else:
+                code = STATUS_CODES.get(status, "internal_error" if status >= 500 else "error")
+                message = {404: f"no API endpoint at {request.path}",
+                           405: f"method {request.method} is not allowed here"}.get(status, code.replace("_", " "))
+                replaced = JsonResponse(error_body(code, message), status=status)
             for header in ("Allow", "WWW-Authenticate", "Retry-After"):
                 if response.has_header(header):
                     replaced[header] = response[header]
@@ -175,6 +208,11 @@ class ApiGuardMiddleware:
             return None
         if isinstance(exception, RequestDataTooBig):
             return JsonResponse(_too_big_body(), status=413)
+        if database_unavailable(exception):
+            log_database_unavailable(request, exception)
+            response = JsonResponse(database_unavailable_body(), status=503)
+            response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+            return response
         log.error("unhandled error in %s %s", request.method, request.path, exc_info=exception)
         return JsonResponse(
             error_body("internal_error", "internal error; it has been logged"), status=500

@@ -168,6 +168,7 @@ MIDDLEWARE = [
     "engine.operations.health.ProbeMiddleware",  # /healthz, /readyz, /metrics: for any Host, before sessions and CSRF
     "django.middleware.security.SecurityMiddleware",
     "api.errors.ApiGuardMiddleware",  # /api/: 413 for oversized bodies, JSON for every error
+    "webui.database_unavailable.DatabaseUnavailableMiddleware",  # pages: 503 while the database is unreachable
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -50,6 +50,32 @@ def test_workflow_import_of_invalid_definition_lists_every_error_and_saves_nothi
     assert bad_json.returncode == 2 and "not valid JSON" in bad_json.stderr
 
 
+def _hostile(kind: str) -> bytes:
+    good = json.dumps(definition("cli-hostile", [node("a")], []))
+    if kind == "not_utf8":
+        return good.replace("Cli Hostile", "Cli \xe9").encode("latin-1")
+    if kind == "lone_surrogate":
+        return good.replace("Cli Hostile", "Cli \\ud83d").encode("ascii")
+    if kind == "huge_integer":
+        return good.replace('"kwargs": {}', '"kwargs": {"n": ' + "9" * 5000 + "}").encode("ascii")
+    return ("[" * 10_000 + "]" * 10_000).encode("ascii")  # too deep
+
+
+HOSTILE = {"not_utf8": "not UTF-8", "lone_surrogate": "lone surrogate (U+D83D)", "huge_integer": "4300 digits",
+           "too_deep": "nested deeper than 100 levels"}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_workflow_import_of_a_hostile_file_exits_2_with_one_line(worker_env, tmp_path, kind):
+    path = tmp_path / f"{kind}.json"
+    path.write_bytes(_hostile(kind))
+    out = manage(worker_env, "workflow", "import", str(path))
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert HOSTILE[kind] in out.stderr and str(path) in out.stderr
+    assert not Workflow.objects.filter(slug="cli-hostile").exists()
+
+
 @pytest.mark.workers
 def test_run_start_wait_exits_zero_only_on_success(workers, worker_env, tmp_path):
     (tmp_path / "ok.json").write_text(json.dumps(definition("cli-ok", [node("a", "tests.add",

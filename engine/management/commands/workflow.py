@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from engine.core.security import MAX_JSON_DEPTH, json_problem, nesting_problem
 from engine.exceptions import EngineError, GraphInvalid
 from engine.services.workflows import workflow_export, workflow_save
 
@@ -38,13 +40,33 @@ class Command(BaseCommand):
             raise CommandError(exc.message, returncode=2) from None
 
     def _import(self, path: str, note: str) -> None:
-        try:
-            text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
-            definition = json.loads(text)
-        except OSError as exc:
-            raise CommandError(f"cannot read {path}: {exc.strerror}", returncode=2) from None
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"{path} is not valid JSON: {exc}", returncode=2) from None
+        definition = _read_json(path)
         workflow, version, created = workflow_save(definition=definition, note=note)
         word = "saved as" if created else "unchanged at"
         self.stdout.write(f"workflow {workflow.slug}: {word} version {version.number}")
+
+
+def _read_json(path: str):
+    """The JSON in ``path`` (``-``: standard input); a one-line CommandError (exit 2) for anything else."""
+    name = "standard input" if path == "-" else path
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}", returncode=2) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{name} is not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                           returncode=2) from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"{name} is not valid JSON: {exc}", returncode=2) from None
+    except RecursionError:  # json's decoder gives up long before the file ends
+        raise CommandError(nesting_problem(what=name), returncode=2) from None
+    except ValueError as exc:  # an integer longer than Python converts (sys.get_int_max_str_digits())
+        raise CommandError(f"{name} is not valid JSON here: {str(exc).split(';')[0]}", returncode=2) from None
+    problem = json_problem(value, what=name, max_depth=MAX_JSON_DEPTH)
+    if problem:
+        raise CommandError(problem, returncode=2)
+    return value

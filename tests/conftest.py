@@ -53,6 +53,18 @@ def chain(slug: str, n: int, make=lambda i: node(f"s{i}")) -> dict:
     return definition(slug, nodes, [(f"s{i}", f"s{i + 1}") for i in range(1, n)])
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, with the trigger that refuses a status change engine/states.py does not
+    allow. Worker processes use the same database, so they are checked too."""
+    from django.db import connection
+
+    from tests.support.transition_guard import transition_guard_install
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        transition_guard_install(cursor=cursor)
+
+
 @pytest.fixture
 def drain():
     """Run queued steps in this process with the real executor, until nothing is left to do."""

@@ -11,7 +11,7 @@ from engine.models import Run, StepRun
 from engine.services.workflows import workflow_save
 from engine.states import RUN_NEXT, STEP_NEXT, RunStatus, StepStatus
 from tests.conftest import chain
-from tests.support.transition_guard import REFUSED
+from tests.support.transition_guard import REFUSED, transitions_unchecked
 
 pytestmark = pytest.mark.django_db
 
@@ -69,3 +69,14 @@ def test_every_change_the_table_allows_passes_and_every_other_is_refused(new_run
 def test_an_update_that_keeps_the_status_is_no_transition(new_run):
     run = new_run(RunStatus.CANCELLED)  # a cancelled run may move nowhere
     assert status_set(run, RunStatus.CANCELLED) == 1
+
+
+def test_a_test_may_set_a_row_back_in_a_block_that_says_so_and_only_there(new_run):
+    run = new_run(RunStatus.SUCCEEDED)
+    with transitions_unchecked():
+        assert status_set(run, RunStatus.PENDING) == 1
+    assert Run.objects.get(pk=run.pk).status == RunStatus.PENDING
+    status_set(run, RunStatus.RUNNING)
+    status_set(run, RunStatus.SUCCEEDED)
+    with pytest.raises(DatabaseError, match=f"{REFUSED}: engine_run {run.pk} succeeded -> pending"):
+        status_set(run, RunStatus.PENDING)

@@ -4,9 +4,15 @@ Installed on the test database for the whole session (tests/conftest.py), so eve
 code, and the worker processes the worker and chaos tests start on the same database. The trigger's SQL
 names no status: it reads the allowed (table, from, to) rows, which are filled from ``RUN_NEXT`` and
 ``STEP_NEXT``. A new row is not checked: an INSERT is no transition, and the table has no "from" for it.
+
+A test that puts a row back into an earlier status, to replay a race, says so with ``transitions_unchecked()``.
 """
 
 from __future__ import annotations
+
+import contextlib
+
+from django.db import connection, transaction
 
 from engine.core.statements import execute, load
 from engine.models import Run, StepRun
@@ -33,3 +39,14 @@ def transition_guard_install(*, cursor) -> None:
     execute(cursor, SQL["check_function"], {})
     execute(cursor, SQL["run_trigger"], {})
     execute(cursor, SQL["step_trigger"], {})
+
+
+@contextlib.contextmanager
+def transitions_unchecked():
+    """Status changes in this block are not checked: for a test that sets a row up, never for the code under test."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        execute(cursor, SQL["unchecked_set"], {"unchecked": "on"})
+        try:
+            yield
+        finally:
+            execute(cursor, SQL["unchecked_set"], {"unchecked": "off"})

@@ -31,12 +31,22 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if uses_a_transactional_database(item):
+            item.add_marker(pytest.mark.slow)  # each one ends by emptying every table: about a second apiece
     if config.getoption("--soak"):
         return
     skip = pytest.mark.skip(reason="soak test: run with --soak")
     for item in items:
         if "soak" in item.keywords:
             item.add_marker(skip)
+
+
+def uses_a_transactional_database(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    if marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
+        return True
+    return bool({"transactional_db", "live_server"} & set(getattr(item, "fixturenames", ())))
 
 
 def node(id, function="tests.noop", *, kwargs=None, **extra) -> dict:

@@ -1,9 +1,10 @@
 # The two commands: `make run` starts Weft, `make test` runs the whole test suite.
+# For the edit-test loop, `make test-fast` runs tests/unit and the quick database tests (under a minute).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-embedded install install-test lint frontend audit
+.PHONY: run test test-fast test-embedded install install-test lint frontend audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -46,6 +47,11 @@ lint: install-test
 
 test: install-test lint frontend
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# tests/unit and the quick database tests: no workers, chaos, e2e, soak or slow tests (slow: seconds of their
+# own, and every transactional database test, see tests/conftest.py). Nothing here needs the web UI's bundle.
+test-fast: install-test
+	$(BIN)/pytest -m "not workers and not chaos and not e2e and not soak and not slow" $(PYTEST_ARGS)
 
 # Known vulnerabilities in the pinned dependencies (pip-audit over requirements.txt; see docs/security.md).
 audit: install-test

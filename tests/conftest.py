@@ -31,12 +31,22 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if uses_a_transactional_database(item):
+            item.add_marker(pytest.mark.slow)  # each one ends by emptying every table: about a second apiece
     if config.getoption("--soak"):
         return
     skip = pytest.mark.skip(reason="soak test: run with --soak")
     for item in items:
         if "soak" in item.keywords:
             item.add_marker(skip)
+
+
+def uses_a_transactional_database(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    if marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
+        return True
+    return bool({"transactional_db", "live_server"} & set(getattr(item, "fixturenames", ())))
 
 
 def node(id, function="tests.noop", *, kwargs=None, **extra) -> dict:
@@ -51,6 +61,18 @@ def definition(slug: str, nodes: list[dict], edges: list[tuple] | list[dict], **
 def chain(slug: str, n: int, make=lambda i: node(f"s{i}")) -> dict:
     nodes = [make(i) for i in range(1, n + 1)]
     return definition(slug, nodes, [(f"s{i}", f"s{i + 1}") for i in range(1, n)])
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, with the trigger that refuses a status change engine/states.py does not
+    allow. Worker processes use the same database, so they are checked too."""
+    from django.db import connection
+
+    from tests.support.transition_guard import transition_guard_install
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        transition_guard_install(cursor=cursor)
 
 
 @pytest.fixture

@@ -92,6 +92,7 @@ def test_bad_numeric_and_level_settings_are_one_line_and_exit_2(setting, value):
     assert_config_error(manage("check", env={"DATABASE_URL": SERVER_URL, setting: value}), setting)
 
 
+@pytest.mark.slow
 def test_check_deploy_warns_only_about_https():
     result = manage("check", "--deploy", env={"WEFT_DEBUG": "false"})
     assert result.returncode == 0, result.stderr
@@ -277,6 +278,7 @@ def postmaster_pid(pgdata: Path) -> int:
     return int((pgdata / "postmaster.pid").read_text().split()[0])
 
 
+@pytest.mark.slow
 def test_embedded_postgres_starts_once_and_is_reused(tmp_path):
     var_dir = tmp_path / "var"
     pgdata = var_dir / "pgdata"

@@ -133,6 +133,7 @@ PRODUCTION = {
 }
 
 
+@pytest.mark.slow
 def test_deploy_check_is_clean_with_the_production_settings_and_warns_without_them():
     clean = _manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
     assert clean.returncode == 0, clean.stdout + clean.stderr
@@ -142,6 +143,7 @@ def test_deploy_check_is_clean_with_the_production_settings_and_warns_without_th
         assert warning in bare.stdout + bare.stderr
 
 
+@pytest.mark.slow
 def test_production_settings_come_from_the_environment():
     code = ("import json; from django.conf import settings as s; print(json.dumps({k: str(getattr(s, k)) for k in "
             "['ALLOWED_HOSTS', 'CSRF_TRUSTED_ORIGINS', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', "

@@ -1,5 +1,5 @@
 """The outbound-HTTP guard against the address forms and redirect tricks SSRF attacks use, with a real
-loopback server that must never see a refused request. (tests/nodes/test_netguard.py and test_http.py
+loopback server that must never see a refused request. (tests/unit/test_netguard.py and tests/nodes/test_http.py
 cover the allow-list itself.)"""
 
 from __future__ import annotations

@@ -146,6 +146,7 @@ def assert_contained(template: str, outcome) -> None:
 HARMLESS = {"{{ inputs.items }}", "{{ range(100000)|list|length }}", "{{ 10**10**10 }}"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("template", CORPUS, ids=lambda t: t[:60])
 def test_known_escapes_and_bombs_fail_cleanly_within_bounds(template):
     outcome, elapsed, peak = attempt(template)
@@ -201,6 +202,7 @@ templates = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(templates)

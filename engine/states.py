@@ -33,8 +33,8 @@ STEP_TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, 
 STEP_ACTIVE = frozenset({S.QUEUED, S.RUNNING, S.WAITING, S.RETRY_WAIT})
 STEP_FAILED = frozenset({S.FAILED, S.UPSTREAM_FAILED})
 
-# status -> statuses it may move to. Every change goes through engine.core.runtx.RunTx.step_set_status /
-# run_set_status, which refuse anything not listed here.
+# status -> statuses it may move to. Every change goes through engine.core.transitions, which refuses anything
+# not listed here (its named transitions are checked against these tables when it is imported).
 RUN_NEXT: dict[str, frozenset[str]] = {
     R.PENDING: frozenset({R.RUNNING, R.FAILED, R.CANCELLED}),
     R.RUNNING: frozenset({R.SUCCEEDED, R.FAILED, R.CANCELLED}),

@@ -13,7 +13,6 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Now
 
 from engine.core import hotpath
-from engine.core.dbretry import prepared_cursor
 from engine.core.inline import is_inline
 from engine.core.outcomes import dispatch_ready, edge_outcome, propagate
 from engine.core.readiness import (
@@ -21,7 +20,7 @@ from engine.core.readiness import (
     SKIPPED,
     SUCCEEDED,
 )
-from engine.core.runtx import RunTx, StepRef
+from engine.core.runtx import RunTx, StepRef, steps_insert, steps_recount
 from engine.core.security import OutputInvalid, json_for_storage, output_problem
 from engine.core.versions import version_graph
 from engine.exceptions import (
@@ -91,9 +90,7 @@ def run_start(
                 return hotpath.run_start_one(Run(**fields), graph, _new_steps(graph), actor=_actor_name(actor)), True
         with transaction.atomic():
             run = Run.objects.create(**fields, unfinished_steps=len(graph.nodes))
-            with prepared_cursor() as cur:
-                cur.execute(_STEPS_INSERT_SQL, {"run": run.pk, "steps": json.dumps(_new_steps(graph))})
-                steps = cur.fetchall()
+            steps = steps_insert(run_id=run.pk, steps=_new_steps(graph))
             roots = set(graph.roots())
             with RunTx(run.pk, actor=_actor_name(actor), new_run=run) as tx:
                 tx.run_set_status(RunStatus.RUNNING, started_at=Now())
@@ -109,19 +106,9 @@ def run_start(
 
 
 def _new_steps(graph) -> list[dict]:
-    """A new run's steps, one per node in definition order: what _STEPS_INSERT_SQL (and hotpath) insert."""
+    """A new run's steps, one per node in definition order: what runs.steps_insert (and hotpath) insert."""
     return [{"node_id": node.id, "node_type": node.type, "queue": node.queue,
              "upstream": len(graph.in_edges(node.id))} for node in graph.nodes.values()]
-
-
-# A new run's steps, one row per node, in one statement (the model's defaults for every other NOT NULL column).
-_STEPS_INSERT_SQL = """
-INSERT INTO engine_steprun (run_id, node_id, node_type, queue, status, attempt, generation, remaining_upstream,
-    upstream_succeeded, upstream_failed, upstream_skipped, error, waiting_reason, worker)
-SELECT %(run)s, s->>'node_id', s->>'node_type', s->>'queue', 'pending', 0, 0, (s->>'upstream')::int, 0, 0, 0, '', '', ''
-FROM jsonb_array_elements(%(steps)s::jsonb) AS s
-RETURNING id, node_id
-"""
 
 
 def _existing_run(workflow: Workflow, key: str, digest: str) -> Run | None:
@@ -222,14 +209,7 @@ def _reset_downstream(tx: RunTx, node_id: str, *, statuses: set[str]) -> list[st
                 counts[edge_outcome(tx, edge, src.status, src.output)] += 1
         updates.append((rows[nid].id, counts["remaining"], counts[SUCCEEDED], counts[FAILED], counts[SKIPPED]))
     if updates:
-        with connection.cursor() as cur:
-            cur.execute(
-                "UPDATE engine_steprun s SET remaining_upstream = v.r, upstream_succeeded = v.ok, "
-                "upstream_failed = v.f, upstream_skipped = v.sk "
-                "FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::int[], %s::int[]) AS v(id, r, ok, f, sk) "
-                "WHERE s.id = v.id",
-                [list(col) for col in zip(*updates, strict=True)],
-            )
+        steps_recount(counts=updates)
     return reset
 
 

@@ -31,7 +31,16 @@ from engine.exceptions import (
     StepOutputInvalid,
 )
 from engine.models import JournalEntry, Run, StepRun, Workflow
-from engine.states import STEP_ACTIVE, RunStatus, StepStatus
+from engine.states import (
+    RUN_REOPENABLE,
+    RUN_TERMINAL,
+    STEP_ACTIVE,
+    STEP_IDLE,
+    STEP_SETTLEABLE,
+    STEP_TERMINAL,
+    RunStatus,
+    StepStatus,
+)
 
 S = StepStatus
 
@@ -168,7 +177,7 @@ def _require_run_open(tx: RunTx, action: str) -> None:
 
 
 def _reopen_run(tx: RunTx) -> None:
-    if tx.run_status in (RunStatus.FAILED, RunStatus.SUCCEEDED):
+    if tx.run_status in RUN_REOPENABLE:
         tx.run_set_status(RunStatus.RUNNING, finished_at=None, error="", outputs=None)
 
 
@@ -203,7 +212,7 @@ def _reset_downstream(tx: RunTx, node_id: str, *, statuses: set[str]) -> list[st
         counts = {"remaining": 0, SUCCEEDED: 0, FAILED: 0, SKIPPED: 0}
         for edge in tx.graph.in_edges(nid):
             src = upstream.get(edge.source)
-            if src is None or src.status not in (S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED):
+            if src is None or src.status not in STEP_TERMINAL:
                 counts["remaining"] += 1
             else:
                 counts[edge_outcome(tx, edge, src.status, src.output)] += 1
@@ -251,8 +260,7 @@ def step_rerun_from(*, run_id, node_id: str, actor=None) -> list[str]:
             raise InvalidTransition(f"downstream step(s) {', '.join(busy)} are still active; wait for them to finish")
         _reopen_run(tx)
         tx.event("step.rerun_requested", node_id, descendants=sorted(descendants)[:200])
-        terminal = {S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED}
-        reset = _reset_downstream(tx, node_id, statuses=terminal)
+        reset = _reset_downstream(tx, node_id, statuses=STEP_TERMINAL)
         rerun_ids = [node_id, *reset]
         JournalEntry.objects.filter(step__run_id=tx.run.pk, step__node_id__in=rerun_ids).delete()
         from django.db.models import F
@@ -287,14 +295,13 @@ def _settle(tx: RunTx, step: StepRun, to: str, *, outcome: str, output=None, err
     propagate(tx, step.node_id, outcome, output)
 
 
-_SETTLEABLE = {S.PENDING, S.QUEUED, S.WAITING, S.RETRY_WAIT, S.FAILED, S.UPSTREAM_FAILED}
 
 
 def step_skip(*, run_id, node_id: str, actor=None) -> StepRun:
     with RunTx(run_id, actor=_actor_name(actor)) as tx:
         _require_run_open(tx, "skip a step")
         step = _load(tx, node_id)
-        _settle(tx, step, S.SKIPPED, outcome=SKIPPED, allowed=_SETTLEABLE)
+        _settle(tx, step, S.SKIPPED, outcome=SKIPPED, allowed=STEP_SETTLEABLE)
     return StepRun.objects.get(pk=step.id)
 
 
@@ -307,7 +314,7 @@ def step_complete(*, run_id, node_id: str, output=None, actor=None) -> StepRun:
         _require_run_open(tx, "complete a step")
         step = _load(tx, node_id)
         _settle(tx, step, S.SUCCEEDED, outcome=SUCCEEDED, output=output, event={"manual": True},
-                allowed=_SETTLEABLE)
+                allowed=STEP_SETTLEABLE)
     return StepRun.objects.get(pk=step.id)
 
 
@@ -344,11 +351,10 @@ def run_cancel(*, run_id, actor=None, reason: str = "") -> Run:
     """Cancel a run: pending, queued, waiting and retry-waiting steps are cancelled; running steps see
     ``ctx.cancelled`` and stop at their next journal call."""
     with RunTx(run_id, actor=_actor_name(actor)) as tx:
-        if tx.run_status not in (RunStatus.PENDING, RunStatus.RUNNING):
+        if tx.run_status in RUN_TERMINAL:
             raise InvalidTransition(f"run {run_id} is {tx.run_status}; only a pending or running run can be cancelled")
         tx.run_set_status(RunStatus.CANCELLED, finished_at=Now(), error=reason or "cancelled")
-        cancellable = [S.PENDING, S.QUEUED, S.WAITING, S.RETRY_WAIT]
-        for step in StepRun.objects.filter(run_id=tx.run.pk, status__in=cancellable).only(
+        for step in StepRun.objects.filter(run_id=tx.run.pk, status__in=STEP_IDLE).only(
             "id", "node_id", "status", "attempt"
         ):
             tx.step_set_status(step, S.CANCELLED, lease_expires_at=None)

@@ -150,7 +150,9 @@ class RunTx:
             try:
                 self._flush()
             except BaseException as flush_exc:
-                return self._atomic.__exit__(type(flush_exc), flush_exc, flush_exc.__traceback__)
+                # Atomic.__exit__ rolls back and returns None: the failure is the caller's to see, not a success.
+                self._atomic.__exit__(type(flush_exc), flush_exc, flush_exc.__traceback__)
+                raise
         return self._atomic.__exit__(exc_type, exc, tb)
 
     # -- events ---------------------------------------------------------------------------------

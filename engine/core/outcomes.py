@@ -38,11 +38,18 @@ S = StepStatus
 # -- readiness ----------------------------------------------------------------------------------
 
 
+def _condition_failed(tx: RunTx, failure: dict) -> None:
+    tx.event("edge.condition_failed", failure["node_id"], source=failure["source"], error=failure["error"])
+
+
 def _edge_context(tx: RunTx, output) -> dict:
     return {"output": output, "inputs": tx.run.inputs}
 
 
-def edge_outcome(tx: RunTx, edge, step_outcome: str, output) -> str:
+def edge_outcome(tx: RunTx, edge, step_outcome: str, output, *, failures: list[dict] | None = None) -> str:
+    """What a step's ``step_outcome`` (and ``output``) means for one of its out-edges. A condition that cannot be
+    evaluated fails the edge, with an edge.condition_failed event: now, or with ``failures``, appended there for
+    the caller to emit once the step's own compare-and-set has won."""
     outcome = source_edge_outcome(step_outcome)
     if outcome != SUCCEEDED:
         return outcome
@@ -55,7 +62,11 @@ def edge_outcome(tx: RunTx, edge, step_outcome: str, output) -> str:
             taken = templating.evaluate(edge.condition, _edge_context(tx, output),
                                         path=f"edge {edge.source}->{edge.target}")
         except TemplateFailed as exc:
-            tx.event("edge.condition_failed", edge.target, source=edge.source, error=exc.message)
+            failure = {"node_id": edge.target, "source": edge.source, "error": exc.message}
+            if failures is None:
+                _condition_failed(tx, failure)
+            else:
+                failures.append(failure)
             return FAILED
         if not taken:
             return SKIPPED
@@ -102,15 +113,16 @@ def _propagate_all(tx: RunTx, work: list[tuple]) -> None:
         _decremented(tx, rows, work)
 
 
-def _decrement_params(tx: RunTx, source: str, source_outcome: str, source_output) -> dict | None:
+def _decrement_params(tx: RunTx, source: str, source_outcome: str, source_output, *,
+                      failures: list[dict] | None = None) -> dict | None:
     """The node ids of steps_decrement (runs.sql) for ``source`` reaching ``source_outcome`` (None: it has no
-    successors)."""
+    successors). ``failures``: see edge_outcome."""
     edges = tx.graph.out_edges(source)
     if not edges:
         return None
     by_outcome: dict[str, list[str]] = {SUCCEEDED: [], FAILED: [], SKIPPED: []}
     for edge in edges:
-        by_outcome[edge_outcome(tx, edge, source_outcome, source_output)].append(edge.target)
+        by_outcome[edge_outcome(tx, edge, source_outcome, source_output, failures=failures)].append(edge.target)
     return {SUCCEEDED: by_outcome[SUCCEEDED], FAILED: by_outcome[FAILED], SKIPPED: by_outcome[SKIPPED],
             "all": [e.target for e in edges], "run": tx.run.pk}
 
@@ -171,8 +183,10 @@ def steps_record_success(tx: RunTx, items: list[tuple[StepRef, int, object, dict
     """Record successful attempts [(running step, attempt, output, {"logs", "metrics"})] of one running run
     in one statement (transitions.steps_succeed); returns, per item, whether its compare-and-set won."""
     edges = []
+    failures: dict[int, list[dict]] = {}  # by step: emitted only if its compare-and-set wins
     for step, _attempt, output, _row in items:
-        for target_outcome, names in (_decrement_params(tx, step.node_id, SUCCEEDED, output) or {}).items():
+        decrement = _decrement_params(tx, step.node_id, SUCCEEDED, output, failures=failures.setdefault(step.id, []))
+        for target_outcome, names in (decrement or {}).items():
             if target_outcome in (SUCCEEDED, FAILED, SKIPPED):
                 edges += [{"source": step.node_id, "target": name, "outcome": target_outcome} for name in names]
     # The items and edges go as two JSON texts: one parameter each, not ten arrays to adapt element by element.
@@ -184,6 +198,8 @@ def steps_record_success(tx: RunTx, items: list[tuple[StepRef, int, object, dict
     for step, *_ in items:
         if step.id in won:
             tx.step_changed(step, S.SUCCEEDED)
+            for failure in failures[step.id]:
+                _condition_failed(tx, failure)
     work: list[tuple] = []
     _decremented(tx, [r[1:] for r in rows if r[0] == "successor"], work)
     _propagate_all(tx, work)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.core import runtx
-from engine.models import Run, StepRun
+from engine.core import outcomes, runtx
+from engine.core.runtx import RunTx, StepRef
+from engine.models import Event, Run, StepRun
 from engine.services.scheduler import run_cancel, run_start
 from engine.services.workflows import workflow_save
-from tests.conftest import chain
+from tests.conftest import chain, definition, node
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,3 +36,30 @@ def test_a_transaction_whose_writes_fail_at_its_end_raises_and_changes_nothing(m
         run_cancel(run_id=run.pk, reason="stop")
     assert Run.objects.get(pk=run.pk).status == "running"
     assert set(StepRun.objects.filter(run=run).values_list("status", flat=True)) == {"queued", "pending"}
+
+
+def test_a_fenced_out_success_emits_no_edge_events():
+    wf = save(definition("fenced-edges", [node("a"), node("b")],
+                         [{"source": "a", "target": "b", "condition": "output.missing.deep"}]))
+    run, _ = run_start(workflow=wf)
+    a = held_by_a_later_attempt(run, "a")
+    with RunTx(run.pk) as tx:
+        won = outcomes.step_record_success(tx, StepRef(a.id, "a", "running", 1), attempt=1, output={"x": 1},
+                                           attempt_row={"logs": [], "metrics": {}})
+    assert won is False
+    assert not Event.objects.filter(run=run, type="edge.condition_failed").exists()
+    assert StepRun.objects.get(run=run, node_id="b").status == "pending"
+
+
+def test_a_winning_success_still_emits_its_edge_events():
+    wf = save(definition("won-edges", [node("a"), node("b")],
+                         [{"source": "a", "target": "b", "condition": "output.missing.deep"}]))
+    run, _ = run_start(workflow=wf)
+    StepRun.objects.filter(run=run, node_id="a").update(status="running")
+    a = StepRun.objects.get(run=run, node_id="a")
+    with RunTx(run.pk) as tx:
+        won = outcomes.step_record_success(tx, StepRef(a.id, "a", "running", a.attempt), attempt=a.attempt,
+                                           output={"x": 1}, attempt_row={"logs": [], "metrics": {}})
+    assert won is True
+    assert Event.objects.filter(run=run, type="edge.condition_failed", node_id="b").count() == 1
+    assert StepRun.objects.get(run=run, node_id="b").status == "upstream_failed"

@@ -28,7 +28,7 @@ from engine.core.runtx import RunTx, StepRef
 from engine.core.statements import load
 from engine.core.transitions import Bound
 from engine.exceptions import TemplateFailed
-from engine.models import Attempt, StepRun
+from engine.models import Attempt
 from engine.states import RunStatus, StepStatus
 from engine.templating import templates as templating
 
@@ -229,11 +229,11 @@ def step_record_failure(tx: RunTx, step: StepRef, *, attempt: int, error: str, r
 
 
 def _requeue_now(tx: RunTx, step: StepRef, *, attempt: int, error: str) -> bool:
-    # running -> queued directly (no backoff): the attempt number is the fencing token.
+    """running -> queued directly (no backoff), keeping the error, in one compare-and-set: the attempt number is
+    the fencing token, so a fenced-out attempt changes nothing."""
     if step.status != S.RUNNING or step.attempt != attempt:
         return False
-    StepRun.objects.filter(pk=step.id).update(error=error)
-    return tx.queue(step, next_attempt=attempt + 1)
+    return tx.queue(step, next_attempt=attempt + 1, error=error)
 
 
 def _db_now_plus(seconds: float):

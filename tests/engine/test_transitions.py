@@ -63,3 +63,26 @@ def test_a_winning_success_still_emits_its_edge_events():
     assert won is True
     assert Event.objects.filter(run=run, type="edge.condition_failed", node_id="b").count() == 1
     assert StepRun.objects.get(run=run, node_id="b").status == "upstream_failed"
+
+
+def test_a_fenced_out_failure_retried_at_once_leaves_the_current_attempts_error_alone():
+    run, _ = run_start(workflow=save(chain("fenced-requeue", 2)))
+    a = held_by_a_later_attempt(run, "s1")
+    with RunTx(run.pk) as tx:
+        won = outcomes.step_record_failure(tx, StepRef(a.id, "s1", "running", 1), attempt=1, error="stale attempt",
+                                           retry_in=0)
+    assert won is False
+    step = StepRun.objects.get(pk=a.pk)
+    assert (step.status, step.attempt, step.error) == ("running", 2, "")
+
+
+def test_a_failure_retried_at_once_keeps_its_error_on_the_requeued_step():
+    run, _ = run_start(workflow=save(chain("requeue", 2)))
+    StepRun.objects.filter(run=run, node_id="s1").update(status="running")
+    a = StepRun.objects.get(run=run, node_id="s1")
+    with RunTx(run.pk) as tx:
+        won = outcomes.step_record_failure(tx, StepRef(a.id, "s1", "running", a.attempt), attempt=a.attempt,
+                                           error="boom", retry_in=0)
+    assert won is True
+    step = StepRun.objects.get(pk=a.pk)
+    assert (step.status, step.attempt, step.error) == ("queued", a.attempt + 1, "boom")

@@ -15,6 +15,7 @@ from django.conf import settings
 from engine.core import registry, transitions
 from engine.core.context import upstream_outputs
 from engine.core.security import json_for_storage, storable_text
+from engine.exceptions import NodeTypeNotFound
 from engine.states import StepStatus
 from engine.templating import templates as templating
 
@@ -37,9 +38,12 @@ class InlineContext:
 
 
 def is_inline(node_type: str) -> bool:
+    """Whether steps of ``node_type`` run inline. An unknown type (removed from the code since its workflow was
+    saved) is not: its step goes to a queue, where the worker fails it with NodeTypeNotFound, a clear error on
+    the step that an operator sees. Any other error propagates."""
     try:
         return registry.get_node_type(node_type).inline
-    except Exception:
+    except NodeTypeNotFound:
         return False
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.core import outcomes, runtx
+from engine.core import outcomes, registry, runtx
+from engine.core.inline import is_inline
 from engine.core.runtx import RunTx, StepRef
 from engine.models import Event, Run, StepRun
 from engine.services.scheduler import run_cancel, run_start
@@ -86,3 +87,18 @@ def test_a_failure_retried_at_once_keeps_its_error_on_the_requeued_step():
     assert won is True
     step = StepRun.objects.get(pk=a.pk)
     assert (step.status, step.attempt, step.error) == ("queued", a.attempt + 1, "boom")
+
+
+def test_a_registry_error_is_not_taken_for_a_queued_node(monkeypatch):
+    def broken(name):
+        raise RuntimeError("registry broken")
+
+    monkeypatch.setattr(registry, "get_node_type", broken)
+    with pytest.raises(RuntimeError, match="registry broken"):
+        is_inline("transform")
+
+
+def test_only_an_unknown_node_type_counts_as_not_inline():
+    assert is_inline("no-such-node-type") is False
+    assert is_inline("transform") is True
+    assert is_inline("python") is False

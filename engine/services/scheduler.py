@@ -329,7 +329,7 @@ def step_approve(*, run_id, node_id: str, comment: str = "", actor=None) -> Step
         step = _load(tx, node_id)
         _require_approval(step, "approve")
         output = {"approved": True, "comment": comment, "by": _actor_name(actor)}
-        tx.step_set_status(step, S.SUCCEEDED, output=output, waiting_reason="", wake_at=None,
+        tx.step_set_status(step, S.SUCCEEDED, output=output, waiting_reason="", waiting_detail=None, wake_at=None,
                            event={"decision": "approved", "comment": comment})
         propagate(tx, node_id, SUCCEEDED, output)
     return StepRun.objects.get(pk=step.id)

@@ -9,7 +9,7 @@ from engine.core import outcomes, registry, runtx
 from engine.core.inline import is_inline
 from engine.core.runtx import RunTx, StepRef
 from engine.models import Event, Run, StepRun
-from engine.services.scheduler import run_cancel, run_start
+from engine.services.scheduler import run_cancel, run_start, step_approve
 from engine.services.workflows import workflow_save
 from tests.conftest import chain, definition, node
 
@@ -102,3 +102,15 @@ def test_only_an_unknown_node_type_counts_as_not_inline():
     assert is_inline("no-such-node-type") is False
     assert is_inline("transform") is True
     assert is_inline("python") is False
+
+
+def test_an_approved_step_keeps_no_waiting_detail(drain):
+    wf = save(definition("approve-detail", [{"id": "ok", "type": "approval", "config": {"message": "Go?"}},
+                                            node("after")], [("ok", "after")]))
+    run, _ = run_start(workflow=wf)
+    drain()
+    ok = StepRun.objects.get(run=run, node_id="ok")
+    assert (ok.status, ok.waiting_reason, ok.waiting_detail) == ("waiting", "approval", {"message": "Go?"})
+    step_approve(run_id=run.pk, node_id="ok", comment="fine", actor="alice")
+    ok.refresh_from_db()
+    assert (ok.status, ok.waiting_reason, ok.waiting_detail, ok.wake_at) == ("succeeded", "", None, None)

@@ -4,13 +4,15 @@ transition that loses its compare-and-set, or whose transaction fails, leaves be
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from engine.core import outcomes, registry, runtx
 from engine.core.inline import is_inline
 from engine.core.runtx import RunTx, StepRef
 from engine.models import Event, Run, StepRun
-from engine.services.scheduler import run_cancel, run_start, step_approve
+from engine.services.scheduler import run_cancel, run_start, step_approve, step_rerun_from, step_retry
 from engine.services.workflows import workflow_save
+from engine.states import RUN_NEXT, STEP_NEXT
 from tests.conftest import chain, definition, node
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -114,3 +116,73 @@ def test_an_approved_step_keeps_no_waiting_detail(drain):
     step_approve(run_id=run.pk, node_id="ok", comment="fine", actor="alice")
     ok.refresh_from_db()
     assert (ok.status, ok.waiting_reason, ok.waiting_detail, ok.wake_at) == ("succeeded", "", None, None)
+
+
+@pytest.fixture
+def violations():
+    """A trigger built from engine.states' tables notes every change of a step's or a run's status that the
+    tables do not allow, whichever statement makes it (the ORM, a named statement, the one-statement paths).
+    Returns a function that reads the notes."""
+    allowed = [("engine_steprun", source, target) for source, targets in STEP_NEXT.items() for target in targets]
+    allowed += [("engine_run", source, target) for source, targets in RUN_NEXT.items() for target in targets]
+    with connection.cursor() as cur:
+        cur.execute("CREATE TABLE weft_test_allowed (tbl text, source text, target text)")
+        cur.execute("CREATE TABLE weft_test_violation (tbl text, source text, target text)")
+        cur.executemany("INSERT INTO weft_test_allowed VALUES (%s, %s, %s)", allowed)
+        cur.execute("""
+            CREATE FUNCTION weft_test_check_transition() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.status <> OLD.status AND NOT EXISTS (SELECT 1 FROM weft_test_allowed
+                        WHERE tbl = TG_TABLE_NAME AND source = OLD.status AND target = NEW.status) THEN
+                    INSERT INTO weft_test_violation VALUES (TG_TABLE_NAME, OLD.status, NEW.status);
+                END IF;
+                RETURN NEW;
+            END $$""")
+        cur.execute("CREATE TRIGGER weft_test_transition BEFORE UPDATE OF status ON engine_steprun "
+                    "FOR EACH ROW EXECUTE FUNCTION weft_test_check_transition()")
+        cur.execute("CREATE TRIGGER weft_test_transition BEFORE UPDATE OF status ON engine_run "
+                    "FOR EACH ROW EXECUTE FUNCTION weft_test_check_transition()")
+
+    def read() -> list[tuple]:
+        with connection.cursor() as cur:
+            cur.execute("SELECT * FROM weft_test_violation")
+            return cur.fetchall()
+
+    yield read
+    with connection.cursor() as cur:
+        cur.execute("DROP TRIGGER weft_test_transition ON engine_steprun")
+        cur.execute("DROP TRIGGER weft_test_transition ON engine_run")
+        cur.execute("DROP FUNCTION weft_test_check_transition()")
+        cur.execute("DROP TABLE weft_test_allowed, weft_test_violation")
+
+
+def test_every_status_change_of_every_path_is_in_the_transition_table(violations, drain, tmp_path):
+    flag = tmp_path / "flag"
+    fan_out = definition("fan", [node("a"), node("b"), node("c"), node("d"), node("e"),
+                                 {"id": "t", "type": "transform", "config": {"template": {"ok": True}}}],
+                         [("a", "b"), ("a", "c"), ("a", "d"), ("b", "e"), ("c", "e"), ("d", "e"), ("e", "t")])
+    flaky = chain("flaky", 3, lambda i: node(f"s{i}", "tests.fail_until_flag", kwargs={"flag": str(flag)},
+                                           retry={"max_attempts": 2, "backoff_s": 0}) if i == 2 else node(f"s{i}"))
+    chained, _ = run_start(workflow=save(chain("chained", 3)))
+    fanned, _ = run_start(workflow=save(fan_out))
+    failing, _ = run_start(workflow=save(flaky))
+    drain()
+    assert Run.objects.get(pk=chained.pk).status == "succeeded" and Run.objects.get(pk=fanned.pk).status == "succeeded"
+    assert Run.objects.get(pk=failing.pk).status == "failed"
+    flag.write_text("")
+    step_retry(run_id=failing.pk, node_id="s2")
+    drain()
+    step_rerun_from(run_id=failing.pk, node_id="s1")
+    drain()
+    assert Run.objects.get(pk=failing.pk).status == "succeeded"
+    approval = definition("approvals", [{"id": "ok", "type": "approval", "config": {"message": "Go?"}}, node("x")],
+                          [("ok", "x")])
+    approved, _ = run_start(workflow=save(approval))
+    drain()
+    step_approve(run_id=approved.pk, node_id="ok")
+    cancelled, _ = run_start(workflow=save(chain("cancelled", 2)))
+    run_cancel(run_id=cancelled.pk)
+    drain()
+    assert Run.objects.get(pk=approved.pk).status == "succeeded"
+    assert StepRun.objects.filter(run=cancelled, status="cancelled").count() == 2
+    assert violations() == []

@@ -1,10 +1,12 @@
 """One transaction on one run: the run row lock, step compare-and-set, events, enqueues.
 
-Every status change of a run or its steps happens inside a ``RunTx``. It locks the
-run row first (so transitions within a run are serialised and event sequence
+Every status change of the general path happens inside a ``RunTx``, made by
+engine.core.transitions (the one-statement variants are engine.core.hotpath). It locks
+the run row first (so transitions within a run are serialised and event sequence
 numbers are gapless), buffers events and broker deliveries, and on exit writes
 them, updates the run's counters and finishes the run when no step is left
-unfinished -- all in the same transaction.
+unfinished -- all in the same transaction. If that fails, the transaction rolls back
+and the error is raised.
 """
 
 from __future__ import annotations

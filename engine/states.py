@@ -32,9 +32,15 @@ RUN_TERMINAL = frozenset({R.SUCCEEDED, R.FAILED, R.CANCELLED})
 STEP_TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED})
 STEP_ACTIVE = frozenset({S.QUEUED, S.RUNNING, S.WAITING, S.RETRY_WAIT})
 STEP_FAILED = frozenset({S.FAILED, S.UPSTREAM_FAILED})
+# Unfinished and held by no worker: what a run's cancellation cancels, and (with the failed ones) what an operator
+# may settle by hand (skip, or complete).
+STEP_IDLE = frozenset({S.PENDING, S.QUEUED, S.WAITING, S.RETRY_WAIT})
+STEP_SETTLEABLE = STEP_IDLE | STEP_FAILED
+# Finished runs that a step's retry, rerun, skip or completion starts again (a cancelled run stays cancelled).
+RUN_REOPENABLE = RUN_TERMINAL - {R.CANCELLED}
 
-# status -> statuses it may move to. Every change goes through engine.core.runtx.RunTx.step_set_status /
-# run_set_status, which refuse anything not listed here.
+# status -> statuses it may move to. Every change goes through engine.core.transitions, which refuses anything
+# not listed here (its named transitions are checked against these tables when it is imported).
 RUN_NEXT: dict[str, frozenset[str]] = {
     R.PENDING: frozenset({R.RUNNING, R.FAILED, R.CANCELLED}),
     R.RUNNING: frozenset({R.SUCCEEDED, R.FAILED, R.CANCELLED}),

@@ -25,20 +25,12 @@ from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
 from engine.core.dbretry import connect
+from engine.core.statements import execute, load
 
 log = logging.getLogger(__name__)
 
-# The ids are picked once (ARRAY(...) runs once, before the update): as "id IN (SELECT ...)" the planner may
-# join the subquery against the whole table, and when the table's statistics say it is nearly empty (as they
-# do on a queue that usually is) re-run it for every row: quadratic in the messages of the other queues.
-_DEQUEUE_SQL = """
-UPDATE django_q_ormq SET lock = now() + make_interval(secs => %(visibility)s)
-WHERE id = ANY(ARRAY(
-    SELECT id FROM django_q_ormq WHERE key = %(key)s AND lock < now()
-    ORDER BY id LIMIT %(bulk)s FOR UPDATE SKIP LOCKED
-))
-RETURNING id, payload
-"""
+# Up to BULK visible messages of one queue, hidden for the visibility window (broker.sql says how it picks them).
+DEQUEUE = load(__file__, "sql/broker.sql")["broker_dequeue"]
 
 
 class WeftBroker(ORM):
@@ -54,8 +46,8 @@ class WeftBroker(ORM):
             # No close_old_connections() here: with CONN_HEALTH_CHECKS it costs a "SELECT 1" on every poll.
             # A broken connection raises below and is closed there.
             with connections[Conf.ORM].cursor() as cur:
-                cur.execute(_DEQUEUE_SQL, {"visibility": settings.WEFT_BROKER_VISIBILITY_S, "key": self.list_key,
-                                           "bulk": Conf.BULK})
+                execute(cur, DEQUEUE, {"visibility": settings.WEFT_BROKER_VISIBILITY_S, "key": self.list_key,
+                                       "bulk": Conf.BULK})
                 rows = cur.fetchall()
         except DatabaseError as exc:
             if not self._outage:

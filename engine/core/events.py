@@ -9,13 +9,16 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from engine.core.dbretry import prepared_cursor
-from engine.models import Event
+from engine.core.statements import Statement, StatementError, compose, execute, load
+from engine.models import Event, Run
 
 log = logging.getLogger(__name__)
 
@@ -28,50 +31,46 @@ class PendingEvent:
     actor: str = ""
 
 
-# A batch of events (%(events)s, a JSON array of {type, node_id, payload, actor}) as seq %(first)s, %(first)s + 1, ...
-# Statements that write events only when another CTE of theirs wrote something append ", that_cte" to its FROM.
-EVENTS_INSERT_SQL = """INSERT INTO engine_event (run_id, seq, type, node_id, payload, actor, created_at)
-    SELECT %(run)s, %(first)s + v.i - 1, v.e->>'type', v.e->>'node_id', v.e->'payload', v.e->>'actor', %(at)s
-    FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS v(e, i)"""
+_SQL = load(__file__, "sql/events.sql")
 
-_WRITE_SQL = """
-WITH e AS (
-    """ + EVENTS_INSERT_SQL + """
-)
-UPDATE engine_run SET last_seq = %(last)s, unfinished_steps = %(unfinished)s{sets} WHERE id = %(run)s{returning}
-"""
+# A batch of events as the run's next sequence numbers (a piece of every statement that writes events).
+EVENTS_INSERT = _SQL["events_insert"]
+
+# channels-postgres's rows for one message to some groups (see _postgres_rows).
+MESSAGES_INSERT = _SQL["messages_insert"]
+_MESSAGES_SEND = compose(_SQL["messages_send"], messages_insert=MESSAGES_INSERT)
+_PURGE = _SQL["messages_purge"]
 
 
-def _messages_insert() -> str:
+@functools.cache
+def messages_tables_check() -> None:
+    """Raise StatementError unless messages_insert names channels-postgres's own tables."""
     from channels_postgres.db import GROUP_CHANNEL_TABLE, MESSAGE_TABLE
 
-    return (f"INSERT INTO {MESSAGE_TABLE} (channel, message, expire) "  # noqa: S608 (table names are constants)
-            f"SELECT DISTINCT channel, %(message)s, %(expire)s FROM {GROUP_CHANNEL_TABLE} "
-            "WHERE group_key = ANY(ARRAY(SELECT jsonb_array_elements_text(%(groups)s::jsonb)))")
+    for table in (MESSAGE_TABLE, GROUP_CHANNEL_TABLE):
+        if not re.search(rf"\b{re.escape(table)}\b", MESSAGES_INSERT.sql):
+            raise StatementError(f"events.sql 'messages_insert' does not write channels-postgres's table {table!r}")
 
 
-# channels-postgres's rows for one message to some groups: one per channel in them (see _postgres_rows). The
-# groups' keys come as one JSON array, not a list: psycopg adapts a list element by element, which cost 0.03-0.045 ms
-# a statement here, against 0.01 ms for a text parameter. As ANY(ARRAY(...)) (computed once) the lookup reads the
-# group_key index of migration engine 0006, where "IN (SELECT ...)" is planned as a scan of every membership.
-MESSAGES_INSERT_SQL = _messages_insert()
-
-
-def _send_sql() -> str:
-    return _WRITE_SQL.replace("\nUPDATE engine_run", f""", m AS (
-    {MESSAGES_INSERT_SQL}
-)
-UPDATE engine_run""")
-
-
-_WRITE_AND_SEND_SQL = _send_sql()
+@functools.lru_cache(maxsize=256)
+def _events_write(send: bool, changes: tuple[tuple[str, bool], ...]) -> tuple[Statement, tuple]:
+    """events_write for the run row's ``changes`` ((field name, set to the statement's time) pairs), and the model
+    fields it returns. The assignments are generated from the model's columns, here only: a column is set to
+    statement_timestamp() or to the parameter named c_<column>."""
+    fields = [Run._meta.get_field(name) for name, _now in changes]
+    sets = "".join(f", {field.column} = statement_timestamp()" if now else f", {field.column} = %(c_{field.column})s"
+                   for field, (_name, now) in zip(fields, changes, strict=True))
+    returned = (Run._meta.get_field("last_seq"), Run._meta.get_field("unfinished_steps"), *fields)
+    statement = compose(_SQL["events_write"], events_insert=EVENTS_INSERT, send=_MESSAGES_SEND if send else "",
+                        run_sets=sets, returning=f" RETURNING {', '.join(f.column for f in returned)}")
+    return statement, returned
 
 
 class EventBatch:
     """Events about to be written as seq ``first_seq``, ``first_seq + 1``, ...: the parameters of the
     statement that writes them, and their publication once it commits.
 
-    ``send`` holds the channel-layer rows (the parameters of MESSAGES_INSERT_SQL) when the layer is
+    ``send`` holds the channel-layer rows (the parameters of MESSAGES_INSERT) when the layer is
     channels-postgres and the rows go in with the events; None when publishing happens after commit.
     It is worked out only for a statement that takes them (``params``)."""
 
@@ -89,7 +88,7 @@ class EventBatch:
         return _postgres_send_params(self.run, self.messages)
 
     def params(self) -> dict:
-        """EVENTS_INSERT_SQL's parameters but %(run)s (which takes the run's UUID), and MESSAGES_INSERT_SQL's."""
+        """EVENTS_INSERT's parameters but %(run)s (which takes the run's UUID), and MESSAGES_INSERT's."""
         return {"first": self.first_seq, "at": self.at, **(self.send or {}),
                 "events": json.dumps([{"type": e.type, "node_id": e.node_id, "payload": e.payload, "actor": e.actor}
                                       for e in self.pending])}
@@ -104,13 +103,12 @@ class EventBatch:
 
 
 def events_write(run_id, first_seq: int, pending: list[PendingEvent], *,
-                 run_counters: tuple[int, int] | None = None, run_sets: tuple[list[str], dict] = ([], {}),
-                 returning: str = ""):
+                 run_counters: tuple[int, int] | None = None, run_changes: dict | None = None):
     """Insert ``pending`` as seq first_seq, first_seq+1, ... and publish them once the transaction commits.
 
-    With ``run_counters`` (last_seq, unfinished_steps), the run row's counters are set in the same statement,
-    with ``run_sets`` (SQL assignments and their parameters) too, in one statement; it returns the
-    ``returning`` columns of the updated run row then (None without). Without, it returns the Event rows.
+    With ``run_counters`` (last_seq, unfinished_steps), the run row's counters and ``run_changes`` (model field
+    name -> a value, or Now()) are set in the same statement; it returns the model fields it set and their
+    values as the database has them then. Without, it returns the Event rows.
     """
     batch = EventBatch(run_id, first_seq, pending)
     if run_counters is None:
@@ -119,16 +117,20 @@ def events_write(run_id, first_seq: int, pending: list[PendingEvent], *,
         Event.objects.bulk_create(rows)
         transaction.on_commit(lambda: publish(batch.run, batch.messages))
         return rows
-    sets, set_params = run_sets
-    sql = (_WRITE_SQL if batch.send is None else _WRITE_AND_SEND_SQL).format(
-        sets="".join(f", {a}" for a in sets), returning=f" RETURNING {returning}" if returning else "")
+    changes = run_changes or {}
+    statement, returned = _events_write(batch.send is not None,
+                                        tuple((name, isinstance(value, Now)) for name, value in changes.items()))
+    params = {**batch.params(), "run": run_id, "last": run_counters[0], "unfinished": run_counters[1]}
+    for name, value in changes.items():
+        if not isinstance(value, Now):
+            field = Run._meta.get_field(name)
+            params[f"c_{field.column}"] = field.get_db_prep_save(value, connection)
     with prepared_cursor() as cur:
         # With channels-postgres, the layer's rows go in with the events: its trigger NOTIFYs at commit.
-        cur.execute(sql, {**batch.params(), **set_params, "run": run_id, "last": run_counters[0],
-                          "unfinished": run_counters[1]})
-        row = cur.fetchone() if returning else None
+        execute(cur, statement, params)
+        row = cur.fetchone()
     batch.publish_on_commit()
-    return row
+    return list(zip(returned, row, strict=True))
 
 
 def run_group(run_id: str) -> str:
@@ -194,11 +196,14 @@ def _postgres_send_params(run_id: str, messages: list[dict]) -> dict | None:
 def _is_postgres_layer(layer) -> bool:
     from channels_postgres.core import PostgresChannelLayer
 
-    return isinstance(layer, PostgresChannelLayer)
+    if not isinstance(layer, PostgresChannelLayer):
+        return False
+    messages_tables_check()  # once: the statements write the layer's tables themselves
+    return True
 
 
 def _postgres_rows(layer, message: dict, groups: list[str]) -> dict:
-    """The parameters of MESSAGES_INSERT_SQL: the layer's serialised message, its expiry, the groups' keys."""
+    """The parameters of MESSAGES_INSERT: the layer's serialised message, its expiry, the groups' keys."""
     from datetime import timedelta
 
     return {"message": layer.serialize(message), "expire": timezone.now() + timedelta(seconds=layer.expiry),
@@ -219,7 +224,7 @@ def _postgres_group_send(layer, groups: list[str], message: dict) -> None:
     NOTIFYs the listening web servers) without an event loop or a second pool.
     """
     with connection.cursor() as cur:
-        cur.execute(MESSAGES_INSERT_SQL, _postgres_rows(layer, message, groups))
+        execute(cur, MESSAGES_INSERT, _postgres_rows(layer, message, groups))
 
 
 PURGE_INTERVAL_S = 30.0
@@ -247,7 +252,7 @@ def purge_expired_messages(*, force: bool = False) -> int:
         return 0
     try:
         with connection.cursor() as cur:
-            cur.execute("DELETE FROM channels_postgres_message WHERE expire < now()")
+            execute(cur, _PURGE, {})
             return cur.rowcount
     except Exception:  # best effort, like publishing
         log.warning("could not purge expired channel-layer messages", exc_info=True)

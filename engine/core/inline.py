@@ -12,13 +12,11 @@ import time
 import traceback
 
 from django.conf import settings
-from django.db.models import F
-from django.db.models.functions import Now
 
-from engine.core import registry
+from engine.core import registry, transitions
 from engine.core.context import upstream_outputs
 from engine.core.security import json_for_storage, storable_text
-from engine.models import Attempt, StepRun
+from engine.exceptions import NodeTypeNotFound
 from engine.observability import hooks as observe
 from engine.states import StepStatus
 from engine.templating import templates as templating
@@ -42,9 +40,12 @@ class InlineContext:
 
 
 def is_inline(node_type: str) -> bool:
+    """Whether steps of ``node_type`` run inline. An unknown type (removed from the code since its workflow was
+    saved) is not: its step goes to a queue, where the worker fails it with NodeTypeNotFound, a clear error on
+    the step that an operator sees. Any other error propagates."""
     try:
         return registry.get_node_type(node_type).inline
-    except Exception:
+    except NodeTypeNotFound:
         return False
 
 
@@ -69,23 +70,16 @@ def run_inline(tx, step) -> tuple[str, object]:
         error = storable_text(f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"[:20000])
         tb = storable_text("".join(traceback.format_exception(exc))[-50000:])
         output = None
-    status = StepStatus.FAILED if error else StepStatus.SUCCEEDED
-    won = StepRun.objects.filter(pk=step.id, status=StepStatus.PENDING).update(
-        status=status, attempt=F("attempt") + 1, output=output, error=error, queued_at=Now(), started_at=Now(),
-        finished_at=Now(), worker=INLINE_WORKER,
-    )
-    if not won:
+    status = transitions.step_inline_finish(step, error=error, output=output, traceback=tb, worker=INLINE_WORKER)
+    if not status:
         return "", None
     attempt = step.attempt + 1
     observe.inline_step_ran(queue=node.queue, node_type=node.type, outcome="failed" if error else "succeeded",
                             duration_s=time.monotonic() - started)
-    Attempt.objects.create(step_id=step.id, number=attempt, queued_at=Now(), started_at=Now(), finished_at=Now(),
-                           worker=INLINE_WORKER, outcome="failed" if error else "succeeded", error=error,
-                           error_type=error.split(":", 1)[0] if error else "", traceback=tb)
     tx.unfinished_delta -= 1
     payload = {"from": StepStatus.PENDING, "attempt": attempt, "inline": True}
     if error:
         payload["error"] = error[:500]
     tx.event(f"step.{status}", step.node_id, **payload)
-    step.status, step.attempt = status, attempt
+    transitions.step_moved(step, status, attempt=attempt)
     return status, output

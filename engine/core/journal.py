@@ -17,29 +17,15 @@ from typing import Any
 
 from engine.core.dbretry import prepared_cursor, with_db_retry
 from engine.core.security import json_for_storage, storable_text
+from engine.core.statements import execute, load
 from engine.exceptions import InDoubt, LeaseLost, NonDeterministicReplay, RecordedError, StepCancelled
 from engine.models import JournalEntry
 from engine.observability.tracing import journal_span
 from engine.states import StepStatus
 
-_UPSERT_SQL = """
-INSERT INTO engine_journalentry
-    (step_id, key, position, status, safe_to_repeat, attempt, result, error, error_type, started_at, finished_at)
-SELECT %(step)s, %(key)s, %(position)s, 'started', %(safe)s, %(attempt)s, NULL, '', '', now(), NULL
-WHERE EXISTS (SELECT 1 FROM engine_steprun WHERE id = %(step)s AND attempt = %(attempt)s AND status = %(running)s)
-ON CONFLICT (step_id, key) DO UPDATE SET
-    status = 'started', attempt = EXCLUDED.attempt, safe_to_repeat = EXCLUDED.safe_to_repeat,
-    error = '', error_type = '', started_at = now(), finished_at = NULL
-RETURNING id
-"""
-
-_FINISH_SQL = """
-UPDATE engine_journalentry j SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s,
-    error_type = %(error_type)s, finished_at = now()
-FROM engine_steprun s
-WHERE j.id = %(id)s AND j.attempt = %(attempt)s AND s.id = j.step_id AND s.attempt = %(attempt)s
-    AND s.status = %(running)s
-"""
+_SQL = load(__file__, "sql/journal.sql")
+JOURNAL_START = _SQL["journal_start"]
+JOURNAL_FINISH = _SQL["journal_finish"]
 
 
 def idempotency_key(*, run_id, node_id: str, generation: int, key: str) -> str:
@@ -117,11 +103,9 @@ class Journal:
     def _write_started(self, key: str, position: int, safe: bool) -> int:
         def write():
             with prepared_cursor() as cur:
-                cur.execute(
-                    _UPSERT_SQL,
-                    {"step": self.step_id, "key": key, "position": position, "safe": safe, "attempt": self.attempt,
-                     "running": StepStatus.RUNNING},
-                )
+                execute(cur, JOURNAL_START, {"step": self.step_id, "key": key, "position": position, "safe": safe,
+                                             "attempt": self.attempt, "running": StepStatus.RUNNING,
+                                             "started": JournalEntry.Status.STARTED})
                 return cur.fetchone()
 
         row = with_db_retry(write, what=f"journal {key!r}")
@@ -132,11 +116,9 @@ class Journal:
     def _finish(self, entry_id: int, status: str, encoded: str | None, error: str, error_type: str) -> None:
         def write():
             with prepared_cursor() as cur:
-                cur.execute(
-                    _FINISH_SQL,
-                    {"id": entry_id, "attempt": self.attempt, "status": status, "result": encoded, "error": error,
-                     "error_type": error_type, "running": StepStatus.RUNNING},
-                )
+                execute(cur, JOURNAL_FINISH, {"id": entry_id, "attempt": self.attempt, "status": status,
+                                              "result": encoded, "error": error, "error_type": error_type,
+                                              "running": StepStatus.RUNNING})
                 return cur.rowcount
 
         if with_db_retry(write, what="journal result") != 1:

@@ -13,7 +13,7 @@ import json
 from django.db import connection
 from django.db.models.functions import Now
 
-from engine.core.dbretry import prepared_cursor
+from engine.core import transitions
 from engine.core.inline import is_inline, run_inline
 from engine.core.readiness import (
     FAILED,
@@ -25,8 +25,10 @@ from engine.core.readiness import (
     trigger_decision,
 )
 from engine.core.runtx import RunTx, StepRef
+from engine.core.statements import load
+from engine.core.transitions import Bound
 from engine.exceptions import TemplateFailed
-from engine.models import Attempt, StepRun
+from engine.models import Attempt
 from engine.states import RunStatus, StepStatus
 from engine.templating import templates as templating
 
@@ -36,11 +38,18 @@ S = StepStatus
 # -- readiness ----------------------------------------------------------------------------------
 
 
+def _condition_failed(tx: RunTx, failure: dict) -> None:
+    tx.event("edge.condition_failed", failure["node_id"], source=failure["source"], error=failure["error"])
+
+
 def _edge_context(tx: RunTx, output) -> dict:
     return {"output": output, "inputs": tx.run.inputs}
 
 
-def edge_outcome(tx: RunTx, edge, step_outcome: str, output) -> str:
+def edge_outcome(tx: RunTx, edge, step_outcome: str, output, *, failures: list[dict] | None = None) -> str:
+    """What a step's ``step_outcome`` (and ``output``) means for one of its out-edges. A condition that cannot be
+    evaluated fails the edge, with an edge.condition_failed event: now, or with ``failures``, appended there for
+    the caller to emit once the step's own compare-and-set has won."""
     outcome = source_edge_outcome(step_outcome)
     if outcome != SUCCEEDED:
         return outcome
@@ -53,22 +62,18 @@ def edge_outcome(tx: RunTx, edge, step_outcome: str, output) -> str:
             taken = templating.evaluate(edge.condition, _edge_context(tx, output),
                                         path=f"edge {edge.source}->{edge.target}")
         except TemplateFailed as exc:
-            tx.event("edge.condition_failed", edge.target, source=edge.source, error=exc.message)
+            failure = {"node_id": edge.target, "source": edge.source, "error": exc.message}
+            if failures is None:
+                _condition_failed(tx, failure)
+            else:
+                failures.append(failure)
             return FAILED
         if not taken:
             return SKIPPED
     return SUCCEEDED
 
 
-_DECREMENT_SQL = """
-UPDATE engine_steprun SET
-    remaining_upstream = remaining_upstream - 1,
-    upstream_succeeded = upstream_succeeded + (node_id = ANY(%(ok)s))::int,
-    upstream_failed = upstream_failed + (node_id = ANY(%(failed)s))::int,
-    upstream_skipped = upstream_skipped + (node_id = ANY(%(skipped)s))::int
-WHERE run_id = %(run)s AND node_id = ANY(%(all)s) AND status = 'pending'
-RETURNING id, node_id, status, attempt, remaining_upstream, upstream_succeeded, upstream_failed, upstream_skipped
-"""
+_DECREMENT = Bound(load(__file__, "sql/runs.sql")["steps_decrement"])
 
 
 def propagate(tx: RunTx, node_id: str, outcome: str, output=None) -> None:
@@ -101,26 +106,29 @@ def _propagate_all(tx: RunTx, work: list[tuple]) -> None:
         if params is None:
             continue
         with connection.cursor() as cur:
-            cur.execute(_DECREMENT_SQL, {"ok": params[SUCCEEDED], "failed": params[FAILED],
-                                         "skipped": params[SKIPPED], "all": params["all"], "run": params["run"]})
+            cur.execute(_DECREMENT.sql, _DECREMENT.params({
+                "ok_ids": params[SUCCEEDED], "failed_ids": params[FAILED], "skipped_ids": params[SKIPPED],
+                "all_ids": params["all"], "run": params["run"]}))
             rows = cur.fetchall()
         _decremented(tx, rows, work)
 
 
-def _decrement_params(tx: RunTx, source: str, source_outcome: str, source_output) -> dict | None:
-    """The parameters of _DECREMENT_SQL for ``source`` reaching ``source_outcome`` (None: it has no successors)."""
+def _decrement_params(tx: RunTx, source: str, source_outcome: str, source_output, *,
+                      failures: list[dict] | None = None) -> dict | None:
+    """The node ids of steps_decrement (runs.sql) for ``source`` reaching ``source_outcome`` (None: it has no
+    successors). ``failures``: see edge_outcome."""
     edges = tx.graph.out_edges(source)
     if not edges:
         return None
     by_outcome: dict[str, list[str]] = {SUCCEEDED: [], FAILED: [], SKIPPED: []}
     for edge in edges:
-        by_outcome[edge_outcome(tx, edge, source_outcome, source_output)].append(edge.target)
+        by_outcome[edge_outcome(tx, edge, source_outcome, source_output, failures=failures)].append(edge.target)
     return {SUCCEEDED: by_outcome[SUCCEEDED], FAILED: by_outcome[FAILED], SKIPPED: by_outcome[SKIPPED],
             "all": [e.target for e in edges], "run": tx.run.pk}
 
 
 def _decremented(tx: RunTx, rows: list[tuple], work: list[tuple]) -> None:
-    """Act on the successors _DECREMENT_SQL returned: those whose upstream is done run, skip or fail."""
+    """Act on the successors steps_decrement returned: those whose upstream is done run, skip or fail."""
     ready = []
     for step_id, target, status, attempt, remaining, ok, failed, skipped in rows:
         if remaining > 0:
@@ -171,66 +179,27 @@ def step_record_success(tx: RunTx, step: StepRef, *, attempt: int, output, attem
     return True
 
 
-# The hot path of successful attempts (one, or a batch): the compare-and-sets, their Attempt rows and the
-# successors' counters, in one statement. Rows: ('won', step id, node id) and the decremented successors.
-_SUCCESS_SQL = """
-WITH v AS (
-    SELECT (i->>'id')::bigint AS id, (i->>'attempt')::int AS attempt, i->'output' AS output, i->'logs' AS logs,
-        i->'metrics' AS metrics,
-        statement_timestamp() - make_interval(secs => (i->>'ago_start')::float8) AS started_at,
-        statement_timestamp() - make_interval(secs => (i->>'ago_end')::float8) AS finished_at
-    FROM jsonb_array_elements(%(items)s::jsonb) AS i
-), s AS (
-    UPDATE engine_steprun t SET status = 'succeeded', output = v.output, error = '', lease_expires_at = NULL,
-        waiting_reason = '', waiting_detail = NULL, wake_at = NULL, started_at = v.started_at,
-        finished_at = v.finished_at
-    FROM v WHERE t.id = ANY(%(ids)s::bigint[]) AND t.id = v.id AND t.status = %(running)s AND t.attempt = v.attempt
-    RETURNING t.id, t.node_id, v.attempt
-), a AS (
-    UPDATE engine_attempt x SET started_at = v.started_at, finished_at = v.finished_at, outcome = 'succeeded',
-        error = '', error_type = '', traceback = '', logs = v.logs, metrics = v.metrics
-    FROM s JOIN v ON v.id = s.id WHERE x.step_id = s.id AND x.number = s.attempt
-), c AS (
-    SELECT e.target, count(*) AS n, count(*) FILTER (WHERE e.outcome = 'succeeded') AS ok,
-        count(*) FILTER (WHERE e.outcome = 'failed') AS failed, count(*) FILTER (WHERE e.outcome = 'skipped') AS sk
-    FROM jsonb_to_recordset(%(edges)s::jsonb) AS e(source text, target text, outcome text)
-    JOIN s ON s.node_id = e.source GROUP BY e.target
-), d AS (
-    UPDATE engine_steprun t SET remaining_upstream = remaining_upstream - c.n,
-        upstream_succeeded = upstream_succeeded + c.ok, upstream_failed = upstream_failed + c.failed,
-        upstream_skipped = upstream_skipped + c.sk
-    FROM c WHERE t.run_id = %(run)s AND t.node_id = c.target AND t.status = 'pending'
-    RETURNING t.id, t.node_id, t.status, t.attempt, t.remaining_upstream, t.upstream_succeeded, t.upstream_failed,
-        t.upstream_skipped
-)
-SELECT 'won', id, node_id, NULL, NULL, NULL, NULL, NULL, NULL FROM s
-UNION ALL
-SELECT 'successor', * FROM d
-"""
-
-
 def steps_record_success(tx: RunTx, items: list[tuple[StepRef, int, object, dict]]) -> list[bool]:
     """Record successful attempts [(running step, attempt, output, {"logs", "metrics"})] of one running run
-    in one statement (see _SUCCESS_SQL); returns, per item, whether its compare-and-set won."""
+    in one statement (transitions.steps_succeed); returns, per item, whether its compare-and-set won."""
     edges = []
+    failures: dict[int, list[dict]] = {}  # by step: emitted only if its compare-and-set wins
     for step, _attempt, output, _row in items:
-        for target_outcome, names in (_decrement_params(tx, step.node_id, SUCCEEDED, output) or {}).items():
+        decrement = _decrement_params(tx, step.node_id, SUCCEEDED, output, failures=failures.setdefault(step.id, []))
+        for target_outcome, names in (decrement or {}).items():
             if target_outcome in (SUCCEEDED, FAILED, SKIPPED):
                 edges += [{"source": step.node_id, "target": name, "outcome": target_outcome} for name in names]
     # The items and edges go as two JSON texts: one parameter each, not ten arrays to adapt element by element.
-    with prepared_cursor() as cur:
-        cur.execute(_SUCCESS_SQL, {
-            "items": json.dumps([{"id": step.id, "attempt": attempt, "output": output, "logs": row["logs"],
-                                  "metrics": row["metrics"], "ago_start": float(row.get("ago_start", 0.0)),
-                                  "ago_end": float(row.get("ago_end", 0.0))} for step, attempt, output, row in items]),
-            "ids": [step.id for step, *_ in items], "edges": json.dumps(edges), "run": tx.run.pk,
-            "running": S.RUNNING,
-        })
-        rows = cur.fetchall()
+    rows = transitions.steps_succeed(run_id=tx.run.pk, edges=json.dumps(edges), items=json.dumps([
+        {"id": step.id, "attempt": attempt, "output": output, "logs": row["logs"], "metrics": row["metrics"],
+         "ago_start": float(row.get("ago_start", 0.0)), "ago_end": float(row.get("ago_end", 0.0))}
+        for step, attempt, output, row in items]))
     won = {r[1] for r in rows if r[0] == "won"}
     for step, *_ in items:
         if step.id in won:
             tx.step_changed(step, S.SUCCEEDED)
+            for failure in failures[step.id]:
+                _condition_failed(tx, failure)
     work: list[tuple] = []
     _decremented(tx, [r[1:] for r in rows if r[0] == "successor"], work)
     _propagate_all(tx, work)
@@ -260,11 +229,11 @@ def step_record_failure(tx: RunTx, step: StepRef, *, attempt: int, error: str, r
 
 
 def _requeue_now(tx: RunTx, step: StepRef, *, attempt: int, error: str) -> bool:
-    # running -> queued directly (no backoff): the attempt number is the fencing token.
+    """running -> queued directly (no backoff), keeping the error, in one compare-and-set: the attempt number is
+    the fencing token, so a fenced-out attempt changes nothing."""
     if step.status != S.RUNNING or step.attempt != attempt:
         return False
-    StepRun.objects.filter(pk=step.id).update(error=error)
-    return tx.queue(step, next_attempt=attempt + 1)
+    return tx.queue(step, next_attempt=attempt + 1, error=error)
 
 
 def _db_now_plus(seconds: float):

@@ -16,8 +16,11 @@ from django.utils import timezone
 from django_q.signing import SignedPackage
 
 from engine.core.dbretry import prepared_cursor
+from engine.core.statements import execute, load
+from engine.states import StepStatus
 
 EXECUTE_FUNC = "engine.worker.executor.execute_step"
+_SQL = load(__file__, "sql/queues.sql")
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,8 @@ def enqueue(deliveries: list[Delivery]) -> None:
     if not deliveries:
         return
     with prepared_cursor() as cur:
-        cur.execute(_ENQUEUE_SQL, {"steps": [d.step_id for d in deliveries], "keys": [d.queue for d in deliveries],
-                                   "payloads": delivery_payloads(deliveries),
-                                   "channels": notify_channels(deliveries)})
+        execute(cur, _ENQUEUE, {"steps": [d.step_id for d in deliveries], "keys": [d.queue for d in deliveries],
+                                "payloads": delivery_payloads(deliveries), "channels": notify_channels(deliveries)})
 
 
 def delivery_payloads(deliveries: list[Delivery]) -> list[str]:
@@ -69,19 +71,8 @@ def notify_channels(deliveries: list[Delivery]) -> list[str]:
     return sorted({notify_channel(d.queue) for d in deliveries})
 
 
-# One statement: the broker rows (visible from the database's now, whatever this machine's clock says), their
-# ids on the steps (for orphan detection), and a NOTIFY that wakes the queues' idle clusters at commit.
-_ENQUEUE_SQL = """
-WITH v AS (
-    SELECT * FROM unnest(%(steps)s::bigint[], %(keys)s::text[], %(payloads)s::text[]) AS v(step, key, payload)
-), m AS (
-    INSERT INTO django_q_ormq (key, payload, lock) SELECT key, payload, statement_timestamp() FROM v
-    RETURNING id, payload
-), u AS (
-    UPDATE engine_steprun s SET broker_msg_id = m.id FROM m JOIN v ON v.payload = m.payload WHERE s.id = v.step
-)
-SELECT pg_notify(c, '') FROM unnest(%(channels)s::text[]) AS c
-"""
+# The broker rows, their ids on the steps and the queues' NOTIFY, in one statement (queues.sql).
+_ENQUEUE = _SQL["enqueue"]
 
 
 # -- who serves which queue (for the queue page, /readyz and the API) ------------------------------
@@ -111,23 +102,8 @@ def workers_forget(*, host: str, pids: list[int]) -> None:
 def queue_stats() -> list[dict]:
     """Per queue: live clusters and workers, depth, running, oldest queued age, finished in the last minute."""
     with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT q.name,
-              (SELECT count(*) FROM engine_workerprocess w
-                 WHERE w.queue = q.name AND w.last_seen > now() - make_interval(secs => %(stale)s)),
-              (SELECT coalesce(sum(w.workers), 0) FROM engine_workerprocess w
-                 WHERE w.queue = q.name AND w.last_seen > now() - make_interval(secs => %(stale)s)),
-              (SELECT count(*) FROM engine_steprun s WHERE s.status = 'queued' AND s.queue = q.name),
-              (SELECT count(*) FROM engine_steprun s WHERE s.status = 'running' AND s.queue = q.name),
-              (SELECT extract(epoch FROM now() - min(s.queued_at)) FROM engine_steprun s
-                 WHERE s.status = 'queued' AND s.queue = q.name),
-              (SELECT count(*) FROM engine_steprun s WHERE s.queue = q.name
-                 AND s.finished_at > now() - interval '1 minute')
-            FROM unnest(%(names)s::text[]) AS q(name)
-            """,
-            {"names": queue_names(), "stale": WORKER_STALE_S},
-        )
+        execute(cur, _SQL["queue_stats"], {"names": queue_names(), "stale": WORKER_STALE_S,
+                                           "queued": StepStatus.QUEUED, "running": StepStatus.RUNNING})
         rows = cur.fetchall()
     return [
         {"name": name, "clusters_online": clusters, "workers_online": int(workers), "depth": depth,

@@ -1,31 +1,35 @@
 """One transaction on one run: the run row lock, step compare-and-set, events, enqueues.
 
-Every status change of a run or its steps happens inside a ``RunTx``. It locks the
-run row first (so transitions within a run are serialised and event sequence
+Every status change of the general path happens inside a ``RunTx``, made by
+engine.core.transitions (the one-statement variants are engine.core.hotpath). It locks
+the run row first (so transitions within a run are serialised and event sequence
 numbers are gapless), buffers events and broker deliveries, and on exit writes
 them, updates the run's counters and finishes the run when no step is left
-unfinished -- all in the same transaction.
+unfinished -- all in the same transaction. If that fails, the transaction rolls back
+and the error is raised.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models.functions import Now
 
+from engine.core import transitions
 from engine.core.dbretry import prepared_cursor
 from engine.core.events import PendingEvent, events_write
 from engine.core.queues import Delivery, enqueue
+from engine.core.statements import Statement, StatementError, execute, load
 from engine.core.versions import version_graph
-from engine.exceptions import InvalidTransition, NotFound
+from engine.exceptions import NotFound
 from engine.models import Run, StepRun
 from engine.observability.tracing import trace_tx
-from engine.states import RUN_TRANSITIONS, STEP_TERMINAL, STEP_TRANSITIONS, RunStatus, StepStatus
+from engine.states import STEP_FAILED, STEP_TERMINAL, RunStatus, StepStatus
 
 # Called with a child run's id in the transaction that finishes it. engine.core.children adds the settling of
 # the parent's waiting step (it builds on RunTx, so RunTx cannot import it); EngineConfig.ready imports it.
@@ -60,101 +64,37 @@ class Continuation:
         return self.want - len(self.claimed)
 
 
-# What a claim sets (queued -> running, with a lease on the database clock) and what it returns.
-_CLAIM_SET = """
-UPDATE engine_steprun SET status = 'running',
-    lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s),
-    heartbeat_at = statement_timestamp(), started_at = statement_timestamp(), worker = %(worker)s
-"""
-_CLAIM_RETURNING = "RETURNING id, run_id, node_id, node_type, queue, attempt, generation, queued_at, broker_msg_id"
-
-# The claim's compare-and-set for one (step, attempt). A lookup by id compares the status with a parameter,
-# never a literal (here and in every prepared statement that finds a step by id): with a literal such as
-# status = 'queued', the planner may read the partial index of queued (or running) steps instead of the primary
-# key, and that index holds an entry for every step that passed through the status since the last vacuum.
-# Prepared statements get generic plans (see config/settings.py), which cannot use a partial index for a
-# parameter.
-CLAIM_WHERE = "WHERE id = %(id)s AND status = %(queued)s AND attempt = %(attempt)s\n"
-CLAIM_SQL = _CLAIM_SET + CLAIM_WHERE + _CLAIM_RETURNING
-
-# The same claim for the n oldest queued steps of one run on one queue (a fan-out continues through its siblings).
-# Ids in an ARRAY(...), picked once: see engine.core.broker._DEQUEUE_SQL.
-CLAIM_NEXT_SQL = _CLAIM_SET + """WHERE id = ANY(ARRAY(SELECT id FROM engine_steprun
-             WHERE run_id = %(run)s AND queue = %(queue)s AND status = 'queued'
-             ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED))
-""" + _CLAIM_RETURNING
-
-# The attempt row of every step a statement's CTE named {cte} claimed (those with status 'running').
-_ATTEMPT_INSERT = """
-    INSERT INTO engine_attempt (step_id, number, queued_at, started_at, worker, outcome, error, error_type,
-        traceback, logs, metrics)
-    SELECT id, attempt, queued_at, statement_timestamp(), %(worker)s, 'running', '', '', '', '[]', '{{}}'
-    FROM {cte}"""
-
-# pending -> queued for the steps a transition made ready; those in %(claim)s go on to running
-# for the continuing worker (the claim's fields and lease, and its attempt row), in the same statement.
-_QUEUE_READY_SQL = """
-WITH q AS (
-    UPDATE engine_steprun SET
-        status = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN 'running' ELSE 'queued' END,
-        attempt = attempt + 1, queued_at = now(), next_attempt_at = NULL, finished_at = NULL,
-        broker_msg_id = NULL,
-        lease_expires_at = CASE WHEN id = ANY(%(claim)s::bigint[])
-                                THEN statement_timestamp() + make_interval(secs => %(lease)s) END,
-        heartbeat_at = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN statement_timestamp() ELSE heartbeat_at END,
-        started_at = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN statement_timestamp() ELSE started_at END,
-        worker = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN %(worker)s ELSE '' END
-    WHERE id = ANY(%(ids)s) AND status = 'pending'
-    RETURNING id, run_id, node_id, node_type, queue, attempt, generation, queued_at, status
-), a AS ({attempts}
-)
-SELECT * FROM q
-""".format(attempts=_ATTEMPT_INSERT.format(cte="q WHERE status = 'running'"))
-
-_RELEASE_SQL = """
-WITH r AS (
-    UPDATE engine_steprun SET status = 'queued', lease_expires_at = NULL, heartbeat_at = NULL, started_at = NULL,
-        worker = ''
-    WHERE id = ANY(%(ids)s::bigint[]) AND status = %(running)s
-        AND (id, attempt) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]))
-    RETURNING id, node_id, attempt, queue
-), a AS (
-    DELETE FROM engine_attempt USING r WHERE engine_attempt.step_id = r.id AND engine_attempt.number = r.attempt
-)
-SELECT * FROM r
-"""
-
-_CLAIM_WRAP = """
-WITH c AS ({claim}), a AS (""" + _ATTEMPT_INSERT.format(cte="c") + """
-), m AS (
-    DELETE FROM django_q_ormq WHERE id = ANY(ARRAY(SELECT broker_msg_id FROM c))
-)
-SELECT id, run_id, node_id, node_type, queue, attempt, generation, queued_at FROM c ORDER BY id
-"""
-
-
-def step_claim_sql(sql: str, params: dict) -> list[StepRun]:
-    """Run a claim statement (CLAIM_SQL, CLAIM_NEXT_SQL) and, in the same statement, write the attempt row
-    and drop the step's broker message: the step is now held by its lease, the message has done its job."""
-    with prepared_cursor() as cur:
-        cur.execute(_CLAIM_WRAP.replace("{claim}", sql.strip()),
-                    {"lease": settings.WEFT_LEASE_S, "queued": StepStatus.QUEUED, **params})
-        rows = cur.fetchall()
-    return [_claimed_step(row, worker=params["worker"]) for row in rows]
-
-
-def _claimed_step(row: tuple, *, worker: str) -> StepRun:
-    """A step a claim statement returned (id, run_id, node_id, node_type, queue, attempt, generation,
-    queued_at), now running for ``worker``."""
-    step_id, run_id, node_id, node_type, queue, attempt, generation, queued_at = row
-    return StepRun(id=step_id, run_id=run_id, node_id=node_id, node_type=node_type, queue=queue,
-                   status=StepStatus.RUNNING, attempt=attempt, generation=generation, queued_at=queued_at,
-                   worker=worker)
-
-
+# The claims as whole statements (engine.core.transitions), under the names the worker uses.
+CLAIM_SQL = transitions.CLAIM
+CLAIM_NEXT_SQL = transitions.CLAIM_NEXT
+_RUNS_SQL = load(__file__, "sql/runs.sql")
+_LOCK_RUN = _RUNS_SQL["run_lock_row"]
+_FINISH_READ = transitions.Bound(_RUNS_SQL["run_finish_read"])
+_STEPS_INSERT = transitions.Bound(_RUNS_SQL["steps_insert"])
 _RUN_FIELDS = [f for f in Run._meta.concrete_fields]
-_LOCK_RUN_SQL = (f"SELECT {', '.join(f.column for f in _RUN_FIELDS)} FROM engine_run "  # noqa: S608 (model columns)
-                 "WHERE id = %s FOR NO KEY UPDATE")
+if re.findall(r"\w+", re.match(r"SELECT\s(.*?)\sFROM", _LOCK_RUN.sql, re.S)[1]) != [f.column for f in _RUN_FIELDS]:
+    raise StatementError("runs.sql 'run_lock_row' must select every column of engine.models.Run, in its order")
+
+
+def step_claim_sql(statement: Statement, params: dict) -> list[StepRun]:
+    """Run a claim statement (CLAIM_SQL, CLAIM_NEXT_SQL): see engine.core.transitions.steps_claim."""
+    return transitions.steps_claim(statement, params)
+
+
+def steps_insert(*, run_id, steps: list[dict]) -> list[tuple[int, str]]:
+    """A new run's ``steps`` ({node_id, node_type, queue, upstream}), pending, in one statement. Returns their
+    (id, node_id)."""
+    with prepared_cursor() as cur:
+        cur.execute(_STEPS_INSERT.sql, _STEPS_INSERT.params({"run": run_id, "steps": json.dumps(steps)}))
+        return cur.fetchall()
+
+
+def steps_recount(*, counts: list[tuple[int, int, int, int, int]]) -> None:
+    """Set pending steps' readiness counters: (id, remaining, succeeded, failed, skipped) each."""
+    ids, remaining, ok, failed, skipped = (list(column) for column in zip(*counts, strict=True))
+    with connection.cursor() as cur:
+        execute(cur, _RUNS_SQL["steps_recount"], {"ids": ids, "remaining": remaining, "n_ok": ok,
+                                                  "n_failed": failed, "n_skipped": skipped})
 
 
 def _lock_run(run_id) -> Run:
@@ -162,7 +102,7 @@ def _lock_run(run_id) -> Run:
     without compiling a query on every transition)."""
     pk = run_id if isinstance(run_id, uuid.UUID) else uuid.UUID(str(run_id))
     with prepared_cursor() as cur:
-        cur.execute(_LOCK_RUN_SQL, [pk])
+        execute(cur, _LOCK_RUN, {"run": pk})
         row = cur.fetchone()
     if row is None:
         raise Run.DoesNotExist
@@ -212,7 +152,9 @@ class RunTx:
             try:
                 self._flush()
             except BaseException as flush_exc:
-                return self._atomic.__exit__(type(flush_exc), flush_exc, flush_exc.__traceback__)
+                # Atomic.__exit__ rolls back and returns None: the failure is the caller's to see, not a success.
+                self._atomic.__exit__(type(flush_exc), flush_exc, flush_exc.__traceback__)
+                raise
         return self._atomic.__exit__(exc_type, exc, tb)
 
     # -- events ---------------------------------------------------------------------------------
@@ -227,10 +169,7 @@ class RunTx:
         return self.run_changes.get("status", self.run.status)
 
     def run_set_status(self, to: str, **fields) -> None:
-        current = self.run_status
-        if current not in RUN_TRANSITIONS[to]:
-            raise InvalidTransition(f"run {self.run.pk} is {current}; it cannot become {to}")
-        self.run_changes.update(status=to, **fields)
+        self.run_changes.update(transitions.run_move(self.run_status, to, fields))
         self.event(f"run.{to}", **{k: v for k, v in fields.items() if k in ("error",)})
 
     # -- steps ----------------------------------------------------------------------------------
@@ -251,19 +190,12 @@ class RunTx:
         event: dict | None = None,
         **fields,
     ) -> bool:
-        """Compare-and-set one step's status. Returns whether this caller won.
+        """Compare-and-set one step's status (engine.core.transitions.step_move). Returns whether this caller won.
 
         ``step.status`` is the status the caller saw; the UPDATE only applies if the row
         still has it (and, with ``attempt``, the same attempt number: the fencing token).
         """
-        if step.status not in STEP_TRANSITIONS[to]:
-            raise InvalidTransition(f"step {step.node_id!r} is {step.status}; it cannot become {to}")
-        qs = StepRun.objects.filter(pk=step.id, status=step.status)
-        if attempt is not None:
-            qs = qs.filter(attempt=attempt)
-        if to in STEP_TERMINAL:
-            fields.setdefault("finished_at", Now())
-        won = qs.update(status=to, **fields) == 1
+        won = transitions.step_move(step, to, attempt=attempt, **fields)
         if won:
             self.step_changed(step, to, event=event)
         return won
@@ -275,29 +207,16 @@ class RunTx:
         if event:
             payload.update(event)
         self.event(f"step.{to}", step.node_id, **payload)
-        step.status = to
+        transitions.step_moved(step, to)
 
-    def queue(self, step: StepRef | StepRun, *, next_attempt: int) -> bool:
-        """Move a step to ``queued`` with a new attempt number; its broker row is written in this transaction."""
-        if step.status not in STEP_TRANSITIONS[StepStatus.QUEUED]:
-            raise InvalidTransition(f"step {step.node_id!r} is {step.status}; it cannot be queued")
-        won = (
-            StepRun.objects.filter(pk=step.id, status=step.status, attempt=step.attempt).update(
-                status=StepStatus.QUEUED,
-                attempt=next_attempt,
-                queued_at=Now(),
-                next_attempt_at=None,
-                lease_expires_at=None,
-                worker="",
-                finished_at=None,
-                broker_msg_id=None,
-            )
-            == 1
-        )
+    def queue(self, step: StepRef | StepRun, *, next_attempt: int, **fields) -> bool:
+        """Move a step to ``queued`` with a new attempt number (and ``fields``, in the same compare-and-set); its
+        broker row is written in this transaction."""
+        won = transitions.step_requeue(step, next_attempt=next_attempt, **fields)
         if won:
             self.unfinished_delta += int(step.status in STEP_TERMINAL)
             self.event("step.queued", step.node_id, **{"from": step.status, "attempt": next_attempt})
-            step.status, step.attempt = StepStatus.QUEUED, next_attempt
+            transitions.step_moved(step, StepStatus.QUEUED, attempt=next_attempt)
             queue = self.graph.nodes[step.node_id].queue
             self.deliveries.append(Delivery(str(self.run.pk), step.id, next_attempt, queue))
         return won
@@ -315,15 +234,13 @@ class RunTx:
         if cont is not None and cont.room > 0 and self.run_status == RunStatus.RUNNING:
             claim_ids = [s.id for s in sorted(steps, key=lambda s: s.id)
                          if self.graph.nodes[s.node_id].queue == cont.queue][:cont.room]
-        with prepared_cursor() as cur:
-            cur.execute(_QUEUE_READY_SQL, {"ids": [s.id for s in steps], "claim": claim_ids,
-                                           "worker": cont.worker if cont else "", "lease": settings.WEFT_LEASE_S})
-            rows = cur.fetchall()
+        rows = transitions.steps_queue_ready(ids=[s.id for s in steps], claim=claim_ids,
+                                             worker=cont.worker if cont else "")
         for *row, status in sorted(rows):
-            step_id, _, node_id, _, _, attempt, *_ = row  # the claim's columns (see _claimed_step), then status
+            step_id, _, node_id, _, _, attempt, *_ = row  # the claim's columns (see claimed_step), then status
             self.event("step.queued", node_id, **{"from": StepStatus.PENDING, "attempt": attempt})
             if status == StepStatus.RUNNING:
-                self._claimed(cont, _claimed_step(tuple(row), worker=cont.worker))
+                self._claimed(cont, transitions.claimed_step(tuple(row), worker=cont.worker))
                 continue
             self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, self.graph.nodes[node_id].queue))
 
@@ -338,11 +255,7 @@ class RunTx:
     def release(self, steps: list[StepRun]) -> None:
         """Hand claimed steps that never started back to their queue (``running -> queued``, same attempt:
         it never ran, so the fencing token stays), with broker rows for other workers."""
-        with prepared_cursor() as cur:
-            cur.execute(_RELEASE_SQL, {"ids": [s.pk for s in steps], "attempts": [s.attempt for s in steps],
-                                       "running": StepStatus.RUNNING})
-            rows = cur.fetchall()
-        for step_id, node_id, attempt, queue in sorted(rows):
+        for step_id, node_id, attempt, queue in sorted(transitions.steps_release(steps=steps)):
             self.event("step.queued", node_id, **{"from": StepStatus.RUNNING, "attempt": attempt, "released": True})
             self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, queue))
 
@@ -371,18 +284,8 @@ class RunTx:
         last_seq = self.run.last_seq + len(self.events)
         plain = all(isinstance(v, Now) or not hasattr(v, "resolve_expression") for v in self.run_changes.values())
         if self.events and plain:  # one statement: events, the run row (returned, so self.run is current), publication
-            sets, params = [], {}
-            for i, (key, value) in enumerate(self.run_changes.items()):
-                field = Run._meta.get_field(key)
-                if isinstance(value, Now):
-                    sets.append(f"{field.column} = statement_timestamp()")
-                else:
-                    sets.append(f"{field.column} = %(c{i})s")
-                    params[f"c{i}"] = field.get_db_prep_save(value, connection)
-            fields = [Run._meta.get_field(k) for k in ("last_seq", "unfinished_steps", *self.run_changes)]
-            row = events_write(self.run.pk, first_seq, self.events, run_counters=(last_seq, unfinished),
-                               run_sets=(sets, params), returning=", ".join(f.column for f in fields))
-            for f, value in zip(fields, row, strict=True):
+            for f, value in events_write(self.run.pk, first_seq, self.events, run_counters=(last_seq, unfinished),
+                                         run_changes=self.run_changes):
                 setattr(self.run, f.attname, f.from_db_value(value, None, connection)
                         if hasattr(f, "from_db_value") else value)
             return
@@ -401,9 +304,8 @@ class RunTx:
             for listener in CHILD_RUN_FINISHED:
                 listener(self.run.pk)
         with prepared_cursor() as cur:
-            cur.execute(_FINISH_SQL, {"run": self.run.pk, "sinks": self.graph.sinks(),
-                                      "succeeded": StepStatus.SUCCEEDED,
-                                      "broken": [StepStatus.FAILED, StepStatus.UPSTREAM_FAILED]})
+            cur.execute(_FINISH_READ.sql, _FINISH_READ.params({"run": self.run.pk, "sinks": self.graph.sinks(),
+                                                               "broken": _BROKEN}))
             rows = cur.fetchall()
         broken = [(node_id, status) for node_id, status, _ in rows if status != StepStatus.SUCCEEDED]
         if broken:
@@ -413,15 +315,9 @@ class RunTx:
         self.run_set_status(RunStatus.SUCCEEDED, finished_at=Now(), outputs=outputs, error="")
 
 
-# What a finishing run needs of its steps: the first 20 that failed or were blocked ('failed' before
-# 'upstream_failed', so the cause is named), and the outputs of its sinks.
-_FINISH_SQL = """
-(SELECT node_id, status, NULL::text FROM engine_steprun WHERE run_id = %(run)s AND status = ANY(%(broken)s)
- ORDER BY status, id LIMIT 20)
-UNION ALL
-SELECT node_id, status, output::text FROM engine_steprun
-WHERE run_id = %(run)s AND node_id = ANY(%(sinks)s) AND status = %(succeeded)s
-"""
+# The statuses of steps that make their run fail, 'failed' first (run_finish_read orders by status, so that the
+# cause is named before what it blocked).
+_BROKEN = sorted(STEP_FAILED)
 
 
 def _failure_summary(broken: list[tuple[str, str]]) -> str:

@@ -13,7 +13,6 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Now
 
 from engine.core import hotpath
-from engine.core.dbretry import prepared_cursor
 from engine.core.inline import is_inline
 from engine.core.outcomes import dispatch_ready, edge_outcome, propagate
 from engine.core.readiness import (
@@ -21,7 +20,7 @@ from engine.core.readiness import (
     SKIPPED,
     SUCCEEDED,
 )
-from engine.core.runtx import RunTx, StepRef
+from engine.core.runtx import RunTx, StepRef, steps_insert, steps_recount
 from engine.core.security import OutputInvalid, json_for_storage, output_problem
 from engine.core.versions import version_graph
 from engine.exceptions import (
@@ -32,7 +31,16 @@ from engine.exceptions import (
     StepOutputInvalid,
 )
 from engine.models import JournalEntry, Run, StepRun, Workflow
-from engine.states import STEP_ACTIVE, RunStatus, StepStatus
+from engine.states import (
+    RUN_REOPENABLE,
+    RUN_TERMINAL,
+    STEP_ACTIVE,
+    STEP_IDLE,
+    STEP_SETTLEABLE,
+    STEP_TERMINAL,
+    RunStatus,
+    StepStatus,
+)
 
 S = StepStatus
 
@@ -91,9 +99,7 @@ def run_start(
                 return hotpath.run_start_one(Run(**fields), graph, _new_steps(graph), actor=_actor_name(actor)), True
         with transaction.atomic():
             run = Run.objects.create(**fields, unfinished_steps=len(graph.nodes))
-            with prepared_cursor() as cur:
-                cur.execute(_STEPS_INSERT_SQL, {"run": run.pk, "steps": json.dumps(_new_steps(graph))})
-                steps = cur.fetchall()
+            steps = steps_insert(run_id=run.pk, steps=_new_steps(graph))
             roots = set(graph.roots())
             with RunTx(run.pk, actor=_actor_name(actor), new_run=run) as tx:
                 tx.run_set_status(RunStatus.RUNNING, started_at=Now())
@@ -109,19 +115,9 @@ def run_start(
 
 
 def _new_steps(graph) -> list[dict]:
-    """A new run's steps, one per node in definition order: what _STEPS_INSERT_SQL (and hotpath) insert."""
+    """A new run's steps, one per node in definition order: what runs.steps_insert (and hotpath) insert."""
     return [{"node_id": node.id, "node_type": node.type, "queue": node.queue,
              "upstream": len(graph.in_edges(node.id))} for node in graph.nodes.values()]
-
-
-# A new run's steps, one row per node, in one statement (the model's defaults for every other NOT NULL column).
-_STEPS_INSERT_SQL = """
-INSERT INTO engine_steprun (run_id, node_id, node_type, queue, status, attempt, generation, remaining_upstream,
-    upstream_succeeded, upstream_failed, upstream_skipped, error, waiting_reason, worker)
-SELECT %(run)s, s->>'node_id', s->>'node_type', s->>'queue', 'pending', 0, 0, (s->>'upstream')::int, 0, 0, 0, '', '', ''
-FROM jsonb_array_elements(%(steps)s::jsonb) AS s
-RETURNING id, node_id
-"""
 
 
 def _existing_run(workflow: Workflow, key: str, digest: str) -> Run | None:
@@ -181,7 +177,7 @@ def _require_run_open(tx: RunTx, action: str) -> None:
 
 
 def _reopen_run(tx: RunTx) -> None:
-    if tx.run_status in (RunStatus.FAILED, RunStatus.SUCCEEDED):
+    if tx.run_status in RUN_REOPENABLE:
         tx.run_set_status(RunStatus.RUNNING, finished_at=None, error="", outputs=None)
 
 
@@ -216,20 +212,13 @@ def _reset_downstream(tx: RunTx, node_id: str, *, statuses: set[str]) -> list[st
         counts = {"remaining": 0, SUCCEEDED: 0, FAILED: 0, SKIPPED: 0}
         for edge in tx.graph.in_edges(nid):
             src = upstream.get(edge.source)
-            if src is None or src.status not in (S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED):
+            if src is None or src.status not in STEP_TERMINAL:
                 counts["remaining"] += 1
             else:
                 counts[edge_outcome(tx, edge, src.status, src.output)] += 1
         updates.append((rows[nid].id, counts["remaining"], counts[SUCCEEDED], counts[FAILED], counts[SKIPPED]))
     if updates:
-        with connection.cursor() as cur:
-            cur.execute(
-                "UPDATE engine_steprun s SET remaining_upstream = v.r, upstream_succeeded = v.ok, "
-                "upstream_failed = v.f, upstream_skipped = v.sk "
-                "FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::int[], %s::int[]) AS v(id, r, ok, f, sk) "
-                "WHERE s.id = v.id",
-                [list(col) for col in zip(*updates, strict=True)],
-            )
+        steps_recount(counts=updates)
     return reset
 
 
@@ -271,8 +260,7 @@ def step_rerun_from(*, run_id, node_id: str, actor=None) -> list[str]:
             raise InvalidTransition(f"downstream step(s) {', '.join(busy)} are still active; wait for them to finish")
         _reopen_run(tx)
         tx.event("step.rerun_requested", node_id, descendants=sorted(descendants)[:200])
-        terminal = {S.SUCCEEDED, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED}
-        reset = _reset_downstream(tx, node_id, statuses=terminal)
+        reset = _reset_downstream(tx, node_id, statuses=STEP_TERMINAL)
         rerun_ids = [node_id, *reset]
         JournalEntry.objects.filter(step__run_id=tx.run.pk, step__node_id__in=rerun_ids).delete()
         from django.db.models import F
@@ -307,14 +295,13 @@ def _settle(tx: RunTx, step: StepRun, to: str, *, outcome: str, output=None, err
     propagate(tx, step.node_id, outcome, output)
 
 
-_SETTLEABLE = {S.PENDING, S.QUEUED, S.WAITING, S.RETRY_WAIT, S.FAILED, S.UPSTREAM_FAILED}
 
 
 def step_skip(*, run_id, node_id: str, actor=None) -> StepRun:
     with RunTx(run_id, actor=_actor_name(actor)) as tx:
         _require_run_open(tx, "skip a step")
         step = _load(tx, node_id)
-        _settle(tx, step, S.SKIPPED, outcome=SKIPPED, allowed=_SETTLEABLE)
+        _settle(tx, step, S.SKIPPED, outcome=SKIPPED, allowed=STEP_SETTLEABLE)
     return StepRun.objects.get(pk=step.id)
 
 
@@ -327,7 +314,7 @@ def step_complete(*, run_id, node_id: str, output=None, actor=None) -> StepRun:
         _require_run_open(tx, "complete a step")
         step = _load(tx, node_id)
         _settle(tx, step, S.SUCCEEDED, outcome=SUCCEEDED, output=output, event={"manual": True},
-                allowed=_SETTLEABLE)
+                allowed=STEP_SETTLEABLE)
     return StepRun.objects.get(pk=step.id)
 
 
@@ -342,7 +329,7 @@ def step_approve(*, run_id, node_id: str, comment: str = "", actor=None) -> Step
         step = _load(tx, node_id)
         _require_approval(step, "approve")
         output = {"approved": True, "comment": comment, "by": _actor_name(actor)}
-        tx.step_set_status(step, S.SUCCEEDED, output=output, waiting_reason="", wake_at=None,
+        tx.step_set_status(step, S.SUCCEEDED, output=output, waiting_reason="", waiting_detail=None, wake_at=None,
                            event={"decision": "approved", "comment": comment})
         propagate(tx, node_id, SUCCEEDED, output)
     return StepRun.objects.get(pk=step.id)
@@ -364,11 +351,10 @@ def run_cancel(*, run_id, actor=None, reason: str = "") -> Run:
     """Cancel a run: pending, queued, waiting and retry-waiting steps are cancelled; running steps see
     ``ctx.cancelled`` and stop at their next journal call."""
     with RunTx(run_id, actor=_actor_name(actor)) as tx:
-        if tx.run_status not in (RunStatus.PENDING, RunStatus.RUNNING):
+        if tx.run_status in RUN_TERMINAL:
             raise InvalidTransition(f"run {run_id} is {tx.run_status}; only a pending or running run can be cancelled")
         tx.run_set_status(RunStatus.CANCELLED, finished_at=Now(), error=reason or "cancelled")
-        cancellable = [S.PENDING, S.QUEUED, S.WAITING, S.RETRY_WAIT]
-        for step in StepRun.objects.filter(run_id=tx.run.pk, status__in=cancellable).only(
+        for step in StepRun.objects.filter(run_id=tx.run.pk, status__in=STEP_IDLE).only(
             "id", "node_id", "status", "attempt"
         ):
             tx.step_set_status(step, S.CANCELLED, lease_expires_at=None)

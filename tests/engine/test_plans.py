@@ -12,8 +12,8 @@ import re
 import pytest
 from django.db import connection
 
-from engine.core import hotpath, journal, outcomes
-from engine.core.runtx import _CLAIM_WRAP, _RELEASE_SQL, CLAIM_SQL
+from engine.core import hotpath, journal, transitions
+from engine.core.runtx import CLAIM_SQL
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
 from engine.worker import liveness
@@ -67,25 +67,29 @@ def test_lookups_by_id_read_the_primary_key_not_a_partial_index():
     one_statement = {"run": run.pk, "run_running": "running", "seq": 2, "first": 3, "lease": 30, "worker": "w",
                      "at": "2026-01-01T00:00:00Z", "events": "[]", "n_events": 1, "unfinished": 0}
     statements = {
-        "claim": (_CLAIM_WRAP.replace("{claim}", CLAIM_SQL.strip()),
-                  {"lease": 30, "queued": "queued", "id": step.pk, "attempt": 1, "worker": "w"}),
-        "success": (outcomes._SUCCESS_SQL, {"items": "[]", "ids": [step.pk], "running": "running", "edges": "[]",
-                                             "run": run.pk}),
-        "claim in one statement": (hotpath._CLAIM_SQL, {
-            **one_statement, "id": step.pk, "queued": "queued", "attempt": 1}),
-        "chained success in one statement": (hotpath._CHAIN_SQL, {
+        "claim": (CLAIM_SQL.sql, {"lease": 30, "queued": "queued", "running": "running", "id": step.pk,
+                                  "attempt": 1, "worker": "w"}),
+        "success": (transitions.STEPS_SUCCEED.sql, {
+            "items": f'[{{"id": {step.pk}, "attempt": 1, "output": null, "logs": [], "metrics": {{}}, '
+                     '"ago_start": 0, "ago_end": 0}]', "running": "running", "succeeded": "succeeded",
+            "pending": "pending", "edges": "[]", "run": run.pk}),
+        "claim in one statement": (hotpath._CLAIM.sql, {
+            **one_statement, "id": step.pk, "queued": "queued", "running": "running", "attempt": 1}),
+        "chained success in one statement": (hotpath._CHAIN.sql, {
             **one_statement, "step": step.pk, "running": "running", "attempt": 1, "next_node": "s2",
-            "pending": "pending", "output": "{}", "ago_start": 0.0, "ago_end": 0.0, "logs": "[]", "metrics": "{}"}),
-        "last step's success in one statement": (hotpath._FINISH_SQL, {
+            "pending": "pending", "succeeded": "succeeded", "output": "{}", "ago_start": 0.0, "ago_end": 0.0,
+            "logs": "[]", "metrics": "{}"}),
+        "last step's success in one statement": (hotpath._FINISH.sql, {
             **one_statement, "step": step.pk, "running": "running", "attempt": 1, "failed": "failed",
             "upstream_failed": "upstream_failed", "output": "{}", "ago_start": 0.0, "ago_end": 0.0, "logs": "[]",
             "metrics": "{}", "sinks": '["s3"]',
             "node": "s3", "succeeded": "succeeded", "run_succeeded": "succeeded"}),
-        "release": (_RELEASE_SQL, {"ids": [step.pk], "attempts": [1], "running": "running"}),
+        "release": (transitions.RELEASE.sql, {"ids": [step.pk], "attempts": [1], "running": "running",
+                                              "queued": "queued"}),
         "heartbeat": (liveness.SQL["heartbeat"].sql, {"lease": 30, "step": step.pk, "attempt": 1,
                                                        "running": "running"}),
-        "journal": (journal._UPSERT_SQL, {"step": step.pk, "key": "k", "position": 0, "safe": False, "attempt": 1,
-                                          "running": "running"}),
+        "journal": (journal.JOURNAL_START.sql, {"step": step.pk, "key": "k", "position": 0, "safe": False,
+                                                "attempt": 1, "running": "running", "started": "started"}),
     }
     for name, (sql, params) in statements.items():
         plan = _generic_plan(sql, params)
@@ -99,19 +103,18 @@ def test_queue_picks_choose_their_rows_once_whatever_the_statistics_say():
     from django.db import connection
     from django_q.signing import SignedPackage
 
-    from engine.core.broker import _DEQUEUE_SQL
+    from engine.core.broker import DEQUEUE
     from engine.core.runtx import CLAIM_NEXT_SQL
 
     with connection.cursor() as cur:
         cur.execute("ANALYZE django_q_ormq")  # empty
         cur.execute("INSERT INTO django_q_ormq (key, payload, lock) SELECT 'default', %s, now() "
                     "FROM generate_series(1, 2000)", [SignedPackage.dumps({"func": "x"})])
-        cur.execute("EXPLAIN " + _DEQUEUE_SQL, {"visibility": 30, "key": "fast", "bulk": 1})
+        cur.execute(f"EXPLAIN {DEQUEUE.sql}", {"visibility": 30, "key": "fast", "bulk": 1})
         dequeue = "\n".join(row[0] for row in cur.fetchall())
     run, _ = run_start(workflow=workflow_save(definition=chain("plans-next", 2))[0])
-    claim_next = _generic_plan(_CLAIM_WRAP.replace("{claim}", CLAIM_NEXT_SQL.strip()),
-                               {"lease": 30, "queued": "queued", "worker": "w", "run": run.pk, "queue": "default",
-                                "n": 4})
+    claim_next = _generic_plan(CLAIM_NEXT_SQL.sql, {"lease": 30, "running": "running", "worker": "w", "run": run.pk,
+                                                    "queue": "default", "n": 4})
     for name, plan in (("dequeue", dequeue), ("claim of queued siblings", claim_next)):
         assert "InitPlan" in plan and "Semi Join" not in plan, f"{name}:\n{plan}"
 
@@ -119,14 +122,14 @@ def test_queue_picks_choose_their_rows_once_whatever_the_statistics_say():
 def test_the_channel_layer_rows_read_the_group_key_index_not_every_membership():
     from django.utils import timezone
 
-    from engine.core.events import MESSAGES_INSERT_SQL
+    from engine.core.events import MESSAGES_INSERT
 
     with connection.cursor() as cur:  # 3,000 websocket memberships of other runs' groups
         cur.execute("INSERT INTO channels_postgres_groupchannel (group_key, channel, expire) "
                     "SELECT 'asgi:group:run.' || i, 'specific.' || i, now() + interval '1 day' "
                     "FROM generate_series(1, 3000) AS i")
         cur.execute("ANALYZE channels_postgres_groupchannel")
-    typed = (MESSAGES_INSERT_SQL.replace("%(message)s", "%(message)s::bytea")  # typed, as psycopg sends them
+    typed = (MESSAGES_INSERT.sql.replace("%(message)s", "%(message)s::bytea")  # typed, as psycopg sends them
              .replace("%(expire)s", "%(expire)s::timestamptz"))
     plan = _generic_plan(typed, {"message": b"m", "expire": timezone.now(),
                                                "groups": '["asgi:group:run.x", "asgi:group:runs"]'})

@@ -36,3 +36,15 @@ def test_a_cancelled_run_is_final_and_a_step_becomes_running_only_from_a_claim()
     # a finished step only moves again by an operator's retry or rerun: back to pending or queued first
     for status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.CANCELLED):
         assert StepStatus.RUNNING not in STEP_NEXT[status]
+
+
+def test_the_named_sets_agree_with_the_table():
+    from engine.states import RUN_REOPENABLE, STEP_FAILED, STEP_IDLE, STEP_SETTLEABLE
+
+    # what a run's cancellation cancels: every step that may be cancelled but a running one (it stops by itself)
+    assert STEP_IDLE == STEP_TRANSITIONS[StepStatus.CANCELLED] - {StepStatus.RUNNING}
+    assert STEP_SETTLEABLE == STEP_IDLE | STEP_FAILED and not STEP_SETTLEABLE & {StepStatus.RUNNING}
+    for status in STEP_SETTLEABLE:
+        assert {StepStatus.SKIPPED, StepStatus.SUCCEEDED} <= STEP_NEXT[status] | {status}
+    assert RUN_REOPENABLE == {RunStatus.SUCCEEDED, RunStatus.FAILED}
+    assert all(RunStatus.RUNNING in RUN_NEXT[status] for status in RUN_REOPENABLE)

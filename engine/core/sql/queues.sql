@@ -1,0 +1,26 @@
+-- name: enqueue
+-- The broker rows of some deliveries (visible from the database's now, whatever this machine's clock says), their ids on the steps (for orphan detection), and a NOTIFY that wakes the queues' idle clusters at commit.
+WITH v AS (
+    SELECT * FROM unnest(%(steps)s::bigint[], %(keys)s::text[], %(payloads)s::text[]) AS v(step, key, payload)
+), m AS (
+    INSERT INTO django_q_ormq (key, payload, lock) SELECT key, payload, statement_timestamp() FROM v
+    RETURNING id, payload
+), u AS (
+    UPDATE engine_steprun s SET broker_msg_id = m.id FROM m JOIN v ON v.payload = m.payload WHERE s.id = v.step
+)
+SELECT pg_notify(c, '') FROM unnest(%(channels)s::text[]) AS c
+
+-- name: queue_stats
+-- Per queue: live clusters and workers, depth, running steps, the oldest queued step's age and the steps finished in the last minute (bound on the client, so the statuses reach the planner as values and the partial indexes serve).
+SELECT q.name,
+  (SELECT count(*) FROM engine_workerprocess w
+     WHERE w.queue = q.name AND w.last_seen > now() - make_interval(secs => %(stale)s)),
+  (SELECT coalesce(sum(w.workers), 0) FROM engine_workerprocess w
+     WHERE w.queue = q.name AND w.last_seen > now() - make_interval(secs => %(stale)s)),
+  (SELECT count(*) FROM engine_steprun s WHERE s.status = %(queued)s AND s.queue = q.name),
+  (SELECT count(*) FROM engine_steprun s WHERE s.status = %(running)s AND s.queue = q.name),
+  (SELECT extract(epoch FROM now() - min(s.queued_at)) FROM engine_steprun s
+     WHERE s.status = %(queued)s AND s.queue = q.name),
+  (SELECT count(*) FROM engine_steprun s WHERE s.queue = q.name
+     AND s.finished_at > now() - interval '1 minute')
+FROM unnest(%(names)s::text[]) AS q(name)

@@ -122,8 +122,8 @@ def test_every_status_change_of_every_path_is_in_the_transition_table(drain, tmp
     transition guard on (tests/support/transition_guard.py), which refuses any status change the table does not
     allow, whichever statement makes it."""
     with connection.cursor() as cur:
-        cur.execute("SELECT tgname FROM pg_trigger WHERE tgrelid IN ('engine_steprun'::regclass, 'engine_run'::regclass)"
-                    " AND tgenabled <> 'D' ORDER BY 1")
+        cur.execute("SELECT tgname FROM pg_trigger WHERE tgenabled <> 'D'"
+                    " AND tgrelid IN ('engine_steprun'::regclass, 'engine_run'::regclass) ORDER BY 1")
         assert [name for (name,) in cur.fetchall()] == ["test_run_transition_check", "test_step_transition_check"]
     flag = tmp_path / "flag"
     fan_out = definition("fan", [node("a"), node("b"), node("c"), node("d"), node("e"),

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.core.dbretry import prepared_cursor, with_db_retry
-from engine.core.security import json_for_storage, storable_text
+from engine.core.security import OutputInvalid, json_for_storage, storable_text
 from engine.core.statements import execute, load
 from engine.exceptions import InDoubt, LeaseLost, NonDeterministicReplay, RecordedError, StepCancelled
 from engine.models import JournalEntry
@@ -93,7 +93,10 @@ class Journal:
             self._finish(entry_id, "failed", None, storable_text(f"{exc}"[:10000]), type(exc).__name__)
             raise
         try:
-            encoded = json_for_storage(result, what="the result")  # NaN, Infinity and NUL: PostgreSQL refuses them
+            encoded = json_for_storage(result, what="the result")
+        except OutputInvalid as exc:  # NaN, Infinity, NUL, a lone surrogate: the same call would return it again
+            self._finish(entry_id, "failed", None, storable_text(str(exc)), "OutputInvalid")
+            raise OutputInvalid(f"journal step {key!r}: {exc}") from None
         except (TypeError, ValueError) as exc:
             self._finish(entry_id, "failed", None, f"result is not JSON-serialisable: {exc}", "TypeError")
             raise RecordedError(f"journal step {key!r} returned a value that is not JSON-serialisable: {exc}") from None

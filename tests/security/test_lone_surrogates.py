@@ -136,7 +136,6 @@ def test_an_http_response_with_a_lone_surrogate_fails_the_step_naming_the_path(s
     assert "psycopg" not in step.error and "DataError" not in step.error
 
 
-@pytest.mark.xfail(strict=True, reason="engine/core/journal.py turns OutputInvalid into RecordedError, retried")
 def test_an_http_response_with_a_lone_surrogate_fails_the_step_once(surrogate_server, drain):
     run = run_one("surrogate-http-once", [http_call(surrogate_server)], drain)
     assert Attempt.objects.filter(step__run=run).count() == 1

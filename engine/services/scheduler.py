@@ -342,7 +342,8 @@ def step_reject(*, run_id, node_id: str, comment: str = "", actor=None) -> StepR
         who = _actor_name(actor) or "an operator"
         error = f"rejected by {who}" + (f": {comment}" if comment else "")
         tx.step_set_status(step, S.FAILED, error=error, output={"approved": False, "comment": comment, "by": who},
-                           waiting_reason="", wake_at=None, event={"decision": "rejected", "comment": comment})
+                           waiting_reason="", waiting_detail=None, wake_at=None,
+                           event={"decision": "rejected", "comment": comment})
         propagate(tx, node_id, FAILED)
     return StepRun.objects.get(pk=step.id)
 

@@ -10,7 +10,14 @@ from engine.core import outcomes, registry, runtx
 from engine.core.inline import is_inline
 from engine.core.runtx import RunTx, StepRef
 from engine.models import Event, Run, StepRun
-from engine.services.scheduler import run_cancel, run_start, step_approve, step_rerun_from, step_retry
+from engine.services.scheduler import (
+    run_cancel,
+    run_start,
+    step_approve,
+    step_reject,
+    step_rerun_from,
+    step_retry,
+)
 from engine.services.workflows import workflow_save
 from tests.conftest import chain, definition, node
 
@@ -105,16 +112,17 @@ def test_only_an_unknown_node_type_counts_as_not_inline():
     assert is_inline("python") is False
 
 
-def test_an_approved_step_keeps_no_waiting_detail(drain):
-    wf = save(definition("approve-detail", [{"id": "ok", "type": "approval", "config": {"message": "Go?"}},
-                                            node("after")], [("ok", "after")]))
+@pytest.mark.parametrize("decide, status", [(step_approve, "succeeded"), (step_reject, "failed")])
+def test_a_decided_step_keeps_no_waiting_detail(decide, status, drain):
+    wf = save(definition(f"decide-{status}", [{"id": "ok", "type": "approval", "config": {"message": "Go?"}},
+                                              node("after")], [("ok", "after")]))
     run, _ = run_start(workflow=wf)
     drain()
     ok = StepRun.objects.get(run=run, node_id="ok")
     assert (ok.status, ok.waiting_reason, ok.waiting_detail) == ("waiting", "approval", {"message": "Go?"})
-    step_approve(run_id=run.pk, node_id="ok", comment="fine", actor="alice")
+    decide(run_id=run.pk, node_id="ok", comment="fine", actor="alice")
     ok.refresh_from_db()
-    assert (ok.status, ok.waiting_reason, ok.waiting_detail, ok.wake_at) == ("succeeded", "", None, None)
+    assert (ok.status, ok.waiting_reason, ok.waiting_detail, ok.wake_at) == (status, "", None, None)
 
 
 def test_every_status_change_of_every_path_is_in_the_transition_table(drain, tmp_path):

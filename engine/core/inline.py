@@ -11,11 +11,9 @@ from __future__ import annotations
 import time
 import traceback
 
-from django.conf import settings
-
 from engine.core import registry, transitions
 from engine.core.context import upstream_outputs
-from engine.core.security import json_for_storage, storable_text
+from engine.core.security import output_check, storable_text
 from engine.exceptions import NodeTypeNotFound
 from engine.observability import hooks as observe
 from engine.states import StepStatus
@@ -62,10 +60,7 @@ def run_inline(tx, step) -> tuple[str, object]:
         ctx = InlineContext(run_id=tx.run.pk, node_id=node.id, config=config, run_inputs=tx.run.inputs,
                             upstream=upstream)
         output = registry.get_node_type(node.type).cls().run(ctx, dict(config))
-        size = len(json_for_storage(output))  # OutputInvalid for NaN, Infinity or NUL: PostgreSQL refuses them
-        if size > settings.WEFT_MAX_OUTPUT_BYTES:
-            raise ValueError(f"step output is {size} bytes; the limit (WEFT_MAX_OUTPUT_BYTES) is "
-                             f"{settings.WEFT_MAX_OUTPUT_BYTES}")
+        output_check(output)
     except Exception as exc:
         error = storable_text(f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"[:20000])
         tb = storable_text("".join(traceback.format_exception(exc))[-50000:])

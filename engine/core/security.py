@@ -136,15 +136,29 @@ def storable_text(text: str) -> str:
     return text
 
 
+class OutputTooLarge(Exception):
+    """A step output over WEFT_MAX_OUTPUT_BYTES, or one JSON cannot encode: retrying cannot fix it."""
+
+
+def output_check(value) -> str:
+    """``value`` as the JSON a step output is stored as. Raises OutputInvalid for a value PostgreSQL cannot store
+    (NaN, Infinity, NUL, a lone surrogate), OutputTooLarge for one JSON cannot encode or over
+    WEFT_MAX_OUTPUT_BYTES. The encoding is ASCII (non-ASCII characters are escaped), so its length is its size in
+    bytes."""
+    try:
+        encoded = json_for_storage(value)
+    except TypeError as exc:  # the encoder's own: a value JSON has no form for (a set, an object)
+        raise OutputTooLarge(f"step output is not JSON-serialisable: {exc}") from None
+    limit = settings.WEFT_MAX_OUTPUT_BYTES
+    if len(encoded) > limit:
+        raise OutputTooLarge(f"step output is {len(encoded)} bytes; the limit (WEFT_MAX_OUTPUT_BYTES) is {limit}")
+    return encoded
+
+
 def output_problem(value) -> str | None:
     """Why ``value`` cannot be a step output (not storable, or over WEFT_MAX_OUTPUT_BYTES), or None."""
     try:
-        size = len(json_for_storage(value).encode("utf-8"))
-    except OutputInvalid as exc:
+        output_check(value)
+    except (OutputInvalid, OutputTooLarge) as exc:
         return str(exc)
-    except TypeError as exc:
-        return f"step output is not JSON-serialisable: {exc}"
-    limit = settings.WEFT_MAX_OUTPUT_BYTES
-    if size > limit:
-        return f"step output is {size} bytes; the limit (WEFT_MAX_OUTPUT_BYTES) is {limit}"
     return None

@@ -13,7 +13,7 @@ from django_q.exceptions import TimeoutException
 
 from engine.core import registry
 from engine.core.context import StepContext, Wait, upstream_outputs
-from engine.core.security import json_for_storage
+from engine.core.security import output_check
 from engine.exceptions import InDoubt, LeaseLost, StepCancelled, StepTimeout
 from engine.observability import hooks as observe
 from engine.services import scheduler
@@ -31,10 +31,6 @@ from engine.worker.outcome import (
     TimedOut,
     Waiting,
 )
-
-
-class OutputTooLarge(Exception):
-    """A step output over WEFT_MAX_OUTPUT_BYTES, or one JSON cannot encode: retrying cannot fix it."""
 
 
 @dataclass(frozen=True)
@@ -105,17 +101,6 @@ def node_run(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, cap
         sink.flush_rest()
         root.removeHandler(capture)
 
-
-def output_check(output) -> None:
-    """Raise OutputTooLarge for an output JSON cannot encode or over WEFT_MAX_OUTPUT_BYTES, OutputInvalid for one
-    PostgreSQL cannot store (NaN, Infinity, NUL)."""
-    try:
-        size = len(json_for_storage(output))
-    except TypeError as exc:  # the encoder's own: a value JSON has no form for (a set, an object)
-        raise OutputTooLarge(f"step output is not JSON-serialisable: {exc}") from None
-    if size > settings.WEFT_MAX_OUTPUT_BYTES:
-        raise OutputTooLarge(f"step output is {size} bytes; the limit (WEFT_MAX_OUTPUT_BYTES) is "
-                             f"{settings.WEFT_MAX_OUTPUT_BYTES}")
 
 
 def _direct_upstream(*, run_id, graph, node) -> dict:

@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import REPO, TEST_QUEUES, Workers, chain, node
 from tests.support.effects import EffectServer
+from tests.support.transition_guard import transition_guard_install
 
 pytestmark = [pytest.mark.workers, pytest.mark.chaos]
 
@@ -82,6 +83,8 @@ def test_postgres_restart_mid_run_loses_nothing(private_pg, tmp_path):
         return out.stdout
 
     manage("migrate", "-v0")
+    with psycopg.connect(private_pg.url, autocommit=True) as conn, conn.cursor() as cursor:
+        transition_guard_install(cursor=cursor)  # as on the test database: every status change is checked
     with EffectServer() as server:
         definition = chain("pg-restart", STEPS, lambda i: node(
             f"s{i}", "tests.http_effect", kwargs={"url": server.url},

@@ -106,7 +106,7 @@ class StepRun(models.Model):
     attempt = models.IntegerField(default=0)
     # Bumped by "rerun from here": idempotency keys change only when an operator asks for a fresh execution.
     generation = models.IntegerField(default=0)
-    # Readiness counters (see outcomes): upstream edges not yet finished, and their outcomes so far.
+    # Readiness counters (see engine.core.outcomes): upstream edges not yet finished, and their outcomes so far.
     remaining_upstream = models.IntegerField(default=0)
     upstream_succeeded = models.IntegerField(default=0)
     upstream_failed = models.IntegerField(default=0)

@@ -1,4 +1,5 @@
-"""Every source path the documentation names exists: docs/*.md and README.md, in backticks or plain text."""
+"""Every source path the documentation names exists: docs/*.md and README.md, in backticks or plain text; and
+every one a comment or docstring of the code names."""
 
 from __future__ import annotations
 
@@ -40,3 +41,13 @@ def test_every_source_path_in_the_docs_exists():
                 missing.append(f"{document.relative_to(REPO)}:{number}: {path}")
     assert named > 20, "the docs name hardly any source path: is the pattern still finding them?"
     assert not missing, "paths in the docs that do not exist:\n" + "\n".join(missing)
+
+
+def test_every_source_path_in_a_comment_or_docstring_exists():
+    missing = []
+    for package in ("engine", "api", "webui", "config", "tests"):
+        for module in sorted((REPO / package).rglob("*.py")):
+            for number, path in source_paths(module.read_text(encoding="utf-8")):
+                if not (REPO / path).is_file():
+                    missing.append(f"{module.relative_to(REPO)}:{number}: {path}")
+    assert not missing, "paths in the code's comments and docstrings that do not exist:\n" + "\n".join(missing)

@@ -86,7 +86,7 @@ class TemplateFailed(EngineError):
     code = "template_error"
 
 
-# Raised inside a step; turned into attempt outcomes by the executor.
+# Raised inside a step; turned into attempt outcomes by engine.worker.run (see engine.worker.outcome).
 
 
 class StepFailure(Exception):

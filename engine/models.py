@@ -1,7 +1,8 @@
 """Weft's durable state. Models are data: fields, constraints, indexes, small properties.
 
-Workflow logic lives in scheduler.py, outcomes.py and executor.py; status changes go through the
-compare-and-set functions there, never ``obj.status = X; obj.save()``.
+Workflow logic lives in engine.services.scheduler (starting runs, operator actions), engine.core.outcomes
+(what a step's outcome does to its run) and engine.worker (running steps); status changes go through the
+compare-and-set functions of engine.core.transitions, never ``obj.status = X; obj.save()``.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class StepRun(models.Model):
     attempt = models.IntegerField(default=0)
     # Bumped by "rerun from here": idempotency keys change only when an operator asks for a fresh execution.
     generation = models.IntegerField(default=0)
-    # Readiness counters (see outcomes): upstream edges not yet finished, and their outcomes so far.
+    # Readiness counters (see engine.core.outcomes): upstream edges not yet finished, and their outcomes so far.
     remaining_upstream = models.IntegerField(default=0)
     upstream_succeeded = models.IntegerField(default=0)
     upstream_failed = models.IntegerField(default=0)
@@ -243,7 +244,8 @@ class WorkerProcess(models.Model):
 
 
 class Credential(models.Model):
-    """A named secret (API key, token) that node configs refer to by name. Encrypted at rest; see credentials.py."""
+    """A named secret (API key, token) that node configs refer to by name. Encrypted at rest; see
+    engine/integrations/credentials.py."""
 
     class Kind(models.TextChoices):
         API_KEY = "api_key"  # sent as "Authorization: Bearer <secret>" (LLM providers)

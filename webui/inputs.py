@@ -1,5 +1,5 @@
-"""What a step's node receives: its config rendered the way the executor renders it, from the run
-inputs and the upstream outputs as they are now, beside those outputs. Rendered inputs are not
+"""What a step's node receives: its config rendered the way a worker renders it (engine.worker.run), from
+the run inputs and the upstream outputs as they are now, beside those outputs. Rendered inputs are not
 stored per attempt, so for a step whose upstream steps were rerun since it ran, this shows what it
 would receive now; the upstream outputs are listed with their statuses so that is visible."""
 

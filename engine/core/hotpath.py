@@ -2,8 +2,9 @@
 
 - A run's start (the run row, its steps, its first steps queued with their broker messages, its events) takes
   BEGIN, the run's insert, the steps', the queueing, the broker rows, the events and the run row, COMMIT in
-  ``scheduler.run_start``: seven round trips. Here it is two: the ids of the steps and messages are drawn from
-  their sequences first (which writes nothing that needs a commit), then one statement inserts everything.
+  ``engine.services.scheduler.run_start``: seven round trips. Here it is two: the ids of the steps and messages
+  are drawn from their sequences first (which writes nothing that needs a commit), then one statement inserts
+  everything.
   It applies when no first step is inline (those run in the run's first transaction).
 - A delivered step's claim (``queued -> running``, its Attempt row, its broker message dropped, its event)
   takes BEGIN, the run lock, the claim, the event and the run row, COMMIT in ``RunTx``: five round trips.
@@ -15,9 +16,9 @@
   sinks' outputs and the failed steps, the events and the run row, COMMIT.
 
 Here each is one statement, so one round trip: outside a transaction it commits by itself (synchronous_commit
-as configured), inside one it is part of it. Everything it writes is what ``RunTx`` and ``outcomes`` write for
-the same transition: the same compare-and-sets, Attempt rows, events with the next sequence numbers, run
-counters and channel-layer rows.
+as configured), inside one it is part of it. Everything it writes is what ``RunTx`` and engine.core.outcomes
+write for the same transition: the same compare-and-sets, Attempt rows, events with the next sequence numbers,
+run counters and channel-layer rows.
 
 Each statement on a running run locks the run row first, and does anything only if the run is still running
 and its last sequence number is the one the worker saw (no other transition happened in between, so the

@@ -1,4 +1,4 @@
-"""Inline nodes (transform, branch): run inside the scheduler's transaction, no queue round trip.
+"""Inline nodes (transform, branch): run inside the run's transaction (RunTx) that made them ready, no queue round trip.
 
 An inline node is cheap, pure and deterministic (it reads its inputs and returns a value), so
 running it in the transaction that made it ready is safe: if the transaction rolls back, so does

@@ -23,7 +23,7 @@ class NodeType:
     description: str
     config_schema: dict
     default_queue: str = "default"
-    inline: bool = False  # runs in the scheduler's transaction, no queue round trip
+    inline: bool = False  # runs in the transaction that made it ready (engine.core.inline)
     outputs: dict = field(default_factory=dict)
 
 

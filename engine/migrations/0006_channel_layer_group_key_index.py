@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     ]
 
     # channels-postgres looks its group memberships up by group key, and so does every statement that writes a
-    # run's events with their channel-layer rows (engine.events.MESSAGES_INSERT_SQL), but its table has no index
+    # run's events with their channel-layer rows (engine.core.events.MESSAGES_INSERT), but its table has no index
     # on the key: each such statement read every membership (0.3 ms a statement with 3,000 of them).
     operations = [
         migrations.RunSQL(

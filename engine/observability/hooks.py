@@ -1,4 +1,5 @@
-"""The calls the executor, recovery and inline steps make: one object per attempt, and a few one-liners.
+"""The calls the worker (engine.worker.run, engine.worker.record), recovery and inline steps make: one object per
+attempt, and a few one-liners.
 
 Everything here is in-process bookkeeping (a context variable, in-memory or mmap counters, a
 span when tracing is on): no database query is added to a step's path.
@@ -79,7 +80,7 @@ def observe_attempt(step, *, attempt: int, worker: str) -> AttemptObserver:
 
 
 def inline_step_ran(*, queue: str, node_type: str, outcome: str, duration_s: float) -> None:
-    """A step of an inline type ran in the scheduler's transaction: once that commits, it counts as a started and
+    """A step of an inline type ran in the transaction that made it ready: once that commits, it counts as a started and
     finished attempt, with the labels of an attempt a worker ran (it waited in no queue: no queue wait)."""
 
     def count() -> None:

@@ -1,6 +1,6 @@
 """Live step logs: while an attempt runs, the lines it has captured so far are appended to its
 Attempt row every WEFT_LOG_FLUSH_S seconds, so the step drawer and ``GET /api/runs/{id}/logs/``
-show them before the attempt ends. When it ends, the executor writes the complete list.
+show them before the attempt ends. When it ends, engine.worker.record writes the complete list.
 
 One flusher thread per worker process serves every running attempt; an attempt shorter than
 the interval never causes a write, and the thread holds no database connection between passes.

@@ -1,9 +1,9 @@
 """Structured logs for Weft's own processes.
 
 Every line names the step being executed -- run id, step id, node id, attempt, queue -- and the
-worker (``host:pid``), taken from a context variable the executor sets around each attempt
-(``log_context``). ``JsonFormatter`` writes one JSON object per line (for log collectors);
-``TextFormatter`` writes a short human-readable line (for a terminal, e.g. ``make run``).
+worker (``host:pid``), taken from a context variable set around each attempt (``log_context``, entered
+by ``hooks.observe_attempt``, which engine.worker.run calls). ``JsonFormatter`` writes one JSON object per
+line (for log collectors); ``TextFormatter`` writes a short human-readable line (for a terminal, e.g. ``make run``).
 ``WEFT_LOG_FORMAT`` chooses: ``json``, ``text`` or ``auto`` (text on a terminal, else JSON).
 """
 

@@ -1,6 +1,6 @@
 """Prometheus metrics, safe across django-q2's worker processes.
 
-Counters and histograms are incremented where things happen (the executor, recovery) and never
+Counters and histograms are incremented where things happen (engine.worker, its recovery) and never
 cost a database query. Processes started by ``runworkers`` and ``up`` write them to files in
 ``WEFT_METRICS_DIR`` (prometheus-client's multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``), so a
 worker that dies or is recycled keeps its counts. The gauges that describe the system rather

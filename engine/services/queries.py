@@ -1,6 +1,7 @@
 """Read-only queries for interfaces (API, pages): lists, details, events, timelines.
 
-Nothing here changes state; status changes go through scheduler.py, outcomes.py and RunTx.
+Nothing here changes state; status changes go through engine.core.transitions (from RunTx, in
+engine.services.scheduler, engine.core.outcomes and engine.worker).
 """
 
 from __future__ import annotations

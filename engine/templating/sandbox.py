@@ -4,8 +4,8 @@ Jinja2's ``ImmutableSandboxedEnvironment`` keeps templates away from Python inte
 starting with ``_``, function globals, methods that mutate lists and dicts), but not from
 exhausting the machine: ``'a' * 10**9``, ``'x'|center(10**9)``, ``'%999999999s' % 1``, ``2**2**40``
 or three nested loops over ``range(100000)`` run as long and grow as large as they like. A template
-comes from whoever may edit a workflow, and runs in a worker or inside the scheduler's transaction,
-so this environment also bounds:
+comes from whoever may edit a workflow, and runs in a worker or inside a run's transaction (inline nodes,
+edge conditions), so this environment also bounds:
 
 - size: no operator (``*``, ``+``, ``~``, ``%``), string method, ``str.format`` or filter may build a
   string or list longer than ``MAX_SIZE`` characters or items, checked *before* it is built; the

@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 
 from engine.exceptions import AlreadyExists, EngineError, NotFound
+from engine.integrations.netguard import CredentialHeaders
 from engine.models import Credential
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -144,15 +145,18 @@ def credential_material(name: str) -> tuple[str, str]:
         ) from None
 
 
-def auth_headers(name: str) -> tuple[dict[str, str], str]:
-    """HTTP headers that present credential ``name``, and the secret (for ``redact``)."""
+def credential_headers(name: str) -> CredentialHeaders:
+    """The HTTP headers that present credential ``name`` (with the secret, for ``redact``), for
+    ``netguard.guarded_request(credential=...)``, which keeps them within the request's origin."""
     kind, secret = credential_material(name)
     if kind == Credential.Kind.BASIC:
-        return {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode("ascii")}, secret
-    if kind == Credential.Kind.HEADER:
+        headers = {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode("ascii")}
+    elif kind == Credential.Kind.HEADER:
         header, value = secret.split(":", 1)
-        return {header.strip(): value.strip()}, value.strip()
-    return {"Authorization": f"Bearer {secret}"}, secret
+        headers, secret = {header.strip(): value.strip()}, value.strip()
+    else:
+        headers = {"Authorization": f"Bearer {secret}"}
+    return CredentialHeaders(name=name, headers=headers, secret=secret)
 
 
 def redact(text: str, *secrets: str | None) -> str:

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import connection
 
 from engine.integrations import llm_simulation, netguard
-from engine.integrations.credentials import auth_headers, redact, redact_value
+from engine.integrations.credentials import credential_headers, redact, redact_value
 from engine.integrations.llm_simulation import SIMULATED_MODEL
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -62,10 +62,13 @@ class Endpoint:
     provider: str  # "openai" or "simulation"
     model: str
     base_url: str = ""
-    headers: dict = field(default_factory=dict, repr=False)
-    secret: str = field(default="", repr=False)
+    credential: netguard.CredentialHeaders | None = field(default=None, repr=False)  # the API key, if any
     check_host: bool = True  # apply the SSRF guard (base URLs from node configs)
     simulation: dict | None = None
+
+    @property
+    def secret(self) -> str:
+        return self.credential.secret if self.credential else ""
 
 
 def resolve_endpoint(config: dict) -> Endpoint:
@@ -81,14 +84,14 @@ def resolve_endpoint(config: dict) -> Endpoint:
     own_url = (config.get("base_url") or "").rstrip("/")
     base_url = own_url or settings.WEFT_LLM_BASE_URL or OPENAI_BASE_URL
     operator_url = not own_url or own_url == settings.WEFT_LLM_BASE_URL
-    headers, secret = {}, ""
+    credential = None
     if config.get("credential"):
-        headers, secret = auth_headers(config["credential"])
+        credential = credential_headers(config["credential"])
     elif operator_url and settings.OPENAI_API_KEY:
         # The environment's key goes only to the operator's endpoint, never to a URL typed into a node.
-        headers, secret = {"Authorization": f"Bearer {settings.OPENAI_API_KEY}"}, settings.OPENAI_API_KEY
-    return Endpoint("openai", model, base_url=base_url, headers=headers, secret=secret,
-                    check_host=not operator_url)
+        credential = netguard.CredentialHeaders(name="OPENAI_API_KEY", secret=settings.OPENAI_API_KEY,
+                                                headers={"Authorization": f"Bearer {settings.OPENAI_API_KEY}"})
+    return Endpoint("openai", model, base_url=base_url, credential=credential, check_host=not operator_url)
 
 
 # -- prices and usage ---------------------------------------------------------------------------
@@ -178,7 +181,7 @@ def _openai_chat(endpoint: Endpoint, *, messages, tools, temperature, max_tokens
     if response_schema is not None:
         body["response_format"] = {"type": "json_schema",
                                    "json_schema": {"name": "output", "schema": response_schema, "strict": True}}
-    headers = {"Content-Type": "application/json", **endpoint.headers}
+    headers = {"Content-Type": "application/json"}
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
     url = endpoint.base_url.rstrip("/") + "/chat/completions"
@@ -188,7 +191,7 @@ def _openai_chat(endpoint: Endpoint, *, messages, tools, temperature, max_tokens
         try:
             resp = netguard.guarded_request("POST", url, headers=headers, content=json.dumps(body).encode(),
                                             timeout_s=timeout_s, max_body_bytes=8 * 1024 * 1024,
-                                            check=endpoint.check_host)
+                                            check=endpoint.check_host, credential=endpoint.credential)
         except httpx.TimeoutException as exc:
             raise LLMUnavailable(f"model endpoint {url} timed out after {timeout_s:g} s ({type(exc).__name__})") \
                 from None

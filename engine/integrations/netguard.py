@@ -11,6 +11,11 @@ The default is ``*``: any public host, and never loopback, private, link-local (
 request is then sent to the very address that was checked (the host name still goes in the
 ``Host`` header and TLS SNI, and certificates are verified against it), so a second DNS answer
 cannot redirect it. Redirects are followed by hand, and every hop is checked again.
+
+A stored credential travels as ``CredentialHeaders``, apart from the request's other headers, so that
+the request layer knows exactly which headers present it: they go only to the origin (scheme, host,
+port) of the first request, and a redirect that leaves that origin drops every one of them, whatever
+the credential's kind.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
 import httpx
@@ -173,6 +178,20 @@ def resolve_checked(host: str, port: int, pol: Policy | None = None) -> str:
     return addresses[0]
 
 
+@dataclass(frozen=True)
+class CredentialHeaders:
+    """The headers that present one stored credential, and its secret (for redaction). ``guarded_request``
+    sends them within the origin of the first request only."""
+
+    name: str
+    headers: dict[str, str] = field(repr=False)
+    secret: str = field(default="", repr=False)
+
+    @property
+    def header_names(self) -> frozenset[str]:
+        return frozenset(k.lower() for k in self.headers)
+
+
 @dataclass
 class Response:
     status: int
@@ -213,19 +232,25 @@ def guarded_request(
     max_body_bytes: int | None = None,
     max_redirects: int = 5,
     check: bool = True,
+    credential: CredentialHeaders | None = None,
 ) -> Response:
     """One HTTP exchange with the SSRF guard, manual redirects and a body size cap.
 
+    ``credential``'s headers are added to requests to the first request's origin; from the first redirect
+    that leaves it on, they are not sent (nor any of ``headers`` of the same names).
     ``check=False`` skips the host policy: only for endpoints an operator configured in settings.
     """
     cap = max_body_bytes if max_body_bytes is not None else settings.WEFT_HTTP_MAX_BODY_BYTES
     pol = policy()
     headers = inject_headers(dict(headers or {}))  # traceparent of the current span, when tracing is on
+    if credential is not None:
+        headers = {k: v for k, v in headers.items() if k.lower() not in credential.header_names}
     started = time.monotonic()
     redirects = 0
     with httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False) as client:
         while True:
-            request = _pinned_request(client, method, url, headers, content, pol, check)
+            send_headers = {**headers, **credential.headers} if credential is not None else headers
+            request = _pinned_request(client, method, url, send_headers, content, pol, check)
             response = client.send(request, stream=True)
             try:
                 if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
@@ -240,6 +265,7 @@ def guarded_request(
                                                                                          "content-length")}
                     if _origin(target) != _origin(url):
                         headers = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
+                        credential = None  # its headers stay with the origin they were meant for
                     url = target
                     continue
                 body = _read_capped(response, cap)

@@ -10,7 +10,7 @@ from django.conf import settings
 
 from engine.core.registry import node_type
 from engine.integrations import netguard
-from engine.integrations.credentials import auth_headers, redact, redact_value
+from engine.integrations.credentials import credential_headers, redact, redact_value
 from engine.nodes.validation import credential_problems, url_problems
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -97,10 +97,8 @@ def send(config: dict, *, idempotency_key: str | None) -> dict:
     if config.get("query"):
         url = str(httpx.URL(url).copy_merge_params({k: str(v) for k, v in config["query"].items()}))
     headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
-    secret = ""
-    if config.get("credential"):
-        extra, secret = auth_headers(config["credential"])
-        headers.update(extra)
+    credential = credential_headers(config["credential"]) if config.get("credential") else None
+    secret = credential.secret if credential else ""
     content = None
     if config.get("json") is not None:
         content = json.dumps(config["json"]).encode()
@@ -116,7 +114,8 @@ def send(config: dict, *, idempotency_key: str | None) -> dict:
     while True:
         try:
             resp = netguard.guarded_request(method, url, headers=headers, content=content, timeout_s=timeout,
-                                            max_body_bytes=cap, max_redirects=int(config.get("max_redirects", 5)))
+                                            max_body_bytes=cap, max_redirects=int(config.get("max_redirects", 5)),
+                                            credential=credential)
         except httpx.TimeoutException:
             raise HttpRetryable(f"{method} {url} timed out after {timeout:g} s") from None
         except httpx.HTTPError as exc:

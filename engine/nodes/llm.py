@@ -47,7 +47,8 @@ def endpoint_problems(config: dict) -> list:
 
 
 def check_no_key(endpoint: llm_providers.Endpoint) -> None:
-    if endpoint.provider == "openai" and not endpoint.headers and endpoint.base_url == llm_providers.OPENAI_BASE_URL:
+    if (endpoint.provider == "openai" and endpoint.credential is None
+            and endpoint.base_url == llm_providers.OPENAI_BASE_URL):
         raise llm_providers.LLMRequestRejected(
             "no API key for the OpenAI API: set OPENAI_API_KEY, name a stored credential in the node's config, "
             "point WEFT_LLM_BASE_URL at another OpenAI-compatible server, or use provider 'auto' for the offline "

@@ -3,6 +3,11 @@
 Three Django groups (created by the data migration api/0001_roles): ``viewer`` reads everything
 but secrets; ``operator`` also starts, cancels and acts on runs and steps; ``designer`` also
 creates, edits and archives workflows and manages credentials. Superusers can do everything.
+
+Using a stored credential is a permission of its own, apart from designing: ``engine.use_credential``,
+which the group ``credential_user`` (api/0002_credential_user) grants. Without it, a designer cannot
+save a workflow that names a credential (engine.nodes.validation refuses it) nor change the hosts a
+credential may be sent to.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from rest_framework.permissions import BasePermission
 
 VIEWER, OPERATOR, DESIGNER = "viewer", "operator", "designer"
 ROLES = (VIEWER, OPERATOR, DESIGNER)
+CREDENTIAL_USER = "credential_user"  # a group beside the roles: it grants USE_CREDENTIAL
+USE_CREDENTIAL = "engine.use_credential"
 
 # Action level -> roles allowed at that level.
 READ = frozenset({VIEWER, OPERATOR, DESIGNER})
@@ -64,3 +71,18 @@ class CanDesign(_RoleRequired):
 
     allowed = DESIGN
     needs = "designer"
+
+
+class CanUseCredentials(CanDesign):
+    """Change where a credential may be sent: designer with the credential_user role (permission
+    engine.use_credential)."""
+
+    needs = "designer and credential_user"
+
+    def has_permission(self, request, view) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        if request.user.has_perm(USE_CREDENTIAL):
+            return True
+        self.message = f"this action needs the {self.needs} roles"
+        return False

@@ -3,8 +3,11 @@ validates meaning (definitions, run inputs, states)."""
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from engine.integrations.credentials import MAX_ALLOWED_HOSTS
+from engine.integrations.credentials import NAME_RE as CREDENTIAL_NAME_RE
 from engine.models import Credential
 from engine.states import RunStatus, StepStatus
 
@@ -333,18 +336,48 @@ class QueueStatsSerializer(serializers.Serializer):
 # -- credentials ----------------------------------------------------------------------------------
 
 
+class StrictCharField(serializers.CharField):
+    """Text that must arrive as a JSON string: a number or a boolean is refused, not turned into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "string", "pattern": CREDENTIAL_NAME_RE.pattern, "maxLength": 100})
+class CredentialNameField(StrictCharField):
+    """A credential's name; the pattern is checked by engine.integrations.credentials (credential_invalid)."""
+
+
+def _host_patterns(**kwargs) -> serializers.ListField:
+    return serializers.ListField(
+        child=StrictCharField(max_length=253), max_length=MAX_ALLOWED_HOSTS,
+        help_text="host patterns the secret may be sent to, in the syntax of WEFT_HTTP_ALLOWED_HOSTS: "
+                  "'api.example.com', '*.example.com', an address or a network ('10.0.0.0/8'), '*' (any "
+                  "public host); empty: the credential is sent nowhere and nodes cannot use it", **kwargs)
+
+
 class CredentialSerializer(serializers.Serializer):
     name = serializers.CharField()
     kind = serializers.ChoiceField(choices=Credential.Kind.choices)
+    allowed_hosts = _host_patterns()
     created_at = serializers.DateTimeField()
     rotated_at = serializers.DateTimeField(allow_null=True)
 
 
 class CredentialCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = CredentialNameField(max_length=100)
     kind = serializers.ChoiceField(choices=Credential.Kind.choices, required=False, default=Credential.Kind.API_KEY)
-    secret = serializers.CharField(write_only=True, trim_whitespace=False, max_length=16384)
+    secret = StrictCharField(write_only=True, trim_whitespace=False, max_length=16384)
+    allowed_hosts = _host_patterns(required=False, default=list)
 
 
 class CredentialRotateSerializer(serializers.Serializer):
-    secret = serializers.CharField(write_only=True, trim_whitespace=False, max_length=16384)
+    secret = StrictCharField(write_only=True, trim_whitespace=False, max_length=16384)
+
+
+class CredentialUpdateSerializer(serializers.Serializer):
+    """A PATCH: the fields given are replaced, the others kept."""
+
+    allowed_hosts = _host_patterns(required=False)

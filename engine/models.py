@@ -260,9 +260,13 @@ class Credential(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Host patterns (the syntax of WEFT_HTTP_ALLOWED_HOSTS) the secret may be sent to; empty: nowhere yet.
+    allowed_hosts = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["name"]
+        # Naming a credential in a workflow node (designing alone does not grant it; see api/permissions.py).
+        permissions = [("use_credential", "Can use credentials in workflow nodes")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"

@@ -105,7 +105,7 @@ class WorkflowValidateApi(ApiView):
     def post(self, request):
         body = parse(ValidateInputSerializer, request.data)
         try:
-            graph = graph_validate(body["definition"])
+            graph = graph_validate(body["definition"], actor=actor(request))
         except GraphInvalid as exc:
             result = {"valid": False, "errors": exc.details, "warnings": []}
         else:

@@ -5,8 +5,11 @@ HKDF-SHA256 from ``SECRET_KEY`` (``WEFT_SECRET_KEY``). Keys in ``SECRET_KEY_FALL
 still decrypt, so the secret key can be rotated without losing stored credentials
 (``credential_rotate`` re-encrypts under the current key).
 
-Plain secrets leave this module only through ``credential_secret``, which nodes call
-at the moment they send a request. They never go into reprs, events, logs, errors or
+Plain secrets leave this module only through ``credential_secret`` and ``credential_headers``,
+which nodes call at the moment they send a request. A secret goes only to the hosts on its
+credential's ``allowed_hosts`` (patterns in the syntax of WEFT_HTTP_ALLOWED_HOSTS; an empty
+list, the state of credentials stored before the list existed, sends it nowhere), which
+``netguard.guarded_request`` checks at each request and redirect hop. They never go into reprs, events, logs, errors or
 exported workflows; ``redact`` scrubs them from text that might echo them.
 """
 
@@ -24,12 +27,13 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 
 from engine.exceptions import AlreadyExists, EngineError, NotFound
-from engine.integrations.netguard import CredentialHeaders
+from engine.integrations.netguard import CredentialHeaders, host_entry_problem
 from engine.models import Credential
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 KINDS = tuple(Credential.Kind.values)
 MAX_SECRET_CHARS = 16_384
+MAX_ALLOWED_HOSTS = 100
 
 
 class CredentialInvalid(EngineError):
@@ -59,6 +63,20 @@ def _encrypt(secret: str) -> str:
     return _fernet().encrypt(secret.encode("utf-8")).decode("ascii")
 
 
+def _check_hosts(allowed_hosts) -> list[str]:
+    """``allowed_hosts`` as stored (stripped entries), or CredentialInvalid naming the field."""
+    if not isinstance(allowed_hosts, list | tuple):
+        raise CredentialInvalid("allowed_hosts is a list of host patterns", details=[{"field": "allowed_hosts"}])
+    if len(allowed_hosts) > MAX_ALLOWED_HOSTS:
+        raise CredentialInvalid(f"allowed_hosts has more than {MAX_ALLOWED_HOSTS} entries",
+                                details=[{"field": "allowed_hosts"}])
+    for entry in allowed_hosts:
+        problem = host_entry_problem(entry)
+        if problem:
+            raise CredentialInvalid(f"allowed_hosts: {problem}", details=[{"field": "allowed_hosts"}])
+    return list(dict.fromkeys(entry.strip() for entry in allowed_hosts))
+
+
 def _check(*, name: str, kind: str | None = None, secret: str | None = None) -> None:
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise CredentialInvalid(
@@ -81,15 +99,20 @@ def _check(*, name: str, kind: str | None = None, secret: str | None = None) -> 
 
 
 def _describe(c: Credential) -> dict:
-    return {"name": c.name, "kind": c.kind, "created_at": c.created_at, "rotated_at": c.rotated_at}
+    return {"name": c.name, "kind": c.kind, "allowed_hosts": list(c.allowed_hosts), "created_at": c.created_at,
+            "rotated_at": c.rotated_at}
 
 
-def credential_create(*, name: str, kind: str = Credential.Kind.API_KEY, secret: str, actor=None) -> dict:
-    """Store a new secret under ``name``. Returns its description (never the secret)."""
+def credential_create(*, name: str, kind: str = Credential.Kind.API_KEY, secret: str,
+                      allowed_hosts: list[str] | None = None, actor=None) -> dict:
+    """Store a new secret under ``name``, to be sent only to ``allowed_hosts`` (none: nowhere until they are
+    set). Returns its description (never the secret)."""
     _check(name=name, kind=kind, secret=secret)
+    hosts = _check_hosts(allowed_hosts or [])
     try:
         with transaction.atomic():
             cred = Credential.objects.create(name=name, kind=kind, secret_encrypted=_encrypt(secret),
+                                             allowed_hosts=hosts,
                                              created_by=actor if getattr(actor, "pk", None) else None)
     except IntegrityError:
         raise CredentialExists(f"a credential named {name!r} already exists; rotate it to change its secret") \
@@ -114,6 +137,19 @@ def credential_rotate(*, name: str, secret: str, actor=None) -> dict:
     return _describe(cred)
 
 
+def credential_update(*, name: str, allowed_hosts: list[str], actor=None) -> dict:
+    """Replace the hosts credential ``name`` may be sent to."""
+    hosts = _check_hosts(allowed_hosts)
+    if not Credential.objects.filter(name=name).update(allowed_hosts=hosts):
+        raise NotFound(f"credential {name!r} does not exist")
+    return credential_get(name)
+
+
+def credential_hosts(names) -> dict[str, list[str]]:
+    """The allowed_hosts of each of the named credentials that exist (one query, for validation)."""
+    return dict(Credential.objects.filter(name__in=list(names)).values_list("name", "allowed_hosts"))
+
+
 def credential_delete(*, name: str) -> None:
     deleted, _ = Credential.objects.filter(name=name).delete()
     if not deleted:
@@ -136,19 +172,24 @@ def credential_secret(name: str) -> str:
 def credential_material(name: str) -> tuple[str, str]:
     """(kind, plain secret) of a credential."""
     cred = _get(name)
+    return cred.kind, _decrypt(cred)
+
+
+def _decrypt(cred: Credential) -> str:
     try:
-        return cred.kind, _fernet().decrypt(cred.secret_encrypted.encode("ascii")).decode("utf-8")
+        return _fernet().decrypt(cred.secret_encrypted.encode("ascii")).decode("utf-8")
     except InvalidToken:
         raise CredentialUnreadable(
-            f"credential {name!r} cannot be decrypted: it was stored under a different WEFT_SECRET_KEY. Put the old "
-            "key in WEFT_SECRET_KEY_FALLBACKS or store the credential again"
+            f"credential {cred.name!r} cannot be decrypted: it was stored under a different WEFT_SECRET_KEY. Put "
+            "the old key in WEFT_SECRET_KEY_FALLBACKS or store the credential again"
         ) from None
 
 
 def credential_headers(name: str) -> CredentialHeaders:
     """The HTTP headers that present credential ``name`` (with the secret, for ``redact``), for
     ``netguard.guarded_request(credential=...)``, which keeps them within the request's origin."""
-    kind, secret = credential_material(name)
+    cred = _get(name)
+    kind, secret = cred.kind, _decrypt(cred)
     if kind == Credential.Kind.BASIC:
         headers = {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode("ascii")}
     elif kind == Credential.Kind.HEADER:
@@ -156,7 +197,7 @@ def credential_headers(name: str) -> CredentialHeaders:
         headers, secret = {header.strip(): value.strip()}, value.strip()
     else:
         headers = {"Authorization": f"Bearer {secret}"}
-    return CredentialHeaders(name=name, headers=headers, secret=secret)
+    return CredentialHeaders(name=name, headers=headers, allowed_hosts=tuple(cred.allowed_hosts), secret=secret)
 
 
 def redact(text: str, *secrets: str | None) -> str:

@@ -82,7 +82,7 @@ def resolve_endpoint(config: dict) -> Endpoint:
     if provider == "simulation":
         return Endpoint("simulation", SIMULATED_MODEL, simulation=config.get("simulation") or {})
     own_url = (config.get("base_url") or "").rstrip("/")
-    base_url = own_url or settings.WEFT_LLM_BASE_URL or OPENAI_BASE_URL
+    base_url = endpoint_base_url(config)
     operator_url = not own_url or own_url == settings.WEFT_LLM_BASE_URL
     credential = None
     if config.get("credential"):
@@ -90,8 +90,14 @@ def resolve_endpoint(config: dict) -> Endpoint:
     elif operator_url and settings.OPENAI_API_KEY:
         # The environment's key goes only to the operator's endpoint, never to a URL typed into a node.
         credential = netguard.CredentialHeaders(name="OPENAI_API_KEY", secret=settings.OPENAI_API_KEY,
-                                                headers={"Authorization": f"Bearer {settings.OPENAI_API_KEY}"})
+                                                headers={"Authorization": f"Bearer {settings.OPENAI_API_KEY}"},
+                                                allowed_hosts=(httpx.URL(base_url).host,))
     return Endpoint("openai", model, base_url=base_url, credential=credential, check_host=not operator_url)
+
+
+def endpoint_base_url(config: dict) -> str:
+    """The API base URL an llm/agent node's calls (and its credential) go to, when it talks to a server."""
+    return (config.get("base_url") or "").rstrip("/") or settings.WEFT_LLM_BASE_URL or OPENAI_BASE_URL
 
 
 # -- prices and usage ---------------------------------------------------------------------------

@@ -15,12 +15,14 @@ cannot redirect it. Redirects are followed by hand, and every hop is checked aga
 A stored credential travels as ``CredentialHeaders``, apart from the request's other headers, so that
 the request layer knows exactly which headers present it: they go only to the origin (scheme, host,
 port) of the first request, and a redirect that leaves that origin drops every one of them, whatever
-the credential's kind.
+the credential's kind. A credential also names the hosts it may be sent to (its ``allowed_hosts``, in
+the syntax above): a request or redirect hop that would carry it anywhere else is refused.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -34,6 +36,8 @@ from engine.observability.tracing import inject_headers
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 SENSITIVE_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
 
 class HostNotAllowed(Exception):
@@ -83,6 +87,44 @@ class Policy:
 
 def policy() -> Policy:
     return Policy.from_entries(getattr(settings, "WEFT_HTTP_ALLOWED_HOSTS", ["*"]))
+
+
+def host_entry_problem(entry) -> str | None:
+    """What is wrong with one allow-list entry (``*``, ``api.example.com``, ``*.example.com``, an address or a
+    network), or None."""
+    if not isinstance(entry, str) or not entry.strip():
+        return "each entry is a non-empty string"
+    text = entry.strip().lower().rstrip(".")
+    if text == "*":
+        return None if entry.strip() == "*" else f"{entry!r} is not a host pattern; '*' alone means any public host"
+    name = text[2:] if text.startswith("*.") else text
+    if name == text:
+        try:
+            ipaddress.ip_network(text.strip("[]"), strict=False)
+            return None
+        except ValueError:
+            pass
+    if _HOST_NAME_RE.match(name):
+        return None
+    return (f"{entry!r} is not a host name, '*.' domain, IP address or network (no scheme, port or path: "
+            "'api.example.com', '*.example.com', '10.0.0.0/8')")
+
+
+def credential_host_refusal(name: str, allowed_hosts, host: str) -> str | None:
+    """Why credential ``name`` may not be sent to ``host`` (a URL's host), or None when ``host`` is on its
+    ``allowed_hosts``. The entries mean what they mean in WEFT_HTTP_ALLOWED_HOSTS, read before any DNS lookup:
+    ``*`` is any host name and any public address."""
+    if not allowed_hosts:
+        return (f"credential {name!r} has no allowed_hosts, so it may not be sent anywhere: set the hosts it may be "
+                f"sent to (allowed_hosts, PATCH /api/credentials/{name}/)")
+    if check_url_static(f"http://{_bracketed(host)}/", Policy.from_entries(allowed_hosts)) is None:
+        return None
+    return (f"credential {name!r} may not be sent to host {host!r}: it is not in the credential's allowed_hosts "
+            f"({', '.join(allowed_hosts)})")
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def address_kind(ip) -> str | None:
@@ -185,6 +227,7 @@ class CredentialHeaders:
 
     name: str
     headers: dict[str, str] = field(repr=False)
+    allowed_hosts: tuple[str, ...] = ()
     secret: str = field(default="", repr=False)
 
     @property
@@ -237,7 +280,8 @@ def guarded_request(
     """One HTTP exchange with the SSRF guard, manual redirects and a body size cap.
 
     ``credential``'s headers are added to requests to the first request's origin; from the first redirect
-    that leaves it on, they are not sent (nor any of ``headers`` of the same names).
+    that leaves it on, they are not sent (nor any of ``headers`` of the same names). A request that would
+    carry them to a host outside the credential's ``allowed_hosts`` raises HostNotAllowed before it is sent.
     ``check=False`` skips the host policy: only for endpoints an operator configured in settings.
     """
     cap = max_body_bytes if max_body_bytes is not None else settings.WEFT_HTTP_MAX_BODY_BYTES
@@ -249,7 +293,12 @@ def guarded_request(
     redirects = 0
     with httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False) as client:
         while True:
-            send_headers = {**headers, **credential.headers} if credential is not None else headers
+            send_headers = headers
+            if credential is not None:
+                problem = credential_host_refusal(credential.name, credential.allowed_hosts, httpx.URL(url).host)
+                if problem:
+                    raise HostNotAllowed(problem)
+                send_headers = {**headers, **credential.headers}
             request = _pinned_request(client, method, url, send_headers, content, pol, check)
             response = client.send(request, stream=True)
             try:

@@ -9,9 +9,9 @@ from engine.core.registry import get_task, node_type
 from engine.exceptions import TaskNotFound
 from engine.integrations import llm_providers
 from engine.nodes import http as http_node
-from engine.nodes.llm import ENDPOINT_PROPERTIES, check_no_key, endpoint_problems
+from engine.nodes.llm import ENDPOINT_PROPERTIES, check_no_key, endpoint_credential_uses, endpoint_problems
 from engine.nodes.signatures import argument_problems, json_schema_for
-from engine.nodes.validation import credential_problems, url_problems
+from engine.nodes.validation import CredentialUse, url_problems
 
 MAX_TOOL_RESULT_CHARS = 20_000
 
@@ -247,5 +247,13 @@ class AgentNode:
                     problems.append((f"{at}.function", f"function {spec['function']!r} is not registered"))
             if spec.get("type") == "http":
                 problems += url_problems(spec.get("url"), f"{at}.url")
-                problems += credential_problems(spec.get("credential"), f"{at}.credential")
         return problems
+
+    @staticmethod
+    def credential_uses(config: dict) -> list[CredentialUse]:
+        """The model endpoint's credential, and each HTTP tool's."""
+        uses = endpoint_credential_uses(config)
+        for i, spec in enumerate(config.get("tools") or []):
+            if isinstance(spec, dict) and spec.get("type") == "http":
+                uses.append(CredentialUse(f"tools[{i}].credential", spec.get("credential"), spec.get("url")))
+        return uses

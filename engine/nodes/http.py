@@ -11,7 +11,7 @@ from django.conf import settings
 from engine.core.registry import node_type
 from engine.integrations import netguard
 from engine.integrations.credentials import credential_headers, redact, redact_value
-from engine.nodes.validation import credential_problems, url_problems
+from engine.nodes.validation import CredentialUse, url_problems
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 IDEMPOTENT_METHODS = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
@@ -79,7 +79,11 @@ class HttpNode:
         return result
 
     def validate_config(self, config: dict, *, node_id: str, upstream_ids: set[str], graph) -> list:
-        return url_problems(config.get("url"), "url") + credential_problems(config.get("credential"))
+        return url_problems(config.get("url"), "url")
+
+    @staticmethod
+    def credential_uses(config: dict) -> list[CredentialUse]:
+        return [CredentialUse("credential", config.get("credential"), config.get("url"))]
 
     @staticmethod
     def repeat_risks(config: dict) -> list[str]:

@@ -7,7 +7,7 @@ from jsonschema.exceptions import SchemaError
 
 from engine.core.registry import node_type
 from engine.integrations import llm_providers
-from engine.nodes.validation import credential_problems, url_problems
+from engine.nodes.validation import CredentialUse, url_problems
 
 ENDPOINT_PROPERTIES = {
     "provider": {"enum": list(llm_providers.PROVIDERS), "default": "openai",
@@ -40,10 +40,13 @@ ENDPOINT_PROPERTIES = {
 
 
 def endpoint_problems(config: dict) -> list:
-    problems = credential_problems(config.get("credential"))
-    if config.get("base_url"):
-        problems += url_problems(config["base_url"], "base_url")
-    return problems
+    return url_problems(config["base_url"], "base_url") if config.get("base_url") else []
+
+
+def endpoint_credential_uses(config: dict) -> list[CredentialUse]:
+    """The node's credential, sent to its API base URL (never sent by the simulation)."""
+    url = None if config.get("provider") == "simulation" else llm_providers.endpoint_base_url(config)
+    return [CredentialUse("credential", config.get("credential"), url)]
 
 
 def check_no_key(endpoint: llm_providers.Endpoint) -> None:
@@ -113,6 +116,8 @@ class LlmNode:
         if "json" in reply:
             output["json"] = reply["json"]
         return output
+
+    credential_uses = staticmethod(endpoint_credential_uses)
 
     def validate_config(self, config: dict, *, node_id: str, upstream_ids: set[str], graph) -> list:
         problems = endpoint_problems(config)

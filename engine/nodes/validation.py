@@ -3,8 +3,12 @@
 - every template string parses (Jinja2 syntax);
 - a template refers only to nodes upstream of its node (``nodes.<id>`` must be an ancestor);
 - each node type's optional ``validate_config(config, *, node_id, upstream_ids, graph)`` hook, which
-  returns problems as messages or ``(config path, message)`` pairs: unknown credentials, hosts the
-  SSRF guard refuses, unknown functions, branch names, ...
+  returns problems as messages or ``(config path, message)`` pairs: hosts the SSRF guard refuses,
+  unknown functions, branch names, ...
+- the credentials a node type says its config sends (its optional ``credential_uses(config)``, a list
+  of ``CredentialUse``), checked here for every node type alike: the credential exists, the one saving
+  may use credentials (permission ``engine.use_credential``; no actor: a trusted caller such as a
+  management command), it has ``allowed_hosts``, and a literal URL it goes to is on them.
 
 Problems are ``Issue``s naming the node and the config path, raised together as ``GraphInvalid``.
 These checks read the database (credentials), so they run when a definition is saved, never when
@@ -14,8 +18,10 @@ a stored version is loaded to run.
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import networkx as nx
 
 from engine.core import registry
@@ -23,9 +29,24 @@ from engine.exceptions import Issue
 from engine.integrations import netguard
 from engine.templating import templates as templating
 
+USE_CREDENTIAL = "engine.use_credential"
 
-def config_issues(graph) -> list[Issue]:
+
+@dataclass(frozen=True)
+class CredentialUse:
+    """A credential named at config path ``path``, and the URL it is sent to: a literal URL is checked
+    against the credential's allowed_hosts when the definition is saved; a template (or None) when sent."""
+
+    path: str
+    name: Any
+    url: Any = None
+
+
+def config_issues(graph, *, actor=None) -> list[Issue]:
+    """Every problem of the graph's node configs. ``actor`` (a user, or None for a trusted caller) must be
+    allowed to use the credentials the nodes name."""
     issues: list[Issue] = []
+    uses: list[tuple[Any, CredentialUse]] = []
     for node in graph.nodes.values():
         base = f"nodes[{node.index}].config"
         upstream = _Ancestors(graph, node.id)
@@ -46,13 +67,31 @@ def config_issues(graph) -> list[Issue]:
                                     node=node.id, path=path))
         ntype = registry.node_types().get(node.type)
         hook = getattr(ntype.cls, "validate_config", None) if ntype else None
-        if hook is None:
-            continue
-        for problem in hook(ntype.cls(), node.config, node_id=node.id, upstream_ids=upstream, graph=graph):
-            sub, message = problem if isinstance(problem, tuple) else ("", problem)
-            path = f"{base}.{sub}" if sub else base
-            issues.append(Issue("config_invalid", f"node {node.id!r}: {path}: {message}", node=node.id, path=path))
+        if hook is not None:
+            for problem in hook(ntype.cls(), node.config, node_id=node.id, upstream_ids=upstream, graph=graph):
+                issues.append(_config_issue(node, problem))
+        declared = getattr(ntype.cls, "credential_uses", None) if ntype else None
+        if declared is not None:
+            uses += [(node, use) for use in declared(node.config) if use.name not in (None, "")]
+    if uses:
+        hosts = _credential_hosts({use.name for _, use in uses if isinstance(use.name, str)})
+        may_use = actor is None or actor.has_perm(USE_CREDENTIAL)
+        for node, use in uses:
+            issues += [_config_issue(node, problem) for problem in credential_problems(use, hosts, may_use=may_use)]
     return issues
+
+
+def _config_issue(node, problem) -> Issue:
+    base = f"nodes[{node.index}].config"
+    sub, message = problem if isinstance(problem, tuple) else ("", problem)
+    path = f"{base}.{sub}" if sub else base
+    return Issue("config_invalid", f"node {node.id!r}: {path}: {message}", node=node.id, path=path)
+
+
+def _credential_hosts(names: set[str]) -> dict[str, list[str]]:
+    from engine.integrations.credentials import credential_hosts
+
+    return credential_hosts(names)
 
 
 class _Ancestors(AbstractSet):
@@ -92,19 +131,36 @@ def _template_strings(value: Any, path: str):
 # -- helpers for node types' hooks ----------------------------------------------------------------
 
 
-def credential_problems(name: Any, path: str = "credential") -> list[tuple[str, str]]:
-    """An unknown or templated credential name."""
+def credential_problems(use: CredentialUse, hosts: dict[str, list[str]], *, may_use: bool) -> list[tuple[str, str]]:
+    """A templated or unknown credential name, one the saver may not use, one without allowed_hosts, or a literal
+    URL whose host is not on them. ``hosts``: the allowed_hosts of each existing credential."""
+    name, path = use.name, use.path
     if name in (None, ""):
         return []
     if not isinstance(name, str):
         return [(path, "a credential is referenced by its name (a string)")]
     if templating.is_template(name):
         return [(path, "credential names cannot be templates; name a stored credential")]
-    from engine.integrations.credentials import credential_exists
-
-    if not credential_exists(name):
+    if not may_use:
+        return [(path, f"credential {name!r}: naming a credential in a workflow needs the credential_user role "
+                       f"(permission {USE_CREDENTIAL}), which you do not have")]
+    if name not in hosts:
         return [(path, f"credential {name!r} does not exist (create it first; secrets never go in definitions)")]
-    return []
+    allowed, host = hosts[name], _literal_host(use.url)
+    if allowed and host is None:
+        return []  # the URL is a template: its host is checked when the request is sent
+    problem = netguard.credential_host_refusal(name, allowed, host or "")
+    return [(path, problem)] if problem else []
+
+
+def _literal_host(url: Any) -> str | None:
+    """The host of a literal http(s) URL; None for a template, no URL, or one without a host."""
+    if not isinstance(url, str) or not url or templating.is_template(url) or "{{" in url or "{%" in url:
+        return None
+    try:
+        return httpx.URL(url).host or None
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
 
 
 def url_problems(url: Any, path: str = "url") -> list[tuple[str, str]]:

@@ -17,11 +17,12 @@ from engine.nodes.validation import config_issues
 RESERVED_SLUGS = frozenset({"validate", "schema", "import", "export", "new"})
 
 
-def graph_validate(definition: dict):
-    """Validate a definition to be saved: as a graph, and each node's config (templates, credentials, hosts),
-    which reads the database. Raises GraphInvalid with every issue."""
+def graph_validate(definition: dict, *, actor=None):
+    """Validate a definition to be saved by ``actor`` (None: a trusted caller): as a graph, and each node's
+    config (templates, credentials the actor may use, hosts), which reads the database. Raises GraphInvalid
+    with every issue."""
     graph = graph_load(definition)
-    issues = config_issues(graph)
+    issues = config_issues(graph, actor=actor)
     if issues:
         raise GraphInvalid(issues)
     return graph
@@ -36,7 +37,7 @@ def workflow_save(*, definition: dict, actor=None, note: str = "", create_only: 
     (workflow, version, created_new_version).
     """
     _check_size(definition)
-    graph = graph_validate(definition)  # raises GraphInvalid before anything touches the database
+    graph = graph_validate(definition, actor=actor)  # raises GraphInvalid before anything touches the database
     if definition["slug"] in RESERVED_SLUGS:
         raise GraphInvalid([Issue("reserved_slug", f"slug {definition['slug']!r} is reserved; choose another",
                                   path="slug")])

@@ -7,22 +7,24 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
 
 from engine.integrations.credentials import credential_create
 from engine.models import Credential, Event, Run, StepRun, Workflow, WorkflowVersion
-from tests.api.conftest import ALL_USERS, ROLES, client_for, failing_and_approval
+from tests.api.conftest import ALL_USERS, ROLES, client_for, failing_and_approval, make_user
 from tests.conftest import definition, node
 
 pytestmark = pytest.mark.django_db
 
 READ, OPERATE, DESIGN = "read", "operate", "design"
+USE_CREDENTIALS = "use credentials"  # designer with credential_user (none of ALL_USERS but the superuser)
 ALLOWED = {
     "anonymous": set(),
     "norole": set(),
     "viewer": {READ},
     "operator": {READ, OPERATE},
     "designer": {READ, OPERATE, DESIGN},
-    "superuser": {READ, OPERATE, DESIGN},
+    "superuser": {READ, OPERATE, DESIGN, USE_CREDENTIALS},
 }
 
 
@@ -79,6 +81,7 @@ ENDPOINTS = [
     Endpoint("post", "/api/credentials/", DESIGN, 201, {"name": "new", "kind": "bearer", "secret": "s3cr3t-value"}),
     Endpoint("post", "/api/credentials/cred/rotate/", DESIGN, 200, {"secret": "n3w-s3cr3t"}),
     Endpoint("delete", "/api/credentials/cred/", DESIGN, 204),
+    Endpoint("patch", "/api/credentials/cred/", USE_CREDENTIALS, 200, {"allowed_hosts": ["api.example.org"]}),
 ]
 
 
@@ -91,7 +94,7 @@ def state() -> tuple:
         list(Run.objects.order_by("pk").values_list("status", "last_seq")),
         list(StepRun.objects.order_by("pk").values_list("status", "attempt")),
         Event.objects.count(),
-        list(Credential.objects.order_by("name").values_list("name", "secret_encrypted")),
+        list(Credential.objects.order_by("name").values_list("name", "secret_encrypted", "allowed_hosts")),
     )
 
 
@@ -128,6 +131,19 @@ def test_refusal_names_the_role_needed(api, world):
     r = api("viewer").post(f"/api/runs/{world.pk}/cancel/")
     assert r.status_code == 403
     assert r.json()["error"]["message"] == "this action needs the operator or designer role"
+
+
+def test_a_designer_needs_the_credential_user_role_to_change_where_a_credential_goes(api, world):
+    r = api("designer").patch("/api/credentials/cred/", {"allowed_hosts": ["evil.example"]}, format="json")
+    assert r.status_code == 403
+    assert r.json()["error"]["message"] == "this action needs the designer and credential_user roles"
+    assert Credential.objects.get(name="cred").allowed_hosts == []
+    designer = make_user("designer")
+    designer.groups.add(Group.objects.get(name="credential_user"))
+    client = APIClient()
+    client.force_authenticate(designer)
+    r = client.patch("/api/credentials/cred/", {"allowed_hosts": ["api.example.org"]}, format="json")
+    assert r.status_code == 200 and r.json()["allowed_hosts"] == ["api.example.org"]
 
 
 def test_roles_exist_as_groups_after_migrations():

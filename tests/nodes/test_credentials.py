@@ -36,7 +36,7 @@ def test_secret_is_encrypted_at_rest_and_readable_by_name():
 def test_list_and_repr_never_show_the_secret():
     described = credential_create(name="openai", kind="api_key", secret=SECRET)
     listing = credential_list()
-    assert listing == [{"name": "openai", "kind": "api_key", "created_at": described["created_at"],
+    assert listing == [{"name": "openai", "kind": "api_key", "allowed_hosts": [], "created_at": described["created_at"],
                         "rotated_at": None}]
     cred = Credential.objects.get(name="openai")
     assert SECRET not in repr(cred) and SECRET not in str(cred)

@@ -139,7 +139,7 @@ def test_redirects_are_followed_when_every_hop_is_allowed(allow_loopback, tool_s
 
 
 def test_credential_is_sent_and_kept_out_of_events_logs_and_errors(allow_loopback, tool_server, drain):
-    credential_create(name="svc", kind="bearer", secret=SECRET)
+    credential_create(name="svc", kind="bearer", secret=SECRET, allowed_hosts=["127.0.0.1"])
     tool_server.fail_effect_requests = {1}  # its error body echoes the Authorization header
     node = http_node(method="POST", url=tool_server.url + "/effect", json={}, credential="svc", retry=FAST_RETRY)
     run, step = run_one(node, drain)
@@ -152,7 +152,7 @@ def test_credential_is_sent_and_kept_out_of_events_logs_and_errors(allow_loopbac
 
 
 def test_a_secret_echoed_by_the_server_is_redacted_from_the_output(allow_loopback, tool_server, drain):
-    credential_create(name="svc", kind="bearer", secret=SECRET)
+    credential_create(name="svc", kind="bearer", secret=SECRET, allowed_hosts=["127.0.0.1"])
     run, step = run_one(http_node(method="POST", url=tool_server.url + "/echo", json={}, credential="svc"), drain)
     assert step.output["body"]["headers"]["authorization"] == "Bearer ***"
     assert SECRET not in str(step.output)

@@ -19,7 +19,7 @@ KEY = "sk-loopback-7e5d3c1b9a"
 
 @pytest.fixture
 def llm_key(db):
-    credential_create(name="llm-key", kind="api_key", secret=KEY)
+    credential_create(name="llm-key", kind="api_key", secret=KEY, allowed_hosts=["127.0.0.1"])
 
 
 def llm_node(server, id="ask", **config) -> dict:

@@ -54,7 +54,7 @@ def every_node_type() -> dict:
 
 
 def test_every_node_type_round_trips_through_export_and_import_unchanged():
-    credential_create(name="svc", kind="bearer", secret=SECRET)
+    credential_create(name="svc", kind="bearer", secret=SECRET, allowed_hosts=["api.example.org", "*"])
     workflow_save(definition=definition("roundtrip-child", [node("c")], []))
     original = every_node_type()
     assert {n["type"] for n in original["nodes"]} == BUILTIN_TYPES <= set(node_types())

@@ -54,7 +54,7 @@ def test_unknown_credential_is_refused_and_a_known_one_accepted():
     errors = refused(definition("cred", [llm], []))
     assert errors[0].node == "ask" and errors[0].path == "nodes[0].config.credential"
     assert "'nope' does not exist" in errors[0].message
-    credential_create(name="nope", kind="api_key", secret="sk-123456")
+    credential_create(name="nope", kind="api_key", secret="sk-123456", allowed_hosts=["*"])
     workflow_save(definition=definition("cred", [llm], []))
 
 
@@ -122,7 +122,7 @@ def test_runs_of_a_saved_version_do_not_repeat_save_time_checks(settings, drain)
     from engine.core import versions
     from engine.integrations.credentials import credential_delete
 
-    credential_create(name="gone", kind="api_key", secret="sk-123456")
+    credential_create(name="gone", kind="api_key", secret="sk-123456", allowed_hosts=["*"])
     ask = {"id": "ask", "type": "llm", "retry": {"max_attempts": 1}, "config": {"prompt": "hi", "credential": "gone"}}
     wf = workflow_save(definition=definition("later", [ask, node("other")], []))[0]
     credential_delete(name="gone")

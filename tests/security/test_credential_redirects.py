@@ -53,7 +53,7 @@ def test_a_redirect_out_of_the_origin_arrives_without_the_credentials_header(kin
                                                                              settings):
     settings.WEFT_HTTP_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
     secret, header, value = KINDS[kind]
-    credential_create(name="svc", kind=kind, secret=secret)
+    credential_create(name="svc", kind=kind, secret=secret, allowed_hosts=["127.0.0.1", "localhost"])
     target, answering = redirect_target(where, origin, elsewhere)
     node = {"id": "call", "type": "http", "retry": {"max_attempts": 1}, "config": {
         "method": "POST", "url": f"{origin.url}/redirect?to={target}", "json": {}, "credential": "svc"}}
@@ -70,7 +70,8 @@ def test_a_redirect_out_of_the_origin_arrives_without_the_credentials_header(kin
 
 def test_a_redirect_within_the_origin_keeps_the_credential(origin, drain, settings):
     settings.WEFT_HTTP_ALLOWED_HOSTS = ["127.0.0.1"]
-    credential_create(name="svc", kind="header", secret="X-Api-Key: key-same-origin-77")
+    credential_create(name="svc", kind="header", secret="X-Api-Key: key-same-origin-77",
+                      allowed_hosts=["127.0.0.1"])
     node = {"id": "call", "type": "http", "retry": {"max_attempts": 1}, "config": {
         "url": f"{origin.url}/redirect?to={origin.url}/echo", "credential": "svc"}}
     workflow_save(definition=definition("same", [node], []))

@@ -30,6 +30,7 @@ BASIC = "svc-user:wsec-PLANTED-basic-8e41b2"
 HEADER_VALUE = "wsec-PLANTED-header-c07a9d"
 LLM_KEY = "sk-wsec-PLANTED-llm-2b6f0e91"
 FAST_RETRY = {"max_attempts": 3, "backoff_s": 0, "jitter": 0}
+HOSTS = ["127.0.0.1"]  # where the echo server listens
 
 
 def forms(secret: str) -> list[str]:
@@ -79,10 +80,10 @@ def http_call(id: str, url: str, credential: str) -> dict:
 
 
 def planted_run(server, drain) -> Run:
-    credential_create(name="planted-bearer", kind="bearer", secret=BEARER)
-    credential_create(name="planted-basic", kind="basic", secret=BASIC)
-    credential_create(name="planted-header", kind="header", secret=f"X-Api-Key: {HEADER_VALUE}")
-    credential_create(name="planted-llm", kind="api_key", secret=LLM_KEY)
+    credential_create(name="planted-bearer", kind="bearer", secret=BEARER, allowed_hosts=HOSTS)
+    credential_create(name="planted-basic", kind="basic", secret=BASIC, allowed_hosts=HOSTS)
+    credential_create(name="planted-header", kind="header", secret=f"X-Api-Key: {HEADER_VALUE}", allowed_hosts=HOSTS)
+    credential_create(name="planted-llm", kind="api_key", secret=LLM_KEY, allowed_hosts=HOSTS)
     nodes = [
         http_call("bearer", f"{server.url}/bearer", "planted-bearer"),
         http_call("basic", f"{server.url}/basic", "planted-basic"),

@@ -101,7 +101,7 @@ def test_credentials_are_not_forwarded_across_origins_on_redirect(server, drain,
     from engine.integrations.credentials import credential_create
 
     settings.WEFT_HTTP_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
-    credential_create(name="svc", kind="bearer", secret="tok-not-for-other-hosts")
+    credential_create(name="svc", kind="bearer", secret="tok-not-for-other-hosts", allowed_hosts=["127.0.0.1"])
     port = server.httpd.server_address[1]
     node = {"id": "call", "type": "http", "config": {
         "url": f"http://127.0.0.1:{port}/redirect?to=http://localhost:{port}/echo", "credential": "svc"}}

@@ -156,10 +156,6 @@ def credential_delete(*, name: str) -> None:
         raise NotFound(f"credential {name!r} does not exist")
 
 
-def credential_exists(name: str) -> bool:
-    return Credential.objects.filter(name=name).exists()
-
-
 def credential_names() -> set[str]:
     return set(Credential.objects.values_list("name", flat=True))
 

@@ -7,18 +7,20 @@ not fail on the dead one and wait for recovery to enqueue its step again (ORPHAN
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from tests.chaos.test_postgres_restart import PrivatePostgres
-from tests.conftest import definition, node
+from tests.conftest import TEST_QUEUES, definition, node
 from tests.support.private_site import PrivateSite, SiteWorkers
 
 pytestmark = [pytest.mark.workers, pytest.mark.chaos]
 
 RESTARTS = 3
 IDLE_S = 2.0
+POLL_S = 5.0
 BOUND_S = 1.0  # the acceptance: a step queued after the database returns starts within 1 s
 
 
@@ -30,8 +32,10 @@ def private_pg():
 
 
 def test_restart_while_idle_does_not_delay_the_next_step(private_pg, tmp_path):
-    # Connections kept for longer than the test, so every idle worker holds one when the database restarts.
-    site = PrivateSite(private_pg, WEFT_CONN_MAX_AGE="600")
+    # Connections kept for longer than the test, so every idle worker holds one when the database restarts;
+    # the default queue polled every 5 s, so only its LISTEN (reconnected after each restart) wakes it in time.
+    queues = {**TEST_QUEUES, "default": {**TEST_QUEUES["default"], "poll": POLL_S}}
+    site = PrivateSite(private_pg, WEFT_CONN_MAX_AGE="600", WEFT_QUEUES=json.dumps(queues))
     site.install()
     # Two steps at once on the default queue's two workers: each worker process opens its connection.
     site.workflow_import(definition("warm", [node(n, "tests.sleep", kwargs={"seconds": 0.5}, queue="default")

@@ -25,9 +25,9 @@ class PrivateSite:
     def __init__(self, pg, dbname: str = "weft", *, repo: Path = REPO, **env: str):
         self.pg, self.repo = pg, Path(repo)
         self.url = pg.server.get_uri(dbname)
-        self.env = dict(os.environ, DATABASE_URL=self.url, WEFT_TASK_MODULES="tests.tasks",
-                        WEFT_QUEUES=json.dumps(TEST_QUEUES), WEFT_LEASE_S="3", WEFT_RECOVERY_INTERVAL_S="0.3",
-                        WEFT_BROKER_VISIBILITY_S="5", PYTHONPATH=str(self.repo), **env)
+        self.env = {**os.environ, "DATABASE_URL": self.url, "WEFT_TASK_MODULES": "tests.tasks",
+                    "WEFT_QUEUES": json.dumps(TEST_QUEUES), "WEFT_LEASE_S": "3", "WEFT_RECOVERY_INTERVAL_S": "0.3",
+                    "WEFT_BROKER_VISIBILITY_S": "5", "PYTHONPATH": str(self.repo), **env}
 
     def manage(self, *args: str, timeout: float = 120) -> str:
         out = subprocess.run([sys.executable, str(self.repo / "manage.py"), *args], cwd=self.repo, env=self.env,

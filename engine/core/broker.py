@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 # Up to BULK visible messages of one queue, hidden for the visibility window (broker.sql says how it picks them).
 DEQUEUE = load(__file__, "sql/broker.sql")["broker_dequeue"]
+# While the database is away, how often to try again, whatever the queue's poll: a queue polled every few
+# seconds is woken by NOTIFY, which needs the connection back first.
+OUTAGE_RETRY_S = 0.5
 
 
 class WeftBroker(ORM):
@@ -55,7 +58,7 @@ class WeftBroker(ORM):
                             str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
             self._outage = True
             connections[Conf.ORM].close()
-            sleep(max(Conf.POLL, 0.5))
+            sleep(OUTAGE_RETRY_S)
             return None
         if self._outage:
             log.warning("queue %s: database reachable again", self.list_key)
@@ -71,22 +74,35 @@ class WeftBroker(ORM):
 
     def _wait_for_notify(self, timeout: float) -> None:
         """Sleep until a message for this queue is committed (LISTEN/NOTIFY) or ``timeout`` passes.
-        The poll stays as the fallback: for messages whose visibility window ran out, or no listener."""
+        The poll stays as the fallback: for messages whose visibility window ran out, or no listener.
+
+        A new listener does not wait: a message committed before its LISTEN took effect sent its NOTIFY to
+        nobody, so the queue is looked at once more first. A listener whose connection broke (a database
+        restart) is replaced at the next call, not after a poll interval: a queue polled every few seconds
+        would otherwise sleep through the NOTIFYs of the steps queued meanwhile."""
+        if self._listener is None:
+            try:
+                self._listener = self._listen()
+            except Exception as exc:  # the database is away, or refuses: poll until a listener can be opened
+                log.debug("queue %s: cannot listen (%s); polling", self.list_key, exc)
+                sleep(timeout)
+            return
         try:
-            listener = self._listen()
-            for _ in listener.notifies(timeout=timeout, stop_after=1):
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
                 break
-        except Exception as exc:  # the listener's connection broke: poll until it can be opened again
-            log.debug("queue %s: listening failed (%s); polling", self.list_key, exc)
+        except Exception as exc:
+            log.debug("queue %s: listening failed (%s); listening again", self.list_key, exc)
             self._close_listener()
-            sleep(timeout)
+            sleep(min(timeout, 0.05))  # never a busy loop, whatever breaks it
 
     def _listen(self):
-        if self._listener is None or self._listener.closed:
-            conn = connect(Conf.ORM, autocommit=True, connect_timeout=5)
+        conn = connect(Conf.ORM, autocommit=True, connect_timeout=5)
+        try:
             conn.execute(f'LISTEN "{notify_channel(self.list_key)}"')
-            self._listener = conn
-        return self._listener
+        except Exception:
+            conn.close()
+            raise
+        return conn
 
     def _close_listener(self) -> None:
         if self._listener is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -46,12 +47,44 @@ def prepared_cursor():
     Django's own cursors bind parameters on the client and never prepare (its ``prepare_threshold`` is
     None), so the preparing is asked for here, per statement. A new connection (after a database restart,
     or ``CONN_MAX_AGE``) starts with none and prepares them again.
+
+    Like Django's own cursors, the first one of a request or task replaces a connection the server has
+    closed (``connection_close_if_hung_up``).
     """
     with connection.wrap_database_errors:
+        connection_close_if_hung_up()
         connection.ensure_connection()
         connection.validate_no_broken_transaction()
         with _PreparingCursor(connection.connection) as cur:
             yield cur
+
+
+def connection_close_if_hung_up() -> None:
+    """Django's health check (CONN_HEALTH_CHECKS) for this thread's connection, without its round trip.
+
+    Django checks a kept connection with a "SELECT 1" before the first query of each request or task
+    (django-q2's worker asks for it before every task), but only through its own cursors. A connection
+    the server closed while it sat idle (a restart, ``pg_terminate_backend``) has its goodbye, or its end
+    of file, waiting on the socket; a healthy idle one has nothing to read. So the check runs only when
+    there is something to read, and a dead connection is closed here: the statement that follows opens
+    a fresh one instead of failing on the old one and losing its task.
+    """
+    if (connection.connection is None or connection.health_check_done or not connection.health_check_enabled
+            or connection.in_atomic_block):
+        return
+    if _input_waiting(connection.connection):
+        connection.close_if_health_check_failed()  # the "SELECT 1": closes the connection if it is dead
+    connection.health_check_done = True
+
+
+def _input_waiting(conn: psycopg.Connection) -> bool:
+    try:
+        fd = conn.fileno()
+    except psycopg.Error:  # already known to be closed
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))  # POLLHUP and POLLERR are reported whatever was asked for
 
 
 _DJANGO_ONLY_OPTIONS = {"prepare_threshold", "isolation_level", "server_side_binding", "assume_role", "pool",

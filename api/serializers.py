@@ -3,6 +3,7 @@ validates meaning (definitions, run inputs, states)."""
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from engine.models import Credential
@@ -36,13 +37,29 @@ class IssueSerializer(serializers.Serializer):
     path = serializers.CharField(required=False)
 
 
+# The OpenAPI component api.schema builds from engine.core.graph.DEFINITION_SCHEMA.
+DEFINITION_REF = {"$ref": "#/components/schemas/WorkflowDefinition"}
+
+
+@extend_schema_field(DEFINITION_REF)
+class DefinitionField(serializers.DictField):
+    """A workflow definition: an object here; the engine checks it against DEFINITION_SCHEMA and the graph's
+    meaning (400 graph_invalid), so the schema names DEFINITION_SCHEMA rather than a copy of it."""
+
+
+@extend_schema_field({"type": ["object", "array", "string", "number", "boolean"]})
+class JsonValueField(serializers.JSONField):
+    """Any JSON value; null only with allow_null=True (the schema then says null too)."""
+
+
 class DefinitionInputSerializer(serializers.Serializer):
-    definition = serializers.DictField(help_text="A workflow definition; see GET /api/workflow-schema/")
+    definition = DefinitionField(help_text="A workflow definition; see GET /api/workflow-schema/")
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class ValidateInputSerializer(serializers.Serializer):
-    definition = serializers.JSONField(help_text="A workflow definition; see GET /api/workflow-schema/")
+    definition = JsonValueField(help_text="A workflow definition (see GET /api/workflow-schema/); any value but "
+                                           "null, so that every problem is reported as a validation result")
 
 
 class ValidateResultSerializer(serializers.Serializer):
@@ -105,6 +122,26 @@ class WorkflowSavedSerializer(WorkflowSerializer):
     new_version = serializers.BooleanField(help_text="false when the definition equals the current version")
 
 
+# -- pagination -----------------------------------------------------------------------------------
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+class PageSizeQuerySerializer(serializers.Serializer):
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE,
+                                         help_text=f"results per page (default {PAGE_SIZE})")
+
+
+class PageQuerySerializer(PageSizeQuerySerializer):
+    page = serializers.IntegerField(required=False, min_value=1, help_text="page number, from 1")
+
+
+class CursorQuerySerializer(PageSizeQuerySerializer):
+    cursor = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                   help_text="the cursor of a `next` or `previous` link")
+
+
 class WorkflowListQuerySerializer(serializers.Serializer):
     q = serializers.CharField(required=False, allow_blank=True, help_text="search slug, name and description")
     archived = serializers.BooleanField(required=False, default=False, help_text="include archived workflows")
@@ -123,7 +160,7 @@ class RunStartInputSerializer(serializers.Serializer):
 
 
 class RunListQuerySerializer(serializers.Serializer):
-    workflow = serializers.CharField(required=False, help_text="workflow slug")
+    workflow = serializers.CharField(required=False, trim_whitespace=False, help_text="workflow slug")
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
     started_after = serializers.DateTimeField(required=False, help_text="runs started at or after (ISO 8601)")
     started_before = serializers.DateTimeField(required=False, help_text="runs started before (ISO 8601)")
@@ -236,8 +273,8 @@ class CommentInputSerializer(serializers.Serializer):
 
 
 class CompleteInputSerializer(serializers.Serializer):
-    output = serializers.JSONField(required=False, allow_null=True, default=None,
-                                   help_text="the step's output, as if it had produced it")
+    output = JsonValueField(required=False, allow_null=True, default=None,
+                            help_text="the step's output, as if it had produced it")
 
 
 class RerunResultSerializer(serializers.Serializer):

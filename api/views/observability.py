@@ -23,7 +23,7 @@ class RunLogsQuerySerializer(serializers.Serializer):
                                   help_text="only this step's lines")
     attempt = serializers.IntegerField(required=False, default=None, min_value=1, max_value=2**31 - 1,
                                        help_text="only this attempt number")
-    level = serializers.ChoiceField(required=False, default="",
+    level = serializers.ChoiceField(required=False, default="", allow_blank=True,
                                     choices=["", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "PRINT"],
                                     help_text="only this level (PRINT: what the node printed)")
     limit = serializers.IntegerField(required=False, default=500, min_value=1, max_value=MAX_LOG_LINES)

@@ -160,8 +160,10 @@ class RunStartInputSerializer(serializers.Serializer):
 
 
 class RunListQuerySerializer(serializers.Serializer):
-    workflow = serializers.CharField(required=False, trim_whitespace=False, help_text="workflow slug")
-    status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    workflow = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                     help_text="workflow slug (empty: every workflow)")
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False, allow_blank=True,
+                                     help_text="empty: every status")
     started_after = serializers.DateTimeField(required=False, help_text="runs started at or after (ISO 8601)")
     started_before = serializers.DateTimeField(required=False, help_text="runs started before (ISO 8601)")
 
@@ -193,8 +195,8 @@ class StepSerializer(serializers.Serializer):
     attempt = serializers.IntegerField(help_text="current attempt number (0: never queued)")
     attempts_count = serializers.IntegerField(help_text="attempts that started")
     waiting_reason = serializers.CharField(allow_blank=True)
-    waiting_detail = serializers.JSONField(allow_null=True)
-    output = serializers.JSONField(allow_null=True)
+    waiting_detail = JsonValueField(allow_null=True)
+    output = JsonValueField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
     worker = serializers.CharField(allow_blank=True)
     queued_at = serializers.DateTimeField(allow_null=True)
@@ -215,7 +217,7 @@ class ParentStepSerializer(serializers.Serializer):
 
 class RunSerializer(RunSummarySerializer):
     inputs = serializers.DictField()
-    outputs = serializers.JSONField(allow_null=True)
+    outputs = JsonValueField(allow_null=True)
     last_seq = serializers.IntegerField()
     unfinished_steps = serializers.IntegerField()
     parent_step = ParentStepSerializer(allow_null=True)
@@ -252,7 +254,7 @@ class JournalEntrySerializer(serializers.Serializer):
     status = serializers.CharField()
     attempt = serializers.IntegerField()
     safe_to_repeat = serializers.BooleanField()
-    result = serializers.JSONField(allow_null=True)
+    result = JsonValueField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
     error_type = serializers.CharField(allow_blank=True)
     started_at = serializers.DateTimeField()

@@ -283,7 +283,9 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Weft API",
-    "DESCRIPTION": "Workflows, runs, steps, events and timelines of the Weft workflow engine. See docs/api.md.",
+    "DESCRIPTION": "Workflows, runs, steps, events and timelines of the Weft workflow engine. See docs/api.md. "
+                   "No string in a request may hold the NUL character (U+0000) or a lone UTF-16 surrogate "
+                   "(U+D800-U+DFFF without its pair): PostgreSQL can store neither, so they are refused with 400.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["api.permissions.CanView"],

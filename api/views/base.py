@@ -3,6 +3,7 @@ pagination whose query parameters are checked by the serializers the schema decl
 
 from __future__ import annotations
 
+from rest_framework import exceptions as drf
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.views import APIView
 
@@ -34,6 +35,17 @@ def parse(serializer_class, data):
     return serializer.validated_data
 
 
+def parse_query(serializer_class, query_params):
+    """``parse`` for query parameters. DRF takes an optional parameter given empty (``?page_size=``) as absent,
+    which the schema does not say: it is refused unless its field allows blank (and the schema says so)."""
+    fields = serializer_class().fields
+    empty = {name: ["may not be empty"] for name, value in query_params.items()
+             if value == "" and name in fields and not getattr(fields[name], "allow_blank", False)}
+    if empty:
+        raise drf.ValidationError(empty)
+    return parse(serializer_class, query_params)
+
+
 def actor(request):
     return request.user
 
@@ -48,7 +60,7 @@ class NumberedPages(PageNumberPagination):
     last_page_strings = ()  # ``page`` is a number, as the schema says
 
     def get_page_size(self, request):
-        return parse(self.query_serializer, request.query_params).get("page_size", self.page_size)
+        return parse_query(self.query_serializer, request.query_params).get("page_size", self.page_size)
 
 
 class CursorPages(CursorPagination):
@@ -60,4 +72,4 @@ class CursorPages(CursorPagination):
     max_page_size = MAX_PAGE_SIZE
 
     def get_page_size(self, request):
-        return parse(self.query_serializer, request.query_params).get("page_size", self.page_size)
+        return parse_query(self.query_serializer, request.query_params).get("page_size", self.page_size)

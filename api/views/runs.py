@@ -19,7 +19,7 @@ from api.serializers import (
     RunSummarySerializer,
     TimelineSerializer,
 )
-from api.views.base import ApiView, CursorPages, actor, parse
+from api.views.base import ApiView, CursorPages, actor, parse, parse_query
 from engine.services import queries
 from engine.services.scheduler import run_cancel, run_start
 from engine.services.workflows import workflow_get
@@ -82,7 +82,7 @@ class RunListApi(ApiView):
                    parameters=[RunListQuerySerializer, RunPagination.query_serializer],
                    responses=RunSummarySerializer(many=True))
     def get(self, request):
-        query = parse(RunListQuerySerializer, request.query_params)
+        query = parse_query(RunListQuerySerializer, request.query_params)
         qs = queries.runs_filter(**query)
         return self.paginate(qs, RunSummarySerializer)
 
@@ -112,7 +112,7 @@ class RunEventsApi(ApiView):
         parameters=[RUN_ID, EventsQuerySerializer], responses=EventsPageSerializer,
     )
     def get(self, request, run_id):
-        query = parse(EventsQuerySerializer, request.query_params)
+        query = parse_query(EventsQuerySerializer, request.query_params)
         run = queries.run_get(run_id)
         events = queries.run_events(run, after=query["after"], limit=query["limit"])
         last = events[-1].seq if events else query["after"]

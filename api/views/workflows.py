@@ -22,7 +22,7 @@ from api.serializers import (
     WorkflowSavedSerializer,
     WorkflowSerializer,
 )
-from api.views.base import ApiView, NumberedPages, actor, parse
+from api.views.base import ApiView, NumberedPages, actor, parse, parse_query
 from engine.core.graph import DEFINITION_SCHEMA
 from engine.core.versions import version_graph
 from engine.exceptions import GraphInvalid
@@ -74,7 +74,7 @@ class WorkflowCollectionApi(ApiView):
         responses=WorkflowListItemSerializer(many=True),
     )
     def get(self, request):
-        query = parse(WorkflowListQuerySerializer, request.query_params)
+        query = parse_query(WorkflowListQuerySerializer, request.query_params)
         qs = queries.workflows_search(q=query.get("q", ""), include_archived=query["archived"])
         return self.paginate(qs, WorkflowListItemSerializer)
 
@@ -178,7 +178,7 @@ class WorkflowExportApi(ApiView):
                    409: ErrorSerializer},
     )
     def get(self, request, slug):
-        query = parse(ExportQuerySerializer, request.query_params)
+        query = parse_query(ExportQuerySerializer, request.query_params)
         definition = workflow_export(slug, version=query.get("version"))
         response = Response(definition)
         response["Content-Disposition"] = f'attachment; filename="{slug}.json"'

@@ -5,6 +5,7 @@ schema declares."""
 from __future__ import annotations
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from engine.core.graph import DEFINITION_SCHEMA
 from engine.services.workflows import workflow_save
@@ -38,7 +39,7 @@ def test_page_size_bounds_are_declared(schema, path):
 
 
 @pytest.mark.parametrize("path", LISTS)
-@pytest.mark.parametrize("value", ["null", "-1", "0", "abc", "1.5", "201"])
+@pytest.mark.parametrize("value", ["", "null", "-1", "0", "abc", "1.5", "201"])
 def test_page_size_out_of_its_declared_bounds_is_400_naming_it(api, path, value):
     error = assert_error(api("viewer").get(path, {"page_size": value}), 400, "invalid")
     assert "page_size" in error["message"]
@@ -95,7 +96,8 @@ def test_nul_in_a_query_string_is_400_and_every_request_string_declares_it(api, 
     pattern = query_parameter(schema, "/api/workflows/", "q")["pattern"]
     note = request_schema(schema, "/api/workflows/", "post")["properties"]["note"]["pattern"]
     name = schema["components"]["schemas"]["WorkflowDefinition"]["properties"]["name"]["pattern"]
-    assert pattern == note == name == r"^[^\u0000\ud800-\udfff]*$"
+    assert pattern == note == name == r"^[^\u0000]*$"
+    assert "lone UTF-16 surrogate" in schema["info"]["description"]
 
 
 def test_a_blank_idempotency_key_is_refused_and_the_schema_says_so(api, schema):
@@ -118,3 +120,23 @@ def test_start_run_links_to_get_run(schema):
     assert links["run_get"] == {"operationId": "run_get", "parameters": {"run_id": "$response.body#/id"}}
     created = schema["paths"]["/api/workflows/"]["post"]["responses"]["201"]["links"]
     assert created["run_start"]["parameters"] == {"slug": "$response.body#/slug"}
+
+
+def test_blank_filters_mean_every_run_and_step_as_the_schema_allows(api, schema, mixed_run):
+    assert "minLength" not in query_parameter(schema, "/api/runs/", "workflow")
+    assert "" in query_parameter(schema, "/api/runs/", "status")["enum"]
+    node = Draft202012Validator(query_parameter(schema, "/api/runs/{run_id}/logs/", "node"))
+    assert node.is_valid("") and node.is_valid("ask") and not node.is_valid(" ")
+    viewer = api("viewer")
+    for blank in ({"workflow": ""}, {"status": ""}):
+        assert [r["id"] for r in viewer.get("/api/runs/", blank).json()["results"]] == [str(mixed_run.pk)]
+    everything = viewer.get(f"/api/runs/{mixed_run.pk}/logs/").json()["lines"]
+    assert viewer.get(f"/api/runs/{mixed_run.pk}/logs/", {"node": ""}).json()["lines"] == everything
+    assert_error(viewer.get(f"/api/runs/{mixed_run.pk}/logs/", {"node": " "}), 400, "invalid")
+
+
+@pytest.mark.parametrize("path, parameter", [("/api/runs/", "started_before"), ("/api/workflows/", "archived"),
+                                             ("/api/workflows/", "page")])
+def test_an_empty_query_parameter_is_refused_unless_the_schema_allows_it(api, path, parameter):
+    error = assert_error(api("viewer").get(path, {parameter: ""}), 400, "invalid")
+    assert [d["path"] for d in error["details"]] == [parameter]

@@ -1,6 +1,6 @@
 """OpenAPI schema post-processing, each rule in one place: the error responses every operation can give; the
-workflow definition's schema (engine.core.graph.DEFINITION_SCHEMA itself); no NUL characters or lone
-surrogates in any request string; links from the operations that create or list things to those that use them."""
+workflow definition's schema (built from engine.core.graph.DEFINITION_SCHEMA); no NUL character in any request
+string; links from the operations that create or list things to those that use them."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def add_error_responses(result, generator, request, public):
 # schemathesis's validator does, refuse the range): the schema's description says it instead.
 NO_NUL_PATTERN = r"^[^\u0000]*$"
 
-# OpenAPI 3.1 schemas are JSON Schema 2020-12, DEFINITION_SCHEMA's own dialect: the component is the constant.
+# OpenAPI 3.1 schemas are JSON Schema 2020-12, DEFINITION_SCHEMA's own dialect: the component is the constant,
+# to which forbid_nul_in_request_strings then adds NO_NUL_PATTERN like to every other request string.
 DEFINITION_COMPONENT = "WorkflowDefinition"
 
 _RUN = {"run_id": "$response.body#/id"}

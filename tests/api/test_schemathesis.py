@@ -52,7 +52,8 @@ def test_schemathesis_with_every_check_and_phase_finds_nothing(live_server, drai
         "--report", "junit", "--report-junit-path", str(tmp_path / "junit.xml"),
     ]
     started = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    # In tmp_path: schemathesis keeps a cache directory (.schemathesis/) where it runs.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False, cwd=tmp_path)
     elapsed = time.monotonic() - started
     output = done.stdout + done.stderr
     print(f"\nschemathesis: {elapsed:.0f} s\n" + "\n".join(output.splitlines()[-15:]))

@@ -39,13 +39,29 @@ class IssueSerializer(serializers.Serializer):
     path = serializers.CharField(required=False)
 
 
+# The OpenAPI component api.schema builds from engine.core.graph.DEFINITION_SCHEMA.
+DEFINITION_REF = {"$ref": "#/components/schemas/WorkflowDefinition"}
+
+
+@extend_schema_field(DEFINITION_REF)
+class DefinitionField(serializers.DictField):
+    """A workflow definition: an object here; the engine checks it against DEFINITION_SCHEMA and the graph's
+    meaning (400 graph_invalid), so the schema names DEFINITION_SCHEMA rather than a copy of it."""
+
+
+@extend_schema_field({"type": ["object", "array", "string", "number", "boolean"]})
+class JsonValueField(serializers.JSONField):
+    """Any JSON value; null only with allow_null=True (the schema then says null too)."""
+
+
 class DefinitionInputSerializer(serializers.Serializer):
-    definition = serializers.DictField(help_text="A workflow definition; see GET /api/workflow-schema/")
+    definition = DefinitionField(help_text="A workflow definition; see GET /api/workflow-schema/")
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class ValidateInputSerializer(serializers.Serializer):
-    definition = serializers.JSONField(help_text="A workflow definition; see GET /api/workflow-schema/")
+    definition = JsonValueField(help_text="A workflow definition (see GET /api/workflow-schema/); any value but "
+                                           "null, so that every problem is reported as a validation result")
 
 
 class ValidateResultSerializer(serializers.Serializer):
@@ -108,6 +124,26 @@ class WorkflowSavedSerializer(WorkflowSerializer):
     new_version = serializers.BooleanField(help_text="false when the definition equals the current version")
 
 
+# -- pagination -----------------------------------------------------------------------------------
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+class PageSizeQuerySerializer(serializers.Serializer):
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE,
+                                         help_text=f"results per page (default {PAGE_SIZE})")
+
+
+class PageQuerySerializer(PageSizeQuerySerializer):
+    page = serializers.IntegerField(required=False, min_value=1, help_text="page number, from 1")
+
+
+class CursorQuerySerializer(PageSizeQuerySerializer):
+    cursor = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                   help_text="the cursor of a `next` or `previous` link")
+
+
 class WorkflowListQuerySerializer(serializers.Serializer):
     q = serializers.CharField(required=False, allow_blank=True, help_text="search slug, name and description")
     archived = serializers.BooleanField(required=False, default=False, help_text="include archived workflows")
@@ -126,8 +162,10 @@ class RunStartInputSerializer(serializers.Serializer):
 
 
 class RunListQuerySerializer(serializers.Serializer):
-    workflow = serializers.CharField(required=False, help_text="workflow slug")
-    status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    workflow = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                     help_text="workflow slug (empty: every workflow)")
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False, allow_blank=True,
+                                     help_text="empty: every status")
     started_after = serializers.DateTimeField(required=False, help_text="runs started at or after (ISO 8601)")
     started_before = serializers.DateTimeField(required=False, help_text="runs started before (ISO 8601)")
 
@@ -159,8 +197,8 @@ class StepSerializer(serializers.Serializer):
     attempt = serializers.IntegerField(help_text="current attempt number (0: never queued)")
     attempts_count = serializers.IntegerField(help_text="attempts that started")
     waiting_reason = serializers.CharField(allow_blank=True)
-    waiting_detail = serializers.JSONField(allow_null=True)
-    output = serializers.JSONField(allow_null=True)
+    waiting_detail = JsonValueField(allow_null=True)
+    output = JsonValueField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
     worker = serializers.CharField(allow_blank=True)
     queued_at = serializers.DateTimeField(allow_null=True)
@@ -181,7 +219,7 @@ class ParentStepSerializer(serializers.Serializer):
 
 class RunSerializer(RunSummarySerializer):
     inputs = serializers.DictField()
-    outputs = serializers.JSONField(allow_null=True)
+    outputs = JsonValueField(allow_null=True)
     last_seq = serializers.IntegerField()
     unfinished_steps = serializers.IntegerField()
     parent_step = ParentStepSerializer(allow_null=True)
@@ -218,7 +256,7 @@ class JournalEntrySerializer(serializers.Serializer):
     status = serializers.CharField()
     attempt = serializers.IntegerField()
     safe_to_repeat = serializers.BooleanField()
-    result = serializers.JSONField(allow_null=True)
+    result = JsonValueField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
     error_type = serializers.CharField(allow_blank=True)
     started_at = serializers.DateTimeField()
@@ -239,8 +277,8 @@ class CommentInputSerializer(serializers.Serializer):
 
 
 class CompleteInputSerializer(serializers.Serializer):
-    output = serializers.JSONField(required=False, allow_null=True, default=None,
-                                   help_text="the step's output, as if it had produced it")
+    output = JsonValueField(required=False, allow_null=True, default=None,
+                            help_text="the step's output, as if it had produced it")
 
 
 class RerunResultSerializer(serializers.Serializer):

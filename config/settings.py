@@ -283,7 +283,9 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Weft API",
-    "DESCRIPTION": "Workflows, runs, steps, events and timelines of the Weft workflow engine. See docs/api.md.",
+    "DESCRIPTION": "Workflows, runs, steps, events and timelines of the Weft workflow engine. See docs/api.md. "
+                   "No string in a request may hold the NUL character (U+0000) or a lone UTF-16 surrogate "
+                   "(U+D800-U+DFFF without its pair): PostgreSQL can store neither, so they are refused with 400.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["api.permissions.CanView"],
@@ -291,6 +293,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1: schemas are JSON Schema 2020-12, so the workflow definition's schema is used as it is.
+    "OAS_VERSION": "3.1.0",
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "engine.states.RunStatus",
         "StepStatusEnum": "engine.states.StepStatus",
@@ -299,6 +303,9 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.add_error_responses",
+        "api.schema.add_definition_schema",
+        "api.schema.forbid_nul_in_request_strings",
+        "api.schema.add_links",
     ],
 }
 # Largest request body the API accepts (bytes); larger ones get 413.

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from api.converters import SLUG, NodeIdConverter
-from api.views.base import ApiView, parse
+from api.views.base import ApiView, parse_query
 from engine.observability.queries import MAX_LOG_LINES, run_logs_search, workflow_analytics
 from engine.services import queries
 from engine.services.workflows import workflow_get
@@ -19,11 +19,11 @@ RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, de
 class RunLogsQuerySerializer(serializers.Serializer):
     q = serializers.CharField(required=False, default="", allow_blank=True, max_length=200, trim_whitespace=False,
                               help_text="case-insensitive text the message contains")
-    node = serializers.RegexField(f"^{NodeIdConverter.regex}$", required=False, default="",
-                                  help_text="only this step's lines")
+    node = serializers.RegexField(f"^{NodeIdConverter.regex}$", required=False, default="", allow_blank=True,
+                                  trim_whitespace=False, help_text="only this step's lines (empty: every step's)")
     attempt = serializers.IntegerField(required=False, default=None, min_value=1, max_value=2**31 - 1,
                                        help_text="only this attempt number")
-    level = serializers.ChoiceField(required=False, default="",
+    level = serializers.ChoiceField(required=False, default="", allow_blank=True,
                                     choices=["", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "PRINT"],
                                     help_text="only this level (PRINT: what the node printed)")
     limit = serializers.IntegerField(required=False, default=500, min_value=1, max_value=MAX_LOG_LINES)
@@ -104,7 +104,7 @@ class RunLogsApi(ApiView):
         parameters=[RUN_ID, RunLogsQuerySerializer], responses=RunLogsSerializer,
     )
     def get(self, request, run_id):
-        query = parse(RunLogsQuerySerializer, request.query_params)
+        query = parse_query(RunLogsQuerySerializer, request.query_params)
         run = queries.run_get(run_id)
         lines, truncated = run_logs_search(run, **query)
         return Response(RunLogsSerializer({"run": run.pk, "lines": lines, "truncated": truncated}).data)
@@ -117,6 +117,6 @@ class WorkflowAnalyticsApi(ApiView):
         parameters=[SLUG, AnalyticsQuerySerializer], responses=AnalyticsSerializer,
     )
     def get(self, request, slug):
-        query = parse(AnalyticsQuerySerializer, request.query_params)
+        query = parse_query(AnalyticsQuerySerializer, request.query_params)
         workflow = workflow_get(slug)
         return Response(AnalyticsSerializer(workflow_analytics(workflow, days=query["days"])).data)

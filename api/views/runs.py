@@ -5,7 +5,6 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions as drf
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from api.converters import SLUG
@@ -20,7 +19,7 @@ from api.serializers import (
     RunSummarySerializer,
     TimelineSerializer,
 )
-from api.views.base import ApiView, actor, parse
+from api.views.base import ApiView, CursorPages, actor, parse, parse_query
 from engine.services import queries
 from engine.services.scheduler import run_cancel, run_start
 from engine.services.workflows import workflow_get
@@ -28,18 +27,16 @@ from engine.services.workflows import workflow_get
 TAG = ["runs"]
 RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="run id")
 IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 200}, OpenApiParameter.HEADER, required=False,
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"}, OpenApiParameter.HEADER,
+    required=False,
     description="Same key and same body: the run already started (200). Same key, different body: 409. "
-                "At most 200 characters.",
+                "At most 200 characters, not all of them blank.",
 )
 MAX_KEY = 200
 
 
-class RunPagination(CursorPagination):
+class RunPagination(CursorPages):
     ordering = "-created_at"
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 def run_response(run_id, *, status: int = 200) -> Response:
@@ -82,9 +79,10 @@ class WorkflowRunStartApi(ApiView):
 class RunListApi(ApiView):
     pagination_class = RunPagination
     @extend_schema(tags=TAG, operation_id="run_list", summary="List runs, newest first",
-                   parameters=[RunListQuerySerializer], responses=RunSummarySerializer(many=True))
+                   parameters=[RunListQuerySerializer, RunPagination.query_serializer],
+                   responses=RunSummarySerializer(many=True))
     def get(self, request):
-        query = parse(RunListQuerySerializer, request.query_params)
+        query = parse_query(RunListQuerySerializer, request.query_params)
         qs = queries.runs_filter(**query)
         return self.paginate(qs, RunSummarySerializer)
 
@@ -114,7 +112,7 @@ class RunEventsApi(ApiView):
         parameters=[RUN_ID, EventsQuerySerializer], responses=EventsPageSerializer,
     )
     def get(self, request, run_id):
-        query = parse(EventsQuerySerializer, request.query_params)
+        query = parse_query(EventsQuerySerializer, request.query_params)
         run = queries.run_get(run_id)
         events = queries.run_events(run, after=query["after"], limit=query["limit"])
         last = events[-1].seq if events else query["after"]

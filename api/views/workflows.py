@@ -5,7 +5,6 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from api.converters import SLUG
@@ -23,7 +22,7 @@ from api.serializers import (
     WorkflowSavedSerializer,
     WorkflowSerializer,
 )
-from api.views.base import ApiView, actor, parse
+from api.views.base import ApiView, NumberedPages, actor, parse, parse_query
 from engine.core.graph import DEFINITION_SCHEMA
 from engine.core.versions import version_graph
 from engine.exceptions import GraphInvalid
@@ -32,12 +31,6 @@ from engine.services import queries
 from engine.services.workflows import graph_validate, workflow_archive, workflow_export, workflow_get, workflow_save
 
 TAG = ["workflows"]
-
-
-class WorkflowPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 def workflow_data(workflow: Workflow, **extra) -> dict:
@@ -72,15 +65,16 @@ def _require_slug(definition: dict, slug: str) -> None:
 
 
 class WorkflowCollectionApi(ApiView):
-    pagination_class = WorkflowPagination
+    pagination_class = NumberedPages
     permissions = {"post": CanDesign}
 
     @extend_schema(
         tags=TAG, operation_id="workflow_list", summary="List workflows",
-        parameters=[WorkflowListQuerySerializer], responses=WorkflowListItemSerializer(many=True),
+        parameters=[WorkflowListQuerySerializer, NumberedPages.query_serializer],
+        responses=WorkflowListItemSerializer(many=True),
     )
     def get(self, request):
-        query = parse(WorkflowListQuerySerializer, request.query_params)
+        query = parse_query(WorkflowListQuerySerializer, request.query_params)
         qs = queries.workflows_search(q=query.get("q", ""), include_archived=query["archived"])
         return self.paginate(qs, WorkflowListItemSerializer)
 
@@ -184,7 +178,7 @@ class WorkflowExportApi(ApiView):
                    409: ErrorSerializer},
     )
     def get(self, request, slug):
-        query = parse(ExportQuerySerializer, request.query_params)
+        query = parse_query(ExportQuerySerializer, request.query_params)
         definition = workflow_export(slug, version=query.get("version"))
         response = Response(definition)
         response["Content-Disposition"] = f'attachment; filename="{slug}.json"'

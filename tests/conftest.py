@@ -230,3 +230,16 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.1, message: str =
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def finished(run_id):
+    """A predicate for wait_for: the run, once it is succeeded, failed or cancelled."""
+
+    def check():
+        from engine.models import Run
+        from engine.states import RUN_TERMINAL
+
+        run = Run.objects.get(pk=run_id)
+        return run if run.status in RUN_TERMINAL else None
+
+    return check

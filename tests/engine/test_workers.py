@@ -10,17 +10,9 @@ import pytest
 from engine.models import Attempt, Run, StepRun
 from engine.services.scheduler import run_cancel, run_start, step_retry
 from engine.services.workflows import workflow_save
-from tests.conftest import chain, definition, node, wait_for
+from tests.conftest import chain, definition, finished, node, wait_for
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
-
-
-def finished(run_id):
-    def check():
-        run = Run.objects.get(pk=run_id)
-        return run if run.status in ("succeeded", "failed", "cancelled") else None
-
-    return check
 
 
 def test_30_step_chain_completes_on_real_workers(workers, tmp_path):

@@ -11,23 +11,15 @@ import pytest
 from django.db.models.functions import Now
 
 from engine.core.journal import idempotency_key
-from engine.models import Attempt, Run, StepRun
+from engine.models import Attempt, StepRun
 from engine.services.scheduler import run_start, step_approve
 from engine.services.workflows import workflow_save
-from tests.conftest import definition, node, wait_for
+from tests.conftest import definition, finished, node, wait_for
 from tests.fakes.servers import ChatServer
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
 
 TOOL_CALLS = 30
-
-
-def finished(run_id):
-    def check():
-        run = Run.objects.get(pk=run_id)
-        return run if run.status in ("succeeded", "failed", "cancelled") else None
-
-    return check
 
 
 def step_status(run, node_id, status, reason=None):

@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.models import Attempt, Run, StepRun
+from engine.models import Attempt, StepRun
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
-from tests.conftest import definition, node, wait_for
+from tests.conftest import definition, finished, node, wait_for
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
-
-
-def finished(run_id):
-    def check():
-        run = Run.objects.get(pk=run_id)
-        return run if run.status in ("succeeded", "failed", "cancelled") else None
-
-    return check
 
 
 def test_a_transform_output_with_a_lone_surrogate_fails_the_transform_once(workers):

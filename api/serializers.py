@@ -9,7 +9,7 @@ from rest_framework import serializers
 from engine.integrations.credentials import MAX_ALLOWED_HOSTS
 from engine.integrations.credentials import NAME_RE as CREDENTIAL_NAME_RE
 from engine.models import Credential
-from engine.states import RunStatus, StepStatus
+from engine.states import TRIGGER_KINDS, RunStatus, StepStatus
 
 # -- errors ---------------------------------------------------------------------------------------
 
@@ -168,6 +168,8 @@ class RunListQuerySerializer(serializers.Serializer):
                                      help_text="empty: every status")
     started_after = serializers.DateTimeField(required=False, help_text="runs started at or after (ISO 8601)")
     started_before = serializers.DateTimeField(required=False, help_text="runs started before (ISO 8601)")
+    trigger = serializers.ChoiceField(choices=TRIGGER_KINDS, required=False, allow_blank=True,
+                                      help_text="how the runs started (empty: any way)")
 
 
 class RunSummarySerializer(serializers.Serializer):
@@ -178,6 +180,8 @@ class RunSummarySerializer(serializers.Serializer):
     error = serializers.CharField(allow_blank=True)
     idempotency_key = serializers.CharField(allow_null=True)
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
+    trigger = serializers.DictField(help_text='how the run started: {"kind": "manual" | "api" | "schedule" | '
+                                              '"webhook" | "event" | "subworkflow", ...}')
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)

@@ -11,7 +11,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.fields.json import KeyTextTransform
 
 from engine.states import RunStatus, StepStatus
 
@@ -72,6 +73,9 @@ class Run(models.Model):
         "StepRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # How the run started: {"kind": one of TRIGGER_KINDS, ...}, with the user, schedule and fire time, webhook
+    # delivery id or event id as the kind has them.
+    trigger = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -88,6 +92,7 @@ class Run(models.Model):
             models.Index(fields=["status", "-created_at"], name="run_status_created"),
             models.Index(fields=["workflow", "-created_at"], name="run_workflow_created"),
             models.Index(fields=["-created_at"], name="run_created"),
+            models.Index(KeyTextTransform("kind", "trigger"), F("created_at").desc(), name="run_trigger_created"),
         ]
         ordering = ["-created_at"]
 

@@ -26,6 +26,9 @@ class StepStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+# How a run started (Run.trigger["kind"]).
+TRIGGER_KINDS = ("manual", "api", "schedule", "webhook", "event", "subworkflow")
+
 R, S = RunStatus, StepStatus
 
 RUN_TERMINAL = frozenset({R.SUCCEEDED, R.FAILED, R.CANCELLED})

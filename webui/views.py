@@ -23,7 +23,7 @@ from engine.models import Run, StepRun, Workflow
 from engine.observability.queries import workflow_analytics
 from engine.services import queries
 from engine.services.workflows import workflow_archive, workflow_get, workflow_save
-from engine.states import RunStatus
+from engine.states import TRIGGER_KINDS, RunStatus
 from webui import analytics as charts
 from webui.access import can_design, can_view, roles
 from webui.inputs import step_inputs
@@ -198,15 +198,18 @@ def _runs_context(request) -> dict:
     workflow = request.GET.get("workflow", "").strip()
     status = request.GET.get("status", "").strip()
     since = request.GET.get("since", "").strip()
+    trigger = request.GET.get("trigger", "").strip()
     qs = queries.runs_filter(
         workflow=workflow or None,
         status=status if status in RunStatus.values else None,
         started_after=timezone.now() - SINCE[since] if since in SINCE else None,
+        trigger=trigger if trigger in TRIGGER_KINDS else None,
     )
     return {
         "runs": list(qs.order_by("-created_at")[:RUN_PAGE_SIZE]),
-        "filters": {"workflow": workflow, "status": status, "since": since},
+        "filters": {"workflow": workflow, "status": status, "since": since, "trigger": trigger},
         "statuses": RunStatus.values,
+        "triggers": TRIGGER_KINDS,
         "since_choices": list(SINCE),
         "workflow_slugs": list(Workflow.objects.order_by("slug").values_list("slug", flat=True)[:500]),
     }

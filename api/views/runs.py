@@ -71,8 +71,10 @@ class WorkflowRunStartApi(ApiView):
             key = key.strip()
             if not key or len(key) > MAX_KEY:
                 raise drf.ValidationError({"Idempotency-Key": [f"must be 1-{MAX_KEY} characters"]})
+        # A signed-in browser session is someone pressing Run in the web UI; a token is a program.
+        kind = "api" if request.auth is not None else "manual"
         run, created = run_start(workflow=workflow, inputs=body["inputs"], idempotency_key=key,
-                                 actor=actor(request))
+                                 actor=actor(request), trigger={"kind": kind})
         return run_response(run.pk, status=201 if created else 200)
 
 

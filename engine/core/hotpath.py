@@ -98,7 +98,8 @@ def run_start_one(run: Run, graph, steps: list[dict], *, actor: str) -> Run:
             **batch.params(), "run": run.pk, "workflow": run.workflow_id, "version": run.version_id,
             "inputs": json.dumps(run.inputs), "key": run.idempotency_key,
             "hash": run.request_hash, "unfinished": len(steps), "n_events": len(pending),
-            "parent": run.parent_step_id, "created_by": run.created_by_id, "created_at": run.created_at,
+            "parent": run.parent_step_id, "created_by": run.created_by_id, "trigger": json.dumps(run.trigger),
+            "created_at": run.created_at,
             "steps": json.dumps(steps), "channels": json.dumps(notify_channels(deliveries))}))
         run.started_at = cur.fetchone()[0]
     batch.publish_on_commit()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from engine.core.versions import version_graph
@@ -62,8 +63,9 @@ def runs_filter(
     status: str | None = None,
     started_after: datetime | None = None,
     started_before: datetime | None = None,
+    trigger: str | None = None,
 ) -> QuerySet[Run]:
-    """Runs, newest first, filtered by workflow slug, status and start (creation) time."""
+    """Runs, newest first, filtered by workflow slug, status, start (creation) time and trigger kind."""
     qs = Run.objects.select_related("workflow", "version", "created_by")
     if workflow:
         qs = qs.filter(workflow__slug=workflow)
@@ -73,6 +75,8 @@ def runs_filter(
         qs = qs.filter(created_at__gte=started_after)
     if started_before:
         qs = qs.filter(created_at__lt=started_before)
+    if trigger:
+        qs = qs.alias(trigger_kind=KeyTextTransform("kind", "trigger")).filter(trigger_kind=trigger)
     return qs
 
 

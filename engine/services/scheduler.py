@@ -38,6 +38,7 @@ from engine.states import (
     STEP_IDLE,
     STEP_SETTLEABLE,
     STEP_TERMINAL,
+    TRIGGER_KINDS,
     RunStatus,
     StepStatus,
 )
@@ -59,8 +60,12 @@ def run_start(
     actor=None,
     parent_step: StepRun | None = None,
     version_number: int | None = None,
+    trigger: dict | None = None,
 ) -> tuple[Run, bool]:
     """Start a run of the workflow's current version (or of ``version_number``). Returns (run, created).
+
+    ``trigger`` records how the run started ({"kind": ..., ...}, see states.TRIGGER_KINDS); without one, a run
+    with a parent step is a sub-workflow's and any other a manual one. The user who started it is added.
 
     With an idempotency key, the same key and the same inputs return the existing run;
     the same key with different inputs raises IdempotencyConflict.
@@ -91,7 +96,8 @@ def run_start(
     graph = version_graph(version)
     fields = {"workflow": workflow, "version": version, "status": RunStatus.PENDING, "inputs": inputs,
               "idempotency_key": idempotency_key or None, "request_hash": digest, "parent_step": parent_step,
-              "created_by": actor if getattr(actor, "pk", None) else None}
+              "created_by": actor if getattr(actor, "pk", None) else None,
+              "trigger": run_trigger(trigger, actor=actor, parent_step=parent_step)}
     try:
         if not any(is_inline(graph.nodes[root].type) for root in graph.roots()):  # in one statement
             # Inside a caller's transaction, a failure (a reused idempotency key) must not abort the caller's.
@@ -112,6 +118,23 @@ def run_start(
             raise
         return existing, False
     return run, True  # as the run's transaction left it (RunTx read the row back)
+
+
+def run_trigger(trigger: dict | None, *, actor=None, parent_step: StepRun | None = None) -> dict:
+    """The ``trigger`` a new run records: the given one (or manual, or subworkflow for a child run) with the
+    starting user's name when there is one (a child run names its parent run and step instead)."""
+    if trigger is None:
+        trigger = {"kind": "subworkflow"} if parent_step is not None else {"kind": "manual"}
+    if trigger.get("kind") not in TRIGGER_KINDS:
+        raise ValueError(f"unknown trigger kind {trigger.get('kind')!r}")
+    trigger = dict(trigger)
+    if parent_step is not None:
+        trigger.setdefault("parent_run", str(parent_step.run_id))
+        trigger.setdefault("parent_step", parent_step.node_id)
+    name = _actor_name(actor)
+    if name and parent_step is None and "user" not in trigger:
+        trigger["user"] = name
+    return trigger
 
 
 def _new_steps(graph) -> list[dict]:

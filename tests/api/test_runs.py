@@ -11,7 +11,7 @@ from django.utils import timezone
 from engine.models import Event, Run, StepRun
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
-from tests.api.conftest import simple_definition
+from tests.api.conftest import make_user, simple_definition
 from tests.api.test_workflows import assert_error
 from tests.conftest import definition, node
 
@@ -110,6 +110,34 @@ def test_list_filters_by_workflow_status_and_start_time(api):
     assert ids(started_before=since) == {str(r1.pk)}
     assert_error(client.get("/api/runs/", {"status": "sleepy"}), 400, "invalid")
     assert_error(client.get("/api/runs/", {"started_after": "yesterday"}), 400, "invalid")
+
+
+def test_a_run_records_how_it_started_and_the_list_filters_by_it(api, client):
+    workflow_save(definition=simple_definition("trig"))
+    by_token = api("operator").post("/api/workflows/trig/runs/", {"inputs": {}}, format="json")
+    assert by_token.status_code == 201, by_token.content
+    assert by_token.json()["trigger"] == {"kind": "api", "user": "u-operator"}
+    client.force_login(make_user("operator"))
+    by_browser = client.post("/api/workflows/trig/runs/", {"inputs": {}}, content_type="application/json")
+    assert by_browser.status_code == 201, by_browser.content
+    assert by_browser.json()["trigger"] == {"kind": "manual", "user": "u-operator"}
+    scheduled, _ = run_start(workflow="trig", trigger={"kind": "schedule", "schedule": 7})
+    assert scheduled.trigger == {"kind": "schedule", "schedule": 7}
+    assert Run.objects.get(pk=scheduled.pk).trigger == {"kind": "schedule", "schedule": 7}
+    viewer = api("viewer")
+
+    def ids(kind):
+        response = viewer.get("/api/runs/", {"trigger": kind})
+        assert response.status_code == 200, response.content
+        return {r["id"] for r in response.json()["results"]}
+
+    assert ids("api") == {by_token.json()["id"]}
+    assert ids("manual") == {by_browser.json()["id"]}
+    assert ids("schedule") == {str(scheduled.pk)}
+    assert ids("webhook") == set()
+    assert_error(viewer.get("/api/runs/", {"trigger": "telepathy"}), 400, "invalid")
+    with pytest.raises(ValueError, match="unknown trigger kind"):
+        run_start(workflow="trig", trigger={"kind": "telepathy"})
 
 
 def test_list_uses_cursor_pagination_newest_first(api):

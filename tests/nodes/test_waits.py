@@ -132,6 +132,8 @@ def test_subworkflow_step_completes_with_the_child_runs_outputs(drain):
     sub = step(run, "sub")
     child = Run.objects.get(parent_step=sub)
     assert child.status == "succeeded" and child.inputs == {"x": 2}
+    assert child.trigger == {"kind": "subworkflow", "parent_run": str(run.pk), "parent_step": "sub"}
+    assert run.trigger == {"kind": "manual"}
     assert sub.status == "succeeded" and sub.output == {"c2": {"sum": 103}}
     assert run.status == "succeeded" and step(run, "after").output == 103
     assert Attempt.objects.filter(step=sub).count() == 1  # settled by the child's completion, not a worker

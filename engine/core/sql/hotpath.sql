@@ -128,9 +128,11 @@ FROM q
 -- A new run, running, with its steps (a JSON list: a first step has its broker message's id and payload and is queued at attempt 1, the others pending), the broker messages, the events and a NOTIFY for each queue of a first step (sent at commit): what run_start writes through the general path.
 WITH r AS (
     INSERT INTO engine_run (id, workflow_id, version_id, status, inputs, outputs, error, idempotency_key,
-        request_hash, unfinished_steps, last_seq, parent_step_id, created_by_id, created_at, started_at, finished_at)
+        request_hash, unfinished_steps, last_seq, parent_step_id, created_by_id, trigger, created_at, started_at,
+        finished_at)
     VALUES (%(run)s, %(workflow)s, %(version)s, %(run_running)s, %(inputs)s::jsonb, NULL, '', %(key)s, %(hash)s,
-        %(unfinished)s, %(n_events)s, %(parent)s, %(created_by)s, %(created_at)s, statement_timestamp(), NULL)
+        %(unfinished)s, %(n_events)s, %(parent)s, %(created_by)s, %(trigger)s::jsonb, %(created_at)s,
+        statement_timestamp(), NULL)
     RETURNING id, started_at
 ), v AS (
     SELECT x FROM jsonb_array_elements(%(steps)s::jsonb) AS x

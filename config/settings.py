@@ -331,6 +331,9 @@ WEFT_CONTINUE_WINDOW_S = env_float("WEFT_CONTINUE_WINDOW_S", 0.5)
 # How long a worker keeps retrying to record a finished step (or journal entry) while the database is away.
 WEFT_DB_RETRY_S = env_float("WEFT_DB_RETRY_S", 30.0)
 WEFT_RECOVERY_INTERVAL_S = env_float("WEFT_RECOVERY_INTERVAL_S", 1.0, minimum=0.01)
+# Finished runs older than this many days are deleted, with everything that belongs to them, once a day by the
+# recovery loop (engine.services.retention); 0 keeps everything.
+WEFT_RETENTION_DAYS = env_int("WEFT_RETENTION_DAYS", 30, minimum=0)
 WEFT_DEFAULT_RETRY = {
     "max_attempts": env_int("WEFT_DEFAULT_MAX_ATTEMPTS", 3, minimum=1),
     "backoff_s": 1.0,

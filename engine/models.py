@@ -93,6 +93,8 @@ class Run(models.Model):
             models.Index(fields=["workflow", "-created_at"], name="run_workflow_created"),
             models.Index(fields=["-created_at"], name="run_created"),
             models.Index(KeyTextTransform("kind", "trigger"), F("created_at").desc(), name="run_trigger_created"),
+            # Retention deletes the oldest finished runs first.
+            models.Index(fields=["finished_at"], name="run_finished", condition=Q(finished_at__isnull=False)),
         ]
         ordering = ["-created_at"]
 

@@ -12,6 +12,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 import weft
+from engine.core import statements
 from engine.core.dbretry import connect
 from engine.models import Run, StepRun
 from engine.operations.health import VACUUMED_TABLES
@@ -26,7 +28,8 @@ from engine.services.scheduler import run_cancel, run_start
 from engine.services.workflows import workflow_save
 from engine.states import RUN_TERMINAL
 
-WORKLOADS = ("floor", "start", "chain", "fanout", "many", "isolation", "recovery", "idle")
+WORKLOADS = ("floor", "start", "chain", "fanout", "many", "isolation", "recovery", "idle", "prune")
+SQL = statements.load(__file__, "sql/bench.sql")
 
 
 @weft.task(name="bench.sleep")
@@ -282,6 +285,39 @@ def settle(*, analyze: bool, timeout: float = 30.0) -> None:
         vacuum(analyze_only=True)
 
 
+def _seed_finished(runs: int, *, days: int = 400) -> None:
+    template, _ = run_start(workflow=_save("bench-pruned", [_noop(f"s{i}") for i in range(10)],
+                                           [(f"s{i}", f"s{i + 1}") for i in range(9)]))
+    _wait([template.pk])
+    with connection.cursor() as cur:
+        statements.execute(cur, SQL["seed_finished_runs"], {"run": template.pk, "runs": runs, "days": days})
+    vacuum(analyze_only=True)  # as autovacuum would after a day's history
+
+
+def prune(runs: int = 20_000) -> Sample:
+    """Seed ``runs`` finished 10-step runs 400 days old and prune them: runs deleted per second. Then seed as many
+    again and run ``chain`` alone and while a prune deletes them: the ratio of the two per-step times."""
+    from datetime import timedelta
+
+    from engine.services.retention import prune as prune_runs
+
+    old = timedelta(days=399)
+    _seed_finished(runs)
+    t0 = time.monotonic()
+    deleted = prune_runs(older_than=old)
+    took = time.monotonic() - t0
+    _seed_finished(runs)
+    alone = chain().per_step_ms
+    pruning = threading.Thread(target=lambda: (prune_runs(older_than=old), connection.close()))
+    pruning.start()
+    while_pruning = chain().per_step_ms
+    pruning.join()
+    return Sample(extra={"runs_deleted_per_s": round(deleted.runs / took, 1), "deleted": deleted.runs,
+                         "steps_deleted_per_s": round(deleted.steps / took, 1),
+                         "chain_ms_alone": round(alone, 3), "chain_ms_pruning": round(while_pruning, 3),
+                         "chain_ratio_pruning": round(while_pruning / alone, 2)})
+
+
 def run_workload(name: str, *, analyze: bool = True) -> Sample:
     """One sample of workload ``name``; ``analyze``: ANALYZE Weft's tables first (see ``settle``)."""
     if name == "floor":
@@ -289,5 +325,5 @@ def run_workload(name: str, *, analyze: bool = True) -> Sample:
         return Sample(per_step_ms=ms, steps_per_s=1000 / ms)
     settle(analyze=analyze)
     workloads = {"start": start, "chain": chain, "fanout": fanout, "many": many, "isolation": isolation,
-                 "recovery": recovery, "idle": idle}
+                 "recovery": recovery, "idle": idle, "prune": prune}
     return workloads[name]()

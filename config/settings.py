@@ -331,6 +331,8 @@ WEFT_CONTINUE_WINDOW_S = env_float("WEFT_CONTINUE_WINDOW_S", 0.5)
 # How long a worker keeps retrying to record a finished step (or journal entry) while the database is away.
 WEFT_DB_RETRY_S = env_float("WEFT_DB_RETRY_S", 30.0)
 WEFT_RECOVERY_INTERVAL_S = env_float("WEFT_RECOVERY_INTERVAL_S", 1.0, minimum=0.01)
+# The longest the schedule loop sleeps between its checks (it wakes at a known due time sooner).
+WEFT_SCHEDULE_POLL_S = env_float("WEFT_SCHEDULE_POLL_S", 1.0, minimum=0.01)
 WEFT_DEFAULT_RETRY = {
     "max_attempts": env_int("WEFT_DEFAULT_MAX_ATTEMPTS", 3, minimum=1),
     "backoff_s": 1.0,

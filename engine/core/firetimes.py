@@ -97,12 +97,11 @@ def _cron_iter(expr: str, start: datetime) -> croniter:
 def fire_times(spec: Spec, *, after: datetime, inclusive: bool = False) -> Iterator[datetime]:
     """The fire times after ``after`` (or at it, with ``inclusive``), in increasing order, within
     ``start_at`` .. ``end_at`` (both included). Stops at ``end_at``."""
-    lower = after - timedelta(microseconds=1) if inclusive else after
-    if spec.start_at and spec.start_at - timedelta(microseconds=1) > lower:
-        lower = spec.start_at - timedelta(microseconds=1)
-    times = _interval_times(spec, lower) if spec.interval_s is not None else _cron_times(spec, lower)
     try:
-        for t in times:
+        lower = after - timedelta(microseconds=1) if inclusive else after
+        if spec.start_at and spec.start_at - timedelta(microseconds=1) > lower:
+            lower = spec.start_at - timedelta(microseconds=1)
+        for t in _interval_times(spec, lower) if spec.interval_s is not None else _cron_times(spec, lower):
             if spec.end_at and t > spec.end_at:
                 return
             yield t

@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api import converters  # noqa: F401  (registers the path converters)
-from api.views import catalog, credentials, observability, runs, steps, workflows
+from api.views import catalog, credentials, observability, runs, schedules, steps, workflows
 
 STEP = "runs/<uuid:run_id>/steps/<node_id:node_id>/"
 
@@ -22,6 +22,14 @@ urlpatterns = [
     path("workflows/<wslug:slug>/runs/", runs.WorkflowRunStartApi.as_view(), name="api-workflow-runs"),
     path("workflows/<wslug:slug>/analytics/", observability.WorkflowAnalyticsApi.as_view(),
          name="api-workflow-analytics"),
+    path("workflows/<wslug:slug>/schedules/", schedules.WorkflowSchedulesApi.as_view(), name="api-workflow-schedules"),
+    path("schedules/", schedules.ScheduleCollectionApi.as_view(), name="api-schedules"),
+    path("schedules/<int:schedule_id>/", schedules.ScheduleDetailApi.as_view(), name="api-schedule"),
+    path("schedules/<int:schedule_id>/pause/", schedules.SchedulePauseApi.as_view(), name="api-schedule-pause"),
+    path("schedules/<int:schedule_id>/resume/", schedules.ScheduleResumeApi.as_view(), name="api-schedule-resume"),
+    path("schedules/<int:schedule_id>/trigger/", schedules.ScheduleTriggerApi.as_view(), name="api-schedule-trigger"),
+    path("schedules/<int:schedule_id>/backfill/", schedules.ScheduleBackfillApi.as_view(),
+         name="api-schedule-backfill"),
     path("runs/", runs.RunListApi.as_view(), name="api-runs"),
     path("runs/<uuid:run_id>/", runs.RunDetailApi.as_view(), name="api-run"),
     path("runs/<uuid:run_id>/cancel/", runs.RunCancelApi.as_view(), name="api-run-cancel"),

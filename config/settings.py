@@ -334,6 +334,8 @@ WEFT_RECOVERY_INTERVAL_S = env_float("WEFT_RECOVERY_INTERVAL_S", 1.0, minimum=0.
 # Finished runs older than this many days are deleted, with everything that belongs to them, once a day by the
 # recovery loop (engine.services.retention); 0 keeps everything.
 WEFT_RETENTION_DAYS = env_int("WEFT_RETENTION_DAYS", 30, minimum=0)
+# The longest the schedule loop sleeps between its checks (it wakes at a known due time sooner).
+WEFT_SCHEDULE_POLL_S = env_float("WEFT_SCHEDULE_POLL_S", 1.0, minimum=0.01)
 WEFT_DEFAULT_RETRY = {
     "max_attempts": env_int("WEFT_DEFAULT_MAX_ATTEMPTS", 3, minimum=1),
     "backoff_s": 1.0,

@@ -277,3 +277,81 @@ class Credential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+
+class Schedule(models.Model):
+    """Starts runs of its workflow's current version at fire times: a cron expression or a fixed interval in
+    an IANA time zone (engine/core/firetimes.py), fired by every ``runworkers`` process's schedule loop
+    (engine/worker/schedules.py); a ScheduleFire row per (kind, fire time) makes each fire happen once."""
+
+    class Overlap(models.TextChoices):  # Temporal's overlap policies
+        SKIP = "skip"
+        BUFFER_ONE = "buffer_one"
+        BUFFER_ALL = "buffer_all"
+        CANCEL_OTHER = "cancel_other"
+        ALLOW_ALL = "allow_all"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="schedules")
+    cron = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 (null: an interval schedule)
+    interval_s = models.PositiveIntegerField(null=True, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    inputs = models.JSONField(default=dict, blank=True)  # a template; ``scheduled_for`` is available
+    overlap = models.CharField(max_length=16, choices=Overlap.choices, default=Overlap.SKIP)
+    catchup_window_s = models.PositiveIntegerField(default=60)
+    paused = models.BooleanField(default=False)
+    start_at = models.DateTimeField(null=True, blank=True)
+    end_at = models.DateTimeField(null=True, blank=True)
+    jitter_s = models.PositiveIntegerField(default=0)
+    # The next fire time not yet handled (None: the schedule has ended), and when to act on it (plus jitter).
+    next_fire_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    # Fire times older than catchup_window_s when they were found, skipped and counted.
+    missed_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["workflow", "id"]
+        indexes = [models.Index(fields=["due_at"], condition=Q(paused=False, due_at__isnull=False),
+                                name="schedule_due")]
+
+    def __str__(self) -> str:
+        return f"schedule {self.pk} of {self.workflow_id}: {self.cron or f'every {self.interval_s} s'}"
+
+
+class ScheduleFire(models.Model):
+    """One fire of a schedule: (schedule, kind, fire time) is unique, so each is handled once, whichever
+    process gets there first. A buffered fire starts its run when the schedule's previous run finishes."""
+
+    class Kind(models.TextChoices):
+        SCHEDULED = "scheduled"
+        BACKFILL = "backfill"
+        MANUAL = "manual"
+
+    class Status(models.TextChoices):
+        STARTED = "started"  # its run started
+        BUFFERED = "buffered"  # waiting for the schedule's running run to finish
+        SKIPPED = "skipped"  # by the overlap policy
+        FAILED = "failed"  # its run could not start (the inputs template failed, the workflow is archived, ...)
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="fires", db_index=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    fire_time = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    overlap = models.CharField(max_length=16, choices=Schedule.Overlap.choices)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["schedule", "kind", "fire_time"], name="schedulefire_once")]
+        indexes = [
+            models.Index(fields=["schedule", "-fire_time"], name="schedulefire_recent"),
+            models.Index(fields=["schedule", "fire_time"], condition=Q(status="buffered"),
+                         name="schedulefire_buffered"),
+            models.Index(fields=["schedule"], condition=Q(status="started"), name="schedulefire_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id} {self.kind} {self.fire_time.isoformat()} ({self.status})"

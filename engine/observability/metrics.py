@@ -60,6 +60,18 @@ class Metrics:
         self.websocket_clients = Gauge(
             "weft_websocket_clients", "Open websocket connections of the live UI", registry=registry,
             multiprocess_mode="livesum")
+        self.schedule_fires = Counter(
+            "weft_schedule_fires", "Runs started by schedules, by kind of fire (scheduled, backfill, manual)",
+            ["kind"], registry=registry)
+        self.schedule_misses = Counter(
+            "weft_schedule_misses", "Schedule fire times skipped because they were older than the catch-up "
+            "window when found", registry=registry)
+        self.schedule_overlap_skips = Counter(
+            "weft_schedule_overlap_skips", "Schedule fire times skipped by the overlap policy (skip, buffer_one)",
+            ["policy"], registry=registry)
+        self.schedule_fire_lag = Histogram(
+            "weft_schedule_fire_lag_seconds", "Time from a scheduled fire being due to its run starting",
+            buckets=WAIT_BUCKETS, registry=registry)
 
 
 _metrics: Metrics | None = None
@@ -120,6 +132,22 @@ def llm_usage(attempt_metrics: dict) -> None:
         tokens = attempt_metrics.get(f"{kind}_tokens") or 0
         if isinstance(tokens, int) and tokens > 0:
             m.llm_tokens.labels(str(model)[:100], kind).inc(tokens)
+
+
+def schedule_fired(*, kind: str, lag_s: float | None = None) -> None:
+    m = metrics()
+    _child(m.schedule_fires, kind).inc()
+    if lag_s is not None:
+        m.schedule_fire_lag.observe(max(lag_s, 0.0))
+
+
+def schedule_missed(count: int) -> None:
+    if count:
+        metrics().schedule_misses.inc(count)
+
+
+def schedule_overlap_skipped(*, policy: str) -> None:
+    _child(metrics().schedule_overlap_skips, policy).inc()
 
 
 def websocket_opened() -> None:

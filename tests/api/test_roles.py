@@ -10,7 +10,8 @@ from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from engine.integrations.credentials import credential_create
-from engine.models import Credential, Event, Run, StepRun, Workflow, WorkflowVersion
+from engine.models import Credential, Event, Run, Schedule, ScheduleFire, StepRun, Workflow, WorkflowVersion
+from engine.services.schedules import schedule_create
 from tests.api.conftest import ALL_USERS, ROLES, client_for, failing_and_approval, make_user
 from tests.conftest import definition, node
 
@@ -64,6 +65,8 @@ ENDPOINTS = [
     Endpoint("get", "/api/queues/", READ, 200),
     Endpoint("get", "/api/credentials/", READ, 200),
     Endpoint("get", "/api/credentials/cred/", READ, 200),
+    Endpoint("get", "/api/schedules/", READ, 200),
+    Endpoint("get", "/api/schedules/{schedule}/", READ, 200),
     Endpoint("get", "/api/schema/", READ, 200),
     Endpoint("get", "/api/docs/", READ, 200),
     Endpoint("post", "/api/workflows/mixed/runs/", OPERATE, 201, {"inputs": {}}),
@@ -74,6 +77,14 @@ ENDPOINTS = [
     Endpoint("post", STEP + "/ask/complete/", OPERATE, 200, {"output": {"x": 1}}),
     Endpoint("post", STEP + "/ask/approve/", OPERATE, 200, {"comment": "ok"}),
     Endpoint("post", STEP + "/ask/reject/", OPERATE, 200, {"comment": "no"}),
+    Endpoint("post", "/api/schedules/{schedule}/pause/", OPERATE, 200),
+    Endpoint("post", "/api/schedules/{schedule}/resume/", OPERATE, 200),
+    Endpoint("post", "/api/schedules/{schedule}/trigger/", OPERATE, 201),
+    Endpoint("post", "/api/schedules/{schedule}/backfill/", OPERATE, 200,
+             {"start": "2026-06-01T00:00:00Z", "end": "2026-06-01T00:00:00Z", "overlap": "allow_all"}),
+    Endpoint("post", "/api/workflows/mixed/schedules/", DESIGN, 201, {"interval_s": 60}),
+    Endpoint("patch", "/api/schedules/{schedule}/", DESIGN, 200, {"interval_s": 120}),
+    Endpoint("delete", "/api/schedules/{schedule}/", DESIGN, 204),
     Endpoint("post", "/api/workflows/", DESIGN, 201, {"definition": NEW_DEFINITION}),
     Endpoint("put", "/api/workflows/mixed/", DESIGN, 200, {"definition": CHANGED}),
     Endpoint("post", "/api/workflows/mixed/versions/", DESIGN, 201, {"definition": CHANGED}),
@@ -95,6 +106,8 @@ def state() -> tuple:
         list(StepRun.objects.order_by("pk").values_list("status", "attempt")),
         Event.objects.count(),
         list(Credential.objects.order_by("name").values_list("name", "secret_encrypted", "allowed_hosts")),
+        list(Schedule.objects.order_by("pk").values_list("pk", "interval_s", "paused", "next_fire_at")),
+        ScheduleFire.objects.count(),
     )
 
 
@@ -107,6 +120,7 @@ def world(drain):
     run, _ = run_start(workflow=workflow, inputs={})
     drain()
     credential_create(name="cred", kind="api_key", secret="very-secret-key")
+    run.schedule = schedule_create(workflow="mixed", interval_s=3600, start_at=run.created_at)
     return run
 
 
@@ -114,7 +128,7 @@ def world(drain):
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
 def test_role_matrix(endpoint, user, world):
     client = client_for(user)
-    path = endpoint.path.replace("{run}", str(world.pk))
+    path = endpoint.path.replace("{run}", str(world.pk)).replace("{schedule}", str(world.schedule.pk))
     before = state()
     response = getattr(client, endpoint.method)(path, endpoint.body, format="json")
     if endpoint.level in ALLOWED[user]:
@@ -160,5 +174,6 @@ def test_every_api_operation_is_in_the_matrix():
     for endpoint in ENDPOINTS:
         from django.urls import resolve
 
-        covered.add(resolve(endpoint.path.replace("{run}", "00000000-0000-0000-0000-000000000000")).url_name)
+        covered.add(resolve(endpoint.path.replace("{run}", "00000000-0000-0000-0000-000000000000")
+                            .replace("{schedule}", "1")).url_name)
     assert names == covered

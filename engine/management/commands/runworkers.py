@@ -1,4 +1,4 @@
-"""Start and supervise one django-q2 cluster per queue, plus Weft's recovery loop.
+"""Start and supervise one django-q2 cluster per queue, plus Weft's recovery loop and schedule loop.
 
 This process is the child subreaper of its clusters (Linux): when a cluster's main process dies, its
 sentinel and workers become children of this process instead of init, and are stopped here before
@@ -24,6 +24,7 @@ from django.db import DatabaseError
 from engine.core.queues import workers_forget, workers_heartbeat
 from engine.observability.metrics import multiprocess_prepare
 from engine.worker.recovery import RecoveryLoop
+from engine.worker.schedules import ScheduleLoop
 
 STOP_TIMEOUT_S = 10
 RESTART_BACKOFF_S = 2
@@ -31,13 +32,14 @@ HEARTBEAT_S = 5
 
 
 class Command(BaseCommand):
-    help = "Run one django-q2 cluster per Weft queue (or the ones named) and the recovery loop."
+    help = "Run one django-q2 cluster per Weft queue (or the ones named), the recovery loop and the schedule loop."
 
     def add_arguments(self, parser):
         parser.add_argument("--queues", help="comma-separated queue names (default: every configured queue)")
         parser.add_argument("--no-recovery", action="store_true", help="do not run the recovery loop here")
+        parser.add_argument("--no-schedules", action="store_true", help="do not fire schedules here")
 
-    def handle(self, *args, queues=None, no_recovery=False, **options):
+    def handle(self, *args, queues=None, no_recovery=False, no_schedules=False, **options):
         names = _chosen_queues(queues)
         stopping = False
 
@@ -59,6 +61,10 @@ class Command(BaseCommand):
         if not no_recovery:
             recovery = RecoveryLoop()
             recovery.start()
+        schedules = None
+        if not no_schedules:
+            schedules = ScheduleLoop()
+            schedules.start()
         host = socket.gethostname()
         last_beat = 0.0
         try:
@@ -76,11 +82,15 @@ class Command(BaseCommand):
         finally:
             if recovery:
                 recovery.stop()
+            if schedules:
+                schedules.stop()
             _stop_all(clusters.values())
             _stop_strays(clusters.values())
             _forget(host, clusters)
             if recovery:
                 recovery.join(timeout=5)
+            if schedules:
+                schedules.join(timeout=5)
 
 
 def _beat(host: str, clusters: dict) -> None:

@@ -118,20 +118,27 @@ def map_start(tx: RunTx, step: StepRef) -> tuple | None:
     return None
 
 
-def map_item_finished(tx: RunTx, item_id: str) -> list[tuple]:
-    """Item ``x[i]`` reached a terminal status (as an attempt's outcome): count it on its parent, queue the next
-    pending item in its slot, and settle the parent once no item is left. Returns what to propagate."""
-    parent = _parent(tx, item_of(item_id)[0])
-    if parent is None:
-        return []
-    detail = dict(parent.waiting_detail)
-    detail["unfinished"] -= 1
-    if detail.get("max_parallel") and tx.run_status == RunStatus.RUNNING:
-        detail["pending_from"] = _queue_pending(tx, parent, start=detail["pending_from"], n=1)
-    if detail["unfinished"] <= 0:
-        return _settle(tx, parent, detail)
-    _save(parent.pk, detail)
-    return []
+def map_items_finished(tx: RunTx, item_ids: list[str]) -> list[tuple]:
+    """Items ``x[i]`` reached a terminal status (as attempts' outcomes): count them on their parents, queue the
+    next pending items in their slots, and settle each parent once no item is left. Returns what to propagate."""
+    by_parent: dict[str, int] = {}
+    for item_id in item_ids:
+        node_id = item_of(item_id)[0]
+        by_parent[node_id] = by_parent.get(node_id, 0) + 1
+    follow = []
+    for node_id, n in by_parent.items():
+        parent = _parent(tx, node_id)
+        if parent is None:
+            continue
+        detail = dict(parent.waiting_detail)
+        detail["unfinished"] -= n
+        if detail.get("max_parallel") and tx.run_status == RunStatus.RUNNING:
+            detail["pending_from"] = _queue_pending(tx, parent, start=detail["pending_from"], n=n)
+        if detail["unfinished"] <= 0:
+            follow += _settle(tx, parent, detail)
+        else:
+            _save(parent.pk, detail)
+    return follow
 
 
 def map_refresh(tx: RunTx, parent: StepRun) -> list[tuple]:

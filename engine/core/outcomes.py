@@ -15,7 +15,7 @@ from django.db.models.functions import Now
 
 from engine.core import transitions
 from engine.core.inline import is_inline, run_inline
-from engine.core.mapping import item_of, map_item_finished, map_start
+from engine.core.mapping import item_of, map_items_finished, map_start
 from engine.core.readiness import (
     FAILED,
     RUN,
@@ -107,10 +107,11 @@ def _dispatch(tx: RunTx, ready: list[StepRef]) -> list[tuple]:
 
 def _propagate_all(tx: RunTx, work: list[tuple]) -> None:
     while work:
-        source, source_outcome, source_output = work.pop()
-        if item_of(source) is not None:  # an item of a mapped node: its parent counts it, and may settle
-            work.extend(map_item_finished(tx, source))
+        items = [w[0] for w in work if item_of(w[0]) is not None]
+        if items:  # items of mapped nodes: their parents count them, all at once, and may settle
+            work = [w for w in work if item_of(w[0]) is None] + map_items_finished(tx, items)
             continue
+        source, source_outcome, source_output = work.pop()
         params = _decrement_params(tx, source, source_outcome, source_output)
         if params is None:
             continue

@@ -107,11 +107,11 @@ def _dispatch(tx: RunTx, ready: list[StepRef]) -> list[tuple]:
 
 def _propagate_all(tx: RunTx, work: list[tuple]) -> None:
     while work:
-        items = [w[0] for w in work if item_of(w[0]) is not None]
-        if items:  # items of mapped nodes: their parents count them, all at once, and may settle
+        source, source_outcome, source_output = work.pop()
+        if item_of(source) is not None:  # items of mapped nodes: their parents count them at once, may settle
+            items = [source] + [w[0] for w in work if item_of(w[0]) is not None]
             work = [w for w in work if item_of(w[0]) is None] + map_items_finished(tx, items)
             continue
-        source, source_outcome, source_output = work.pop()
         params = _decrement_params(tx, source, source_outcome, source_output)
         if params is None:
             continue

@@ -19,6 +19,12 @@ class NodeIdConverter:
         return value
 
 
+class StepIdConverter(NodeIdConverter):
+    """A step: a node id, or an item of a mapped node, ``node[index]``."""
+
+    regex = r"[A-Za-z_][A-Za-z0-9_-]{0,99}(?:\[[0-9]{1,9}\])?"
+
+
 class CredentialNameConverter(NodeIdConverter):
     regex = "[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 
@@ -28,6 +34,7 @@ class WorkflowSlugConverter(NodeIdConverter):
 
 
 register_converter(NodeIdConverter, "node_id")
+register_converter(StepIdConverter, "step_id")
 register_converter(CredentialNameConverter, "credential")
 register_converter(WorkflowSlugConverter, "wslug")
 
@@ -39,4 +46,6 @@ def path_parameter(name: str, converter: type, description: str) -> OpenApiParam
 
 SLUG = path_parameter("slug", WorkflowSlugConverter, "workflow slug")
 NODE_ID = path_parameter("node_id", NodeIdConverter, "node id in the workflow")
+STEP_ID = path_parameter("node_id", StepIdConverter, "node id in the workflow, or node[index] for an item of a "
+                                                     "mapped node")
 CREDENTIAL_NAME = path_parameter("name", CredentialNameConverter, "credential name")

@@ -193,8 +193,17 @@ def _span(start, end) -> float | None:
     return round(max((end - start).total_seconds(), 0.0), 6)
 
 
+class MapSummarySerializer(serializers.Serializer):
+    items = serializers.IntegerField(help_text="how many items the node's for_each yielded")
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="items by status")
+    failed = serializers.ListField(child=serializers.IntegerField(),
+                                   help_text="once the node finished: the indices of the items that failed")
+    max_parallel = serializers.IntegerField(allow_null=True)
+    on_item_failure = serializers.ChoiceField(choices=["fail", "continue"])
+
+
 class StepSerializer(serializers.Serializer):
-    node_id = serializers.CharField()
+    node_id = serializers.CharField(help_text="the node's id; an item of a mapped node x is x[index]")
     node_type = serializers.CharField()
     queue = serializers.CharField()
     status = serializers.ChoiceField(choices=StepStatus.choices)
@@ -211,9 +220,17 @@ class StepSerializer(serializers.Serializer):
     next_attempt_at = serializers.DateTimeField(allow_null=True)
     wake_at = serializers.DateTimeField(allow_null=True)
     duration_s = serializers.SerializerMethodField()
+    map_index = serializers.IntegerField(allow_null=True, help_text="an item of a mapped node: its index")
+    map = serializers.SerializerMethodField(help_text="a mapped node's step: its items (list them with "
+                                                      "GET .../steps/{node_id}/items/)")
 
     def get_duration_s(self, step) -> float | None:
         return _span(step.started_at, step.finished_at)
+
+    @extend_schema_field(MapSummarySerializer(allow_null=True))
+    def get_map(self, step) -> dict | None:
+        summary = getattr(step, "map_summary", None)
+        return None if summary is None else MapSummarySerializer(summary).data
 
 
 class ParentStepSerializer(serializers.Serializer):
@@ -274,6 +291,15 @@ class StepDetailSerializer(StepSerializer):
     lease_expires_at = serializers.DateTimeField(allow_null=True)
     attempts = AttemptSerializer(many=True, source="attempt_rows")
     journal = JournalEntrySerializer(many=True, source="journal_rows")
+
+
+class MapItemSerializer(StepSerializer):
+    item = JsonValueField(allow_null=True, source="map_item", help_text="the item ({{ item }} in its config)")
+    attempts = AttemptSerializer(many=True, source="attempt_rows")
+
+
+class MapItemsQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=StepStatus.choices, required=False, help_text="only items in this status")
 
 
 class CommentInputSerializer(serializers.Serializer):

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from api import converters  # noqa: F401  (registers the path converters)
 from api.views import catalog, credentials, observability, runs, schedules, steps, workflows
 
-STEP = "runs/<uuid:run_id>/steps/<node_id:node_id>/"
+STEP = "runs/<uuid:run_id>/steps/<step_id:node_id>/"
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -37,6 +37,7 @@ urlpatterns = [
     path("runs/<uuid:run_id>/timeline/", runs.RunTimelineApi.as_view(), name="api-run-timeline"),
     path("runs/<uuid:run_id>/logs/", observability.RunLogsApi.as_view(), name="api-run-logs"),
     path(STEP, steps.StepDetailApi.as_view(), name="api-step"),
+    path("runs/<uuid:run_id>/steps/<node_id:node_id>/items/", steps.MapItemsApi.as_view(), name="api-step-items"),
     path(STEP + "retry/", steps.StepRetryApi.as_view(), name="api-step-retry"),
     path(STEP + "rerun-from/", steps.StepRerunFromApi.as_view(), name="api-step-rerun-from"),
     path(STEP + "rerun-preview/", steps.StepRerunPreviewApi.as_view(), name="api-step-rerun-preview"),

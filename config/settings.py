@@ -320,6 +320,8 @@ Q_CLUSTER = q_cluster_settings(WEFT_QUEUES, log_level=WEFT_Q_LOG_LEVEL)
 # Engine
 WEFT_LEASE_S = env_int("WEFT_LEASE_S", 30, minimum=3)
 WEFT_MAX_NODES = env_int("WEFT_MAX_NODES", 5000, minimum=1)
+# The most items a mapped node's for_each may yield (docs/nodes.md, "Map over a list").
+WEFT_MAX_MAP_ITEMS = env_int("WEFT_MAX_MAP_ITEMS", 10_000, minimum=1)
 # How long a prefetched broker message stays hidden before another cluster may take it (see engine/core/broker.py).
 WEFT_BROKER_VISIBILITY_S = env_int("WEFT_BROKER_VISIBILITY_S", 30, minimum=1)
 # A worker that finishes a step runs a successor it made ready on the same queue for up to this long.

@@ -105,7 +105,8 @@ class Run(models.Model):
 class StepRun(models.Model):
     # No index of its own: steprun_unique_node (run, node_id) serves lookups by run.
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps", db_index=False)
-    node_id = models.CharField(max_length=100)
+    # The node's id; for item i of a mapped node x, "x[i]" (engine.core.mapping).
+    node_id = models.CharField(max_length=120)
     node_type = models.CharField(max_length=100)
     queue = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.PENDING)
@@ -131,9 +132,21 @@ class StepRun(models.Model):
     broker_msg_id = models.BigIntegerField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # An item of a mapped node (engine.core.mapping): the node's own step, the item's index in the list its
+    # for_each yielded, and the item ({{ item }} in its config). NULL on every other step.
+    map_parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="map_items",
+                                   db_index=False)
+    map_index = models.IntegerField(null=True, blank=True)
+    map_item = models.JSONField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["run", "node_id"], name="steprun_unique_node")]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "node_id"], name="steprun_unique_node"),
+            # Serves a mapped node's items in order (paging, the next to queue); steps that are no item have no
+            # entry, so starting a run writes none.
+            models.UniqueConstraint(fields=["map_parent", "map_index"], condition=Q(map_parent__isnull=False),
+                                    name="steprun_unique_map_item"),
+        ]
         indexes = [
             models.Index(fields=["lease_expires_at"], condition=Q(status="running"), name="steprun_running_lease"),
             models.Index(fields=["next_attempt_at"], condition=Q(status="retry_wait"), name="steprun_retry_due"),
@@ -190,7 +203,7 @@ class Event(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
     seq = models.BigIntegerField()
     type = models.CharField(max_length=64)
-    node_id = models.CharField(max_length=100, blank=True, default="")
+    node_id = models.CharField(max_length=120, blank=True, default="")
     payload = models.JSONField(default=dict, blank=True)
     actor = models.CharField(max_length=150, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -48,7 +48,9 @@ RUN_NEXT: dict[str, frozenset[str]] = {
     R.PENDING: frozenset({R.RUNNING, R.FAILED, R.CANCELLED}),
     R.RUNNING: frozenset({R.SUCCEEDED, R.FAILED, R.CANCELLED}),
     R.SUCCEEDED: frozenset({R.RUNNING}),  # rerun from a step
-    R.FAILED: frozenset({R.RUNNING}),  # retry / rerun / skip / complete a step
+    # retry / rerun / skip / complete a step; completing or skipping its last failed step (a map's item) reopens
+    # and finishes it in one transaction, one write of its row: failed -> succeeded
+    R.FAILED: frozenset({R.RUNNING, R.SUCCEEDED}),
     R.CANCELLED: frozenset(),
 }
 

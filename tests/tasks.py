@@ -30,6 +30,22 @@ def fail_until_flag(ctx, flag: str):
     return {"ok": True}
 
 
+@weft.task(name="tests.fail_at")
+def fail_at(ctx, item=None, fail: list | None = None):
+    """An item of a map: raises for the items in ``fail``, else returns the item."""
+    if item in (fail or []):
+        raise RuntimeError(f"item {item}")
+    return {"item": item}
+
+
+@weft.task(name="tests.fail_until_flag_at")
+def fail_until_flag_at(ctx, flag: str, item=None, fail: list | None = None):
+    """An item of a map: raises for the items in ``fail`` until the file ``flag`` exists."""
+    if item in (fail or []) and not os.path.exists(flag):
+        raise RuntimeError(f"item {item}: flag {flag} does not exist yet")
+    return {"item": item}
+
+
 @weft.task(name="tests.count")
 def count(ctx, path: str):
     """Appends this node's id to ``path``: how many times each step really executed."""

@@ -6,17 +6,19 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from api.converters import NODE_ID
+from api.converters import NODE_ID, STEP_ID
 from api.permissions import CanOperate
 from api.serializers import (
     CommentInputSerializer,
     CompleteInputSerializer,
     ErrorSerializer,
+    MapItemSerializer,
+    MapItemsQuerySerializer,
     RerunPreviewSerializer,
     RerunResultSerializer,
     StepDetailSerializer,
 )
-from api.views.base import ApiView, actor, parse
+from api.views.base import ApiView, NumberedPages, actor, parse, parse_query
 from engine.services import queries
 from engine.services.scheduler import (
     rerun_preview,
@@ -29,10 +31,8 @@ from engine.services.scheduler import (
 )
 
 TAG = ["steps"]
-PATH = [
-    OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="run id"),
-    NODE_ID,
-]
+RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="run id")
+PATH = [RUN_ID, STEP_ID]
 CONFLICT = {409: ErrorSerializer}
 
 
@@ -54,6 +54,19 @@ class StepDetailApi(ApiView):
                            "and its journal", parameters=PATH, responses=StepDetailSerializer)
     def get(self, request, run_id, node_id):
         return step_response(run_id, node_id)
+
+
+class MapItemsApi(ApiView):
+    pagination_class = NumberedPages
+
+    @extend_schema(tags=TAG, operation_id="step_items", summary="A mapped node's items, in item order, each with "
+                   "its attempts",
+                   parameters=[RUN_ID, NODE_ID, MapItemsQuerySerializer, NumberedPages.query_serializer],
+                   responses={200: MapItemSerializer(many=True), 404: ErrorSerializer})
+    def get(self, request, run_id, node_id):
+        query = parse_query(MapItemsQuerySerializer, request.query_params)
+        items = queries.map_items(queries.run_get(run_id), node_id, status=query.get("status"))
+        return self.paginate(items, MapItemSerializer)
 
 
 class StepRetryApi(ApiView):

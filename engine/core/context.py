@@ -11,14 +11,17 @@ from engine.core.journal import Journal, idempotency_key
 from engine.exceptions import LeaseLost, StepCancelled
 
 
-def upstream_outputs(*, run_id, graph, node) -> tuple[dict, dict]:
+def upstream_outputs(*, run_id, graph, node, also=None) -> tuple[dict, dict]:
     """What a step's templates can see of other steps: ({direct predecessor: output},
-    {node id: {"output", "status"}} for its predecessors and every node its config refers to)."""
+    {node id: {"output", "status"}} for its predecessors and every node its config (and ``also``, another
+    template) refers to)."""
     from engine.models import StepRun
     from engine.templating import templates as templating
 
     direct = {e.source for e in graph.in_edges(node.id)}
     wanted = direct | templating.referenced_nodes(node.config)
+    if also is not None:
+        wanted |= templating.referenced_nodes(also)
     rows = StepRun.objects.filter(run_id=run_id, node_id__in=wanted).values_list("node_id", "status", "output")
     nodes_ctx = {nid: {"output": out, "status": status} for nid, status, out in rows}
     upstream = {nid: nodes_ctx[nid]["output"] for nid in direct if nid in nodes_ctx}

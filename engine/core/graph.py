@@ -22,6 +22,7 @@ from engine.exceptions import GraphInvalid, Issue
 
 TRIGGER_RULES = ("all_success", "all_done", "one_success")
 DEFAULT_TRIGGER_RULE = "all_success"
+ON_ITEM_FAILURE = ("fail", "continue")
 DEFAULT_INPUTS_SCHEMA = {"type": "object"}
 
 # Layout spacing (pixels) for nodes that have no saved position.
@@ -56,6 +57,10 @@ _NODE_SCHEMA = {
         "retry": _RETRY_SCHEMA,
         "timeout_s": {"type": ["number", "null"], "exclusiveMinimum": 0},
         "trigger_rule": {"enum": list(TRIGGER_RULES), "default": DEFAULT_TRIGGER_RULE},
+        # A map: one step per item of the list this template yields (docs/nodes.md, "Map over a list").
+        "for_each": {"type": "string", "minLength": 1},
+        "max_parallel": {"type": "integer", "minimum": 1},
+        "on_item_failure": {"enum": list(ON_ITEM_FAILURE)},
         "position": {
             "type": "object",
             "additionalProperties": False,
@@ -111,6 +116,9 @@ class NodeSpec:
     trigger_rule: str
     position: dict | None
     index: int  # position in the definition's nodes list
+    for_each: str | None = None  # a template yielding the list a mapped node runs once per item of
+    max_parallel: int | None = None  # at most this many of a mapped node's items queued or running at once
+    on_item_failure: str = "fail"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +134,24 @@ class EdgeSpec:
         return f"{self.source}->{self.target}"
 
 
+class _Nodes(dict):
+    """Node specs by id. The step of item i of a mapped node x is ``x[i]``: looking it up gives node x (a miss
+    only, so a plain node's lookup costs nothing more); ``in`` still knows only the graph's own nodes."""
+
+    def __missing__(self, key: str) -> NodeSpec:
+        node_id, bracket, rest = key.partition("[")
+        if bracket and rest.endswith("]") and rest[:-1].isdigit() and node_id in self:
+            return self[node_id]
+        raise KeyError(key)
+
+
 class Graph:
     """A validated workflow definition. Build one with ``validate()``; treat it as immutable."""
 
     def __init__(self, definition: dict, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec],
                  warnings: Iterable[Issue] = ()):
         self.definition = definition
-        self.nodes: dict[str, NodeSpec] = {n.id: n for n in nodes}
+        self.nodes: dict[str, NodeSpec] = _Nodes((n.id, n) for n in nodes)
         self.edges: list[EdgeSpec] = list(edges)
         self.warnings: list[Issue] = list(warnings)
         self._in: dict[str, list[EdgeSpec]] = {n: [] for n in self.nodes}
@@ -304,6 +323,11 @@ def _check_nodes(nodes_raw: list, node_types: Mapping[str, NodeType], queues: Co
                                                  f"configured; queues: {', '.join(sorted(known_queues))}",
                                 node=node_id, path=f"{at}.queue"))
 
+        for field in ("max_parallel", "on_item_failure"):
+            if field in node and "for_each" not in node:
+                errors.append(Issue("map_invalid", f"node {node_id!r}: {field} applies to a mapped node only; give "
+                                                   "the node for_each too", node=node_id, path=f"{at}.{field}"))
+
         # Kept even when broken (placeholders never leave validate()), so edges and cycles are still checked.
         specs[node_id] = _node_spec(node, i, type_name if isinstance(type_name, str) else "",
                                     queue if isinstance(queue, str) else "")
@@ -324,7 +348,14 @@ def _node_spec(node: dict, index: int, type_name: str, queue: str) -> NodeSpec:
         trigger_rule=node.get("trigger_rule") if node.get("trigger_rule") in TRIGGER_RULES else DEFAULT_TRIGGER_RULE,
         position=position if isinstance(position, dict) else None,
         index=index,
+        for_each=node.get("for_each") if isinstance(node.get("for_each"), str) else None,
+        max_parallel=node.get("max_parallel") if _positive_int(node.get("max_parallel")) else None,
+        on_item_failure=node.get("on_item_failure") if node.get("on_item_failure") in ON_ITEM_FAILURE else "fail",
     )
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _check_edges(edges_raw: list, nodes: Mapping[str, NodeSpec], node_ids: Collection[str],

@@ -15,6 +15,7 @@ from django.db.models.functions import Now
 
 from engine.core import transitions
 from engine.core.inline import is_inline, run_inline
+from engine.core.mapping import item_of, map_items_finished, map_start
 from engine.core.readiness import (
     FAILED,
     RUN,
@@ -89,7 +90,12 @@ def dispatch_ready(tx: RunTx, ready: list[StepRef]) -> None:
 def _dispatch(tx: RunTx, ready: list[StepRef]) -> list[tuple]:
     queued, finished = [], []
     for ref in ready:
-        if is_inline(tx.graph.nodes[ref.node_id].type):
+        node = tx.graph.nodes[ref.node_id]
+        if node.for_each is not None:
+            follow = map_start(tx, ref)
+            if follow:
+                finished.append(follow)
+        elif is_inline(node.type):
             outcome, output = run_inline(tx, ref)
             if outcome:
                 finished.append((ref.node_id, outcome, output))
@@ -102,6 +108,10 @@ def _dispatch(tx: RunTx, ready: list[StepRef]) -> list[tuple]:
 def _propagate_all(tx: RunTx, work: list[tuple]) -> None:
     while work:
         source, source_outcome, source_output = work.pop()
+        if item_of(source) is not None:  # items of mapped nodes: their parents count them at once, may settle
+            items = [source] + [w[0] for w in work if item_of(w[0]) is not None]
+            work = [w for w in work if item_of(w[0]) is None] + map_items_finished(tx, items)
+            continue
         params = _decrement_params(tx, source, source_outcome, source_output)
         if params is None:
             continue
@@ -116,8 +126,8 @@ def _propagate_all(tx: RunTx, work: list[tuple]) -> None:
 def _decrement_params(tx: RunTx, source: str, source_outcome: str, source_output, *,
                       failures: list[dict] | None = None) -> dict | None:
     """The node ids of steps_decrement (runs.sql) for ``source`` reaching ``source_outcome`` (None: it has no
-    successors). ``failures``: see edge_outcome."""
-    edges = tx.graph.out_edges(source)
+    successors, or is an item of a mapped node). ``failures``: see edge_outcome."""
+    edges = tx.graph.out_edges(source) if item_of(source) is None else None
     if not edges:
         return None
     by_outcome: dict[str, list[str]] = {SUCCEEDED: [], FAILED: [], SKIPPED: []}
@@ -200,7 +210,8 @@ def steps_record_success(tx: RunTx, items: list[tuple[StepRef, int, object, dict
             tx.step_changed(step, S.SUCCEEDED)
             for failure in failures[step.id]:
                 _condition_failed(tx, failure)
-    work: list[tuple] = []
+    work: list[tuple] = [(step.node_id, SUCCEEDED, output) for step, _, output, _ in items
+                         if step.id in won and item_of(step.node_id) is not None]
     _decremented(tx, [r[1:] for r in rows if r[0] == "successor"], work)
     _propagate_all(tx, work)
     return [step.id in won for step, *_ in items]

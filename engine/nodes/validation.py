@@ -50,7 +50,14 @@ def config_issues(graph, *, actor=None) -> list[Issue]:
     for node in graph.nodes.values():
         base = f"nodes[{node.index}].config"
         upstream = _Ancestors(graph, node.id)
-        for path, text in _template_strings(node.config, base):
+        templates = list(_template_strings(node.config, base))
+        if node.for_each is not None:
+            templates.append((f"nodes[{node.index}].for_each", node.for_each))
+            if not templating.is_template(node.for_each):
+                issues.append(Issue("map_invalid", f"node {node.id!r}: nodes[{node.index}].for_each must be a "
+                                                   "template yielding a list, e.g. {{ nodes.search.output.urls }}",
+                                    node=node.id, path=f"nodes[{node.index}].for_each"))
+        for path, text in templates:
             problem = templating.check_syntax(text)
             if problem:
                 issues.append(Issue("template_invalid", f"node {node.id!r}: {path}: {problem}", node=node.id,

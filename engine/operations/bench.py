@@ -28,7 +28,7 @@ from engine.services.scheduler import run_cancel, run_start
 from engine.services.workflows import workflow_save
 from engine.states import RUN_TERMINAL
 
-WORKLOADS = ("floor", "start", "chain", "fanout", "many", "isolation", "recovery", "idle", "prune")
+WORKLOADS = ("floor", "start", "chain", "fanout", "many", "map", "isolation", "recovery", "idle", "prune")
 SQL = statements.load(__file__, "sql/bench.sql")
 
 
@@ -178,6 +178,14 @@ def many(runs: int = 200, length: int = 5) -> Sample:
     return Sample(per_step_ms=wall * 1000 / steps, steps_per_s=steps / wall, extra={"wall_s": wall})
 
 
+def map_items(items: int = 5000) -> Sample:
+    """One run whose one node maps over 5,000 items (no-op steps): the items' steps per second."""
+    wf = _save("bench-map", [{**_noop("each"), "for_each": "{{ inputs.xs }}"}], [])
+    run, _ = run_start(workflow=wf, inputs={"xs": list(range(items))})
+    wall = _wall_s(_wait([run.pk]))
+    return Sample(per_step_ms=wall * 1000 / items, steps_per_s=items / wall, extra={"wall_s": wall})
+
+
 def _fast_latencies(count: int) -> list[float]:
     wf = _save("bench-fast", [_noop("f", queue="fast")], [])
     ids = []
@@ -324,6 +332,6 @@ def run_workload(name: str, *, analyze: bool = True) -> Sample:
         ms = floor_ms()
         return Sample(per_step_ms=ms, steps_per_s=1000 / ms)
     settle(analyze=analyze)
-    workloads = {"start": start, "chain": chain, "fanout": fanout, "many": many, "isolation": isolation,
-                 "recovery": recovery, "idle": idle, "prune": prune}
+    workloads = {"start": start, "chain": chain, "fanout": fanout, "many": many, "map": map_items,
+                 "isolation": isolation, "recovery": recovery, "idle": idle, "prune": prune}
     return workloads[name]()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
@@ -88,17 +88,54 @@ def run_get(run_id) -> Run:
 
 
 def run_steps(run: Run) -> list[StepRun]:
-    """The run's steps in the workflow's topological order, each with ``attempts_count``."""
-    steps = {s.node_id: s for s in StepRun.objects.filter(run=run).annotate(attempts_count=Count("attempts"))}
+    """The run's steps in the workflow's topological order, each with ``attempts_count``; a mapped node once,
+    with ``map_summary`` (its items counted by status), never its items."""
+    steps = {s.node_id: s for s in StepRun.objects.filter(run=run, map_parent__isnull=True)
+             .annotate(attempts_count=Count("attempts"))}
     graph = version_graph(run.version)
-    return [steps[n] for n in graph.topological_order() if n in steps]
+    ordered = [steps[n] for n in graph.topological_order() if n in steps]
+    _map_summaries(run, [s for s in ordered if graph.nodes[s.node_id].for_each is not None], graph)
+    return ordered
 
 
 def step_get(run: Run, node_id: str) -> StepRun:
+    """A step of the run by node id, or an item of a mapped node by ``x[i]``."""
     try:
-        return StepRun.objects.annotate(attempts_count=Count("attempts")).get(run=run, node_id=node_id)
+        step = StepRun.objects.annotate(attempts_count=Count("attempts")).get(run=run, node_id=node_id)
     except StepRun.DoesNotExist:
         raise NotFound(f"run {run.pk} has no step {node_id!r}") from None
+    graph = version_graph(run.version)
+    if step.map_parent_id is None and node_id in graph.nodes and graph.nodes[node_id].for_each is not None:
+        _map_summaries(run, [step], graph)
+    return step
+
+
+def _map_summaries(run: Run, steps: list[StepRun], graph) -> None:
+    """Give each mapped node's step its ``map_summary``: items, counts by status, failed items, settings."""
+    if not steps:
+        return
+    counts: dict[int, dict[str, int]] = {s.pk: {} for s in steps}
+    for parent, status, n in (StepRun.objects.filter(run=run, map_parent__in=list(counts))
+                              .values_list("map_parent", "status").annotate(n=Count("id"))):
+        counts[parent][status] = n
+    for step in steps:
+        node, detail = graph.nodes[step.node_id], step.waiting_detail or {}
+        step.map_summary = {"items": sum(counts[step.pk].values()), "counts": counts[step.pk],
+                            "failed": detail.get("failed", []), "max_parallel": node.max_parallel,
+                            "on_item_failure": node.on_item_failure}
+
+
+def map_items(run: Run, node_id: str, *, status: str | None = None) -> QuerySet[StepRun]:
+    """The items of a mapped node's step in item order (optionally those in ``status``), each with
+    ``attempts_count`` and its attempts as ``attempt_rows``."""
+    step = step_get(run, node_id)
+    if getattr(step, "map_summary", None) is None:
+        raise NotFound(f"run {run.pk} has no mapped step {node_id!r}")
+    qs = StepRun.objects.filter(map_parent=step)
+    if status:
+        qs = qs.filter(status=status)
+    return (qs.order_by("map_index").annotate(attempts_count=Count("attempts"))
+            .prefetch_related(Prefetch("attempts", Attempt.objects.order_by("number"), to_attr="attempt_rows")))
 
 
 def step_attempts(step: StepRun) -> QuerySet[Attempt]:

@@ -14,6 +14,7 @@ from django.db.models.functions import Now
 
 from engine.core import hotpath
 from engine.core.inline import is_inline
+from engine.core.mapping import ITEM_BROKEN, item_of, map_refresh, map_reopen
 from engine.core.outcomes import dispatch_ready, edge_outcome, propagate
 from engine.core.readiness import (
     FAILED,
@@ -99,7 +100,8 @@ def run_start(
               "created_by": actor if getattr(actor, "pk", None) else None,
               "trigger": run_trigger(trigger, actor=actor, parent_step=parent_step)}
     try:
-        if not any(is_inline(graph.nodes[root].type) for root in graph.roots()):  # in one statement
+        if not any(is_inline(graph.nodes[root].type) or graph.nodes[root].for_each is not None
+                   for root in graph.roots()):  # in one statement
             # Inside a caller's transaction, a failure (a reused idempotency key) must not abort the caller's.
             with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
                 return hotpath.run_start_one(Run(**fields), graph, _new_steps(graph), actor=_actor_name(actor)), True
@@ -189,9 +191,92 @@ def _actor_name(actor) -> str:
 
 
 def _load(tx: RunTx, node_id: str) -> StepRun:
-    if node_id not in tx.graph.nodes:
+    """The step of ``node_id``: a node of the run's graph, or an item ``x[i]`` of its mapped node x."""
+    item = item_of(node_id)
+    if node_id not in tx.graph.nodes and (item is None or item[0] not in tx.graph.nodes
+                                          or tx.graph.nodes[item[0]].for_each is None):
         raise NotFound(f"run {tx.run.pk} has no step {node_id!r}")
     return tx.step(node_id)
+
+
+def _mapped(tx: RunTx, step: StepRun) -> bool:
+    """Whether ``step`` is a mapped node's step or one of its items."""
+    return tx.graph.nodes[step.node_id].for_each is not None
+
+
+def _map_parent(tx: RunTx, item: StepRun) -> StepRun:
+    """An item's mapped node's step, reopened (failed -> waiting) if it failed; an item of a node that succeeded
+    or was settled by hand is left alone."""
+    parent = tx.step(item_of(item.node_id)[0])
+    if parent.status not in (S.WAITING, S.FAILED) or (parent.status == S.WAITING and parent.waiting_reason != "map"):
+        raise InvalidTransition(f"step {parent.node_id!r} is {parent.status}; its items can be acted on while it "
+                                "waits for them or after it failed (rerun it to run its items again)")
+    _reopen_run(tx)
+    if parent.status == S.FAILED:
+        _reset_downstream(tx, parent.node_id, statuses={S.UPSTREAM_FAILED, S.CANCELLED})
+        map_reopen(tx, parent)
+    return parent
+
+
+def _map_moved_on(tx: RunTx, parent: StepRun) -> None:
+    """Items changed by an operator: refill the map's slots, and settle and propagate the node if it is done."""
+    for node_id, outcome, output in map_refresh(tx, parent):
+        propagate(tx, node_id, outcome, output)
+
+
+def _map_retry(tx: RunTx, step: StepRun) -> None:
+    """Retry a mapped node's failed items: those of the node (its own step failed), or one item. The node waits
+    for them again; with max_parallel, retried items wait for a slot."""
+    if item_of(step.node_id) is None:
+        if step.status != S.FAILED:
+            raise InvalidTransition(f"step {step.node_id!r} is {step.status}; only a failed step can be retried")
+        retried = list(StepRun.objects.filter(map_parent_id=step.pk, status__in=ITEM_BROKEN)
+                       .only("id", "node_id", "status", "attempt"))
+        if not retried:  # for_each itself failed: render it again
+            _reopen_run(tx)
+            tx.event("step.retry_requested", step.node_id, attempt=step.attempt)
+            _reset_downstream(tx, step.node_id, statuses={S.UPSTREAM_FAILED, S.CANCELLED})
+            tx.step_set_status(step, S.PENDING, output=None, error="", finished_at=None)
+            dispatch_ready(tx, [StepRef(step.pk, step.node_id, S.PENDING, step.attempt)])
+            return
+        parent = step
+        _reopen_run(tx)
+        _reset_downstream(tx, parent.node_id, statuses={S.UPSTREAM_FAILED, S.CANCELLED})
+        map_reopen(tx, parent)
+    else:
+        in_doubt = step.status == S.WAITING and step.waiting_reason == "in_doubt"
+        if step.status != S.FAILED and not in_doubt:
+            raise InvalidTransition(f"step {step.node_id!r} is {step.status}; only a failed step or one in doubt "
+                                    "can be retried")
+        parent = _map_parent(tx, step)
+        if in_doubt:
+            JournalEntry.objects.filter(step=step, status=JournalEntry.Status.STARTED).update(safe_to_repeat=True)
+            tx.event("step.retry_requested", step.node_id, attempt=step.attempt)
+            StepRun.objects.filter(pk=step.id).update(waiting_reason="", waiting_detail=None, wake_at=None)
+            tx.queue(step, next_attempt=step.attempt + 1)
+            return
+        retried = [step]
+    for item in retried:
+        tx.event("step.retry_requested", item.node_id, attempt=item.attempt)
+        tx.step_set_status(item, S.PENDING, output=None, finished_at=None)
+    _map_moved_on(tx, parent)
+
+
+def _map_settle_item(tx: RunTx, item: StepRun, to: str, *, output=None, event: dict | None = None) -> None:
+    """An operator skips or completes one item of a mapped node."""
+    if item.status not in STEP_SETTLEABLE:
+        raise InvalidTransition(f"step {item.node_id!r} is {item.status}; cannot mark it {to}")
+    parent = _map_parent(tx, item)
+    tx.step_set_status(item, to, event=event, output=output, error="", lease_expires_at=None, waiting_reason="",
+                       waiting_detail=None, wake_at=None)
+    _map_moved_on(tx, parent)
+
+
+def _map_cancel_items(tx: RunTx, parent: StepRun) -> None:
+    """A mapped node's step settled by hand: its idle items will not run (running ones finish, unheeded)."""
+    for item in StepRun.objects.filter(map_parent_id=parent.pk, status__in=STEP_IDLE).only(
+            "id", "node_id", "status", "attempt"):
+        tx.step_set_status(item, S.CANCELLED, lease_expires_at=None)
 
 
 def _require_run_open(tx: RunTx, action: str) -> None:
@@ -251,6 +336,9 @@ def step_retry(*, run_id, node_id: str, actor=None) -> StepRun:
     with RunTx(run_id, actor=_actor_name(actor)) as tx:
         _require_run_open(tx, "retry a step")
         step = _load(tx, node_id)
+        if _mapped(tx, step):
+            _map_retry(tx, step)
+            return StepRun.objects.get(pk=step.id)
         in_doubt = step.status == S.WAITING and step.waiting_reason == "in_doubt"
         if step.status != S.FAILED and not in_doubt:
             raise InvalidTransition(
@@ -272,6 +360,8 @@ def step_rerun_from(*, run_id, node_id: str, actor=None) -> list[str]:
     with RunTx(run_id, actor=_actor_name(actor)) as tx:
         _require_run_open(tx, "rerun steps")
         step = _load(tx, node_id)
+        if item_of(node_id) is not None:
+            raise InvalidTransition(f"step {node_id!r} is an item of a mapped node; retry it, or rerun the node")
         if step.status in STEP_ACTIVE or step.status == S.PENDING:
             raise InvalidTransition(f"step {node_id!r} is {step.status}; only a finished step can be rerun")
         descendants = tx.graph.descendants(node_id)
@@ -290,7 +380,11 @@ def step_rerun_from(*, run_id, node_id: str, actor=None) -> list[str]:
 
         StepRun.objects.filter(run_id=tx.run.pk, node_id__in=rerun_ids).update(generation=F("generation") + 1)
         StepRun.objects.filter(pk=step.id).update(output=None, error="")
-        tx.queue(step, next_attempt=step.attempt + 1)
+        if _mapped(tx, step):  # its items start afresh when it is ready again
+            tx.step_set_status(step, S.PENDING, finished_at=None)
+            dispatch_ready(tx, [StepRef(step.pk, step.node_id, S.PENDING, step.attempt)])
+        else:
+            tx.queue(step, next_attempt=step.attempt + 1)
     return rerun_ids
 
 
@@ -309,8 +403,13 @@ def rerun_preview(*, run_id, node_id: str) -> list[str]:
 def _settle(tx: RunTx, step: StepRun, to: str, *, outcome: str, output=None, error: str = "",
             event: dict | None = None, allowed: set[str]) -> None:
     """Operator sets a step's outcome (succeeded, skipped or failed) and the run moves on from it."""
+    if item_of(step.node_id) is not None:
+        _map_settle_item(tx, step, to, output=output, event=event)
+        return
     if step.status not in allowed:
         raise InvalidTransition(f"step {step.node_id!r} is {step.status}; cannot mark it {to}")
+    if _mapped(tx, step):
+        _map_cancel_items(tx, step)
     _reopen_run(tx)
     _reset_downstream(tx, step.node_id, statuses={S.UPSTREAM_FAILED, S.CANCELLED})
     tx.step_set_status(step, to, event=event, output=output, error=error, lease_expires_at=None,

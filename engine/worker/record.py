@@ -29,8 +29,8 @@ def success_record_one(ran: Ran, *, worker: str, continuing: bool) -> list[Claim
     outcome through ``batch_record``."""
     claim, outcome = ran.claim, ran.outcome
     step = claim.step
-    if not isinstance(outcome, Succeeded) or claim.run_seq is None:
-        return None
+    if not isinstance(outcome, Succeeded) or claim.run_seq is None or claim.node.for_each is not None:
+        return None  # (a mapped node's step is always one of its items: its parent counts it, in batch_record)
     if hotpath.finishes_run(claim.graph, step.node_id):
         finished = hotpath.finish_step_record(run_id=step.run_id, seq=claim.run_seq, step_id=step.pk,
                                               node_id=step.node_id, attempt=step.attempt, output=outcome.output,

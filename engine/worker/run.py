@@ -15,6 +15,7 @@ from engine.core import registry
 from engine.core.context import StepContext, Wait, upstream_outputs
 from engine.core.security import output_check
 from engine.exceptions import InDoubt, LeaseLost, StepCancelled, StepTimeout
+from engine.models import StepRun
 from engine.observability import hooks as observe
 from engine.services import scheduler
 from engine.templating import templates as templating
@@ -71,6 +72,8 @@ def node_run(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, cap
             upstream, nodes_ctx = upstream_outputs(run_id=step.run_id, graph=claim.graph, node=node)
             template_ctx = {"inputs": claim.run_inputs, "nodes": nodes_ctx, "upstream": upstream,
                             "run": {"id": str(step.run_id)}}
+            if node.for_each is not None:  # an item of a mapped node
+                template_ctx["item_index"], template_ctx["item"] = map_item(step.pk)
         else:  # no template to render: the outputs upstream are read only if the node asks for ctx.upstream
             upstream = functools.partial(_direct_upstream, run_id=step.run_id, graph=claim.graph, node=node)
             template_ctx = {}
@@ -101,6 +104,11 @@ def node_run(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, cap
         sink.flush_rest()
         root.removeHandler(capture)
 
+
+
+def map_item(step_id: int) -> tuple[int, object]:
+    """The index and the item of a mapped node's item step."""
+    return StepRun.objects.filter(pk=step_id).values_list("map_index", "map_item").get()
 
 
 def _direct_upstream(*, run_id, graph, node) -> dict:

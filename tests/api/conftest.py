@@ -87,12 +87,14 @@ def simple_definition(slug: str = "wf", **extra) -> dict:
 
 
 def failing_and_approval(slug: str = "mixed") -> dict:
-    """Two roots: ``bad`` fails on its only attempt; ``ask`` waits for approval; ``after`` follows ``ask``."""
+    """Three roots: ``bad`` fails on its only attempt; ``ask`` waits for approval; ``after`` follows ``ask``;
+    ``each`` maps over three items (``each[0]`` to ``each[2]``), which succeed."""
     return definition(
         slug,
         [node("bad", "tests.raise", kwargs={"message": "boom"}, retry={"max_attempts": 1}),
          {"id": "ask", "type": "api_test_approval"},
-         node("after")],
+         node("after"),
+         {**node("each", kwargs={"item": "{{ item }}"}), "for_each": "{{ [1, 2, 3] }}"}],
         [("ask", "after")],
     )
 

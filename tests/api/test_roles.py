@@ -61,6 +61,7 @@ ENDPOINTS = [
     Endpoint("get", "/api/workflows/mixed/analytics/", READ, 200),
     Endpoint("get", STEP + "/bad/", READ, 200),
     Endpoint("get", STEP + "/bad/rerun-preview/", READ, 200),
+    Endpoint("get", STEP + "/each/items/", READ, 200),
     Endpoint("get", "/api/node-types/", READ, 200),
     Endpoint("get", "/api/queues/", READ, 200),
     Endpoint("get", "/api/credentials/", READ, 200),

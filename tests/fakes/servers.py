@@ -196,3 +196,27 @@ class ToolServer(_Server):
             self.held.set()
             self._release.wait(timeout=60)
         return 200, {}, answer
+
+
+class InFlightServer(_Server):
+    """Every request is held ``delay`` seconds; ``most`` is the most requests in flight at once, ``paths`` the
+    order requests arrived in."""
+
+    def __init__(self, delay: float = 0.3):
+        super().__init__()
+        self.delay = delay
+        self.in_flight = 0
+        self.most = 0
+
+    def handle(self, record):
+        import time
+
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            time.sleep(self.delay)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+        return 200, {}, {"ok": True, "args": record["body"]}

@@ -26,8 +26,9 @@ WHERE run_id = %(run)s AND node_id = ANY(%(all_ids)s) AND status = %(pending)s
 RETURNING id, node_id, status, attempt, remaining_upstream, upstream_succeeded, upstream_failed, upstream_skipped
 
 -- name: run_finish_read
--- What a finishing run needs of its steps: the first 20 that failed or were blocked (failed before upstream_failed, so the cause is named), and the outputs of its sinks.
+-- What a finishing run needs of its steps: the first 20 that failed or were blocked (failed before upstream_failed, so the cause is named; a mapped node's items count through their node), and the outputs of its sinks.
 (SELECT node_id, status, NULL::text FROM engine_steprun WHERE run_id = %(run)s AND status = ANY(%(broken)s)
+     AND map_parent_id IS NULL
  ORDER BY status, id LIMIT 20)
 UNION ALL
 SELECT node_id, status, output::text FROM engine_steprun

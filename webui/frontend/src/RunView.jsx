@@ -5,6 +5,7 @@ import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore
 import { get, post } from "./api.js";
 import { Dialog } from "./dialogs.jsx";
 import { NODE_H, NODE_W, StepNode, edgeId, useTheme } from "./graph.jsx";
+import { mapCounts, mapKey } from "./MapProgress.jsx";
 import { RunStore, connectRun } from "./runstore.js";
 import { ACTIVE, FINISHED_OK, STATUS, StatusBadge } from "./status.jsx";
 import { StepDrawer } from "./StepDrawer.jsx";
@@ -251,9 +252,10 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
         const step = store.steps[n.id];
         const attempts = (store.attempts[n.id] || []).filter((a) => a.started_at).length;
         const nodeNow = step && ACTIVE.has(step.status) ? now : 0;
+        const map = n.for_each ? mapCounts(store.steps, n.id) : null;
         // The same object while nothing it shows changed: React Flow and its minimap then skip the
         // steps an event did not touch, so one transition re-renders one node, not the whole graph.
-        return reuse(nodeCache.current, n.id, [step, attempts, stale, nodeNow, n.id === selected], () => ({
+        return reuse(nodeCache.current, n.id, [step, attempts, stale, nodeNow, n.id === selected, mapKey(map)], () => ({
           id: n.id,
           type: "step",
           position: store.layout[n.id] || n.position || { x: 0, y: 0 },
@@ -261,7 +263,7 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
           // so the minimap needs each node's size given here, or it draws no nodes at all.
           initialWidth: NODE_W,
           initialHeight: NODE_H,
-          data: { spec: n, step, stale, now: nodeNow, attempts },
+          data: { spec: n, step, stale, now: nodeNow, attempts, map },
           selected: n.id === selected,
           draggable: false,
           connectable: false,

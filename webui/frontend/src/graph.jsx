@@ -1,6 +1,7 @@
 // The workflow graph as React Flow nodes and edges, shared by the run view and the editor.
 import { Handle, Position } from "@xyflow/react";
 import { memo, useEffect, useState } from "react";
+import { MapProgress } from "./MapProgress.jsx";
 import { StatusBadge, formatDuration } from "./status.jsx";
 
 export const NODE_W = 190;
@@ -19,7 +20,7 @@ function duration(step, now) {
 
 // A step in the run view: status (icon + label), attempt count, duration.
 export const StepNode = memo(function StepNode({ data, selected }) {
-  const { spec, step, stale, now, attempts } = data;
+  const { spec, step, stale, now, attempts, map } = data;
   const status = step ? step.status : "pending";
   const secs = duration(step, now);
   return (
@@ -39,6 +40,7 @@ export const StepNode = memo(function StepNode({ data, selected }) {
         {attempts > 0 ? <span title="attempts">#{attempts}</span> : null}
         {secs != null ? <span title="duration">{formatDuration(secs)}</span> : null}
       </div>
+      {map ? <MapProgress nodeId={spec.id} map={map} /> : null}
       <Handle type="source" position={Position.Right} isConnectable={false} />
     </div>
   );

@@ -280,6 +280,20 @@ class CommentInputSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
+class DecisionInputSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    tool_call = serializers.CharField(required=False, max_length=200,
+                                      help_text="an agent's tool call waiting for approval (its id, as in the step's "
+                                                "waiting_detail.tool_call.id); without it, the approval step itself")
+    arguments = serializers.DictField(required=False,
+                                      help_text="approve: the tool call's arguments as edited by the approver")
+
+    def validate(self, attrs):
+        if "arguments" in attrs and "tool_call" not in attrs:
+            raise serializers.ValidationError({"arguments": "arguments are only for a tool call (give tool_call)"})
+        return attrs
+
+
 class CompleteInputSerializer(serializers.Serializer):
     output = JsonValueField(required=False, allow_null=True, default=None,
                             help_text="the step's output, as if it had produced it")

@@ -9,6 +9,7 @@ from engine.core.registry import get_task, node_type
 from engine.exceptions import TaskNotFound
 from engine.integrations import llm_providers
 from engine.nodes import http as http_node
+from engine.nodes import tool_approval
 from engine.nodes.llm import ENDPOINT_PROPERTIES, check_no_key, endpoint_credential_uses, endpoint_problems
 from engine.nodes.signatures import argument_problems, json_schema_for
 from engine.nodes.validation import CredentialUse, url_problems
@@ -35,6 +36,9 @@ TOOL_SCHEMA = {
         "credential": {"type": "string"},
         "send_idempotency_key": {"type": "boolean", "default": True},
         "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 30},
+        "requires_approval": {"type": ["boolean", "string"],
+                              "description": "an operator approves each call first: true, or a template over the "
+                                             "call's arguments, e.g. {{ arguments.amount > 100 }}"},
     },
     "allOf": [
         {"if": {"properties": {"type": {"const": "task"}}}, "then": {"required": ["function"]}},
@@ -122,6 +126,7 @@ class AgentNode:
     step in doubt (waiting for an operator) instead of calling it twice.
     """
 
+    late_templates = tool_approval.LATE_TEMPLATES
     config_schema = {
         "type": "object",
         "required": ["prompt"],
@@ -182,20 +187,23 @@ class AgentNode:
             llm_providers.add_usage(ctx.metrics, answer)
             return answer
 
-        for turn in range(1, max_turns + 1):
-            reply = ctx.step(f"turn-{turn}", ask, safe_to_repeat=True)
-            message = reply["message"]
-            messages.append(message)
-            calls = message.get("tool_calls") or []
-            if not calls:
-                return self._output(message.get("content"), turn, tool_calls, "answered", reply)
-            for call in calls:
-                tool_calls += 1
-                result = self._call_tool(ctx, tools, call, tool_calls)
-                content = json.dumps(result, default=str)
-                if len(content) > MAX_TOOL_RESULT_CHARS:
-                    content = content[:MAX_TOOL_RESULT_CHARS] + " ...[truncated]"
-                messages.append({"role": "tool", "tool_call_id": call.get("id"), "content": content})
+        try:
+            for turn in range(1, max_turns + 1):
+                reply = ctx.step(f"turn-{turn}", ask, safe_to_repeat=True)
+                message = reply["message"]
+                messages.append(message)
+                calls = message.get("tool_calls") or []
+                if not calls:
+                    return self._output(message.get("content"), turn, tool_calls, "answered", reply)
+                for call in calls:
+                    tool_calls += 1
+                    result = self._call_tool(ctx, tools, call, tool_calls, turn)
+                    content = json.dumps(result, default=str)
+                    if len(content) > MAX_TOOL_RESULT_CHARS:
+                        content = content[:MAX_TOOL_RESULT_CHARS] + " ...[truncated]"
+                    messages.append({"role": "tool", "tool_call_id": call.get("id"), "content": content})
+        except tool_approval.AwaitingApproval as waiting:
+            return waiting.wait
         if config.get("on_max_turns", "fail") == "fail":
             raise AgentStopped(f"the agent made {max_turns} model calls (max_turns) without a final answer "
                                f"({tool_calls} tool calls)")
@@ -207,7 +215,7 @@ class AgentNode:
                 "model": reply.get("model"), "simulated": bool(reply.get("simulated"))}
 
     @staticmethod
-    def _call_tool(ctx, tools: dict, call: dict, number: int):
+    def _call_tool(ctx, tools: dict, call: dict, number: int, turn: int):
         function = call.get("function") or {}
         name = str(function.get("name") or "")
         tool = tools.get(name)
@@ -220,6 +228,12 @@ class AgentNode:
             return {"error": f"the arguments are not valid JSON: {exc}"}
         if not isinstance(args, dict):
             return {"error": "the arguments must be a JSON object"}
+        if tool_approval.needs_approval(tool.spec.get("requires_approval"), args, tool=name):
+            decision = tool_approval.gate(ctx, number=number, name=name, call_id=str(call.get("id") or ""),
+                                          arguments=args, turn=turn)
+            if not decision.approved:
+                return decision.result
+            args = decision.arguments
         before = ctx.journal.executed
 
         def invoke(idempotency_key: str):

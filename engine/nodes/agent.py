@@ -8,8 +8,8 @@ import json
 from engine.core.registry import get_task, node_type
 from engine.exceptions import TaskNotFound
 from engine.integrations import llm_providers
+from engine.nodes import budget, tool_approval
 from engine.nodes import http as http_node
-from engine.nodes import tool_approval
 from engine.nodes.llm import ENDPOINT_PROPERTIES, check_no_key, endpoint_credential_uses, endpoint_problems
 from engine.nodes.signatures import argument_problems, json_schema_for
 from engine.nodes.validation import CredentialUse, url_problems
@@ -139,13 +139,15 @@ class AgentNode:
             "max_turns": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20},
             "on_max_turns": {"enum": ["fail", "return"], "default": "fail",
                              "description": "when max_turns is reached: fail the step, or output what there is"},
+            "budget": budget.BUDGET_SCHEMA,
+            "on_budget": budget.ON_BUDGET_SCHEMA,
         },
     }
     outputs = {
         "answer": "the model's final answer",
         "turns": "model calls made",
         "tool_calls": "tool calls made",
-        "stopped": "'answered' or 'max_turns'",
+        "stopped": "'answered', 'max_turns' or 'budget'",
         "model": "model that answered",
         "simulated": "true when the offline simulation answered",
     }
@@ -180,6 +182,8 @@ class AgentNode:
         ctx.metrics.update({"tool_calls_executed": 0, "tool_calls_replayed": 0})
 
         def ask(idempotency_key: str):
+            budget.check(ctx, node_budget=config.get("budget"), model=endpoint.model, messages=messages,
+                         tools=definitions, max_output=config.get("max_tokens"))
             answer = llm_providers.chat(endpoint, messages=list(messages), tools=definitions,
                                         temperature=config.get("temperature"), max_tokens=config.get("max_tokens"),
                                         timeout_s=float(config.get("timeout_s") or 120),
@@ -204,6 +208,10 @@ class AgentNode:
                     messages.append({"role": "tool", "tool_call_id": call.get("id"), "content": content})
         except tool_approval.AwaitingApproval as waiting:
             return waiting.wait
+        except budget.BudgetExceeded:
+            if config.get("on_budget", "fail") == "fail":
+                raise
+            return self._output(reply.get("message", {}).get("content"), turn - 1, tool_calls, "budget", reply)
         if config.get("on_max_turns", "fail") == "fail":
             raise AgentStopped(f"the agent made {max_turns} model calls (max_turns) without a final answer "
                                f"({tool_calls} tool calls)")

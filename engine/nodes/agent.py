@@ -8,7 +8,8 @@ import json
 from engine.core.registry import get_task, node_type
 from engine.exceptions import TaskNotFound
 from engine.integrations import llm_providers
-from engine.nodes import budget, tool_approval
+from engine.integrations.mcp_client import McpConnections
+from engine.nodes import budget, mcp_tools, tool_approval
 from engine.nodes import http as http_node
 from engine.nodes.llm import ENDPOINT_PROPERTIES, check_no_key, endpoint_credential_uses, endpoint_problems
 from engine.nodes.signatures import argument_problems, json_schema_for
@@ -136,6 +137,8 @@ class AgentNode:
             "system": {"type": "string", "description": "system prompt (templated)"},
             "prompt": {"type": "string", "minLength": 1, "description": "the task for the agent (templated)"},
             "tools": {"type": "array", "items": TOOL_SCHEMA, "default": []},
+            "mcp_servers": {"type": "array", "items": mcp_tools.MCP_SERVER_SCHEMA, "default": [],
+                            "description": "MCP tool servers whose tools the agent may call"},
             "max_turns": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20},
             "on_max_turns": {"enum": ["fail", "return"], "default": "fail",
                              "description": "when max_turns is reached: fail the step, or output what there is"},
@@ -165,12 +168,20 @@ class AgentNode:
                 continue
             if not tool_safe_to_repeat(spec, registered):
                 risks.append(f"tool {spec['name']}")
-        return risks
+        return risks + mcp_tools.mcp_repeat_risks(config)
 
     def run(self, ctx, config: dict):
+        if not config.get("mcp_servers"):
+            return self._run(ctx, config, None)
+        with McpConnections() as connections:  # stdio servers started for this attempt are stopped after it
+            return self._run(ctx, config, connections)
+
+    def _run(self, ctx, config: dict, connections: McpConnections | None):
         endpoint = llm_providers.resolve_endpoint(config)
         check_no_key(endpoint)
         tools = {spec["name"]: Tool(spec) for spec in config.get("tools") or []}
+        if connections is not None:
+            tools.update(mcp_tools.mcp_tools(ctx, config["mcp_servers"], connections))
         definitions = [t.definition for t in tools.values()] or None
         messages = []
         if config.get("system"):
@@ -269,7 +280,7 @@ class AgentNode:
                     problems.append((f"{at}.function", f"function {spec['function']!r} is not registered"))
             if spec.get("type") == "http":
                 problems += url_problems(spec.get("url"), f"{at}.url")
-        return problems
+        return problems + mcp_tools.mcp_problems(config, seen)
 
     @staticmethod
     def credential_uses(config: dict) -> list[CredentialUse]:
@@ -278,4 +289,4 @@ class AgentNode:
         for i, spec in enumerate(config.get("tools") or []):
             if isinstance(spec, dict) and spec.get("type") == "http":
                 uses.append(CredentialUse(f"tools[{i}].credential", spec.get("credential"), spec.get("url")))
-        return uses
+        return uses + mcp_tools.mcp_credential_uses(config)

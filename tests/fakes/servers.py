@@ -85,6 +85,7 @@ class ChatServer(_Server):
                  tool_args=None, json_reply=None, model: str = "gpt-4o-mini", usage=None):
         super().__init__()
         self.usage = usage  # body -> the usage to report (default: 10 prompt tokens a message, 5 completion)
+        self.fail_requests: set[int] = set()  # 1-based numbers of completion requests answered 500
         self.tool_calls_total = tool_calls_total
         self.calls_per_turn = calls_per_turn
         self.tool_name = tool_name
@@ -106,6 +107,8 @@ class ChatServer(_Server):
             if self.fail_next:
                 status, headers = self.fail_next.pop(0)
                 return status, headers, {"error": {"message": f"simulated {status}"}}
+            if len(self.completions()) in self.fail_requests:
+                return 500, {}, {"error": {"message": "simulated 500"}}
         body = record["body"]
         messages = body["messages"]
         done = sum(1 for m in messages if m["role"] == "tool")

@@ -28,7 +28,7 @@ ENDPOINT_PROPERTIES = {
         "description": "replies of the simulation provider",
         "additionalProperties": False,
         "properties": {
-            "script": {"enum": ["research"]},
+            "script": {"enum": ["research", "refund"]},
             "match": {"type": "string", "description": "text the rules look in (default: the user prompt)"},
             "rules": {"type": "array", "items": {
                 "type": "object", "required": ["contains", "reply"], "additionalProperties": False,

@@ -238,6 +238,31 @@ class ParentStepSerializer(serializers.Serializer):
     node_id = serializers.CharField()
 
 
+class SpendFiguresSerializer(serializers.Serializer):
+    calls = serializers.IntegerField(help_text="finished model calls")
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    cost_usd = serializers.FloatField(help_text="estimated from WEFT_LLM_PRICES; models without a price count 0")
+
+
+class ModelSpendSerializer(SpendFiguresSerializer):
+    model = serializers.CharField(allow_blank=True)
+
+
+class BudgetSerializer(serializers.Serializer):
+    max_cost_usd = serializers.FloatField(required=False)
+    max_tokens = serializers.IntegerField(required=False)
+
+
+class SpendSerializer(SpendFiguresSerializer):
+    by_model = ModelSpendSerializer(many=True)
+
+
+class RunSpendSerializer(SpendSerializer):
+    budget = BudgetSerializer(allow_null=True, help_text="the workflow definition's budget, if it has one")
+
+
 class RunSerializer(RunSummarySerializer):
     inputs = serializers.DictField()
     outputs = JsonValueField(allow_null=True)
@@ -245,6 +270,7 @@ class RunSerializer(RunSummarySerializer):
     unfinished_steps = serializers.IntegerField()
     parent_step = ParentStepSerializer(allow_null=True)
     steps = StepSerializer(many=True)
+    spend = RunSpendSerializer(help_text="the run's model calls, from its journal: totals and by model")
 
 
 class LogLineSerializer(serializers.Serializer):
@@ -304,6 +330,20 @@ class MapItemsQuerySerializer(serializers.Serializer):
 
 class CommentInputSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class DecisionInputSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    tool_call = serializers.CharField(required=False, max_length=200,
+                                      help_text="an agent's tool call waiting for approval (its id, as in the step's "
+                                                "waiting_detail.tool_call.id); without it, the approval step itself")
+    arguments = serializers.DictField(required=False,
+                                      help_text="approve: the tool call's arguments as edited by the approver")
+
+    def validate(self, attrs):
+        if "arguments" in attrs and "tool_call" not in attrs:
+            raise serializers.ValidationError({"arguments": "arguments are only for a tool call (give tool_call)"})
+        return attrs
 
 
 class CompleteInputSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import secrets
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -388,6 +389,10 @@ WEFT_LLM_BASE_URL = os.environ.get("WEFT_LLM_BASE_URL", "").rstrip("/")
 WEFT_LLM_MODEL = os.environ.get("WEFT_LLM_MODEL", "gpt-4o-mini")
 # USD per million tokens, {"model": {"input": x, "output": y}}; merged over the built-in table.
 WEFT_LLM_PRICES = _json_env("WEFT_LLM_PRICES")
+# stdio MCP tool servers agents may start: {"name": "command line" or [argv]}; a definition names an entry.
+WEFT_MCP_COMMANDS = _json_env("WEFT_MCP_COMMANDS") or {
+    "weft-orders": [sys.executable, "-m", "engine.demos.mcp_orders"],  # the Refund agent demo's orders server
+}
 
 # Observability (see docs/observability.md).
 def _log_format() -> str:

@@ -8,9 +8,11 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from api.converters import SLUG, NodeIdConverter
+from api.serializers import SpendSerializer
 from api.views.base import ApiView, parse_query
 from engine.observability.queries import MAX_LOG_LINES, run_logs_search, workflow_analytics
 from engine.services import queries
+from engine.services.spend import workflow_spend
 from engine.services.workflows import workflow_get
 
 RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="run id")
@@ -94,6 +96,8 @@ class AnalyticsSerializer(serializers.Serializer):
     duration_s = DurationSerializer(help_text="wall-clock seconds of succeeded runs, start to finish")
     failing_nodes = FailingNodeSerializer(many=True, help_text="at most 10, most failed steps first")
     series = SeriesPointSerializer(many=True)
+    spend = SpendSerializer(help_text="model calls of the runs in the period, from their journals: totals and by "
+                                      "model")
 
 
 class RunLogsApi(ApiView):
@@ -119,4 +123,6 @@ class WorkflowAnalyticsApi(ApiView):
     def get(self, request, slug):
         query = parse_query(AnalyticsQuerySerializer, request.query_params)
         workflow = workflow_get(slug)
-        return Response(AnalyticsSerializer(workflow_analytics(workflow, days=query["days"])).data)
+        analytics = workflow_analytics(workflow, days=query["days"])
+        analytics["spend"] = workflow_spend(workflow, days=query["days"])
+        return Response(AnalyticsSerializer(analytics).data)

@@ -22,6 +22,7 @@ from api.serializers import (
 from api.views.base import ApiView, CursorPages, actor, parse, parse_query
 from engine.services import queries
 from engine.services.scheduler import run_cancel, run_start
+from engine.services.spend import run_spend
 from engine.services.workflows import workflow_get
 
 TAG = ["runs"]
@@ -49,6 +50,7 @@ class _RunView:
     def __init__(self, run):
         self._run = run
         self.steps = queries.run_steps(run)
+        self.spend = run_spend(run)
 
     def __getattr__(self, name):
         return getattr(self._run, name)

@@ -9,8 +9,8 @@ from rest_framework.response import Response
 from api.converters import NODE_ID, STEP_ID
 from api.permissions import CanOperate
 from api.serializers import (
-    CommentInputSerializer,
     CompleteInputSerializer,
+    DecisionInputSerializer,
     ErrorSerializer,
     MapItemSerializer,
     MapItemsQuerySerializer,
@@ -29,6 +29,7 @@ from engine.services.scheduler import (
     step_retry,
     step_skip,
 )
+from engine.services.tool_approvals import tool_call_decide
 
 TAG = ["steps"]
 RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="run id")
@@ -124,22 +125,33 @@ class StepCompleteApi(ApiView):
 class StepApproveApi(ApiView):
     permissions = {"post": CanOperate}
 
-    @extend_schema(tags=TAG, operation_id="step_approve", summary="Approve a step waiting for approval",
-                   parameters=PATH, request=CommentInputSerializer,
+    @extend_schema(tags=TAG, operation_id="step_approve",
+                   summary="Approve a step waiting for approval, or (with tool_call) an agent's tool call",
+                   parameters=PATH, request=DecisionInputSerializer,
                    responses={200: StepDetailSerializer, 400: ErrorSerializer, **CONFLICT})
     def post(self, request, run_id, node_id):
-        body = parse(CommentInputSerializer, request.data)
-        step_approve(run_id=run_id, node_id=node_id, comment=body["comment"], actor=actor(request))
+        body = parse(DecisionInputSerializer, request.data)
+        if "tool_call" in body:
+            tool_call_decide(run_id=run_id, node_id=node_id, tool_call=body["tool_call"], approve=True,
+                             arguments=body.get("arguments"), comment=body["comment"], actor=actor(request))
+        else:
+            step_approve(run_id=run_id, node_id=node_id, comment=body["comment"], actor=actor(request))
         return step_response(run_id, node_id)
 
 
 class StepRejectApi(ApiView):
     permissions = {"post": CanOperate}
 
-    @extend_schema(tags=TAG, operation_id="step_reject", summary="Reject a step waiting for approval (it fails)",
-                   parameters=PATH, request=CommentInputSerializer,
+    @extend_schema(tags=TAG, operation_id="step_reject",
+                   summary="Reject a step waiting for approval (it fails), or (with tool_call) an agent's tool call "
+                           "(the comment goes back to the model as the tool's result)",
+                   parameters=PATH, request=DecisionInputSerializer,
                    responses={200: StepDetailSerializer, 400: ErrorSerializer, **CONFLICT})
     def post(self, request, run_id, node_id):
-        body = parse(CommentInputSerializer, request.data)
-        step_reject(run_id=run_id, node_id=node_id, comment=body["comment"], actor=actor(request))
+        body = parse(DecisionInputSerializer, request.data)
+        if "tool_call" in body:
+            tool_call_decide(run_id=run_id, node_id=node_id, tool_call=body["tool_call"], approve=False,
+                             arguments=body.get("arguments"), comment=body["comment"], actor=actor(request))
+        else:
+            step_reject(run_id=run_id, node_id=node_id, comment=body["comment"], actor=actor(request))
         return step_response(run_id, node_id)

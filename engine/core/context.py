@@ -42,7 +42,8 @@ class Wait:
 
 class StepContext:
     def __init__(self, *, run_id, step_id: int, node_id: str, node_type: str, attempt: int, generation: int,
-                 config: dict, run_inputs: dict, upstream: dict, worker: str, liveness, run_start=None):
+                 config: dict, run_inputs: dict, upstream: dict, worker: str, liveness, run_start=None,
+                 run_budget: dict | None = None):
         self.run_id = run_id
         self.step_id = step_id
         self.node_id = node_id
@@ -56,6 +57,7 @@ class StepContext:
         self._liveness = liveness
         # Starts a run (engine.services.scheduler.run_start, given by the worker): a sub-workflow node's child.
         self.run_start = run_start
+        self.run_budget = run_budget or {}  # the workflow definition's "budget": what the whole run may spend
         self.logger = logging.getLogger(f"weft.node.{node_type}")
         self.journal = Journal(step_id=step_id, attempt=attempt, key_for=self.idempotency_key,
                                check_live=self.check_live)

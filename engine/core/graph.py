@@ -96,6 +96,10 @@ DEFINITION_SCHEMA: dict[str, Any] = {
         "inputs": {"type": "object", "default": DEFAULT_INPUTS_SCHEMA},
         "nodes": {"type": "array", "items": _NODE_SCHEMA},
         "edges": {"type": "array", "items": _EDGE_SCHEMA, "default": []},
+        "budget": {"type": "object", "additionalProperties": False,
+                   "description": "the most a run may spend on model calls (checked before each call)",
+                   "properties": {"max_cost_usd": {"type": "number", "exclusiveMinimum": 0},
+                                  "max_tokens": {"type": "integer", "minimum": 1}}},
     },
 }
 

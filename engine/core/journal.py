@@ -54,7 +54,19 @@ class Journal:
         with journal_span(self, key):
             return self._step(key, fn, *args, safe_to_repeat=safe_to_repeat, **kwargs)
 
-    def _step(self, key: str, fn: Callable[..., Any], *args, safe_to_repeat: bool | None, **kwargs) -> Any:
+    def decision(self, key: str) -> tuple[int, Any]:
+        """Take ``key``'s place in the journal's order for an entry written from outside the node (an operator's
+        decision, ``engine.services.tool_approvals``): returns (its position, the recorded result, or None while
+        nobody has decided). The node waits when it is None; the decision is written at that position."""
+        position = self._reserve(key)
+        entry = self._recorded.get(key)
+        if entry is not None and entry.status == JournalEntry.Status.SUCCEEDED:
+            self.replayed += 1
+            return position, entry.result
+        return position, None
+
+    def _reserve(self, key: str) -> int:
+        """The next position, for ``key``, checked against what earlier attempts recorded there."""
         if not isinstance(key, str) or not key or len(key) > 200:
             raise ValueError("journal keys are non-empty strings of at most 200 characters")
         if key in self._seen:
@@ -72,6 +84,10 @@ class Journal:
                 f"earlier attempt recorded {self._order[position]!r}; a node must make the same calls in the same "
                 "order on every attempt"
             )
+        return position
+
+    def _step(self, key: str, fn: Callable[..., Any], *args, safe_to_repeat: bool | None, **kwargs) -> Any:
+        position = self._reserve(key)
         takes_key = _accepts_idempotency_key(fn)
         if takes_key:
             kwargs["idempotency_key"] = self._key_for(key)

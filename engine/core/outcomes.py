@@ -269,3 +269,11 @@ def step_record_wait(tx: RunTx, step: StepRef, *, attempt: int, reason: str, det
 
 def step_record_cancelled(tx: RunTx, step: StepRef, *, attempt: int) -> bool:
     return tx.step_set_status(step, S.CANCELLED, attempt=attempt, lease_expires_at=None)
+
+
+def attempts_tried(step_id: int, attempt: int) -> int:
+    """The attempt number a retry policy counts: ``attempt`` less the attempts that ended in a clean wait the step
+    was resumed from (an agent's tool call approved or rejected), which failed nothing."""
+    resumed = Attempt.objects.filter(step_id=step_id, number__lt=attempt, outcome=Attempt.Outcome.WAITING,
+                                     error_type="").count()
+    return attempt - resumed

@@ -89,7 +89,8 @@ class RetryPolicy:
 
 # Errors that retrying cannot fix: an attempt that ends with one is never retried, whatever its policy says.
 NOT_RETRYABLE = frozenset({"NonDeterministicReplay", "TemplateFailed", "OutputTooLarge", "OutputInvalid",
-                           "TaskNotFound", "NodeTypeNotFound", "ArgumentsInvalid", "HostNotAllowed", "AgentStopped"})
+                           "TaskNotFound", "NodeTypeNotFound", "ArgumentsInvalid", "HostNotAllowed", "AgentStopped",
+                           "BudgetExceeded", "McpCommandUnknown"})
 
 
 def retry_decision(policy: RetryPolicy, *, attempt: int, error_type: str,

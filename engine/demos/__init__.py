@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.models import Workflow
-from engine.services.workflows import workflow_save
-
 DEMO_DIR = Path(__file__).resolve().parent
 
 
@@ -20,6 +17,9 @@ def demos_load(*, update: bool = False) -> list[tuple[str, str]]:
 
     Returns (slug, what happened) pairs. A demo someone has since edited is left alone unless ``update``.
     """
+    from engine.models import Workflow  # here, so that the demo MCP server (python -m ...) needs no Django
+    from engine.services.workflows import workflow_save
+
     done = []
     for definition in demo_definitions():
         slug = definition["slug"]

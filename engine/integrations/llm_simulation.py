@@ -10,12 +10,15 @@ A node's ``simulation`` config chooses the behaviour:
   (text, or a JSON value when the node has a ``response_schema``);
 - ``{"script": "research"}``: the research-agent script (web_fetch / take_note / list_notes tools,
   about 30 tool calls);
+- ``{"script": "refund"}``: the refund-agent script (an MCP server's ``lookup_order`` and ``refund`` tools:
+  look the order named in the prompt up, refund it in full, report what happened, a rejection included);
 - nothing: an echo of the prompt, or the simplest value matching ``response_schema``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 SIMULATED_MODEL = "simulation"
 SIMULATION_LABEL = "[Simulated model: offline demo, no real LLM was called]"
@@ -26,6 +29,8 @@ RESEARCH_SITE = "https://research.weft-demo.example/"
 def reply(sim: dict, *, messages: list[dict], tools: list[dict] | None, response_schema: dict | None) -> dict:
     if sim.get("script") == "research":
         message = _research_turn(messages, tools or [])
+    elif sim.get("script") == "refund":
+        message = _refund_turn(messages, tools or [])
     else:
         message = {"role": "assistant", "content": _rule_reply(sim, messages, response_schema)}
     prompt_chars = sum(len(str(m.get("content") or "")) for m in messages)
@@ -150,3 +155,56 @@ def _research_turn(messages: list[dict], tools: list[dict]) -> dict:
     bullets = "\n".join(f"- {n.get('title')}" for n in notes)
     return {"role": "assistant", "content": f"{SIMULATION_LABEL}\nResearch summary for: {topic}\n"
                                             f"Read {len(links) + 1} pages and took {len(notes)} notes:\n{bullets}"}
+
+
+# -- the refund-agent script --------------------------------------------------------------------
+
+_ORDER_ID = re.compile(r"\b[A-Z]-\d{3,6}\b")
+
+
+def _tool_named(tools: list[dict], suffix: str) -> str | None:
+    """The offered tool called ``suffix`` or ``<server>__<suffix>`` (an MCP server's)."""
+    return next((n for n in _tool_names(tools) if n and (n == suffix or n.endswith("__" + suffix))), None)
+
+
+def _tool_result(messages: list[dict], turn: int) -> dict:
+    results = _results_of_turn(messages, turn)
+    first = results[0] if results else {}
+    if isinstance(first, dict) and isinstance(first.get("content"), list):  # an MCP tools/call result
+        for part in first["content"]:
+            if isinstance(part, dict) and part.get("type") == "text":
+                try:
+                    return json.loads(part.get("text") or "null") or {}
+                except ValueError:
+                    return {"text": part.get("text")}
+    return first if isinstance(first, dict) else {}
+
+
+def _refund_turn(messages: list[dict], tools: list[dict]) -> dict:
+    """Turn 0 looks the order up; turn 1 refunds it in full; turn 2 reports (a rejected refund included)."""
+    lookup, refund = _tool_named(tools, "lookup_order"), _tool_named(tools, "refund")
+    if not (lookup and refund):
+        return {"role": "assistant", "content": f"{SIMULATION_LABEL} The refund script needs the tools lookup_order "
+                                                "and refund, which this agent does not have."}
+    request = _last_user_text(messages)
+    turn = sum(1 for m in messages if m.get("role") == "assistant")
+    if turn == 0:
+        found = _ORDER_ID.search(request.upper())
+        return {"role": "assistant", "content": None,
+                "tool_calls": [_call(0, 0, lookup, {"order_id": found.group(0) if found else "A-1002"})]}
+    order = _tool_result(messages, 0)
+    if turn == 1:
+        if "amount" not in order:
+            return {"role": "assistant", "content": f"{SIMULATION_LABEL} I could not find that order: "
+                                                    f"{order.get('error', 'no answer')}"}
+        return {"role": "assistant", "content": None, "tool_calls": [_call(1, 0, refund, {
+            "order_id": order["order_id"], "amount": order["amount"], "reason": request.strip()[:200]})]}
+    done = _tool_result(messages, 1)
+    if done.get("rejected"):
+        text = f"The refund of {order.get('order_id')} was not made. {done.get('message', '')}"
+    elif "refunded" in done:
+        text = (f"Refunded {done['refunded']:.2f} for order {done['order_id']} ({order.get('item')}) to "
+                f"{order.get('customer')}: refund {done['refund_id']}.")
+    else:
+        text = f"The refund of {order.get('order_id')} failed: {done.get('error', done)}"
+    return {"role": "assistant", "content": f"{SIMULATION_LABEL} {text}"}

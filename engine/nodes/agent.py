@@ -8,6 +8,8 @@ import json
 from engine.core.registry import get_task, node_type
 from engine.exceptions import TaskNotFound
 from engine.integrations import llm_providers
+from engine.integrations.mcp_client import McpConnections
+from engine.nodes import budget, mcp_tools, tool_approval
 from engine.nodes import http as http_node
 from engine.nodes.llm import ENDPOINT_PROPERTIES, check_no_key, endpoint_credential_uses, endpoint_problems
 from engine.nodes.signatures import argument_problems, json_schema_for
@@ -35,6 +37,9 @@ TOOL_SCHEMA = {
         "credential": {"type": "string"},
         "send_idempotency_key": {"type": "boolean", "default": True},
         "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 30},
+        "requires_approval": {"type": ["boolean", "string"],
+                              "description": "an operator approves each call first: true, or a template over the "
+                                             "call's arguments, e.g. {{ arguments.amount > 100 }}"},
     },
     "allOf": [
         {"if": {"properties": {"type": {"const": "task"}}}, "then": {"required": ["function"]}},
@@ -122,6 +127,7 @@ class AgentNode:
     step in doubt (waiting for an operator) instead of calling it twice.
     """
 
+    late_templates = tool_approval.LATE_TEMPLATES
     config_schema = {
         "type": "object",
         "required": ["prompt"],
@@ -131,16 +137,20 @@ class AgentNode:
             "system": {"type": "string", "description": "system prompt (templated)"},
             "prompt": {"type": "string", "minLength": 1, "description": "the task for the agent (templated)"},
             "tools": {"type": "array", "items": TOOL_SCHEMA, "default": []},
+            "mcp_servers": {"type": "array", "items": mcp_tools.MCP_SERVER_SCHEMA, "default": [],
+                            "description": "MCP tool servers whose tools the agent may call"},
             "max_turns": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20},
             "on_max_turns": {"enum": ["fail", "return"], "default": "fail",
                              "description": "when max_turns is reached: fail the step, or output what there is"},
+            "budget": budget.BUDGET_SCHEMA,
+            "on_budget": budget.ON_BUDGET_SCHEMA,
         },
     }
     outputs = {
         "answer": "the model's final answer",
         "turns": "model calls made",
         "tool_calls": "tool calls made",
-        "stopped": "'answered' or 'max_turns'",
+        "stopped": "'answered', 'max_turns' or 'budget'",
         "model": "model that answered",
         "simulated": "true when the offline simulation answered",
     }
@@ -158,12 +168,20 @@ class AgentNode:
                 continue
             if not tool_safe_to_repeat(spec, registered):
                 risks.append(f"tool {spec['name']}")
-        return risks
+        return risks + mcp_tools.mcp_repeat_risks(config)
 
     def run(self, ctx, config: dict):
+        if not config.get("mcp_servers"):
+            return self._run(ctx, config, None)
+        with McpConnections() as connections:  # stdio servers started for this attempt are stopped after it
+            return self._run(ctx, config, connections)
+
+    def _run(self, ctx, config: dict, connections: McpConnections | None):
         endpoint = llm_providers.resolve_endpoint(config)
         check_no_key(endpoint)
         tools = {spec["name"]: Tool(spec) for spec in config.get("tools") or []}
+        if connections is not None:
+            tools.update(mcp_tools.mcp_tools(ctx, config["mcp_servers"], connections))
         definitions = [t.definition for t in tools.values()] or None
         messages = []
         if config.get("system"):
@@ -175,6 +193,8 @@ class AgentNode:
         ctx.metrics.update({"tool_calls_executed": 0, "tool_calls_replayed": 0})
 
         def ask(idempotency_key: str):
+            budget.check(ctx, node_budget=config.get("budget"), model=endpoint.model, messages=messages,
+                         tools=definitions, max_output=config.get("max_tokens"))
             answer = llm_providers.chat(endpoint, messages=list(messages), tools=definitions,
                                         temperature=config.get("temperature"), max_tokens=config.get("max_tokens"),
                                         timeout_s=float(config.get("timeout_s") or 120),
@@ -182,20 +202,27 @@ class AgentNode:
             llm_providers.add_usage(ctx.metrics, answer)
             return answer
 
-        for turn in range(1, max_turns + 1):
-            reply = ctx.step(f"turn-{turn}", ask, safe_to_repeat=True)
-            message = reply["message"]
-            messages.append(message)
-            calls = message.get("tool_calls") or []
-            if not calls:
-                return self._output(message.get("content"), turn, tool_calls, "answered", reply)
-            for call in calls:
-                tool_calls += 1
-                result = self._call_tool(ctx, tools, call, tool_calls)
-                content = json.dumps(result, default=str)
-                if len(content) > MAX_TOOL_RESULT_CHARS:
-                    content = content[:MAX_TOOL_RESULT_CHARS] + " ...[truncated]"
-                messages.append({"role": "tool", "tool_call_id": call.get("id"), "content": content})
+        try:
+            for turn in range(1, max_turns + 1):
+                reply = ctx.step(f"turn-{turn}", ask, safe_to_repeat=True)
+                message = reply["message"]
+                messages.append(message)
+                calls = message.get("tool_calls") or []
+                if not calls:
+                    return self._output(message.get("content"), turn, tool_calls, "answered", reply)
+                for call in calls:
+                    tool_calls += 1
+                    result = self._call_tool(ctx, tools, call, tool_calls, turn)
+                    content = json.dumps(result, default=str)
+                    if len(content) > MAX_TOOL_RESULT_CHARS:
+                        content = content[:MAX_TOOL_RESULT_CHARS] + " ...[truncated]"
+                    messages.append({"role": "tool", "tool_call_id": call.get("id"), "content": content})
+        except tool_approval.AwaitingApproval as waiting:
+            return waiting.wait
+        except budget.BudgetExceeded:
+            if config.get("on_budget", "fail") == "fail":
+                raise
+            return self._output(reply.get("message", {}).get("content"), turn - 1, tool_calls, "budget", reply)
         if config.get("on_max_turns", "fail") == "fail":
             raise AgentStopped(f"the agent made {max_turns} model calls (max_turns) without a final answer "
                                f"({tool_calls} tool calls)")
@@ -207,7 +234,7 @@ class AgentNode:
                 "model": reply.get("model"), "simulated": bool(reply.get("simulated"))}
 
     @staticmethod
-    def _call_tool(ctx, tools: dict, call: dict, number: int):
+    def _call_tool(ctx, tools: dict, call: dict, number: int, turn: int):
         function = call.get("function") or {}
         name = str(function.get("name") or "")
         tool = tools.get(name)
@@ -220,6 +247,12 @@ class AgentNode:
             return {"error": f"the arguments are not valid JSON: {exc}"}
         if not isinstance(args, dict):
             return {"error": "the arguments must be a JSON object"}
+        if tool_approval.needs_approval(tool.spec.get("requires_approval"), args, tool=name):
+            decision = tool_approval.gate(ctx, number=number, name=name, call_id=str(call.get("id") or ""),
+                                          arguments=args, turn=turn)
+            if not decision.approved:
+                return decision.result
+            args = decision.arguments
         before = ctx.journal.executed
 
         def invoke(idempotency_key: str):
@@ -247,7 +280,7 @@ class AgentNode:
                     problems.append((f"{at}.function", f"function {spec['function']!r} is not registered"))
             if spec.get("type") == "http":
                 problems += url_problems(spec.get("url"), f"{at}.url")
-        return problems
+        return problems + mcp_tools.mcp_problems(config, seen)
 
     @staticmethod
     def credential_uses(config: dict) -> list[CredentialUse]:
@@ -256,4 +289,4 @@ class AgentNode:
         for i, spec in enumerate(config.get("tools") or []):
             if isinstance(spec, dict) and spec.get("type") == "http":
                 uses.append(CredentialUse(f"tools[{i}].credential", spec.get("credential"), spec.get("url")))
-        return uses
+        return uses + mcp_tools.mcp_credential_uses(config)

@@ -7,6 +7,7 @@ from jsonschema.exceptions import SchemaError
 
 from engine.core.registry import node_type
 from engine.integrations import llm_providers
+from engine.nodes import budget
 from engine.nodes.validation import CredentialUse, url_problems
 
 ENDPOINT_PROPERTIES = {
@@ -27,7 +28,7 @@ ENDPOINT_PROPERTIES = {
         "description": "replies of the simulation provider",
         "additionalProperties": False,
         "properties": {
-            "script": {"enum": ["research"]},
+            "script": {"enum": ["research", "refund"]},
             "match": {"type": "string", "description": "text the rules look in (default: the user prompt)"},
             "rules": {"type": "array", "items": {
                 "type": "object", "required": ["contains", "reply"], "additionalProperties": False,
@@ -77,13 +78,15 @@ class LlmNode:
             "system": {"type": "string", "description": "system prompt (templated)"},
             "prompt": {"type": "string", "minLength": 1, "description": "user prompt (templated)"},
             "response_schema": {"type": "object", "description": "JSON Schema the reply must match"},
+            "budget": budget.BUDGET_SCHEMA,
+            "on_budget": budget.ON_BUDGET_SCHEMA,
         },
     }
     outputs = {
         "text": "the reply text",
         "json": "the parsed reply (with response_schema)",
         "model": "model that answered ('simulation' for the offline simulation)",
-        "finish_reason": "why the model stopped",
+        "finish_reason": "why the model stopped ('budget': not asked, as the call could pass a budget)",
         "usage": "prompt_tokens, completion_tokens, total_tokens",
         "simulated": "true when the offline simulation answered",
     }
@@ -97,6 +100,8 @@ class LlmNode:
         messages.append({"role": "user", "content": str(config["prompt"])})
 
         def complete(idempotency_key: str):
+            budget.check(ctx, node_budget=config.get("budget"), model=endpoint.model, messages=messages, tools=None,
+                         max_output=config.get("max_tokens"))
             reply = llm_providers.chat(
                 endpoint, messages=messages, temperature=config.get("temperature"),
                 max_tokens=config.get("max_tokens"), response_schema=config.get("response_schema"),
@@ -105,7 +110,12 @@ class LlmNode:
             llm_providers.add_usage(ctx.metrics, reply)
             return reply
 
-        reply = ctx.step("completion", complete, safe_to_repeat=True)
+        try:
+            reply = ctx.step("completion", complete, safe_to_repeat=True)
+        except budget.BudgetExceeded:
+            if config.get("on_budget", "fail") == "fail":
+                raise
+            return {"text": "", "model": endpoint.model, "finish_reason": "budget", "usage": {}, "simulated": False}
         output = {
             "text": reply["message"].get("content") or "",
             "model": reply.get("model"),

@@ -57,6 +57,12 @@ class Metrics:
         self.llm_tokens = Counter(
             "weft_llm_tokens", "LLM tokens used by llm and agent nodes, by model and kind (prompt, completion)",
             ["model", "kind"], registry=registry)
+        self.llm_cost = Counter(
+            "weft_llm_cost_usd", "Estimated USD spent on model calls of llm and agent nodes (WEFT_LLM_PRICES)",
+            ["model"], registry=registry)
+        self.budget_stops = Counter(
+            "weft_budget_stops", "Model calls not made because they could pass a budget, by scope (node, run)",
+            ["scope"], registry=registry)
         self.websocket_clients = Gauge(
             "weft_websocket_clients", "Open websocket connections of the live UI", registry=registry,
             multiprocess_mode="livesum")
@@ -132,6 +138,11 @@ def llm_usage(attempt_metrics: dict) -> None:
         tokens = attempt_metrics.get(f"{kind}_tokens") or 0
         if isinstance(tokens, int) and tokens > 0:
             m.llm_tokens.labels(str(model)[:100], kind).inc(tokens)
+    cost = attempt_metrics.get("cost_usd")
+    if isinstance(cost, (int, float)) and cost > 0:
+        m.llm_cost.labels(str(model)[:100]).inc(cost)
+    if attempt_metrics.get("budget_stopped") in ("node", "run"):
+        m.budget_stops.labels(attempt_metrics["budget_stopped"]).inc()
 
 
 def schedule_fired(*, kind: str, lag_s: float | None = None) -> None:

@@ -45,12 +45,17 @@ def has_templates(value: Any) -> bool:
     return is_template(value)
 
 
-def render(value: Any, context: dict, *, path: str = "config") -> Any:
-    """Render every template string inside ``value`` (dicts and lists recursively)."""
+def render(value: Any, context: dict, *, path: str = "config", later: re.Pattern | None = None) -> Any:
+    """Render every template string inside ``value`` (dicts and lists recursively).
+
+    A value whose path matches ``later`` (searched in the path, e.g. ``\\.tools\\[\\d+\\]\\.requires_approval$``)
+    is left as written: the node renders it itself, with values only it has (a tool call's arguments)."""
+    if later is not None and later.search(path):
+        return value
     if isinstance(value, dict):
-        return {k: render(v, context, path=f"{path}.{k}") for k, v in value.items()}
+        return {k: render(v, context, path=f"{path}.{k}", later=later) for k, v in value.items()}
     if isinstance(value, list):
-        return [render(v, context, path=f"{path}[{i}]") for i, v in enumerate(value)]
+        return [render(v, context, path=f"{path}[{i}]", later=later) for i, v in enumerate(value)]
     if not is_template(value):
         return value
     try:

@@ -100,7 +100,7 @@ def outcome_record(tx: RunTx, ran: Ran) -> bool:
         won = outcomes.step_record_cancelled(tx, ref, attempt=attempt)
     elif isinstance(outcome, Failed):
         policy = RetryPolicy.from_config(node.retry, settings.WEFT_DEFAULT_RETRY)
-        retry_in = retry_decision(policy, attempt=attempt, error_type=error_type)
+        retry_in = retry_decision(policy, attempt=outcomes.attempts_tried(step.pk, attempt), error_type=error_type)
         won = outcomes.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in)
         if won and retry_in is not None:
             observe.retry_scheduled(step)

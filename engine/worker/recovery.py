@@ -71,7 +71,8 @@ def expire_leases() -> int:
             node = tx.graph.nodes[row.node_id]
             policy = RetryPolicy.from_config(node.retry, settings.WEFT_DEFAULT_RETRY)
             error = f"WorkerLost: worker {row.worker} stopped heartbeating; lease expired"
-            retry_in = retry_decision(policy, attempt=attempt, error_type="WorkerLost")
+            tried = outcomes.attempts_tried(step_id, attempt)
+            retry_in = retry_decision(policy, attempt=tried, error_type="WorkerLost")
             ref = StepRef(row.id, row.node_id, row.status, row.attempt)
             if outcomes.step_record_failure(tx, ref, attempt=attempt, error=error, retry_in=retry_in):
                 Attempt.objects.filter(step_id=step_id, number=attempt).update(

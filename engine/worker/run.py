@@ -77,11 +77,14 @@ def node_run(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, cap
         else:  # no template to render: the outputs upstream are read only if the node asks for ctx.upstream
             upstream = functools.partial(_direct_upstream, run_id=step.run_id, graph=claim.graph, node=node)
             template_ctx = {}
-        config = templating.render(node.config, template_ctx, path=f"nodes.{node.id}.config")
+        impl_cls = registry.get_node_type(step.node_type).cls
+        config = templating.render(node.config, template_ctx, path=f"nodes.{node.id}.config",
+                                   later=getattr(impl_cls, "late_templates", None))
         ctx = StepContext(run_id=step.run_id, step_id=step.pk, node_id=step.node_id, node_type=step.node_type,
                           attempt=attempt, generation=step.generation, config=config, run_inputs=claim.run_inputs,
-                          upstream=upstream, worker=worker, liveness=liveness, run_start=scheduler.run_start)
-        impl = registry.get_node_type(step.node_type).cls()
+                          upstream=upstream, worker=worker, liveness=liveness, run_start=scheduler.run_start,
+                          run_budget=claim.graph.definition.get("budget"))
+        impl = impl_cls()
         timeout = node.timeout_s or settings.WEFT_QUEUES.get(step.queue, {}).get("timeout")
         with contextlib.redirect_stdout(sink), deadline(timeout):
             result = impl.run(ctx, dict(config))

@@ -82,8 +82,10 @@ class ChatServer(_Server):
     """
 
     def __init__(self, *, tool_calls_total: int = 3, calls_per_turn: int = 1, tool_name: str = "effect",
-                 tool_args=None, json_reply=None, model: str = "gpt-4o-mini"):
+                 tool_args=None, json_reply=None, model: str = "gpt-4o-mini", usage=None):
         super().__init__()
+        self.usage = usage  # body -> the usage to report (default: 10 prompt tokens a message, 5 completion)
+        self.fail_requests: set[int] = set()  # 1-based numbers of completion requests answered 500
         self.tool_calls_total = tool_calls_total
         self.calls_per_turn = calls_per_turn
         self.tool_name = tool_name
@@ -105,6 +107,8 @@ class ChatServer(_Server):
             if self.fail_next:
                 status, headers = self.fail_next.pop(0)
                 return status, headers, {"error": {"message": f"simulated {status}"}}
+            if len(self.completions()) in self.fail_requests:
+                return 500, {}, {"error": {"message": "simulated 500"}}
         body = record["body"]
         messages = body["messages"]
         done = sum(1 for m in messages if m["role"] == "tool")
@@ -126,6 +130,8 @@ class ChatServer(_Server):
             user = [m for m in messages if m["role"] == "user"][-1]["content"]
             message["content"] = f"echo: {user}"
         usage = {"prompt_tokens": 10 * len(messages), "completion_tokens": 5, "total_tokens": 10 * len(messages) + 5}
+        if self.usage is not None:
+            usage = self.usage(body)
         return 200, {}, {"id": "chatcmpl-test", "object": "chat.completion", "model": self.model,
                          "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
 

@@ -13,7 +13,7 @@ from engine.services.scheduler import run_start, step_approve
 
 pytestmark = pytest.mark.django_db
 
-DEMOS = {"demo-research-agent", "demo-support-triage", "demo-fanout-summarise"}
+DEMOS = {"demo-research-agent", "demo-support-triage", "demo-fanout-summarise", "demo-refund-agent"}
 
 
 @pytest.fixture
@@ -28,12 +28,12 @@ def outputs(run) -> dict:
     return dict(StepRun.objects.filter(run=run).values_list("node_id", "output"))
 
 
-def test_load_demos_saves_three_workflows_once(offline):
+def test_load_demos_saves_four_workflows_once(offline):
     assert set(Workflow.objects.values_list("slug", flat=True)) == DEMOS
     out = io.StringIO()
     call_command("load_demos", stdout=out)
-    assert out.getvalue().count(": exists") == 3
-    assert WorkflowVersion.objects.count() == 3
+    assert out.getvalue().count(": exists") == 4
+    assert WorkflowVersion.objects.count() == 4
 
 
 def test_research_demo_makes_about_30_tool_calls_on_the_offline_site(offline, drain):
@@ -99,3 +99,32 @@ def test_demos_use_a_real_model_when_one_is_configured(settings, chat_server, dr
     assert run.status == "succeeded"
     assert len(chat_server.completions()) == 4
     assert run.outputs["join"]["simulated"] is False
+
+
+def test_refund_demo_looks_up_over_mcp_and_waits_for_approval_of_a_large_refund(offline, drain):
+    from engine.services.tool_approvals import tool_call_decide
+
+    run, _ = run_start(workflow="demo-refund-agent", inputs={"request": "Order A-1002 arrived broken."})
+    drain()
+    step = StepRun.objects.get(run=run, node_id="refund")
+    assert (step.status, step.waiting_reason) == ("waiting", "tool_approval")
+    call = step.waiting_detail["tool_call"]
+    assert call["name"] == "orders__refund" and call["arguments"]["amount"] == 249.0
+    tool_call_decide(run_id=run.pk, node_id="refund", tool_call=call["id"], approve=True, actor="alice",
+                     arguments={**call["arguments"], "amount": 200.0})
+    drain()
+    step.refresh_from_db()
+    assert step.status == "succeeded", step.error
+    assert step.output["answer"].startswith(SIMULATION_LABEL)
+    assert "Refunded 200.00 for order A-1002" in step.output["answer"]
+    keys = list(JournalEntry.objects.filter(step=step).values_list("key", flat=True))
+    assert keys == ["mcp-tools-orders", "turn-1", "tool-1-orders__lookup_order", "turn-2", "approval-2-orders__refund",
+                    "tool-2-orders__refund", "turn-3"]
+
+
+def test_refund_demo_refunds_a_small_order_without_approval(offline, drain):
+    run, _ = run_start(workflow="demo-refund-agent", inputs={"request": "Please refund A-1001."})
+    drain()
+    step = StepRun.objects.get(run=run, node_id="refund")
+    assert step.status == "succeeded", step.error
+    assert "Refunded 19.00 for order A-1001" in step.output["answer"]

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from engine.core.queues import queue_stats
 from engine.core.registry import node_types
 from engine.core.versions import version_graph
+from engine.demos import demo_definitions
 from engine.exceptions import EngineError
 from engine.models import Run, StepRun, Workflow
 from engine.observability.queries import workflow_analytics
@@ -43,13 +44,24 @@ def _common(request) -> dict:
 
 
 @login_required
+def home(request):
+    """Where to go next, and the demo workflows to try first (each with its Run button)."""
+    demos = []
+    if can_view(request.user):
+        by_slug = {w.slug: w for w in Workflow.objects.filter(slug__in=[d["slug"] for d in demo_definitions()])
+                   .select_related("current_version")}
+        demos = [{"definition": d, "workflow": by_slug.get(d["slug"])} for d in demo_definitions()]
+    return render(request, "home.html", {**_common(request), "demos": demos, "props": {"mode": "workflows"}})
+
+
+@login_required
 def workflow_list(request):
     _require_view(request)
     q = request.GET.get("q", "").strip()
     archived = request.GET.get("archived") == "1"
     workflows = list(queries.workflows_search(q=q, include_archived=archived)[:500])
     return render(request, "webui/workflows.html", {**_common(request), "workflows": workflows, "q": q,
-                                                     "archived": archived})
+                                                     "archived": archived, "props": {"mode": "workflows"}})
 
 
 @login_required

@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api import converters  # noqa: F401  (registers the path converters)
-from api.views import catalog, credentials, observability, runs, steps, workflows
+from api.views import catalog, credentials, grid, observability, runs, steps, workflows
 
 STEP = "runs/<uuid:run_id>/steps/<node_id:node_id>/"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("workflows/<wslug:slug>/versions/<int:number>/", workflows.WorkflowVersionApi.as_view(),
          name="api-workflow-version"),
     path("workflows/<wslug:slug>/export/", workflows.WorkflowExportApi.as_view(), name="api-workflow-export"),
+    path("workflows/<wslug:slug>/grid/", grid.WorkflowGridApi.as_view(), name="api-workflow-grid"),
     path("workflows/<wslug:slug>/runs/", runs.WorkflowRunStartApi.as_view(), name="api-workflow-runs"),
     path("workflows/<wslug:slug>/analytics/", observability.WorkflowAnalyticsApi.as_view(),
          name="api-workflow-analytics"),

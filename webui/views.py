@@ -29,6 +29,7 @@ from webui import analytics as charts
 from webui.access import can_design, can_view, roles
 from webui.inputs import step_inputs
 from webui.snapshot import run_snapshot
+from webui.templatetags.weft import STATUS
 
 RUN_PAGE_SIZE = 100
 SINCE = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -81,6 +82,27 @@ def workflow_detail(request, slug):
         "retries_legend": [("retries", "Retries and reruns (attempts after a step's first)")],
     }
     return render(request, "webui/workflow.html", context)
+
+
+GRID_RUN_CHOICES = (10, 25, 50, 100)
+
+
+@login_required
+def workflow_grid_view(request, slug):
+    """The last runs as columns, the steps as rows (Airflow's grid): each cell links to that step."""
+    _require_view(request)
+    workflow = _workflow_or_404(slug)
+    try:
+        runs = int(request.GET.get("runs", "25"))
+    except ValueError:
+        runs = 25
+    runs = runs if runs in GRID_RUN_CHOICES else 25
+    grid = queries.workflow_grid(workflow, runs=runs)
+    for row in grid["rows"]:
+        row["pairs"] = list(zip(grid["runs"], row["cells"], strict=True))
+    legend = [(s, label) for s, (_, label) in STATUS.items()]
+    return render(request, "webui/grid.html", {**_common(request), "workflow": workflow, "grid": grid, "runs": runs,
+                                                "run_choices": GRID_RUN_CHOICES, "legend": legend})
 
 
 @login_required

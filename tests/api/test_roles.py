@@ -59,6 +59,7 @@ ENDPOINTS = [
     Endpoint("get", "/api/runs/{run}/timeline/", READ, 200),
     Endpoint("get", "/api/runs/{run}/logs/", READ, 200),
     Endpoint("get", "/api/workflows/mixed/analytics/", READ, 200),
+    Endpoint("get", "/api/workflows/mixed/grid/", READ, 200),
     Endpoint("get", STEP + "/bad/", READ, 200),
     Endpoint("get", STEP + "/bad/rerun-preview/", READ, 200),
     Endpoint("get", "/api/node-types/", READ, 200),

@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from engine.demos import demos_load
 from engine.models import Run
+from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
 from tests.conftest import definition, node
 from tests.e2e.conftest import screenshot
@@ -79,3 +80,48 @@ def test_home_page_points_at_the_demos_and_the_api_reference(ui, live_url):
         ui.get_by_role("link", name="API", exact=True).click()
     assert ui.url == f"{live_url}/api/docs/"
     expect(ui.locator("#swagger-ui")).to_be_attached()
+
+
+DIAMOND = """{
+  "name": "Diamond", "slug": "diamond",
+  "nodes": [{"id": "a", "type": "noop"}, {"id": "b", "type": "noop"}, {"id": "c", "type": "noop"},
+            {"id": "d", "type": "noop"}],
+  "edges": [{"source": "a", "target": "b"}, {"source": "a", "target": "c"}, {"source": "b", "target": "d"},
+            {"source": "c", "target": "d"}]
+}"""
+
+
+def test_an_imported_definition_without_positions_is_laid_out_by_the_auto_layout(ui):
+    ui.goto(f"{ui.base}/workflows/new/")
+    ui.get_by_role("tab", name="JSON").click()
+    ui.get_by_label("…or paste a definition").fill(DIAMOND)
+    ui.get_by_role("button", name="Import", exact=True).click()
+    nodes = ui.locator(".editor .react-flow__node")
+    expect(nodes).to_have_count(4)
+    # Layered left to right: b and c side by side between a and d, not four nodes in one row.
+    ui.wait_for_function("""() => {
+        const box = (id) => document.querySelector(`.react-flow__node[data-id="${id}"]`).getBoundingClientRect();
+        const [a, b, c, d] = ["a", "b", "c", "d"].map(box);
+        return Math.abs(b.y - c.y) > 40 && Math.abs(b.x - c.x) < 5 && a.x < b.x && b.x < d.x;
+    }""")
+    screenshot(ui, "editor-imported-layout")
+
+
+def test_the_grid_shows_runs_as_columns_and_steps_as_rows_and_a_cell_opens_that_step(ui, drain):
+    d = definition("grid-e2e", [node("a"), node("b", "tests.raise", retry={"max_attempts": 1})], [("a", "b")])
+    wf = workflow_save(definition=d)[0]
+    runs = []
+    for _ in range(3):
+        runs.append(run_start(workflow=wf, inputs={})[0])
+        drain()
+    ui.goto(f"{ui.base}/workflows/")
+    ui.get_by_role("link", name="Grid of grid-e2e").click()
+    grid = ui.get_by_role("table", name="Steps by run")
+    expect(grid.locator("[data-grid-run]")).to_have_count(3)
+    expect(grid.locator('[data-grid-cell="a"][data-status="succeeded"]')).to_have_count(3)
+    expect(grid.locator('[data-grid-cell="b"][data-status="failed"]')).to_have_count(3)
+    screenshot(ui, "workflow-grid")
+    last = runs[-1]
+    grid.get_by_role("link", name=f"b: Failed in run {str(last.pk)[:8]}").click()
+    ui.wait_for_url(f"{ui.base}/runs/{last.pk}/steps/b/")
+    expect(ui.locator('[data-drawer-node="b"]')).to_be_visible()

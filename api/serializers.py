@@ -356,6 +356,37 @@ class RerunResultSerializer(serializers.Serializer):
     step = StepDetailSerializer()
 
 
+class RepeatInputSerializer(serializers.Serializer):
+    version = serializers.ChoiceField(
+        choices=[("run", "run"), ("current", "current")], required=False, default="run",
+        help_text="run: the version the run started on (or last moved to); current: the workflow's current "
+                  "version, to which the run moves when its nodes and edges are the same (409 otherwise)")
+
+
+class RetryFailedResultSerializer(serializers.Serializer):
+    retried = serializers.ListField(child=serializers.CharField(), help_text="the failed steps, in topological order")
+
+
+class FieldChangeSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="a dotted path inside the node's definition, e.g. config.url")
+    before = JsonValueField(allow_null=True)
+    after = JsonValueField(allow_null=True)
+
+
+class NodeChangeSerializer(serializers.Serializer):
+    node_id = serializers.CharField()
+    change = serializers.ChoiceField(choices=[("added", "added"), ("removed", "removed"), ("changed", "changed")])
+    fields = FieldChangeSerializer(many=True)
+
+
+class RunVersionCompareSerializer(serializers.Serializer):
+    run_version = serializers.IntegerField()
+    current_version = serializers.IntegerField()
+    movable = serializers.BooleanField(help_text="whether a retry or rerun can move the run to the current version")
+    problems = serializers.ListField(child=serializers.CharField(), help_text="why it cannot")
+    changes = NodeChangeSerializer(many=True, help_text="every node's changes from the run's version to the current")
+
+
 class RerunPreviewSerializer(serializers.Serializer):
     node_ids = serializers.ListField(child=serializers.CharField(), help_text="in topological order")
 

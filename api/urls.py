@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api import converters  # noqa: F401  (registers the path converters)
-from api.views import catalog, credentials, observability, runs, schedules, steps, workflows
+from api.views import catalog, credentials, grid, observability, runs, schedules, steps, workflows
 
 STEP = "runs/<uuid:run_id>/steps/<step_id:node_id>/"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("workflows/<wslug:slug>/versions/<int:number>/", workflows.WorkflowVersionApi.as_view(),
          name="api-workflow-version"),
     path("workflows/<wslug:slug>/export/", workflows.WorkflowExportApi.as_view(), name="api-workflow-export"),
+    path("workflows/<wslug:slug>/grid/", grid.WorkflowGridApi.as_view(), name="api-workflow-grid"),
     path("workflows/<wslug:slug>/runs/", runs.WorkflowRunStartApi.as_view(), name="api-workflow-runs"),
     path("workflows/<wslug:slug>/analytics/", observability.WorkflowAnalyticsApi.as_view(),
          name="api-workflow-analytics"),
@@ -33,6 +34,8 @@ urlpatterns = [
     path("runs/", runs.RunListApi.as_view(), name="api-runs"),
     path("runs/<uuid:run_id>/", runs.RunDetailApi.as_view(), name="api-run"),
     path("runs/<uuid:run_id>/cancel/", runs.RunCancelApi.as_view(), name="api-run-cancel"),
+    path("runs/<uuid:run_id>/retry-failed/", runs.RunRetryFailedApi.as_view(), name="api-run-retry-failed"),
+    path("runs/<uuid:run_id>/version-compare/", runs.RunVersionCompareApi.as_view(), name="api-run-version-compare"),
     path("runs/<uuid:run_id>/events/", runs.RunEventsApi.as_view(), name="api-run-events"),
     path("runs/<uuid:run_id>/timeline/", runs.RunTimelineApi.as_view(), name="api-run-timeline"),
     path("runs/<uuid:run_id>/logs/", observability.RunLogsApi.as_view(), name="api-run-logs"),

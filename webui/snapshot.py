@@ -7,6 +7,7 @@ applying the events after it (idempotent status assignments) never loses a trans
 from __future__ import annotations
 
 from engine.core.versions import version_graph
+from engine.integrations.llm_providers import run_usage
 from engine.models import Attempt, Run, StepRun
 from engine.nodes.repeat import definition_repeat_risks
 
@@ -32,6 +33,7 @@ def run_summary(run: Run) -> dict:
         "outputs": run.outputs,
         "error": run.error,
         "created_by": run.created_by.get_username() if run.created_by_id else "",
+        "trigger": run.trigger or {},
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
@@ -39,9 +41,19 @@ def run_summary(run: Run) -> dict:
     }
 
 
+def _usage(run_id) -> dict:
+    """The run's LLM tokens and cost (SQL sums arrive as Decimal; the socket sends JSON)."""
+    return {k: float(v) if k in ("cost_usd", "latency_ms") else int(v) for k, v in run_usage(run_id).items()}
+
+
+def _current_number(run: Run) -> int | None:
+    version = run.workflow.current_version
+    return version.number if version is not None else None
+
+
 def run_snapshot(run_id) -> dict:
     """Everything the run view needs to draw a run; raises Run.DoesNotExist."""
-    run = Run.objects.select_related("workflow", "version", "created_by").get(pk=run_id)
+    run = Run.objects.select_related("workflow__current_version", "version", "created_by").get(pk=run_id)
     steps = []
     for row in StepRun.objects.filter(run_id=run.pk).values(*STEP_FIELDS).order_by("id"):
         steps.append({k: (_iso(v) if k.endswith("_at") else v) for k, v in row.items()})
@@ -61,8 +73,9 @@ def run_snapshot(run_id) -> dict:
     ]
     definition = run.version.definition
     return {
-        "run": run_summary(run),
-        "definition": {"nodes": definition.get("nodes", []), "edges": definition.get("edges", [])},
+        "run": {**run_summary(run), "usage": _usage(run.pk), "current_version": _current_number(run)},
+        "definition": {"nodes": definition.get("nodes", []), "edges": definition.get("edges", []),
+                       "inputs": definition.get("inputs")},
         "repeat_risks": definition_repeat_risks(definition),
         "layout": version_graph(run.version).layout(),
         "steps": steps,

@@ -8,6 +8,7 @@ urlpatterns = [
     path("workflows/", views.workflow_list, name="workflows"),
     path("workflows/new/", views.workflow_edit, name="workflow-new"),
     path("workflows/<slug:slug>/", views.workflow_detail, name="workflow"),
+    path("workflows/<slug:slug>/grid/", views.workflow_grid_view, name="workflow-grid"),
     path("workflows/<slug:slug>/edit/", views.workflow_edit, name="workflow-edit"),
     path("workflows/<slug:slug>/duplicate/", views.workflow_duplicate, name="workflow-duplicate"),
     path("workflows/<slug:slug>/archive/", views.workflow_archive_view, name="workflow-archive"),

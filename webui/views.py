@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from engine.core.queues import queue_stats
 from engine.core.registry import node_types
 from engine.core.versions import version_graph
+from engine.demos import demo_definitions
 from engine.exceptions import EngineError
 from engine.models import Run, StepRun, Workflow
 from engine.observability.queries import workflow_analytics
@@ -28,6 +29,7 @@ from webui import analytics as charts
 from webui.access import can_design, can_view, roles
 from webui.inputs import step_inputs
 from webui.snapshot import run_snapshot
+from webui.templatetags.weft import STATUS
 
 RUN_PAGE_SIZE = 100
 SINCE = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -43,13 +45,24 @@ def _common(request) -> dict:
 
 
 @login_required
+def home(request):
+    """Where to go next, and the demo workflows to try first (each with its Run button)."""
+    demos = []
+    if can_view(request.user):
+        by_slug = {w.slug: w for w in Workflow.objects.filter(slug__in=[d["slug"] for d in demo_definitions()])
+                   .select_related("current_version")}
+        demos = [{"definition": d, "workflow": by_slug.get(d["slug"])} for d in demo_definitions()]
+    return render(request, "home.html", {**_common(request), "demos": demos, "props": {"mode": "workflows"}})
+
+
+@login_required
 def workflow_list(request):
     _require_view(request)
     q = request.GET.get("q", "").strip()
     archived = request.GET.get("archived") == "1"
     workflows = list(queries.workflows_search(q=q, include_archived=archived)[:500])
     return render(request, "webui/workflows.html", {**_common(request), "workflows": workflows, "q": q,
-                                                     "archived": archived})
+                                                     "archived": archived, "props": {"mode": "workflows"}})
 
 
 @login_required
@@ -69,6 +82,27 @@ def workflow_detail(request, slug):
         "retries_legend": [("retries", "Retries and reruns (attempts after a step's first)")],
     }
     return render(request, "webui/workflow.html", context)
+
+
+GRID_RUN_CHOICES = (10, 25, 50, 100)
+
+
+@login_required
+def workflow_grid_view(request, slug):
+    """The last runs as columns, the steps as rows (Airflow's grid): each cell links to that step."""
+    _require_view(request)
+    workflow = _workflow_or_404(slug)
+    try:
+        runs = int(request.GET.get("runs", "25"))
+    except ValueError:
+        runs = 25
+    runs = runs if runs in GRID_RUN_CHOICES else 25
+    grid = queries.workflow_grid(workflow, runs=runs)
+    for row in grid["rows"]:
+        row["pairs"] = list(zip(grid["runs"], row["cells"], strict=True))
+    legend = [(s, label) for s, (_, label) in STATUS.items()]
+    return render(request, "webui/grid.html", {**_common(request), "workflow": workflow, "grid": grid, "runs": runs,
+                                                "run_choices": GRID_RUN_CHOICES, "legend": legend})
 
 
 @login_required

@@ -13,15 +13,19 @@ from api.serializers import (
     ErrorSerializer,
     EventsPageSerializer,
     EventsQuerySerializer,
+    RepeatInputSerializer,
+    RetryFailedResultSerializer,
     RunListQuerySerializer,
     RunSerializer,
     RunStartInputSerializer,
     RunSummarySerializer,
+    RunVersionCompareSerializer,
     TimelineSerializer,
 )
 from api.views.base import ApiView, CursorPages, actor, parse, parse_query
 from engine.services import queries
-from engine.services.scheduler import run_cancel, run_start
+from engine.services.run_versions import run_version_compare
+from engine.services.scheduler import run_cancel, run_retry_failed, run_start
 from engine.services.spend import run_spend
 from engine.services.workflows import workflow_get
 
@@ -106,6 +110,32 @@ class RunCancelApi(ApiView):
     def post(self, request, run_id):
         run_cancel(run_id=run_id, actor=actor(request))
         return run_response(run_id)
+
+
+class RunRetryFailedApi(ApiView):
+    permissions = {"post": CanOperate}
+
+    @extend_schema(tags=TAG, operation_id="run_retry_failed", summary="Retry every failed step of a run",
+                   description="One action: each failed step runs again as a new attempt and the steps it blocked "
+                               "go back to pending (as a step's retry does). 409 when no step failed or the run "
+                               "cannot move to the chosen version.",
+                   parameters=[RUN_ID], request=RepeatInputSerializer,
+                   responses={200: RetryFailedResultSerializer, 400: ErrorSerializer, 404: ErrorSerializer,
+                              409: ErrorSerializer})
+    def post(self, request, run_id):
+        body = parse(RepeatInputSerializer, request.data)
+        retried = run_retry_failed(run_id=run_id, actor=actor(request), version=body["version"])
+        return Response(RetryFailedResultSerializer({"retried": retried}).data)
+
+
+class RunVersionCompareApi(ApiView):
+    @extend_schema(tags=TAG, operation_id="run_version_compare",
+                   summary="The run's version against its workflow's current one",
+                   description="Whether a retry or rerun with version=current can move the run there (the same "
+                               "nodes and edges), why not, and every node's changes field by field.",
+                   parameters=[RUN_ID], responses={200: RunVersionCompareSerializer, 404: ErrorSerializer})
+    def get(self, request, run_id):
+        return Response(RunVersionCompareSerializer(run_version_compare(run_id=run_id)).data)
 
 
 class RunEventsApi(ApiView):

@@ -14,6 +14,7 @@ from api.serializers import (
     ErrorSerializer,
     MapItemSerializer,
     MapItemsQuerySerializer,
+    RepeatInputSerializer,
     RerunPreviewSerializer,
     RerunResultSerializer,
     StepDetailSerializer,
@@ -76,9 +77,11 @@ class StepRetryApi(ApiView):
     @extend_schema(tags=TAG, operation_id="step_retry", summary="Retry a failed step (or one in doubt)",
                    description="A new attempt; blocked downstream steps go back to pending, other steps keep "
                                "their outputs. A second retry of the same failure is refused with 409.",
-                   parameters=PATH, request=None, responses={200: StepDetailSerializer, **CONFLICT})
+                   parameters=PATH, request=RepeatInputSerializer,
+                   responses={200: StepDetailSerializer, 400: ErrorSerializer, **CONFLICT})
     def post(self, request, run_id, node_id):
-        step_retry(run_id=run_id, node_id=node_id, actor=actor(request))
+        body = parse(RepeatInputSerializer, request.data)
+        step_retry(run_id=run_id, node_id=node_id, actor=actor(request), version=body["version"])
         return step_response(run_id, node_id)
 
 
@@ -86,9 +89,11 @@ class StepRerunFromApi(ApiView):
     permissions = {"post": CanOperate}
 
     @extend_schema(tags=TAG, operation_id="step_rerun_from", summary="Run a finished step and everything downstream "
-                   "again", parameters=PATH, request=None, responses={200: RerunResultSerializer, **CONFLICT})
+                   "again", parameters=PATH, request=RepeatInputSerializer,
+                   responses={200: RerunResultSerializer, 400: ErrorSerializer, **CONFLICT})
     def post(self, request, run_id, node_id):
-        rerun = step_rerun_from(run_id=run_id, node_id=node_id, actor=actor(request))
+        body = parse(RepeatInputSerializer, request.data)
+        rerun = step_rerun_from(run_id=run_id, node_id=node_id, actor=actor(request), version=body["version"])
         return Response(RerunResultSerializer({"rerun": rerun, "step": step_data(run_id, node_id)}).data)
 
 

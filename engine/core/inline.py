@@ -69,10 +69,12 @@ def run_inline(tx, step) -> tuple[str, object]:
     if not status:
         return "", None
     attempt = step.attempt + 1
+    duration_s = time.monotonic() - started
     observe.inline_step_ran(queue=node.queue, node_type=node.type, outcome="failed" if error else "succeeded",
-                            duration_s=time.monotonic() - started)
+                            duration_s=duration_s)
     tx.unfinished_delta -= 1
-    payload = {"from": StepStatus.PENDING, "attempt": attempt, "inline": True}
+    payload = {"from": StepStatus.PENDING, "attempt": attempt, "inline": True,
+               "duration_ms": round(duration_s * 1000, 3)}
     if error:
         payload["error"] = error[:500]
     tx.event(f"step.{status}", step.node_id, **payload)

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('engine', '0009_run_trigger'),
+        ('engine', '0010_schedule'),
     ]
 
     operations = [

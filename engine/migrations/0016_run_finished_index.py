@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('engine', '0009_run_trigger'),
+        ('engine', '0012_map'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

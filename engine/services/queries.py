@@ -187,3 +187,25 @@ def run_timeline(run: Run) -> tuple[list[StepTimeline], list[str]]:
         out.append(StepTimeline(step=step, attempts=attempts, duration_s=duration))
     critical = version_graph(run.version).critical_path(durations) if durations else []
     return out, critical
+
+
+GRID_MAX_RUNS = 100
+
+
+def workflow_grid(workflow: Workflow, *, runs: int = 25) -> dict:
+    """The last ``runs`` runs of a workflow as columns (oldest first) and its steps as rows (the current
+    version's topological order, then steps only older versions had): each cell the step's status and
+    attempt in that run, or None where that run's version had no such step."""
+    columns = list(Run.objects.filter(workflow=workflow).select_related("version")
+                   .order_by("-created_at", "-id")[:max(1, min(runs, GRID_MAX_RUNS))])[::-1]
+    cells: dict[str, dict] = {}
+    for run_id, node_id, status, attempt in StepRun.objects.filter(run__in=[r.pk for r in columns]).values_list(
+            "run_id", "node_id", "status", "attempt"):
+        cells.setdefault(node_id, {})[run_id] = {"status": status, "attempt": attempt}
+    order = version_graph(workflow.current_version_id).topological_order() if workflow.current_version_id else []
+    node_ids = [n for n in order if n in cells] + sorted(n for n in cells if n not in set(order))
+    return {
+        "runs": [{"id": r.pk, "status": r.status, "version": r.version.number, "created_at": r.created_at}
+                 for r in columns],
+        "rows": [{"node_id": n, "cells": [cells[n].get(r.pk) for r in columns]} for n in node_ids],
+    }

@@ -31,7 +31,8 @@ from engine.exceptions import (
     NotFound,
     StepOutputInvalid,
 )
-from engine.models import JournalEntry, Run, StepRun, Workflow
+from engine.models import Attempt, JournalEntry, Run, StepRun, Workflow
+from engine.services.run_versions import run_version_move
 from engine.states import (
     RUN_REOPENABLE,
     RUN_TERMINAL,
@@ -330,9 +331,10 @@ def _reset_downstream(tx: RunTx, node_id: str, *, statuses: set[str]) -> list[st
     return reset
 
 
-def step_retry(*, run_id, node_id: str, actor=None) -> StepRun:
+def step_retry(*, run_id, node_id: str, actor=None, version: str = "run") -> StepRun:
     """Retry a failed step (or one in doubt): it runs again as a new attempt; its blocked
-    descendants go back to pending; every other step keeps its output."""
+    descendants go back to pending; every other step keeps its output. ``version="current"`` first
+    moves the run to its workflow's current version (engine.services.run_versions)."""
     with RunTx(run_id, actor=_actor_name(actor)) as tx:
         _require_run_open(tx, "retry a step")
         step = _load(tx, node_id)
@@ -344,19 +346,43 @@ def step_retry(*, run_id, node_id: str, actor=None) -> StepRun:
             raise InvalidTransition(
                 f"step {node_id!r} is {step.status}; only a failed step or one in doubt can be retried"
             )
-        if in_doubt:
-            JournalEntry.objects.filter(step=step, status=JournalEntry.Status.STARTED).update(safe_to_repeat=True)
-        _reopen_run(tx)
-        tx.event("step.retry_requested", node_id, attempt=step.attempt)
-        _reset_downstream(tx, node_id, statuses={S.UPSTREAM_FAILED, S.CANCELLED})
-        StepRun.objects.filter(pk=step.id).update(waiting_reason="", waiting_detail=None, wake_at=None)
-        tx.queue(step, next_attempt=step.attempt + 1)
+        run_version_move(tx, version=version, action=f"retry {node_id!r}")
+        _retry(tx, step, in_doubt=in_doubt)
     return StepRun.objects.get(pk=step.id)
 
 
-def step_rerun_from(*, run_id, node_id: str, actor=None) -> list[str]:
+def _retry(tx: RunTx, step: StepRun, *, in_doubt: bool = False, reset: frozenset = frozenset()) -> None:
+    """``reset``: statuses of descendants to set back to pending besides upstream-failed and cancelled."""
+    if in_doubt:
+        JournalEntry.objects.filter(step=step, status=JournalEntry.Status.STARTED).update(safe_to_repeat=True)
+    _reopen_run(tx)
+    tx.event("step.retry_requested", step.node_id, attempt=step.attempt)
+    _reset_downstream(tx, step.node_id, statuses={S.UPSTREAM_FAILED, S.CANCELLED, *reset})
+    StepRun.objects.filter(pk=step.id).update(waiting_reason="", waiting_detail=None, wake_at=None)
+    tx.queue(step, next_attempt=step.attempt + 1)
+
+
+def run_retry_failed(*, run_id, actor=None, version: str = "run") -> list[str]:
+    """Retry every failed step of a run in one action (each as ``step_retry`` does). A failed step
+    downstream of another failed one (a trigger rule let it run) goes back to pending and runs once
+    its upstream steps finish again. Returns the failed steps, in topological order."""
+    with RunTx(run_id, actor=_actor_name(actor)) as tx:
+        _require_run_open(tx, "retry failed steps")
+        failed = set(StepRun.objects.filter(run_id=tx.run.pk, status=S.FAILED).values_list("node_id", flat=True))
+        if not failed:
+            raise InvalidTransition(f"run {tx.run.pk} has no failed step to retry")
+        run_version_move(tx, version=version, action="retry the failed steps")
+        order = [n for n in tx.graph.topological_order() if n in failed]
+        for node_id in order:
+            if not tx.graph.ancestors(node_id) & failed:
+                _retry(tx, tx.step(node_id), reset=frozenset({S.FAILED}))
+    return order
+
+
+def step_rerun_from(*, run_id, node_id: str, actor=None, version: str = "run") -> list[str]:
     """Run a finished step and everything downstream of it again; other steps keep their outputs.
-    Journals of the re-run steps are cleared: this is a fresh execution with new idempotency keys."""
+    Journals of the re-run steps are cleared: this is a fresh execution with new idempotency keys.
+    ``version="current"`` first moves the run to its workflow's current version."""
     with RunTx(run_id, actor=_actor_name(actor)) as tx:
         _require_run_open(tx, "rerun steps")
         step = _load(tx, node_id)
@@ -371,6 +397,7 @@ def step_rerun_from(*, run_id, node_id: str, actor=None) -> list[str]:
         )
         if busy:
             raise InvalidTransition(f"downstream step(s) {', '.join(busy)} are still active; wait for them to finish")
+        run_version_move(tx, version=version, action=f"rerun from {node_id!r}")
         _reopen_run(tx)
         tx.event("step.rerun_requested", node_id, descendants=sorted(descendants)[:200])
         reset = _reset_downstream(tx, node_id, statuses=STEP_TERMINAL)
@@ -446,6 +473,13 @@ def _require_approval(step: StepRun, action: str) -> None:
         raise InvalidTransition(f"step {step.node_id!r} is {what}, not waiting for approval; cannot {action} it")
 
 
+def _decide_attempt(step: StepRun, outcome: str) -> None:
+    """The attempt that parked the step for approval ends with the decision (it no longer says waiting);
+    its finished_at stays when it parked, so the wait for the decision reads as the step waiting."""
+    Attempt.objects.filter(step_id=step.id, number=step.attempt, outcome=Attempt.Outcome.WAITING).update(
+        outcome=outcome)
+
+
 def step_approve(*, run_id, node_id: str, comment: str = "", actor=None) -> StepRun:
     with RunTx(run_id, actor=_actor_name(actor)) as tx:
         step = _load(tx, node_id)
@@ -453,6 +487,7 @@ def step_approve(*, run_id, node_id: str, comment: str = "", actor=None) -> Step
         output = {"approved": True, "comment": comment, "by": _actor_name(actor)}
         tx.step_set_status(step, S.SUCCEEDED, output=output, waiting_reason="", waiting_detail=None, wake_at=None,
                            event={"decision": "approved", "comment": comment})
+        _decide_attempt(step, Attempt.Outcome.SUCCEEDED)
         propagate(tx, node_id, SUCCEEDED, output)
     return StepRun.objects.get(pk=step.id)
 
@@ -466,6 +501,7 @@ def step_reject(*, run_id, node_id: str, comment: str = "", actor=None) -> StepR
         tx.step_set_status(step, S.FAILED, error=error, output={"approved": False, "comment": comment, "by": who},
                            waiting_reason="", waiting_detail=None, wake_at=None,
                            event={"decision": "rejected", "comment": comment})
+        _decide_attempt(step, Attempt.Outcome.FAILED)
         propagate(tx, node_id, FAILED)
     return StepRun.objects.get(pk=step.id)
 

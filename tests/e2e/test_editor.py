@@ -131,6 +131,8 @@ def test_editor_tools_undo_redo_copy_paste_delete_import_layout_versions_and_run
     ui.get_by_role("button", name="Import", exact=True).click()
     expect(nodes).to_have_count(2)
     expect(canvas_node(ui, "add")).to_be_visible()
+    # Dragged out of place, the auto-layout puts it back in line.
+    canvas_node(ui, "done").drag_to(ui.locator(".editor .react-flow__pane"), target_position={"x": 200, "y": 420})
     before = canvas_node(ui, "done").bounding_box()
     ui.get_by_role("button", name="Auto-layout").click()
     expect(ui.locator(".editor")).to_have_attribute("data-valid", "true")

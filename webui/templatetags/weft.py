@@ -23,6 +23,17 @@ STATUS = {
 
 
 @register.simple_tag
+def status_icon(status: str | None):
+    icon, label = STATUS.get(status or "", ("?", status or "unknown"))
+    return format_html('<span aria-hidden="true">{}</span><span class="skip">{}</span>', icon, label)
+
+
+@register.filter
+def status_label(status: str | None) -> str:
+    return STATUS.get(status or "", ("?", status or "unknown"))[1]
+
+
+@register.simple_tag
 def status_badge(status: str | None):
     if not status:
         return mark_safe('<span class="badge badge-none">—</span>')  # noqa: S308 (a constant)

@@ -309,10 +309,21 @@ function EditorInner({ props }) {
     }
     remember();
     setMeta({ name: d.name || meta.name, slug: slug || d.slug || meta.slug, description: d.description || "", inputs: d.inputs });
-    setNodes(d.nodes.map((n, i) => toRfNode({ ...n, position: n.position || { x: i * 220, y: 0 } })));
-    setEdges((d.edges || []).map(toRfEdge));
+    const rfNodes = d.nodes.map((n) => toRfNode({ ...n, position: n.position || { x: 0, y: 0 } }));
+    const rfEdges = (d.edges || []).map(toRfEdge);
+    setNodes(rfNodes);
+    setEdges(rfEdges);
     setNotice({ kind: "ok", text: `Imported ${d.nodes.length} node(s); not saved yet.` });
-    setTimeout(() => flow.fitView({ maxZoom: 1 }), 50);
+    // Nodes without a position are placed by the auto-layout (not in one row, where edges run behind nodes).
+    const unplaced = new Set(d.nodes.filter((n) => !n.position).map((n) => n.id));
+    if (unplaced.size) {
+      autoLayout(rfNodes, rfEdges).then((pos) => {
+        setNodes((ns) => ns.map((n) => (unplaced.has(n.id) && pos[n.id] ? { ...n, position: pos[n.id] } : n)));
+        setTimeout(() => flow.fitView({ maxZoom: 1 }), 50);
+      });
+    } else {
+      setTimeout(() => flow.fitView({ maxZoom: 1 }), 50);
+    }
     return true;
   };
 

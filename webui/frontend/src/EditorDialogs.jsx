@@ -1,9 +1,7 @@
-// The editor's dialogs: save a new version, start a run with a form from the input schema, and
-// the keyboard shortcuts.
+// The editor's dialogs: save a new version and the keyboard shortcuts (RunDialog.jsx starts a run).
 import { useState } from "react";
-import { post } from "./api.js";
 import { Dialog } from "./dialogs.jsx";
-import { SchemaForm } from "./SchemaForm.jsx";
+export { RunDialog } from "./RunDialog.jsx";
 
 export function SaveDialog({ onClose, onSave, valid }) {
   const [note, setNote] = useState("");
@@ -15,32 +13,6 @@ export function SaveDialog({ onClose, onSave, valid }) {
       {!valid ? <p className="warn-text">The workflow has problems; saving will fail until they are fixed.</p> : null}
       <label htmlFor="save-note">Note</label>
       <input id="save-note" type="text" value={note} onChange={(e) => setNote(e.target.value)} placeholder="What changed?" />
-    </Dialog>
-  );
-}
-
-export function RunDialog({ slug, schema, onClose }) {
-  const [inputs, setInputs] = useState({});
-  const [problem, setProblem] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const start = async () => {
-    setBusy(true);
-    try {
-      const run = await post(`/api/workflows/${slug}/runs/`, { inputs });
-      window.location.href = `/runs/${run.id}/`;
-    } catch (err) {
-      setProblem(err.details?.length ? err.details.map((d) => d.message || String(d)).join("; ") : err.message);
-      setBusy(false);
-    }
-  };
-  return (
-    <Dialog title={`Run ${slug}`} onClose={onClose} actions={<>
-      <button type="button" className="secondary" onClick={onClose}>Cancel</button>
-      <button type="button" disabled={busy} onClick={start}>Start run</button></>}>
-      {schema && schema.properties && Object.keys(schema.properties).length
-        ? <SchemaForm schema={schema} value={inputs} onChange={setInputs} idPrefix="run-input" />
-        : <p className="muted">This workflow takes no inputs.</p>}
-      {problem ? <p className="errors" role="alert">{problem}</p> : null}
     </Dialog>
   );
 }

@@ -9,9 +9,12 @@ import { mapCounts, mapKey } from "./MapProgress.jsx";
 import { RunStore, connectRun } from "./runstore.js";
 import { ACTIVE, FINISHED_OK, STATUS, StatusBadge } from "./status.jsx";
 import { StepDrawer } from "./StepDrawer.jsx";
+import { RunHeader } from "./RunHeader.jsx";
 import { Timeline } from "./Timeline.jsx";
+import { VersionChoice, useVersionCompare } from "./VersionChoice.jsx";
 
 const nodeTypes = { step: StepNode, fanout: GroupNode };
+const READABLE_ZOOM = 0.55; // fitting never shrinks node labels below this
 const GROUP_MIN = 12; // siblings with the same upstream and downstream steps collapse from this many
 
 // Large fan-outs: steps sharing the same (non-empty) upstream and downstream sets form a group.
@@ -122,18 +125,22 @@ export function RunView({ props }) {
   const canOperate = props.roles && props.roles.operate;
 
   const act = useCallback(
-    async (label, path, body) => {
+    async (label, path, body, follow) => {
       setNotice(null);
+      const before = {};
+      for (const id of follow || []) before[id] = { status: store.steps[id]?.status, attempt: store.steps[id]?.attempt || 0 };
       try {
         await post(path, body);
-        setNotice({ kind: "ok", text: `${label}: done.` });
+        // An action that starts work (retry, rerun) is followed to its outcome: the banner says what
+        // became of the steps, never "done" for steps that failed again.
+        setNotice(follow ? { kind: "follow", label, nodeIds: follow, before } : { kind: "ok", text: `${label}: done.` });
         return true;
       } catch (err) {
         setNotice({ kind: "error", text: `${label} failed: ${err.message}` });
         return false;
       }
     },
-    [],
+    [store],
   );
 
   const firstFailure = useMemo(() => {
@@ -172,6 +179,7 @@ export function RunView({ props }) {
             onClick={() => setDialog({ kind: "cancel" })}>Cancel run</button>
         ) : null}
       </div>
+      <RunHeader store={store} runId={props.runId} canOperate={canOperate} act={act} now={now} />
       {stale ? (
         <div className="banner warn" role="status" data-connection={store.connection}>
           {store.connection === "closed"
@@ -182,7 +190,7 @@ export function RunView({ props }) {
         </div>
       ) : null}
       {run.error && run.status === "failed" ? <div className="banner error">Run failed: {run.error}</div> : null}
-      {notice ? <div className={`banner ${notice.kind === "error" ? "error" : "ok"}`} role="status">{notice.text}</div> : null}
+      {notice ? <ActionNotice notice={notice} store={store} /> : null}
       <div className="runbody">
         <div className="runmain">
           {tab === "graph" ? (
@@ -205,6 +213,39 @@ export function RunView({ props }) {
     </div>
   );
 }
+
+function ActionNotice({ notice, store }) {
+  if (notice.kind !== "follow") {
+    return <div className={`banner ${notice.kind === "error" ? "error" : "ok"}`} role="status" data-notice={notice.kind}>{notice.text}</div>;
+  }
+  const { label, nodeIds, before } = notice;
+  // A step counts once it moved since the action (a new attempt, or another status): until then the
+  // failure it showed before the action is not the action's outcome.
+  const moved = (id) => {
+    const s = store.steps[id];
+    return s && ((s.attempt || 0) > before[id].attempt || s.status !== before[id].status);
+  };
+  const steps = nodeIds.map((id) => [id, moved(id) ? store.steps[id]?.status : "queued"]);
+  const failed = steps.filter(([, st]) => st === "failed" || st === "upstream_failed" || st === "cancelled");
+  const busy = steps.filter(([, st]) => !TERMINAL_STEP.has(st));
+  let kind;
+  let text;
+  if (failed.length) {
+    kind = "error";
+    const first = store.steps[failed[0][0]];
+    text = `${label} failed: ${failed.map(([id, st]) => `${id} ${STATUS[st]?.label.toLowerCase() || st}`).join(", ")}` +
+      (first?.error ? ` (${first.error.slice(0, 200)})` : "") + ".";
+  } else if (busy.length) {
+    kind = "pending";
+    text = `${label} started: ${busy.length} of ${steps.length} step(s) still to finish…`;
+  } else {
+    kind = "ok";
+    text = `${label}: ${steps.length === 1 ? `${steps[0][0]} succeeded` : `all ${steps.length} steps finished`}.`;
+  }
+  return <div className={`banner ${kind === "error" ? "error" : kind === "ok" ? "ok" : "warn"}`} role="status" data-notice={kind}>{text}</div>;
+}
+
+const TERMINAL_STEP = new Set(["succeeded", "failed", "skipped", "upstream_failed", "cancelled"]);
 
 function ConnectionState({ store }) {
   const text = { live: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…", closed: "Not live" };
@@ -279,13 +320,19 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
         .filter((e) => visible.has(e.source) && visible.has(e.target)))
         .map((e) => {
           const st = store.steps[e.source]?.status;
-          return reuse(edgeCache.current, edgeId(e), [st], () => ({
+          const target = store.steps[e.target]?.status;
+          // Not taken: a branch not chosen or a condition that was false skips the step it leads to
+          // (or its source never ran). Drawn dashed and faded, unlike the edges the run went along.
+          const notTaken = st === "skipped" || (target === "skipped" && st === "succeeded");
+          const taken = !notTaken && st === "succeeded" && target && target !== "pending";
+          return reuse(edgeCache.current, edgeId(e), [st, target], () => ({
             id: edgeId(e),
             source: e.source,
             target: e.target,
             label: e.branch || e.condition || undefined,
             animated: st === "running",
-            className: `edge-${st || "pending"}`,
+            className: `edge-${st || "pending"}${notTaken ? " edge-not-taken" : taken ? " edge-taken" : ""}`,
+            data: { taken: notTaken ? "no" : taken ? "yes" : "unknown" },
           }));
         }),
     [version, visible, store, collapsed],
@@ -296,8 +343,39 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
       if (pos) flow.setCenter(pos.x + 95, pos.y + 38, { zoom: Math.max(flow.getZoom(), 0.8), duration: 200 });
     }
   }, [selected]);
+  // The drawer opening or closing, or the window narrowing, changes the graph's width: fit it again, no
+  // smaller than a readable zoom (the minimap and panning reach the rest), keeping the open step in view.
+  const box = useRef(null);
+  const lastWidth = useRef(0);
+  useEffect(() => {
+    const el = box.current;
+    if (!el || typeof ResizeObserver === "undefined") return undefined;
+    let timer = null;
+    const ro = new ResizeObserver(([entry]) => {
+      const w = Math.round(entry.contentRect.width);
+      if (!lastWidth.current || Math.abs(w - lastWidth.current) < 40) {
+        lastWidth.current = lastWidth.current || w;
+        return;
+      }
+      lastWidth.current = w;
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        const pos = selectedRef.current && store.layout[selectedRef.current];
+        if (pos) flow.setCenter(pos.x + 95, pos.y + 38, { zoom: Math.max(flow.getZoom(), 0.8), duration: 150 });
+        else flow.fitView({ maxZoom: 1, minZoom: READABLE_ZOOM, duration: 150 });
+      }, 60);
+    });
+    ro.observe(el);
+    return () => {
+      ro.disconnect();
+      clearTimeout(timer);
+    };
+  }, [flow, store]);
+  const selectedRef = useRef(selected);
+  selectedRef.current = selected;
   return (
     <div
+      ref={box}
       className="flow"
       aria-label="Run graph"
       onKeyDownCapture={(e) => {
@@ -321,7 +399,7 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
         nodesConnectable={false}
         elementsSelectable
         fitView
-        fitViewOptions={{ maxZoom: 1 }}
+        fitViewOptions={{ maxZoom: 1, minZoom: READABLE_ZOOM }}
         minZoom={0.05}
         onlyRenderVisibleElements={nodes.length > 300}
         proOptions={{ hideAttribution: true }}
@@ -362,6 +440,8 @@ function ActionDialog({ dialog, store, runId, act, onClose }) {
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState(null);
   const [unsafe, setUnsafe] = useState({});
+  const [versionChoice, setVersionChoice] = useState("run");
+  const compare = useVersionCompare(runId);
   const base = nodeId ? `/api/runs/${runId}/steps/${encodeURIComponent(nodeId)}` : null;
 
   // Per step that would run again: the calls its definition says are not safe to repeat (from the
@@ -400,9 +480,9 @@ function ActionDialog({ dialog, store, runId, act, onClose }) {
     }
   }, []);
 
-  async function run(label, path, body) {
+  async function run(label, path, body, follow) {
     setBusy(true);
-    const ok = await act(label, path, body);
+    const ok = await act(label, path, body, follow);
     setBusy(false);
     if (ok) onClose();
   }
@@ -437,8 +517,10 @@ function ActionDialog({ dialog, store, runId, act, onClose }) {
   if (kind === "retry") {
     return (
       <Dialog title={`Retry ${nodeId}?`} onClose={onClose} actions={<>{cancel}
-        <button type="button" disabled={busy || !preview} onClick={() => run("Retry", `${base}/retry/`)}>Confirm retry</button></>}>
+        <button type="button" disabled={busy || !preview}
+          onClick={() => run("Retry", `${base}/retry/`, { version: versionChoice }, preview)}>Confirm retry</button></>}>
         {previewList}
+        <VersionChoice compare={compare} value={versionChoice} onChange={setVersionChoice} nodeIds={preview} />
         {store.steps[nodeId]?.waiting_reason === "in_doubt" ? (
           <p className="warn-text">This step is in doubt: its unfinished call is not safe to repeat and will run again.</p>
         ) : null}
@@ -449,8 +531,10 @@ function ActionDialog({ dialog, store, runId, act, onClose }) {
   if (kind === "rerun") {
     return (
       <Dialog title={`Rerun from ${nodeId}?`} onClose={onClose} actions={<>{cancel}
-        <button type="button" disabled={busy || !preview} onClick={() => run("Rerun", `${base}/rerun-from/`)}>Confirm rerun</button></>}>
+        <button type="button" disabled={busy || !preview}
+          onClick={() => run("Rerun", `${base}/rerun-from/`, { version: versionChoice }, preview)}>Confirm rerun</button></>}>
         {previewList}
+        <VersionChoice compare={compare} value={versionChoice} onChange={setVersionChoice} nodeIds={preview} />
         <p className="warn-text">A rerun is a fresh execution: journaled calls run again with new idempotency keys.</p>
         {problem ? <p className="errors">{problem}</p> : null}
       </Dialog>

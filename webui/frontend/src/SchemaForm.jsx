@@ -2,16 +2,21 @@
 // numbers, integers, booleans, enums; objects and arrays without properties are edited as JSON.
 import { useEffect, useState } from "react";
 
-function JsonField({ id, value, onChange, invalid }) {
+function JsonField({ id, value, onChange, invalid, onBad, required, placeholder }) {
   const [text, setText] = useState(() => (value === undefined ? "" : JSON.stringify(value, null, 2)));
-  const [bad, setBad] = useState(null);
+  const [bad, setBadState] = useState(null);
+  const setBad = (msg) => {
+    setBadState(msg);
+    if (onBad) onBad(msg);
+  };
   useEffect(() => {
     // Follow outside changes (undo, import) unless the user is mid-edit with invalid JSON.
     if (!bad) setText(value === undefined ? "" : JSON.stringify(value, null, 2));
   }, [JSON.stringify(value)]);
   return (
     <>
-      <textarea id={id} rows={4} value={text} aria-invalid={invalid || !!bad}
+      <textarea id={id} rows={4} value={text} aria-invalid={invalid || !!bad} aria-required={required || undefined}
+        placeholder={placeholder}
         onChange={(e) => {
           setText(e.target.value);
           if (e.target.value.trim() === "") {
@@ -31,7 +36,12 @@ function JsonField({ id, value, onChange, invalid }) {
   );
 }
 
-export function SchemaForm({ schema, value, onChange, idPrefix, errors = {}, suggestions = [] }) {
+// A schema value as one line of text, for "Default:" and "Example:" hints.
+function hint(value) {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+export function SchemaForm({ schema, value, onChange, idPrefix, errors = {}, suggestions = [], onJsonError }) {
   const props = (schema && schema.properties) || {};
   const required = new Set((schema && schema.required) || []);
   const v = value || {};
@@ -41,7 +51,8 @@ export function SchemaForm({ schema, value, onChange, idPrefix, errors = {}, sug
     return (
       <div className="field">
         <label htmlFor={`${idPrefix}-json`}>Value (JSON)</label>
-        <JsonField id={`${idPrefix}-json`} value={value} onChange={onChange} />
+        <JsonField id={`${idPrefix}-json`} value={value} onChange={onChange}
+          onBad={onJsonError ? (msg) => onJsonError("", msg) : undefined} />
       </div>
     );
   }
@@ -62,15 +73,19 @@ export function SchemaForm({ schema, value, onChange, idPrefix, errors = {}, sug
         const id = `${idPrefix}-${name}`;
         const type = Array.isArray(p.type) ? p.type.find((t) => t !== "null") : p.type;
         const err = errors[name];
+        const req = required.has(name);
+        const example = p.examples && p.examples.length ? p.examples[0] : p.example;
+        const placeholder = example !== undefined ? `e.g. ${hint(example)}` : p.default !== undefined ? hint(p.default) : undefined;
+        const common = { id, "aria-invalid": !!err, "aria-required": req || undefined };
         const label = (
           <label htmlFor={id}>
-            {p.title || name}{required.has(name) ? <span aria-label="required"> *</span> : null}
+            {p.title || name}{req ? <span className="required" aria-label="required"> *</span> : null}
           </label>
         );
         let input;
         if (p.enum) {
           input = (
-            <select id={id} value={v[name] ?? ""} aria-invalid={!!err} onChange={(e) => set(name, e.target.value || undefined)}>
+            <select {...common} value={v[name] ?? ""} onChange={(e) => set(name, e.target.value || undefined)}>
               <option value="">—</option>
               {p.enum.map((o) => <option key={String(o)} value={o}>{String(o)}</option>)}
             </select>
@@ -81,7 +96,7 @@ export function SchemaForm({ schema, value, onChange, idPrefix, errors = {}, sug
           );
         } else if (type === "integer" || type === "number") {
           input = (
-            <input id={id} type="text" inputMode="decimal" value={v[name] ?? ""} aria-invalid={!!err}
+            <input {...common} type="text" inputMode="decimal" value={v[name] ?? ""} placeholder={placeholder}
               onChange={(e) => {
                 const raw = e.target.value.trim();
                 if (raw === "") return set(name, undefined);
@@ -92,20 +107,23 @@ export function SchemaForm({ schema, value, onChange, idPrefix, errors = {}, sug
         } else if (type === "string" || (!type && !p.properties)) {
           const long = p.format === "textarea" || (p.maxLength || 0) > 200 || /prompt|body|template/i.test(name);
           input = long ? (
-            <textarea id={id} rows={4} value={v[name] ?? ""} aria-invalid={!!err}
+            <textarea {...common} rows={4} value={v[name] ?? ""} placeholder={placeholder}
               onChange={(e) => set(name, e.target.value)} />
           ) : (
-            <input id={id} type="text" value={v[name] ?? ""} aria-invalid={!!err} list={suggestions.length ? listId : undefined}
+            <input {...common} type="text" value={v[name] ?? ""} placeholder={placeholder} list={suggestions.length ? listId : undefined}
               onChange={(e) => set(name, e.target.value)} />
           );
         } else {
-          input = <JsonField id={id} value={v[name]} invalid={!!err} onChange={(next) => set(name, next)} />;
+          input = <JsonField id={id} value={v[name]} invalid={!!err} required={req} placeholder={placeholder}
+            onChange={(next) => set(name, next)} onBad={onJsonError ? (msg) => onJsonError(name, msg) : undefined} />;
         }
         return (
           <div key={name} className={`field${err ? " invalid" : ""}`} data-field={name}>
             {label}
             {input}
             {p.description ? <div className="help">{p.description}</div> : null}
+            {p.default !== undefined ? <div className="help" data-default={name}>Default: <code>{hint(p.default)}</code></div> : null}
+            {example !== undefined ? <div className="help" data-example={name}>Example: <code>{hint(example)}</code></div> : null}
             {err ? <div className="field-error" role="alert">{err}</div> : null}
           </div>
         );

@@ -42,6 +42,24 @@ function InDoubt({ step, journal, canOperate, setDialog, nodeId }) {
   );
 }
 
+// Who approved or rejected a step, when, and with what comment (the approval node's output).
+function approvalDecision(spec, detail, step) {
+  const out = detail?.output;
+  if (!out || typeof out !== "object" || typeof out.approved !== "boolean" || !("by" in out)) return null;
+  if (!["succeeded", "failed"].includes(step.status) || detail.status !== step.status) return null;
+  const when = detail.finished_at || step.finished_at;
+  return (
+    <section className={`decision ${out.approved ? "approved" : "rejected"}`} data-decision={out.approved ? "approved" : "rejected"}>
+      <h3>Decision</h3>
+      <p>
+        <strong>{out.approved ? "Approved" : "Rejected"}</strong> by <strong data-decided-by>{out.by || "an operator"}</strong>
+        {when ? <> at <time dateTime={when}>{new Date(when).toLocaleString()}</time></> : null}
+        {out.comment ? <>: “{out.comment}”</> : null}
+      </p>
+    </section>
+  );
+}
+
 export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, setDialog, act }) {
   const step = store.steps[nodeId];
   const spec = store.definition.nodes.find((n) => n.id === nodeId) || { id: nodeId };
@@ -81,6 +99,11 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
   const attempts = detail ? detail.attempts : [];
   const last = attempts.length ? attempts[attempts.length - 1] : null;
   const status = step.status;
+  // The error under the status is this attempt's: after a retry the previous attempt's error is not
+  // shown under the new status while the drawer re-reads the step.
+  const lastIsCurrent = last && last.number === step.attempt && !ACTIVE.has(status) && status !== "pending";
+  const shownError = step.error || (lastIsCurrent ? last.error : "");
+  const decision = approvalDecision(spec, detail, step);
   const inDoubt = status === "waiting" && step.waiting_reason === "in_doubt";
   const approval = status === "waiting" && step.waiting_reason === "approval";
   const runOpen = store.run.status !== "cancelled";
@@ -119,7 +142,7 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
         <div className="banner warn" data-approval={nodeId}>
           <strong>Waiting for approval.</strong> {step.waiting_detail?.message || ""}
           {step.waiting_detail?.details !== undefined ? <JsonView value={step.waiting_detail.details} label="Details" /> : null}
-          {step.waiting_detail?.timeout_s ? <div className="muted">Without a decision within {step.waiting_detail.timeout_s} s it is {step.waiting_detail.on_timeout === "approve" ? "approved" : "rejected"}.</div> : null}
+          {step.waiting_detail?.timeout_s ? <div className="muted">Without a decision within {formatDuration(step.waiting_detail.timeout_s)} it is {step.waiting_detail.on_timeout === "approve" ? "approved" : "rejected"}.</div> : null}
         </div>
       ) : null}
       <div className="actions" role="group" aria-label="Step actions">
@@ -162,11 +185,12 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
       <div className="drawer-body">
         {section === "overview" ? (
           <>
-            {step.error || last?.error ? (
+            {decision}
+            {shownError ? (
               <section>
                 <h3>Error</h3>
-                <pre className="error-text">{step.error || last.error}</pre>
-                {last?.traceback ? (
+                <pre className="error-text">{shownError}</pre>
+                {lastIsCurrent && last.traceback ? (
                   <details><summary>Traceback</summary><pre className="traceback">{last.traceback}</pre></details>
                 ) : null}
               </section>

@@ -15,7 +15,7 @@ function logText(l) {
 export function Attempts({ attempts }) {
   if (!attempts.length) return <p className="muted">No attempt has started.</p>;
   return (
-    <table className="list compact">
+    <table className="list compact attempts-table">
       <thead><tr><th>#</th><th>Outcome</th><th>Worker</th><th>Queued</th><th>Ran</th><th>Error</th></tr></thead>
       <tbody>
         {attempts.map((a) => (
@@ -25,7 +25,10 @@ export function Attempts({ attempts }) {
             <td><code>{a.worker}</code></td>
             <td>{a.queued_at ? formatDuration((Date.parse(a.started_at) - Date.parse(a.queued_at)) / 1000) : ""}</td>
             <td>{a.duration_s != null ? formatDuration(a.duration_s) : "running"}</td>
-            <td>{a.error_type ? <code>{a.error_type}</code> : null} {a.error}</td>
+            <td className="attempt-error">
+              {/* The error text starts with its type ("ValueError: ..."): the type is printed once. */}
+              {a.error_type && !(a.error || "").startsWith(a.error_type) ? <><code>{a.error_type}</code> </> : null}{a.error}
+            </td>
           </tr>
         ))}
       </tbody>

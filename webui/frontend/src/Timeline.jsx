@@ -160,6 +160,7 @@ export function Timeline({ store, version, now, onSelect }) {
     const rows = [];
     const intervals = [];
     const durations = {};
+    const used = new Set();
     let t0 = Infinity;
     let t1 = -Infinity;
     for (const id of order) {
@@ -175,17 +176,35 @@ export function Timeline({ store, version, now, onSelect }) {
         intervals.push([start, end]);
         return { number: a.number, q, s, f, outcome: a.outcome, worker: a.worker };
       });
-      if (bars.length) {
-        durations[id] = Math.max(...bars.map((b) => (b.f ?? now))) - Math.min(...bars.map((b) => b.q ?? b.s));
+      // The step's own wait after its last attempt parked it (approval, sleep, event): drawn as the step
+      // waiting until it was decided or woke, not as an idle gap.
+      const step = store.steps[id];
+      const lastBar = bars[bars.length - 1];
+      let wait = null;
+      if (lastBar && lastBar.f != null && step) {
+        const settled = step.finished_at ? Date.parse(step.finished_at) : null;
+        if (step.status === "waiting") wait = { from: lastBar.f, to: now, reason: step.waiting_reason || "waiting" };
+        else if (settled != null && settled - lastBar.f > 250 && step.attempt === lastBar.number) {
+          wait = { from: lastBar.f, to: settled, reason: "waited" };
+        }
       }
-      rows.push({ id, bars, status: store.steps[id]?.status || "pending" });
+      if (wait) {
+        t1 = Math.max(t1, wait.to);
+        intervals.push([wait.from, wait.to]);
+        used.add("waiting");
+      }
+      for (const b of bars) used.add(b.outcome);
+      if (bars.length) {
+        durations[id] = Math.max(...bars.map((b) => (b.f ?? now)), wait ? wait.to : 0) - Math.min(...bars.map((b) => b.q ?? b.s));
+      }
+      rows.push({ id, bars, wait, status: step?.status || "pending" });
     }
     if (!Number.isFinite(t0)) {
       t0 = now;
       t1 = now + 1000;
     }
     const critical = new Set(criticalPath(store.definition.nodes, store.definition.edges, durations));
-    return { rows, intervals, t0, t1, critical };
+    return { rows, intervals, t0, t1, critical, used };
   }, [version, now, store]);
 
   const width = Math.max(400, ((box.current?.clientWidth || 900) - LABEL_W - 24) * zoom);
@@ -213,6 +232,9 @@ export function Timeline({ store, version, now, onSelect }) {
         <div className="grow" />
         <span className="legend"><span className="sw queued" /> queued <span className="sw running" /> running
           <span className="sw succeeded" /> succeeded <span className="sw failed" /> failed
+          {model.used.has("lost") || model.used.has("timeout") ? " (lost, timed out)" : null}
+          {model.used.has("waiting") ? <><span className="sw waiting" /> waiting (approval, sleep, event)</> : null}
+          {model.used.has("cancelled") ? <><span className="sw cancelled" /> cancelled</> : null}
           <span className="sw crit" /> critical path {scale.gaps.length ? <><span className="gapmark">≈</span> idle gap compressed</> : null}</span>
         <button type="button" className="secondary" aria-label="Zoom out" onClick={() => setZoom((z) => Math.max(0.25, z / 1.5))}>−</button>
         <button type="button" className="secondary" aria-label="Zoom in" onClick={() => setZoom((z) => Math.min(40, z * 1.5))}>+</button>
@@ -291,6 +313,13 @@ export function Timeline({ store, version, now, onSelect }) {
                       </g>
                     );
                   })}
+                  {row.wait ? (
+                    <rect className="seg-waiting" data-wait={row.id} x={scale.x(row.wait.from)} y={y + 6}
+                      width={Math.max(2, scale.x(row.wait.to) - scale.x(row.wait.from))} height={ROW - 12}
+                      onClick={() => onSelect(row.id)}>
+                      <title>{`${row.id} waiting ${formatDuration((row.wait.to - row.wait.from) / 1000)}${row.wait.reason !== "waited" ? ` (${row.wait.reason})` : ""}`}</title>
+                    </rect>
+                  ) : null}
                 </g>
               </g>
             );

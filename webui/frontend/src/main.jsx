@@ -4,6 +4,7 @@ import "./island.css";
 import { createRoot } from "react-dom/client";
 import { liveQueues, liveRuns } from "./pages.js";
 import { RunView } from "./RunView.jsx";
+import { workflowListRunButtons } from "./WorkflowList.jsx";
 
 const props = JSON.parse(document.getElementById("weft-props")?.textContent || "{}");
 const mount = document.getElementById("weft-island");
@@ -14,6 +15,8 @@ if (props.mode === "run" && mount) {
   import("./Editor.jsx").then(({ Editor }) => createRoot(mount).render(<Editor props={props} />));
 } else if (props.mode === "runs") {
   liveRuns();
+} else if (props.mode === "workflows") {
+  workflowListRunButtons();
 } else if (props.mode === "queues") {
   liveQueues();
 }

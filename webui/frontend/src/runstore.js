@@ -98,6 +98,8 @@ export class RunStore {
         if (what === "running") this.run.finished_at = null;
         if (TERMINAL.has(what)) this.run.finished_at = e.at;
         if (p.error !== undefined) this.run.error = p.error;
+      } else if (what === "version_changed") {
+        this.run = { ...this.run, version: p.to_version };
       }
       return;
     }
@@ -133,10 +135,22 @@ export class RunStore {
         step.waiting_reason = "";
       }
       const rows = this.attempts[e.node_id] || [];
+      if (p.inline) {
+        // An inline step ran inside the transaction that made it ready: one event carries its attempt.
+        step.attempt = p.attempt ?? step.attempt;
+        const started = new Date(Date.parse(e.at) - (p.duration_ms || 0)).toISOString();
+        step.started_at = started;
+        step.queued_at = started;
+        const row = this.attemptRow(e.node_id, step.attempt);
+        Object.assign(row, { queued_at: started, started_at: started, finished_at: e.at, outcome: what, worker: "inline" });
+      }
       const row = rows.find((r) => r.number === (p.attempt ?? step.attempt));
       if (row && row.outcome === "running" && p.from === "running") {
         row.finished_at = e.at;
         row.outcome = what === "retry_wait" ? "failed" : what;
+      } else if (row && row.outcome === "waiting" && p.decision) {
+        // Approved or rejected: the attempt that parked for the decision ends with it.
+        row.outcome = what;
       }
     }
     this.steps[e.node_id] = step;

@@ -29,6 +29,7 @@ export function StatusBadge({ status, stale }) {
   );
 }
 
+// Durations as people write them: 350 ms, 4.2 s, 3 min 5 s, 24 h, 2 d 3 h.
 export function formatDuration(seconds) {
   if (seconds == null || Number.isNaN(seconds)) return "";
   // Live durations count to the browser's "now", which ticks once a second and may trail the
@@ -36,8 +37,13 @@ export function formatDuration(seconds) {
   if (seconds < 0) seconds = 0;
   if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
   if (seconds < 60) return `${seconds.toFixed(1)} s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${Math.round(seconds % 60)}s`;
-  return `${Math.floor(seconds / 3600)}h ${Math.round((seconds % 3600) / 60)}m`;
+  const pair = (big, bigUnit, small, smallUnit) => (small ? `${big} ${bigUnit} ${small} ${smallUnit}` : `${big} ${bigUnit}`);
+  const whole = Math.round(seconds);
+  if (whole < 3600) return pair(Math.floor(whole / 60), "min", whole % 60, "s");
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 24 * 60) return pair(Math.floor(minutes / 60), "h", minutes % 60, "min");
+  const hours = Math.round(seconds / 3600);
+  return pair(Math.floor(hours / 24), "d", hours % 24, "h");
 }
 
 export const ts = (iso) => (iso ? Date.parse(iso) : null);

@@ -30,6 +30,7 @@ class WorkflowSlugConverter(NodeIdConverter):
 register_converter(NodeIdConverter, "node_id")
 register_converter(CredentialNameConverter, "credential")
 register_converter(WorkflowSlugConverter, "wslug")
+register_converter(CredentialNameConverter, "limit")
 
 
 def path_parameter(name: str, converter: type, description: str) -> OpenApiParameter:
@@ -40,3 +41,4 @@ def path_parameter(name: str, converter: type, description: str) -> OpenApiParam
 SLUG = path_parameter("slug", WorkflowSlugConverter, "workflow slug")
 NODE_ID = path_parameter("node_id", NodeIdConverter, "node id in the workflow")
 CREDENTIAL_NAME = path_parameter("name", CredentialNameConverter, "credential name")
+LIMIT_NAME = path_parameter("name", CredentialNameConverter, "limit name")

@@ -43,6 +43,21 @@ _RETRY_SCHEMA = {
     },
 }
 
+# The named limits a node's steps take (engine.core.limits); a key splits a limit into one bucket per value.
+_LIMITS_SCHEMA = {
+    "type": "array",
+    "maxItems": 10,
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"},
+            "key": {"type": "string", "maxLength": 1000},
+        },
+    },
+}
+
 _NODE_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -56,6 +71,8 @@ _NODE_SCHEMA = {
         "retry": _RETRY_SCHEMA,
         "timeout_s": {"type": ["number", "null"], "exclusiveMinimum": 0},
         "trigger_rule": {"enum": list(TRIGGER_RULES), "default": DEFAULT_TRIGGER_RULE},
+        "limits": _LIMITS_SCHEMA,
+        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000, "default": 0},
         "position": {
             "type": "object",
             "additionalProperties": False,
@@ -111,6 +128,8 @@ class NodeSpec:
     trigger_rule: str
     position: dict | None
     index: int  # position in the definition's nodes list
+    limits: tuple[tuple[str, str], ...] = ()  # (limit name, key template or "") per limit the node takes
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +164,8 @@ class Graph:
         self.dg.add_edges_from((e.source, e.target) for e in self.edges)
         self._topo: list[str] | None = None
         self._sinks: list[str] | None = None
+        # Whether any node takes a limit: a workflow without limits never reaches engine.core.limits.
+        self.limited = any(n.limits for n in self.nodes.values())
 
     def __repr__(self) -> str:
         return f"<Graph {self.definition.get('slug')!r}: {len(self.nodes)} nodes, {len(self.edges)} edges>"
@@ -324,7 +345,16 @@ def _node_spec(node: dict, index: int, type_name: str, queue: str) -> NodeSpec:
         trigger_rule=node.get("trigger_rule") if node.get("trigger_rule") in TRIGGER_RULES else DEFAULT_TRIGGER_RULE,
         position=position if isinstance(position, dict) else None,
         index=index,
+        limits=_node_limits(node.get("limits")),
+        priority=node.get("priority") if type(node.get("priority")) is int else 0,
     )
+
+
+def _node_limits(raw) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, list):
+        return ()
+    return tuple((item["name"], item.get("key") if isinstance(item.get("key"), str) else "")
+                 for item in raw if isinstance(item, dict) and isinstance(item.get("name"), str))
 
 
 def _check_edges(edges_raw: list, nodes: Mapping[str, NodeSpec], node_ids: Collection[str],

@@ -24,7 +24,7 @@ from engine.core.readiness import (
     source_edge_outcome,
     trigger_decision,
 )
-from engine.core.runtx import RunTx, StepRef
+from engine.core.runtx import STEP_CANNOT_WAIT, RunTx, StepRef
 from engine.core.statements import load
 from engine.core.transitions import Bound
 from engine.exceptions import TemplateFailed
@@ -258,3 +258,6 @@ def step_record_wait(tx: RunTx, step: StepRef, *, attempt: int, reason: str, det
 
 def step_record_cancelled(tx: RunTx, step: StepRef, *, attempt: int) -> bool:
     return tx.step_set_status(step, S.CANCELLED, attempt=attempt, lease_expires_at=None)
+
+
+STEP_CANNOT_WAIT.append(lambda tx, node_id: propagate(tx, node_id, FAILED))

@@ -23,6 +23,7 @@ from django.db import DatabaseError
 
 from engine.core.queues import workers_forget, workers_heartbeat
 from engine.observability.metrics import multiprocess_prepare
+from engine.worker.admission import AdmissionLoop
 from engine.worker.recovery import RecoveryLoop
 
 STOP_TIMEOUT_S = 10
@@ -59,6 +60,8 @@ class Command(BaseCommand):
         if not no_recovery:
             recovery = RecoveryLoop()
             recovery.start()
+        admission = AdmissionLoop()
+        admission.start()
         host = socket.gethostname()
         last_beat = 0.0
         try:
@@ -74,6 +77,7 @@ class Command(BaseCommand):
                         time.sleep(RESTART_BACKOFF_S)
                         clusters[name] = _start_cluster(name)
         finally:
+            admission.stop()
             if recovery:
                 recovery.stop()
             _stop_all(clusters.values())
@@ -81,6 +85,7 @@ class Command(BaseCommand):
             _forget(host, clusters)
             if recovery:
                 recovery.join(timeout=5)
+            admission.join(timeout=5)
 
 
 def _beat(host: str, clusters: dict) -> None:

@@ -37,6 +37,7 @@ register_converter(NodeIdConverter, "node_id")
 register_converter(StepIdConverter, "step_id")
 register_converter(CredentialNameConverter, "credential")
 register_converter(WorkflowSlugConverter, "wslug")
+register_converter(CredentialNameConverter, "limit")
 
 
 def path_parameter(name: str, converter: type, description: str) -> OpenApiParameter:
@@ -49,3 +50,4 @@ NODE_ID = path_parameter("node_id", NodeIdConverter, "node id in the workflow")
 STEP_ID = path_parameter("node_id", StepIdConverter, "node id in the workflow, or node[index] for an item of a "
                                                      "mapped node")
 CREDENTIAL_NAME = path_parameter("name", CredentialNameConverter, "credential name")
+LIMIT_NAME = path_parameter("name", CredentialNameConverter, "limit name")

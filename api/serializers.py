@@ -520,3 +520,67 @@ class CredentialUpdateSerializer(serializers.Serializer):
     """A PATCH: the fields given are replaced, the others kept."""
 
     allowed_hosts = _host_patterns(required=False)
+
+
+# -- limits ---------------------------------------------------------------------------------------
+
+LIMIT_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+@extend_schema_field({"type": "string", "pattern": LIMIT_NAME_PATTERN, "maxLength": 100})
+class LimitNameField(StrictCharField):
+    """A limit's name; the pattern is checked by engine.services.limits (limit_invalid)."""
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A whole number that must arrive as a JSON number: "3" or true is refused."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class LimitRateSerializer(serializers.Serializer):
+    limit = StrictIntegerField(min_value=1, max_value=1_000_000_000, help_text="starts allowed per period")
+    period_s = StrictFloatField(min_value=0.001, max_value=86400.0 * 366, help_text="the period, in seconds")
+    burst = StrictIntegerField(min_value=0, max_value=1_000_000_000, required=False, default=0,
+                               help_text="starts allowed at once above the even spacing")
+
+
+class LimitBucketSerializer(serializers.Serializer):
+    key = serializers.CharField(allow_blank=True, help_text="the key's value ('' for a limit without a key)")
+    in_use = serializers.IntegerField(help_text="slots held by queued or running steps")
+    waiting = serializers.IntegerField(help_text="steps queued and waiting for this key")
+    tokens_left = serializers.IntegerField(allow_null=True, help_text="starts the rate allows now (null: no rate)")
+    paused_until = serializers.DateTimeField(allow_null=True, help_text="a 429's Retry-After holds it until then")
+
+
+class LimitSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    concurrency = serializers.IntegerField(allow_null=True)
+    rate = LimitRateSerializer(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    buckets = LimitBucketSerializer(many=True)
+
+
+class LimitCreateSerializer(serializers.Serializer):
+    name = LimitNameField(max_length=100)
+    concurrency = StrictIntegerField(min_value=1, max_value=1_000_000, allow_null=True, required=False,
+                                     default=None, help_text="steps running at once per key")
+    rate = LimitRateSerializer(allow_null=True, required=False, default=None)
+
+
+class LimitUpdateSerializer(serializers.Serializer):
+    """A PATCH: the fields given are replaced (null removes one), the others kept."""
+
+    concurrency = StrictIntegerField(min_value=1, max_value=1_000_000, allow_null=True, required=False)
+    rate = LimitRateSerializer(allow_null=True, required=False)

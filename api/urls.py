@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api import converters  # noqa: F401  (registers the path converters)
-from api.views import catalog, credentials, grid, observability, runs, schedules, steps, workflows
+from api.views import catalog, credentials, grid, limits, observability, runs, schedules, steps, workflows
 
 STEP = "runs/<uuid:run_id>/steps/<step_id:node_id>/"
 
@@ -52,6 +52,8 @@ urlpatterns = [
     path("queues/", catalog.QueueListApi.as_view(), name="api-queues"),
     path("credentials/", credentials.CredentialCollectionApi.as_view(), name="api-credentials"),
     path("credentials/<credential:name>/", credentials.CredentialDetailApi.as_view(), name="api-credential"),
+    path("limits/", limits.LimitCollectionApi.as_view(), name="api-limits"),
+    path("limits/<limit:name>/", limits.LimitDetailApi.as_view(), name="api-limit"),
     path("credentials/<credential:name>/rotate/", credentials.CredentialRotateApi.as_view(),
          name="api-credential-rotate"),
 ]

@@ -339,6 +339,10 @@ WEFT_RECOVERY_INTERVAL_S = env_float("WEFT_RECOVERY_INTERVAL_S", 1.0, minimum=0.
 WEFT_RETENTION_DAYS = env_int("WEFT_RETENTION_DAYS", 30, minimum=0)
 # The longest the schedule loop sleeps between its checks (it wakes at a known due time sooner).
 WEFT_SCHEDULE_POLL_S = env_float("WEFT_SCHEDULE_POLL_S", 1.0, minimum=0.01)
+# Limits (engine/core/limits.py): the longest the admission timer sleeps while steps wait for a limit, and how
+# many seconds of waiting are worth one point of priority (so low priority is never starved forever).
+WEFT_LIMITS_INTERVAL_S = env_float("WEFT_LIMITS_INTERVAL_S", 0.25, minimum=0.01)
+WEFT_PRIORITY_AGING_S = env_float("WEFT_PRIORITY_AGING_S", 60.0, minimum=0.001)
 WEFT_DEFAULT_RETRY = {
     "max_attempts": env_int("WEFT_DEFAULT_MAX_ATTEMPTS", 3, minimum=1),
     "backoff_s": 1.0,

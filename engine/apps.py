@@ -7,6 +7,8 @@ class EngineConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from engine.core import children, registry  # noqa: F401 (children: a finished child run settles its parent)
+        # children: a finished child run settles its parent; outcomes: a step that cannot wait for its limits
+        # tells its successors
+        from engine.core import children, outcomes, registry  # noqa: F401
 
         registry.load_builtin_and_configured()

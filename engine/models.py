@@ -368,3 +368,58 @@ class ScheduleFire(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule_id} {self.kind} {self.fire_time.isoformat()} ({self.status})"
+class Limit(models.Model):
+    """A named throttle that nodes take (``"limits": [{"name": ...}]``): at most ``concurrency`` steps
+    running at once and/or ``rate_limit`` starts per ``rate_period_s`` (plus ``rate_burst``), per key.
+    Enforced by engine.core.limits."""
+
+    name = models.CharField(max_length=100, unique=True)
+    concurrency = models.PositiveIntegerField(null=True, blank=True)
+    rate_limit = models.PositiveIntegerField(null=True, blank=True)
+    rate_period_s = models.FloatField(null=True, blank=True)
+    rate_burst = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LimitBucket(models.Model):
+    """One key's share of a limit: its rate's next free start (GCRA's theoretical arrival time), the time a
+    429's Retry-After pauses it until, and when it was last served (round robin across keys)."""
+
+    limit = models.ForeignKey(Limit, on_delete=models.CASCADE, related_name="buckets", db_index=False)
+    key = models.CharField(max_length=200, blank=True, default="")
+    tat = models.DateTimeField(null=True, blank=True)
+    paused_until = models.DateTimeField(null=True, blank=True)
+    served_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["limit", "key"], name="limitbucket_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.limit_id}[{self.key}]"
+
+
+class LimitClaim(models.Model):
+    """A queued step's want (``held`` false) or hold (true) of one bucket, for one attempt. A hold counts
+    against the bucket's concurrency only while its step is queued or running at that attempt, so every way
+    a step leaves running releases it."""
+
+    step = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="+", db_index=False)
+    attempt = models.PositiveIntegerField()
+    bucket = models.ForeignKey(LimitBucket, on_delete=models.CASCADE, related_name="claims", db_index=False)
+    held = models.BooleanField(default=False)
+    priority = models.IntegerField(default=0)
+    since = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["step", "bucket"], name="limitclaim_unique_bucket")]
+        indexes = [models.Index(fields=["bucket", "held"], name="limitclaim_bucket_held")]
+
+    def __str__(self) -> str:
+        return f"{self.step_id}#{self.attempt} {'holds' if self.held else 'wants'} {self.bucket_id}"

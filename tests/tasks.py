@@ -54,6 +54,14 @@ def count(ctx, path: str):
     return {"node": ctx.node_id}
 
 
+@weft.task(name="tests.note")
+def note(ctx, path: str, value: str = ""):
+    """Appends ``value`` to ``path``: the order steps really ran in."""
+    with open(path, "a") as f:
+        f.write(f"{value}\n")
+    return {"value": value}
+
+
 @weft.task(name="tests.sleep")
 def sleep(ctx, seconds: float = 1.0, path: str = ""):
     if path:

@@ -17,4 +17,5 @@ urlpatterns = [
     path("runs/<str:run_id>/steps/<str:node_id>/", views.run_detail, name="run-step"),
     path("runs/<str:run_id>/steps/<str:node_id>/inputs/", views.run_step_inputs, name="run-step-inputs"),
     path("queues/", views.queue_list, name="queues"),
+    path("limits/", views.limit_list_page, name="limits"),
 ]

@@ -23,6 +23,7 @@ from engine.exceptions import EngineError
 from engine.models import Run, StepRun, Workflow
 from engine.observability.queries import workflow_analytics
 from engine.services import queries
+from engine.services.limits import limit_list
 from engine.services.workflows import workflow_archive, workflow_get, workflow_save
 from engine.states import TRIGGER_KINDS, RunStatus
 from webui import analytics as charts
@@ -265,3 +266,12 @@ def queue_list(request):
     if request.GET.get("partial") == "rows":
         return render(request, "webui/_queue_rows.html", context)
     return render(request, "webui/queues.html", context)
+
+
+@login_required
+def limit_list_page(request):
+    _require_view(request)
+    context = {**_common(request), "limits": limit_list(), "props": {"mode": "limits"}}
+    if request.GET.get("partial") == "rows":
+        return render(request, "webui/_limit_rows.html", context)
+    return render(request, "webui/limits.html", context)

@@ -44,6 +44,21 @@ _RETRY_SCHEMA = {
     },
 }
 
+# The named limits a node's steps take (engine.core.limits); a key splits a limit into one bucket per value.
+_LIMITS_SCHEMA = {
+    "type": "array",
+    "maxItems": 10,
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"},
+            "key": {"type": "string", "maxLength": 1000},
+        },
+    },
+}
+
 _NODE_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -61,6 +76,8 @@ _NODE_SCHEMA = {
         "for_each": {"type": "string", "minLength": 1},
         "max_parallel": {"type": "integer", "minimum": 1},
         "on_item_failure": {"enum": list(ON_ITEM_FAILURE)},
+        "limits": _LIMITS_SCHEMA,
+        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000, "default": 0},
         "position": {
             "type": "object",
             "additionalProperties": False,
@@ -123,6 +140,8 @@ class NodeSpec:
     for_each: str | None = None  # a template yielding the list a mapped node runs once per item of
     max_parallel: int | None = None  # at most this many of a mapped node's items queued or running at once
     on_item_failure: str = "fail"
+    limits: tuple[tuple[str, str], ...] = ()  # (limit name, key template or "") per limit the node takes
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +187,8 @@ class Graph:
         self.dg.add_edges_from((e.source, e.target) for e in self.edges)
         self._topo: list[str] | None = None
         self._sinks: list[str] | None = None
+        # Whether any node takes a limit: a workflow without limits never reaches engine.core.limits.
+        self.limited = any(n.limits for n in self.nodes.values())
 
     def __repr__(self) -> str:
         return f"<Graph {self.definition.get('slug')!r}: {len(self.nodes)} nodes, {len(self.edges)} edges>"
@@ -355,11 +376,20 @@ def _node_spec(node: dict, index: int, type_name: str, queue: str) -> NodeSpec:
         for_each=node.get("for_each") if isinstance(node.get("for_each"), str) else None,
         max_parallel=node.get("max_parallel") if _positive_int(node.get("max_parallel")) else None,
         on_item_failure=node.get("on_item_failure") if node.get("on_item_failure") in ON_ITEM_FAILURE else "fail",
+        limits=_node_limits(node.get("limits")),
+        priority=node.get("priority") if type(node.get("priority")) is int else 0,
     )
 
 
 def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _node_limits(raw) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, list):
+        return ()
+    return tuple((item["name"], item.get("key") if isinstance(item.get("key"), str) else "")
+                 for item in raw if isinstance(item, dict) and isinstance(item.get("name"), str))
 
 
 def _check_edges(edges_raw: list, nodes: Mapping[str, NodeSpec], node_ids: Collection[str],

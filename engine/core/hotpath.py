@@ -127,13 +127,13 @@ def step_claim_one(*, run_id, seq: int, step_id: int, node_id: str, attempt: int
 def chain_successor(graph, node_id: str, *, queue: str) -> str | None:
     """The step a success of ``node_id`` makes ready for a worker on ``queue`` to claim in one statement: its
     only successor, through a plain edge (no condition, no branch), with no other upstream, on the same queue,
-    not inline, not mapped, and run by its trigger rule when its one upstream succeeded. None if there is no such
-    step."""
+    not inline, not mapped, taking no limit (it waits for admission), and run by its trigger rule when its one
+    upstream succeeded. None if there is no such step."""
     edges = graph.out_edges(node_id)
     if len(edges) != 1 or edges[0].condition or edges[0].branch is not None:
         return None
     target = graph.nodes[edges[0].target]
-    if (target.queue != queue or len(graph.in_edges(target.id)) != 1 or is_inline(target.type)
+    if (target.queue != queue or len(graph.in_edges(target.id)) != 1 or is_inline(target.type) or target.limits
             or target.for_each is not None
             or trigger_decision(target.trigger_rule, succeeded=1, failed=0, skipped=0) != RUN):
         return None

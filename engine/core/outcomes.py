@@ -25,7 +25,7 @@ from engine.core.readiness import (
     source_edge_outcome,
     trigger_decision,
 )
-from engine.core.runtx import RunTx, StepRef
+from engine.core.runtx import STEP_CANNOT_WAIT, RunTx, StepRef
 from engine.core.statements import load
 from engine.core.transitions import Bound
 from engine.exceptions import TemplateFailed
@@ -277,3 +277,6 @@ def attempts_tried(step_id: int, attempt: int) -> int:
     resumed = Attempt.objects.filter(step_id=step_id, number__lt=attempt, outcome=Attempt.Outcome.WAITING,
                                      error_type="").count()
     return attempt - resumed
+
+
+STEP_CANNOT_WAIT.append(lambda tx, node_id: propagate(tx, node_id, FAILED))

@@ -34,6 +34,9 @@ from engine.states import STEP_FAILED, STEP_TERMINAL, RunStatus, StepStatus
 # Called with a child run's id in the transaction that finishes it. engine.core.children adds the settling of
 # the parent's waiting step (it builds on RunTx, so RunTx cannot import it); EngineConfig.ready imports it.
 CHILD_RUN_FINISHED: list = []
+# Called with (tx, node_id) when a queued step failed because it could not wait for its limits (a key template
+# failed, a limit is gone): engine.core.outcomes adds the telling of its successors (it builds on RunTx).
+STEP_CANNOT_WAIT: list = []
 
 
 @dataclass
@@ -143,6 +146,7 @@ class RunTx:
         self.graph = version_graph(self.run.version_id)
         self.events: list[PendingEvent] = []
         self.deliveries: list[Delivery] = []
+        self.gated: list = []  # queued steps whose nodes take limits (engine.core.limits.Gated)
         self.unfinished_delta = 0
         self.run_changes: dict = {}
         return self
@@ -217,9 +221,18 @@ class RunTx:
             self.unfinished_delta += int(step.status in STEP_TERMINAL)
             self.event("step.queued", step.node_id, **{"from": step.status, "attempt": next_attempt})
             transitions.step_moved(step, StepStatus.QUEUED, attempt=next_attempt)
-            queue = self.graph.nodes[step.node_id].queue
-            self.deliveries.append(Delivery(str(self.run.pk), step.id, next_attempt, queue))
+            self._deliver(step.id, step.node_id, next_attempt)
         return won
+
+    def _deliver(self, step_id: int, node_id: str, attempt: int) -> None:
+        """A broker row for a queued step, or, when its node takes limits, a wait for admission."""
+        node = self.graph.nodes[node_id]
+        if node.limits:
+            from engine.core.limits import Gated
+
+            self.gated.append(Gated(step_id, node_id, attempt))
+            return
+        self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, node.queue))
 
     def queue_ready(self, steps: list[StepRef]) -> None:
         """Queue pending steps whose upstream is done, in one statement (a fan-out queues all at once).
@@ -233,7 +246,8 @@ class RunTx:
         claim_ids = []
         if cont is not None and cont.room > 0 and self.run_status == RunStatus.RUNNING:
             claim_ids = [s.id for s in sorted(steps, key=lambda s: s.id)
-                         if self.graph.nodes[s.node_id].queue == cont.queue][:cont.room]
+                         if self.graph.nodes[s.node_id].queue == cont.queue
+                         and not self.graph.nodes[s.node_id].limits][:cont.room]
         rows = transitions.steps_queue_ready(ids=[s.id for s in steps], claim=claim_ids,
                                              worker=cont.worker if cont else "")
         for *row, status in sorted(rows):
@@ -242,7 +256,7 @@ class RunTx:
             if status == StepStatus.RUNNING:
                 self._claimed(cont, transitions.claimed_step(tuple(row), worker=cont.worker))
                 continue
-            self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, self.graph.nodes[node_id].queue))
+            self._deliver(step_id, node_id, attempt)
 
     def _claimed(self, cont: Continuation, step: StepRun) -> None:
         cont.claimed.append(step)
@@ -255,16 +269,17 @@ class RunTx:
     def release(self, steps: list[StepRun]) -> None:
         """Hand claimed steps that never started back to their queue (``running -> queued``, same attempt:
         it never ran, so the fencing token stays), with broker rows for other workers."""
-        for step_id, node_id, attempt, queue in sorted(transitions.steps_release(steps=steps)):
+        for step_id, node_id, attempt, _ in sorted(transitions.steps_release(steps=steps)):
             self.event("step.queued", node_id, **{"from": StepStatus.RUNNING, "attempt": attempt, "released": True})
-            self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, queue))
+            self._deliver(step_id, node_id, attempt)  # a step that takes limits waits for admission again
 
     def continue_with_queued(self) -> None:
         """The continuing worker has room left: give it the oldest steps of this run already queued on its
         queue (the siblings of a fan-out), instead of one broker delivery each."""
         cont = self.continuation
-        if cont is None or cont.claimed or self.run_status != RunStatus.RUNNING:
-            return  # what this transaction made ready comes first (a chain looks for no siblings)
+        if cont is None or cont.claimed or self.run_status != RunStatus.RUNNING or self.graph.limited:
+            return  # what this transaction made ready comes first (a chain looks for no siblings); a step
+            # waiting for a limit is not for the taking
         for step in step_claim_sql(CLAIM_NEXT_SQL, {"run": self.run.pk, "queue": cont.queue, "worker": cont.worker,
                                                     "n": cont.room}):
             self._claimed(cont, step)
@@ -272,6 +287,8 @@ class RunTx:
     # -- flush ----------------------------------------------------------------------------------
 
     def _flush(self) -> None:
+        while self.gated:
+            self._limits_wait()
         if self.deliveries:
             enqueue(self.deliveries)
         unfinished = self.run.unfinished_steps + self.unfinished_delta
@@ -298,6 +315,24 @@ class RunTx:
         for key, value in self.run_changes.items():
             if not hasattr(value, "resolve_expression"):
                 setattr(self.run, key, value)
+
+    def _limits_wait(self) -> None:
+        """The queued steps whose nodes take limits wait for admission (engine.core.limits); one that cannot
+        (its key's template failed, its limit is gone) fails with the reason, which may queue more."""
+        from engine.core.limits import steps_wait
+
+        gated, self.gated = self.gated, []
+        failed, waits = steps_wait(self, gated)
+        by_node = {g.node_id: waits[g.step_id] for g in gated if g.step_id in waits}
+        for event in self.events:  # the step.queued event says which limits it waits for (the step drawer)
+            if event.type == "step.queued" and event.node_id in by_node:
+                event.payload["limits"] = by_node[event.node_id]
+        for g, reason in failed:
+            ref = StepRef(g.step_id, g.node_id, StepStatus.QUEUED, g.attempt)
+            if self.step_set_status(ref, StepStatus.FAILED, attempt=g.attempt, error=reason,
+                                    event={"attempt": g.attempt, "error": reason[:500]}):
+                for listener in STEP_CANNOT_WAIT:
+                    listener(self, g.node_id)
 
     def _finish_run(self) -> None:
         if self.run.parent_step_id:  # a child run: its parent's waiting step settles after this commits

@@ -24,6 +24,7 @@ import jsonschema
 from django.conf import settings
 from django.db import connection
 
+from engine.core.limits import limits_backpressure, limits_paused_now
 from engine.integrations import llm_simulation, netguard
 from engine.integrations.credentials import credential_headers, redact, redact_value
 from engine.integrations.llm_simulation import SIMULATED_MODEL
@@ -193,11 +194,18 @@ def _openai_chat(endpoint: Endpoint, *, messages, tools, temperature, max_tokens
     url = endpoint.base_url.rstrip("/") + "/chat/completions"
     started = time.monotonic()
     waited = 0.0
+
+    def unless_paused():
+        if limits_paused_now():
+            raise LLMUnavailable(f"model endpoint {url} not called: a limit of this step is paused after a 429; the "
+                                 "step retries once the pause is over")
+
     while True:
         try:
             resp = netguard.guarded_request("POST", url, headers=headers, content=json.dumps(body).encode(),
                                             timeout_s=timeout_s, max_body_bytes=8 * 1024 * 1024,
-                                            check=endpoint.check_host, credential=endpoint.credential)
+                                            check=endpoint.check_host, credential=endpoint.credential,
+                                            before_send=unless_paused)
         except httpx.TimeoutException as exc:
             raise LLMUnavailable(f"model endpoint {url} timed out after {timeout_s:g} s ({type(exc).__name__})") \
                 from None
@@ -205,6 +213,8 @@ def _openai_chat(endpoint: Endpoint, *, messages, tools, temperature, max_tokens
             raise LLMUnavailable(redact(f"cannot reach model endpoint {url}: {exc}", endpoint.secret)) from None
         if resp.status in (429, 503):
             delay = netguard.retry_after_seconds(resp.headers.get("retry-after"))
+            if limits_backpressure(delay):
+                break  # the step's limits pause; its retry is admitted once the pause is over
             if delay is not None and waited + delay <= MAX_RETRY_AFTER_S:
                 time.sleep(delay)
                 waited += delay

@@ -25,6 +25,7 @@ import ipaddress
 import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
@@ -276,6 +277,7 @@ def guarded_request(
     max_redirects: int = 5,
     check: bool = True,
     credential: CredentialHeaders | None = None,
+    before_send: Callable[[], None] | None = None,
 ) -> Response:
     """One HTTP exchange with the SSRF guard, manual redirects and a body size cap.
 
@@ -283,6 +285,7 @@ def guarded_request(
     that leaves it on, they are not sent (nor any of ``headers`` of the same names). A request that would
     carry them to a host outside the credential's ``allowed_hosts`` raises HostNotAllowed before it is sent.
     ``check=False`` skips the host policy: only for endpoints an operator configured in settings.
+    ``before_send`` is called just before each request goes out, and may raise to stop it (a paused limit).
     """
     cap = max_body_bytes if max_body_bytes is not None else settings.WEFT_HTTP_MAX_BODY_BYTES
     pol = policy()
@@ -300,6 +303,8 @@ def guarded_request(
                     raise HostNotAllowed(problem)
                 send_headers = {**headers, **credential.headers}
             request = _pinned_request(client, method, url, send_headers, content, pol, check)
+            if before_send is not None:
+                before_send()
             response = client.send(request, stream=True)
             try:
                 if response.status_code in REDIRECT_STATUSES and "location" in response.headers:

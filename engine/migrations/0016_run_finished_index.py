@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('engine', '0012_map'),
+        ('engine', '0013_limits'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -8,6 +8,7 @@ import time
 import httpx
 from django.conf import settings
 
+from engine.core.limits import limits_backpressure, limits_paused_now
 from engine.core.registry import node_type
 from engine.integrations import netguard
 from engine.integrations.credentials import credential_headers, redact, redact_value
@@ -31,7 +32,9 @@ class HttpNode:
 
     Sends ``Idempotency-Key`` (stable across retries of this step) unless ``send_idempotency_key`` is
     false. Connection errors, timeouts, 429 and 5xx raise ``HttpRetryable`` (the node's retry policy
-    applies); a ``Retry-After`` of at most ``max_retry_after_s`` is waited out in place first. Other
+    applies); a ``Retry-After`` of at most ``max_retry_after_s`` is waited out in place first, unless the step
+    takes limits: then a 429 or 503's Retry-After pauses them (engine.core.limits) and the attempt fails as
+    retryable, its retry admitted once the pause is over. Other
     4xx answers raise ``HttpClientError`` unless ``fail_on_status`` is false. Redirects are followed by
     hand, each hop checked by the SSRF guard (``WEFT_HTTP_ALLOWED_HOSTS``).
     """
@@ -115,17 +118,26 @@ def send(config: dict, *, idempotency_key: str | None) -> dict:
     cap = config.get("max_body_bytes") or settings.WEFT_HTTP_MAX_BODY_BYTES
     max_wait = float(config.get("max_retry_after_s", 30))
     waited = 0.0
+
+    def unless_paused():
+        if limits_paused_now():
+            raise HttpRetryable(f"{method} {url} not sent: a limit of this step is paused after a 429; the step "
+                                "retries once the pause is over")
+
     while True:
         try:
             resp = netguard.guarded_request(method, url, headers=headers, content=content, timeout_s=timeout,
                                             max_body_bytes=cap, max_redirects=int(config.get("max_redirects", 5)),
-                                            credential=credential)
+                                            credential=credential, before_send=unless_paused)
         except httpx.TimeoutException:
             raise HttpRetryable(f"{method} {url} timed out after {timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise HttpRetryable(redact(f"{method} {url} failed: {type(exc).__name__}: {exc}", secret)) from None
         if resp.status == 429 or resp.status >= 500:
             delay = netguard.retry_after_seconds(resp.headers.get("retry-after"))
+            if resp.status in (429, 503) and limits_backpressure(delay):
+                raise HttpRetryable(f"{method} {url} answered {resp.status}; its limits pause for {delay:g} s "
+                                    "(Retry-After), and the step retries after that")
             if delay is not None and waited + delay <= max_wait:
                 time.sleep(delay)
                 waited += delay

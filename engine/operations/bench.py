@@ -28,7 +28,8 @@ from engine.services.scheduler import run_cancel, run_start
 from engine.services.workflows import workflow_save
 from engine.states import RUN_TERMINAL
 
-WORKLOADS = ("floor", "start", "chain", "fanout", "many", "map", "isolation", "recovery", "idle", "prune")
+WORKLOADS = ("floor", "start", "chain", "fanout", "many", "map", "limited", "isolation", "recovery", "idle",
+             "prune")
 SQL = statements.load(__file__, "sql/bench.sql")
 
 
@@ -186,6 +187,22 @@ def map_items(items: int = 5000) -> Sample:
     return Sample(per_step_ms=wall * 1000 / items, steps_per_s=items / wall, extra={"wall_s": wall})
 
 
+def limited(runs: int = 100, length: int = 3, concurrency: int = 4) -> Sample:
+    """``many`` with every step taking the limit ``bench-limited`` (``concurrency`` at once, one key per run's
+    parity): each step waits for admission, and a finished step's worker admits the next."""
+    from engine.models import Limit
+
+    Limit.objects.update_or_create(name="bench-limited", defaults={"concurrency": concurrency, "rate_limit": None,
+                                                                   "rate_period_s": None, "rate_burst": 0})
+    limits = [{"name": "bench-limited", "key": "{{ inputs.k }}"}]
+    wf = _save("bench-limited", [{**_noop(f"s{i}"), "limits": limits} for i in range(length)],
+               [(f"s{i}", f"s{i + 1}") for i in range(length - 1)])
+    ids = [run_start(workflow=wf, inputs={"k": str(i % 2)})[0].pk for i in range(runs)]
+    wall = _wall_s(_wait(ids))
+    steps = runs * length
+    return Sample(per_step_ms=wall * 1000 / steps, steps_per_s=steps / wall, extra={"wall_s": wall})
+
+
 def _fast_latencies(count: int) -> list[float]:
     wf = _save("bench-fast", [_noop("f", queue="fast")], [])
     ids = []
@@ -333,5 +350,5 @@ def run_workload(name: str, *, analyze: bool = True) -> Sample:
         return Sample(per_step_ms=ms, steps_per_s=1000 / ms)
     settle(analyze=analyze)
     workloads = {"start": start, "chain": chain, "fanout": fanout, "many": many, "map": map_items,
-                 "isolation": isolation, "recovery": recovery, "idle": idle, "prune": prune}
+                 "limited": limited, "isolation": isolation, "recovery": recovery, "idle": idle, "prune": prune}
     return workloads[name]()

@@ -101,8 +101,8 @@ def run_start(
               "created_by": actor if getattr(actor, "pk", None) else None,
               "trigger": run_trigger(trigger, actor=actor, parent_step=parent_step)}
     try:
-        if not any(is_inline(graph.nodes[root].type) or graph.nodes[root].for_each is not None
-                   for root in graph.roots()):  # in one statement
+        if not graph.limited and not any(is_inline(graph.nodes[root].type) or graph.nodes[root].for_each is not None
+                                         for root in graph.roots()):  # in one statement
             # Inside a caller's transaction, a failure (a reused idempotency key) must not abort the caller's.
             with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
                 return hotpath.run_start_one(Run(**fields), graph, _new_steps(graph), actor=_actor_name(actor)), True

@@ -12,6 +12,7 @@ from engine.core.versions import graph_cache_put, graph_load
 from engine.exceptions import AlreadyExists, GraphInvalid, InvalidTransition, Issue, NotFound
 from engine.models import Workflow, WorkflowVersion
 from engine.nodes.validation import config_issues
+from engine.services.limits import limits_issues
 
 # Slugs that collide with API paths under /api/workflows/.
 RESERVED_SLUGS = frozenset({"validate", "schema", "import", "export", "new"})
@@ -22,7 +23,7 @@ def graph_validate(definition: dict, *, actor=None):
     config (templates, credentials the actor may use, hosts), which reads the database. Raises GraphInvalid
     with every issue."""
     graph = graph_load(definition)
-    issues = config_issues(graph, actor=actor)
+    issues = config_issues(graph, actor=actor) + limits_issues(graph)
     if issues:
         raise GraphInvalid(issues)
     return graph

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from engine.core import hotpath, statements
 from engine.core.dbretry import prepared_cursor, with_db_retry
+from engine.core.limits import REASON as LIMIT_REASON
 from engine.core.runtx import CLAIM_SQL, RunTx, StepRef, step_claim_sql
 from engine.core.versions import version_graph
 from engine.models import StepRun
@@ -108,7 +109,7 @@ def queue_claim_oldest(*, queue: str, worker: str, tries: int = 4) -> list[Claim
     that step's broker delivery would (same claim, same transaction), without waiting for the delivery.
     Its broker message goes in the claim; a copy already prefetched by a cluster finds the step claimed."""
     with prepared_cursor() as cur:
-        statements.execute(cur, SQL["oldest_queued"], {"queue": queue, "limit": tries})
+        statements.execute(cur, SQL["oldest_queued"], {"queue": queue, "limit": tries, "limit_reason": LIMIT_REASON})
         candidates = cur.fetchall()
     for run_id, step_id, attempt, node_id, seq in candidates:
         claim = with_db_retry(functools.partial(step_claim, run_id=run_id, step_id=step_id, attempt=attempt,

@@ -17,10 +17,11 @@ import time
 from django.conf import settings
 
 from engine.core.dbretry import with_db_retry
+from engine.core.limits import attempt_paused, limits_admit
 from engine.core.runtx import Continuation
 from engine.worker.claim import Claim, queue_claim_oldest, step_claim, worker_id
 from engine.worker.outcome import Succeeded
-from engine.worker.record import batch_record, success_record_one
+from engine.worker.record import batch_record, release_record, success_record_one
 from engine.worker.run import Ran, attempt_run
 
 # A batch grows while its steps take less than this each (no-op and control steps, cheap transforms).
@@ -40,6 +41,9 @@ def delivery_execute(*, run_id, step_id: int, attempt: int) -> str:
         queue = batch[0].step.queue
         batch_started = time.monotonic()
         done, released = batch_run(batch, worker=worker)
+        if not done:  # handed back before anything started: its limit was paused since it was admitted
+            with_db_retry(lambda: release_record(released), what="handing back a step")  # noqa: B023
+            return result or "released"
         per_step = (time.monotonic() - batch_started) / len(done)
         size = min(size * 2, settings.WEFT_CONTINUE_BATCH) if per_step < _FAST_STEP_S and not released else 1
         keep_going = (not released and time.monotonic() - started <= _continue_budget(queue)
@@ -53,6 +57,8 @@ def delivery_execute(*, run_id, step_id: int, attempt: int) -> str:
             batch = with_db_retry(lambda: batch_record(done, released, continuation=continuation),  # noqa: B023
                                   what=what)
         result = done[0].outcome.kind if result is None else result
+        if any(ran.claim.node.limits for ran in done) or any(c.node.limits for c in released):
+            with_db_retry(limits_admit, what="admitting steps waiting for a limit")  # their slots are free
         if not batch and not released and time.monotonic() - started <= _continue_budget(queue):
             batch, size = queue_claim_oldest(queue=queue, worker=worker), 1
     return result
@@ -65,11 +71,13 @@ def _continue_budget(queue: str) -> float:
 
 def batch_run(batch: list[Claim], *, worker: str) -> tuple[list[Ran], list[Claim]]:
     """Run claimed attempts one after another: returns what ran and the claims handed back unstarted because
-    the batch ran longer than WEFT_CONTINUE_WINDOW_S."""
+    the batch ran longer than WEFT_CONTINUE_WINDOW_S, or because a limit the next one holds is paused."""
     started = time.monotonic()
     done = []
     for i, claim in enumerate(batch):
         if i and time.monotonic() - started > settings.WEFT_CONTINUE_WINDOW_S:
+            return done, batch[i:]
+        if claim.node.limits and attempt_paused(step_id=claim.step.pk, attempt=claim.step.attempt):
             return done, batch[i:]
         held = [(c.step.pk, c.step.attempt) for c in batch[i + 1:]]
         claim.started = time.monotonic()

@@ -79,6 +79,12 @@ def batch_record(done: list[Ran], released: list[Claim], *, continuation: Contin
     return claims
 
 
+def release_record(released: list[Claim]) -> None:
+    """Hand back claimed steps of one run that never started (``running -> queued``, same attempt)."""
+    with RunTx(released[0].step.run_id) as tx:
+        tx.release([c.step for c in released])
+
+
 def outcome_record(tx: RunTx, ran: Ran) -> bool:
     """Record the attempt's outcome in ``tx``; returns False if the attempt was fenced out."""
     claim, outcome = ran.claim, ran.outcome

@@ -19,6 +19,7 @@ from django_q.models import OrmQ
 
 from engine.core import outcomes, registry, statements
 from engine.core.children import REASON as SUBWORKFLOW_REASON
+from engine.core.limits import REASON as LIMIT_REASON
 from engine.core.readiness import RetryPolicy, retry_decision
 from engine.core.runtx import RunTx, StepRef
 from engine.models import Attempt, StepRun
@@ -41,7 +42,8 @@ def anything_due() -> bool:
     with connection.cursor() as cur:
         statements.execute(cur, SQL["anything_due"], {"subworkflow": SUBWORKFLOW_REASON,
                                                       "run_terminal": sorted(RUN_TERMINAL),
-                                                      "orphan_grace": ORPHAN_GRACE_S})
+                                                      "orphan_grace": ORPHAN_GRACE_S,
+                                                      "limit_reason": LIMIT_REASON})
         return bool(cur.fetchone()[0])
 
 
@@ -126,10 +128,11 @@ def wake_due_timers() -> int:
 
 def reenqueue_orphans() -> int:
     """A queued step with no broker row (lost by a broker outside Postgres, or a delivery that failed
-    before claiming) is given a new broker row for the same attempt."""
+    before claiming) is given a new broker row for the same attempt. A step waiting for a limit has none on
+    purpose: admission gives it one."""
     cutoff = Now() - timedelta(seconds=ORPHAN_GRACE_S)
     due = list(
-        StepRun.objects.filter(status=StepStatus.QUEUED, queued_at__lt=cutoff)
+        StepRun.objects.filter(status=StepStatus.QUEUED, queued_at__lt=cutoff).exclude(waiting_reason=LIMIT_REASON)
         .exclude(Exists(OrmQ.objects.filter(pk=OuterRef("broker_msg_id"))))
         .values_list("run_id", "id", "attempt", "queue")[:BATCH]
     )

@@ -13,6 +13,7 @@ from django_q.exceptions import TimeoutException
 
 from engine.core import registry
 from engine.core.context import StepContext, Wait, upstream_outputs
+from engine.core.limits import limited_attempt
 from engine.core.security import output_check
 from engine.exceptions import InDoubt, LeaseLost, StepCancelled, StepTimeout
 from engine.models import StepRun
@@ -86,7 +87,8 @@ def node_run(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, cap
                           run_budget=claim.graph.definition.get("budget"))
         impl = impl_cls()
         timeout = node.timeout_s or settings.WEFT_QUEUES.get(step.queue, {}).get("timeout")
-        with contextlib.redirect_stdout(sink), deadline(timeout):
+        with contextlib.redirect_stdout(sink), deadline(timeout), \
+                limited_attempt(step_id=step.pk, attempt=attempt, limited=bool(node.limits)):
             result = impl.run(ctx, dict(config))
         sink.flush_rest()
         if isinstance(result, Wait):

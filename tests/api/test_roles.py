@@ -10,7 +10,8 @@ from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from engine.integrations.credentials import credential_create
-from engine.models import Credential, Event, Run, Schedule, ScheduleFire, StepRun, Workflow, WorkflowVersion
+from engine.models import Credential, Event, Limit, Run, Schedule, ScheduleFire, StepRun, Workflow, WorkflowVersion
+from engine.services.limits import limit_create
 from engine.services.schedules import schedule_create
 from tests.api.conftest import ALL_USERS, ROLES, client_for, failing_and_approval, make_user
 from tests.conftest import definition, node
@@ -70,6 +71,8 @@ ENDPOINTS = [
     Endpoint("get", "/api/credentials/cred/", READ, 200),
     Endpoint("get", "/api/schedules/", READ, 200),
     Endpoint("get", "/api/schedules/{schedule}/", READ, 200),
+    Endpoint("get", "/api/limits/", READ, 200),
+    Endpoint("get", "/api/limits/lim/", READ, 200),
     Endpoint("get", "/api/schema/", READ, 200),
     Endpoint("get", "/api/docs/", READ, 200),
     Endpoint("post", "/api/workflows/mixed/runs/", OPERATE, 201, {"inputs": {}}),
@@ -96,6 +99,9 @@ ENDPOINTS = [
     Endpoint("post", "/api/credentials/", DESIGN, 201, {"name": "new", "kind": "bearer", "secret": "s3cr3t-value"}),
     Endpoint("post", "/api/credentials/cred/rotate/", DESIGN, 200, {"secret": "n3w-s3cr3t"}),
     Endpoint("delete", "/api/credentials/cred/", DESIGN, 204),
+    Endpoint("post", "/api/limits/", DESIGN, 201, {"name": "new", "concurrency": 2}),
+    Endpoint("patch", "/api/limits/lim/", DESIGN, 200, {"rate": {"limit": 10, "period_s": 1}}),
+    Endpoint("delete", "/api/limits/lim/", DESIGN, 204),
     Endpoint("patch", "/api/credentials/cred/", USE_CREDENTIALS, 200, {"allowed_hosts": ["api.example.org"]}),
 ]
 
@@ -112,6 +118,7 @@ def state() -> tuple:
         list(Credential.objects.order_by("name").values_list("name", "secret_encrypted", "allowed_hosts")),
         list(Schedule.objects.order_by("pk").values_list("pk", "interval_s", "paused", "next_fire_at")),
         ScheduleFire.objects.count(),
+        list(Limit.objects.order_by("name").values_list("name", "concurrency", "rate_limit", "rate_period_s")),
     )
 
 
@@ -125,6 +132,7 @@ def world(drain):
     drain()
     credential_create(name="cred", kind="api_key", secret="very-secret-key")
     run.schedule = schedule_create(workflow="mixed", interval_s=3600, start_at=run.created_at)
+    limit_create(name="lim", concurrency=1)
     return run
 
 

@@ -19,7 +19,7 @@ MAX_PARALLEL = 3
 
 
 def test_max_parallel_is_never_exceeded_with_more_workers_than_slots(workers):
-    server = InFlightServer(delay=0.3).start()
+    server = InFlightServer(hold_s=0.3).start()
     try:
         d = definition("map-par", [
             node("source", kwargs={"xs": "{{ inputs.xs }}"}),
@@ -36,6 +36,6 @@ def test_max_parallel_is_never_exceeded_with_more_workers_than_slots(workers):
         server.stop()
     assert run.status == "succeeded", run.error
     assert len(server.requests) == ITEMS
-    assert server.most == MAX_PARALLEL
+    assert server.max_in_flight == MAX_PARALLEL
     output = StepRun.objects.get(run=run, node_id="each").output
     assert [item["results"][0]["args"]["node"] for item in output] == [f"each[{i}]" for i in range(ITEMS)]

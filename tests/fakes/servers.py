@@ -205,24 +205,39 @@ class ToolServer(_Server):
 
 
 class InFlightServer(_Server):
-    """Every request is held ``delay`` seconds; ``most`` is the most requests in flight at once, ``paths`` the
-    order requests arrived in."""
+    """Records every request's start and end (time.time()) and how many were in flight at once, by the query's
+    ``key``. Each request takes ``hold_s``. ``throttle_first(key, retry_after)``: the first request under that key
+    gets 429 with that Retry-After."""
 
-    def __init__(self, delay: float = 0.3):
+    def __init__(self, *, hold_s: float = 0.0):
         super().__init__()
-        self.delay = delay
+        self.hold_s = hold_s
         self.in_flight = 0
-        self.most = 0
+        self.max_in_flight = 0
+        self.calls: list[dict] = []  # {"key", "start", "end", "status", "tag"}
+        self.throttled: dict[str, float] = {}  # key -> Retry-After seconds, for its first request
+
+    def throttle_first(self, key: str, retry_after: float) -> None:
+        self.throttled[key] = retry_after
 
     def handle(self, record):
         import time
 
+        key = (record["query"].get("key") or [""])[0]
+        tag = (record["query"].get("tag") or [""])[0]
+        start = time.time()
         with self.lock:
             self.in_flight += 1
-            self.most = max(self.most, self.in_flight)
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            retry_after = self.throttled.pop(key, None)
         try:
-            time.sleep(self.delay)
+            if retry_after is None and self.hold_s:
+                time.sleep(self.hold_s)
         finally:
             with self.lock:
                 self.in_flight -= 1
-        return 200, {}, {"ok": True, "args": record["body"]}
+                self.calls.append({"key": key, "tag": tag, "start": start, "end": time.time(),
+                                   "status": 200 if retry_after is None else 429})
+        if retry_after is not None:
+            return 429, {"Retry-After": str(retry_after)}, {"error": "slow down"}
+        return 200, {}, {"ok": True, "key": key, "tag": tag}

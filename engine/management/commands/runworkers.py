@@ -23,6 +23,7 @@ from django.db import DatabaseError
 
 from engine.core.queues import workers_forget, workers_heartbeat
 from engine.observability.metrics import multiprocess_prepare
+from engine.worker.admission import AdmissionLoop
 from engine.worker.recovery import RecoveryLoop
 from engine.worker.schedules import ScheduleLoop
 
@@ -65,6 +66,8 @@ class Command(BaseCommand):
         if not no_schedules:
             schedules = ScheduleLoop()
             schedules.start()
+        admission = AdmissionLoop()
+        admission.start()
         host = socket.gethostname()
         last_beat = 0.0
         try:
@@ -80,6 +83,7 @@ class Command(BaseCommand):
                         time.sleep(RESTART_BACKOFF_S)
                         clusters[name] = _start_cluster(name)
         finally:
+            admission.stop()
             if recovery:
                 recovery.stop()
             if schedules:
@@ -91,6 +95,7 @@ class Command(BaseCommand):
                 recovery.join(timeout=5)
             if schedules:
                 schedules.join(timeout=5)
+            admission.join(timeout=5)
 
 
 def _beat(host: str, clusters: dict) -> None:

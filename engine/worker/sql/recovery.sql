@@ -11,7 +11,7 @@ SELECT EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'running' AND lease_e
                    AND c.status = ANY(%(run_terminal)s) AND c.id::text = p.waiting_detail->>'child_run')
     OR EXISTS (SELECT 1 FROM engine_run r JOIN engine_steprun p ON p.id = r.parent_step_id
                WHERE r.status IN ('pending', 'running') AND p.status = 'cancelled')
-    OR EXISTS (SELECT 1 FROM engine_steprun s WHERE s.status = 'queued'
+    OR EXISTS (SELECT 1 FROM engine_steprun s WHERE s.status = 'queued' AND s.waiting_reason <> %(limit_reason)s
                AND s.queued_at < statement_timestamp() - make_interval(secs => %(orphan_grace)s)
                AND NOT EXISTS (SELECT 1 FROM django_q_ormq q WHERE q.id = s.broker_msg_id))
 

@@ -106,6 +106,7 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
   const decision = approvalDecision(spec, detail, step);
   const inDoubt = status === "waiting" && step.waiting_reason === "in_doubt";
   const approval = status === "waiting" && step.waiting_reason === "approval";
+  const limited = status === "queued" && step.waiting_reason === "limit";
   const runOpen = store.run.status !== "cancelled";
   const disabledTitle = canOperate ? undefined : "needs the operator role";
   const lease = leaseInfo(detail ? { ...step, lease_expires_at: detail.lease_expires_at } : step, now);
@@ -138,6 +139,15 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
       ) : null}
       {inDoubt ? <InDoubt step={step} journal={detail?.journal || []} canOperate={canOperate}
         setDialog={setDialog} nodeId={nodeId} /> : null}
+      {limited ? (
+        <div className="banner" data-limited={nodeId} role="status">
+          <strong>Waiting for a limit:</strong>{" "}
+          {(step.waiting_detail?.limits || []).map((l, i) => (
+            <span key={`${l.name}/${l.key}`}>{i ? ", " : ""}<code>{l.name}</code>{l.key ? <> (key <code>{l.key}</code>)</> : null}</span>
+          ))}
+          . It holds no worker and starts when a slot or token frees; see <a href="/limits/">Limits</a>.
+        </div>
+      ) : null}
       {approval ? (
         <div className="banner warn" data-approval={nodeId}>
           <strong>Waiting for approval.</strong> {step.waiting_detail?.message || ""}

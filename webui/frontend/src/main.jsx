@@ -19,4 +19,6 @@ if (props.mode === "run" && mount) {
   workflowListRunButtons();
 } else if (props.mode === "queues") {
   liveQueues();
+} else if (props.mode === "limits") {
+  liveQueues("limit-rows");
 }

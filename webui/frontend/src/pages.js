@@ -60,8 +60,8 @@ export function liveRuns() {
   open();
 }
 
-export function liveQueues() {
-  const tbody = document.getElementById("queue-rows");
+export function liveQueues(rowsId = "queue-rows") {
+  const tbody = document.getElementById(rowsId);
   if (!tbody) return;
   async function tick() {
     try {

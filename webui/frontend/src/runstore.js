@@ -109,12 +109,16 @@ export class RunStore {
     if (what === "queued") {
       step.attempt = p.attempt ?? step.attempt;
       step.queued_at = e.at;
+      step.waiting_reason = p.limits ? "limit" : "";
+      step.waiting_detail = p.limits ? { limits: p.limits } : null;
       step.finished_at = null;
       step.error = "";
       step.worker = "";
       this.attemptRow(e.node_id, step.attempt).queued_at = e.at;
     } else if (what === "running") {
       step.attempt = p.attempt ?? step.attempt;
+      step.waiting_reason = "";
+      step.waiting_detail = null;
       step.started_at = e.at;
       step.worker = p.worker || "";
       step.heartbeat_at = e.at;

@@ -25,6 +25,7 @@ from engine.services.schedule_fires import (
 FIELDS = ("cron", "interval_s", "timezone", "inputs", "overlap", "catchup_window_s", "paused", "start_at", "end_at",
           "jitter_s")
 NEXT_COUNT = 5
+BACKFILL_LIMIT = 1_000  # fire times one backfill request may hold (split a longer range)
 MAX_JITTER_S = 86_400
 MAX_CATCHUP_WINDOW_S = 10 * 366 * 86_400
 
@@ -132,7 +133,7 @@ def schedule_backfill(*, schedule_id: int, start: datetime, end: datetime, overl
         schedule = _locked(schedule_id)
         spec = schedule_spec(schedule)
         spec = type(spec)(cron=spec.cron, interval_s=spec.interval_s, timezone=spec.timezone, anchor=spec.anchor)
-        times = fire_times_between(spec, start=start, end=end)
+        times = fire_times_between(spec, start=start, end=end, limit=BACKFILL_LIMIT)
         counts = {"fire_times": len(times), "started": 0, "buffered": 0, "skipped": 0, "failed": 0, "already": 0}
         for t in times:
             status = fire(schedule, t, kind=ScheduleFire.Kind.BACKFILL, overlap=overlap)

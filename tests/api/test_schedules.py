@@ -57,7 +57,7 @@ def test_pause_resume_trigger_and_backfill(api, wf, drain):
                                                            "end": "2026-06-01T04:59:59Z"}, format="json")
     assert r.status_code == 200, r.content
     assert r.json()["fire_times"] == 5 and r.json()["buffered"] >= 4
-    assert api("viewer").get(f"/api/runs/?trigger=schedule").json()["results"]
+    assert api("viewer").get("/api/runs/?trigger=schedule").json()["results"]
 
 
 @pytest.mark.parametrize(("body", "field"), [

@@ -16,4 +16,6 @@ if (props.mode === "run" && mount) {
   liveRuns();
 } else if (props.mode === "queues") {
   liveQueues();
+} else if (props.mode === "triggers") {
+  import("./schedules.js").then(({ schedulesSection }) => schedulesSection());
 }

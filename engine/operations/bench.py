@@ -249,7 +249,7 @@ def idle(seconds: float = 10.0) -> Sample:
     return Sample(extra={"idle_tx_per_s": round((after - before - 2) / seconds, 2)})
 
 
-def schedules(idle_count: int = 1000, firing: int = 20, seconds: float = 10.0) -> Sample:
+def schedules(idle_count: int = 1000, firing: int = 5, seconds: float = 10.0) -> Sample:
     """Firing lag (a run's creation after its fire time) of ``firing`` every-second schedules over ``seconds``;
     and the transactions per second of idle workers, as ``idle`` measures them, without and with ``idle_count``
     schedules whose next fire is a day away."""

@@ -58,10 +58,12 @@ def schedule_create(*, workflow: str, actor=None, **fields) -> Schedule:
     schedule.cron = fields.get("cron")
     schedule.interval_s = fields.get("interval_s")
     _check(schedule)
-    now = timezone.now()
-    start = schedule.start_at if schedule.start_at and schedule.start_at < now else now
-    schedule_set_next(schedule, start, inclusive=True)
-    schedule.save()
+    with transaction.atomic():
+        schedule.save()  # first: an interval without start_at counts from the saved created_at
+        now = timezone.now()
+        start = schedule.start_at if schedule.start_at and schedule.start_at < now else now
+        schedule_set_next(schedule, start, inclusive=True)
+        schedule.save(update_fields=["next_fire_at", "due_at"])
     return schedule
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webui import views
+from webui import triggers, views
 
 app_name = "webui"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("workflows/<slug:slug>/", views.workflow_detail, name="workflow"),
     path("workflows/<slug:slug>/grid/", views.workflow_grid_view, name="workflow-grid"),
     path("workflows/<slug:slug>/edit/", views.workflow_edit, name="workflow-edit"),
+    path("workflows/<slug:slug>/triggers/", triggers.workflow_triggers, name="workflow-triggers"),
     path("workflows/<slug:slug>/duplicate/", views.workflow_duplicate, name="workflow-duplicate"),
     path("workflows/<slug:slug>/archive/", views.workflow_archive_view, name="workflow-archive"),
     path("runs/", views.run_list, name="runs"),

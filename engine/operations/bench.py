@@ -22,14 +22,14 @@ from django.db import connection
 import weft
 from engine.core import statements
 from engine.core.dbretry import connect
-from engine.models import Run, StepRun
+from engine.models import Run, Schedule, StepRun
 from engine.operations.health import VACUUMED_TABLES
 from engine.services.scheduler import run_cancel, run_start
 from engine.services.workflows import workflow_save
 from engine.states import RUN_TERMINAL
 
 WORKLOADS = ("floor", "start", "chain", "fanout", "many", "map", "limited", "isolation", "recovery", "idle",
-             "prune")
+             "schedules", "prune")
 SQL = statements.load(__file__, "sql/bench.sql")
 
 
@@ -277,6 +277,45 @@ def idle(seconds: float = 10.0) -> Sample:
     return Sample(extra={"idle_tx_per_s": round((after - before - 2) / seconds, 2)})
 
 
+def schedules(idle_count: int = 1000, firing: int = 5, seconds: float = 10.0) -> Sample:
+    """Firing lag (a run's creation after its fire time) of ``firing`` every-second schedules over ``seconds``;
+    and the transactions per second of idle workers, as ``idle`` measures them, without and with ``idle_count``
+    schedules whose next fire is a day away."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from engine.services.schedules import schedule_create
+
+    wf = _save("bench-schedules", [_noop("a", "fast")], [])
+    Schedule.objects.filter(workflow=wf).delete()
+    try:
+        without = idle(seconds).extra["idle_tx_per_s"]
+        for _ in range(idle_count):
+            schedule_create(workflow=wf.slug, interval_s=86_400)
+        with_idle = idle(seconds).extra["idle_tx_per_s"]
+        Schedule.objects.filter(workflow=wf).delete()
+        start_at = timezone.now().replace(microsecond=0) + timedelta(seconds=2)
+        made = [schedule_create(workflow=wf.slug, interval_s=1, start_at=start_at, overlap="allow_all").pk
+                for _ in range(firing)]
+        time.sleep(2 + seconds)
+        Schedule.objects.filter(pk__in=made).update(paused=True)
+    finally:
+        Schedule.objects.filter(workflow=wf).delete()
+    runs = list(Run.objects.filter(workflow=wf, trigger__kind="schedule", created_at__gte=start_at))
+    _wait([r.pk for r in runs], timeout=120)
+    from datetime import datetime
+
+    lags = sorted((r.created_at - datetime.fromisoformat(r.trigger["scheduled_for"])).total_seconds() * 1000
+                  for r in runs)
+    extra = {"idle_tx_per_s": with_idle, "idle_tx_per_s_without_schedules": without,
+             "idle_schedules": idle_count, "fires": len(runs)}
+    if lags:
+        extra.update({"lag_median_ms": round(statistics.median(lags), 1), "lag_p99_ms": round(_pct(lags, 99), 1),
+                      "lag_min_ms": round(lags[0], 1), "lag_max_ms": round(lags[-1], 1)})
+    return Sample(extra=extra)
+
+
 def cancel_leftovers() -> int:
     """Cancel bench runs an interrupted earlier invocation left running (they would hold workers)."""
     leftovers = list(Run.objects.filter(workflow__slug__startswith="bench-", status__in=["pending", "running"])
@@ -350,5 +389,6 @@ def run_workload(name: str, *, analyze: bool = True) -> Sample:
         return Sample(per_step_ms=ms, steps_per_s=1000 / ms)
     settle(analyze=analyze)
     workloads = {"start": start, "chain": chain, "fanout": fanout, "many": many, "map": map_items,
-                 "limited": limited, "isolation": isolation, "recovery": recovery, "idle": idle, "prune": prune}
+                 "limited": limited, "isolation": isolation, "recovery": recovery, "idle": idle,
+                 "schedules": schedules, "prune": prune}
     return workloads[name]()

@@ -25,6 +25,7 @@ from engine.services.schedule_fires import (
 FIELDS = ("cron", "interval_s", "timezone", "inputs", "overlap", "catchup_window_s", "paused", "start_at", "end_at",
           "jitter_s")
 NEXT_COUNT = 5
+BACKFILL_LIMIT = 1_000  # fire times one backfill request may hold (split a longer range)
 MAX_JITTER_S = 86_400
 MAX_CATCHUP_WINDOW_S = 10 * 366 * 86_400
 
@@ -57,10 +58,12 @@ def schedule_create(*, workflow: str, actor=None, **fields) -> Schedule:
     schedule.cron = fields.get("cron")
     schedule.interval_s = fields.get("interval_s")
     _check(schedule)
-    now = timezone.now()
-    start = schedule.start_at if schedule.start_at and schedule.start_at < now else now
-    schedule_set_next(schedule, start, inclusive=True)
-    schedule.save()
+    with transaction.atomic():
+        schedule.save()  # first: an interval without start_at counts from the saved created_at
+        now = timezone.now()
+        start = schedule.start_at if schedule.start_at and schedule.start_at < now else now
+        schedule_set_next(schedule, start, inclusive=True)
+        schedule.save(update_fields=["next_fire_at", "due_at"])
     return schedule
 
 
@@ -132,7 +135,7 @@ def schedule_backfill(*, schedule_id: int, start: datetime, end: datetime, overl
         schedule = _locked(schedule_id)
         spec = schedule_spec(schedule)
         spec = type(spec)(cron=spec.cron, interval_s=spec.interval_s, timezone=spec.timezone, anchor=spec.anchor)
-        times = fire_times_between(spec, start=start, end=end)
+        times = fire_times_between(spec, start=start, end=end, limit=BACKFILL_LIMIT)
         counts = {"fire_times": len(times), "started": 0, "buffered": 0, "skipped": 0, "failed": 0, "already": 0}
         for t in times:
             status = fire(schedule, t, kind=ScheduleFire.Kind.BACKFILL, overlap=overlap)

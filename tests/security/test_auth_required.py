@@ -12,6 +12,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from engine.integrations.credentials import credential_create
 from engine.services.scheduler import run_start
+from engine.services.schedules import schedule_create
 from engine.services.workflows import workflow_save
 from tests.conftest import definition, node
 from tests.webui.conftest import run_async
@@ -26,7 +27,7 @@ ANY_USER = {""}
 # Example values for every URL parameter, naming objects that exist, so a missing check would answer 200.
 EXAMPLES = {
     "slug": "wf", "number": "1", "node_id": "a", "name": "cred", "object_id": "1", "id": "1",
-    "content_type_id": "1", "app_label": "auth", "url": "auth/user/",
+    "content_type_id": "1", "app_label": "auth", "url": "auth/user/", "schedule_id": "",
 }
 REFUSED = {401, 403, 405}
 
@@ -70,6 +71,7 @@ def world(drain):
     run, _ = run_start(workflow="wf", inputs={})
     drain()
     credential_create(name="cred", kind="api_key", secret="a-secret-value")
+    EXAMPLES["schedule_id"] = str(schedule_create(workflow="wf", interval_s=3600).pk)
     return run
 
 

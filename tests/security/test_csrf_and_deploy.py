@@ -33,7 +33,7 @@ def csrf_client(kind: str = "superuser") -> APIClient:
 @pytest.mark.parametrize("endpoint", WRITES, ids=str)
 def test_session_writes_without_the_csrf_token_are_refused_and_change_nothing(endpoint, world):
     client = csrf_client()
-    path = endpoint.path.replace("{run}", str(world.pk))
+    path = endpoint.path.replace("{run}", str(world.pk)).replace("{schedule}", str(world.schedule.pk))
     before = state()
     refused = getattr(client, endpoint.method)(path, endpoint.body, format="json")
     assert refused.status_code == 403, refused.content

@@ -21,4 +21,6 @@ if (props.mode === "run" && mount) {
   liveQueues();
 } else if (props.mode === "limits") {
   liveQueues("limit-rows");
+} else if (props.mode === "triggers") {
+  import("./schedules.js").then(({ schedulesSection }) => schedulesSection());
 }

@@ -131,8 +131,17 @@ def test_editor_tools_undo_redo_copy_paste_delete_import_layout_versions_and_run
     ui.get_by_role("button", name="Import", exact=True).click()
     expect(nodes).to_have_count(2)
     expect(canvas_node(ui, "add")).to_be_visible()
-    # Dragged out of place, the auto-layout puts it back in line.
-    canvas_node(ui, "done").drag_to(ui.locator(".editor .react-flow__pane"), target_position={"x": 200, "y": 420})
+    # Imported without positions, the nodes are laid out (left to right); dragged out of place, the
+    # auto-layout puts "done" back in line.
+    ui.wait_for_function("() => { const box = (id) => document.querySelector(`.react-flow__node[data-id=${id}]`)"
+                         ".getBoundingClientRect(); return box('done').x - box('add').x > 100; }")
+    ui.wait_for_timeout(300)  # the import's fitView animation
+    laid_out = canvas_node(ui, "done").bounding_box()
+    canvas_node(ui, "done").click()
+    for _ in range(12):
+        ui.keyboard.press("Shift+ArrowDown")
+    ui.wait_for_function("(b) => document.querySelector('.react-flow__node[data-id=done]').getBoundingClientRect().y"
+                         " - b.y > 20", arg=laid_out)
     before = canvas_node(ui, "done").bounding_box()
     ui.get_by_role("button", name="Auto-layout").click()
     expect(ui.locator(".editor")).to_have_attribute("data-valid", "true")

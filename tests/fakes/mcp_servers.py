@@ -3,8 +3,9 @@ the test process), and the same tools over stdio (``python -m tests.fakes.mcp_se
 
 Tools: ``effect(i)`` applies one effect per idempotency key (``_meta.idempotency_key``) and answers a repeat of the
 key with the first answer (after its first call, with ``grow`` set, the server lists one more tool,
-``late_tool``); ``lookup(order_id)``; ``slow_effect(i)`` applies its effect, then waits until the file
-``<state>.hold`` is gone before answering (a test kills its caller meanwhile). With ``extra_tool`` set, the tool
+``late_tool``); ``lookup(order_id)``; ``slow_effect(i)`` applies its effect, then, while the file
+``<state>.hold`` holds ``i``, waits before answering (a test kills its caller meanwhile). Every call is also a
+line in ``<state>.calls``. With ``extra_tool`` set, the tool
 list also has ``late_tool`` from the start; with ``bad_tool`` set, it has a tool whose name no model accepts.
 """
 
@@ -32,6 +33,8 @@ def build(state: Path, *, extra_tool: bool = False, bad_tool: bool = False, grow
     answers: dict[str, dict] = {}
 
     def apply(tool: str, i: int, key: str | None) -> dict:
+        with state.with_suffix(".calls").open("a") as f:  # every call, a repeat of a key too
+            f.write(json.dumps({"tool": tool, "i": i, "key": key}) + "\n")
         if key and key in answers:
             return answers[key]
         with state.open("a") as f:
@@ -55,7 +58,7 @@ def build(state: Path, *, extra_tool: bool = False, bad_tool: bool = False, grow
         """Apply one effect, slowly."""
         answer = apply("slow_effect", i, _key(ctx))
         hold = state.with_suffix(".hold")
-        while hold.exists():
+        while hold.exists() and hold.read_text().strip() == str(i):
             time.sleep(0.05)
         return answer
 

@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from "react";
 import { get } from "./api.js";
 import { JsonView } from "./dialogs.jsx";
 import { ACTIVE, SETTLEABLE, StatusBadge, TERMINAL, formatDuration } from "./status.jsx";
+import { Conversation } from "./Conversation.jsx";
 import { Attempts, Inputs, Journal, Logs } from "./StepPanels.jsx";
 
 function leaseInfo(step, now) {
@@ -65,8 +66,13 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
   const spec = store.definition.nodes.find((n) => n.id === nodeId) || { id: nodeId };
   const [detail, setDetail] = useState(null);
   const [error, setError] = useState(null);
+  const conversational = spec.type === "agent" || spec.type === "llm";
   const [section, setSection] = useState("overview");
   const [poll, setPoll] = useState(0);
+  const toolApproval = conversational && step.status === "waiting" && step.waiting_reason === "tool_approval";
+  useEffect(() => {  // a tool call waiting for a decision is shown where it is decided
+    if (toolApproval) setSection("conversation");
+  }, [toolApproval]);
   const stepVersion = useRef(-1);
 
   useEffect(() => {
@@ -182,7 +188,7 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
         ) : null}
       </div>
       <div role="tablist" aria-label="Step details" className="tabs small">
-        {["overview", "attempts", "logs", "journal"].map((s) => (
+        {["overview", ...(conversational ? ["conversation"] : []), "attempts", "logs", "journal"].map((s) => (
           <button key={s} role="tab" type="button" aria-selected={section === s}
             className={section === s ? "" : "secondary"} onClick={() => setSection(s)}>
             {s[0].toUpperCase() + s.slice(1)}
@@ -211,6 +217,8 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
             </section>
           </>
         ) : null}
+        {section === "conversation" ? <Conversation spec={spec} step={step} entries={detail?.journal || []} base={base}
+          canOperate={canOperate && runOpen} onDecided={() => setPoll((p) => p + 1)} /> : null}
         {section === "attempts" ? <Attempts attempts={attempts} /> : null}
         {section === "logs" ? <Logs runId={store.runId} nodeId={nodeId} step={step} attempts={attempts} /> : null}
         {section === "journal" ? <Journal entries={detail?.journal || []} /> : null}

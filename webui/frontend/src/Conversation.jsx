@@ -1,0 +1,201 @@
+// An agent or llm step's journal as a conversation: the prompts, each model turn (text, tokens), each tool call
+// (arguments, result, duration, status; in doubt marked), operators' decisions, and a tool call waiting for
+// approval with Approve / Edit and approve / Reject. It grows as the drawer re-reads the step.
+import { useState } from "react";
+import { post } from "./api.js";
+import { JsonView } from "./dialogs.jsx";
+import { formatDuration } from "./status.jsx";
+import "./conversation.css";
+
+function seconds(entry) {
+  if (!entry.started_at || !entry.finished_at) return null;
+  return (Date.parse(entry.finished_at) - Date.parse(entry.started_at)) / 1000;
+}
+
+function parseArgs(text) {
+  try {
+    return JSON.parse(text || "{}");
+  } catch {
+    return text;
+  }
+}
+
+// The journal as a list of conversation items, tool calls paired with the arguments the model sent.
+function items(entries) {
+  const calls = [];
+  const out = [];
+  for (const entry of entries) {
+    const key = entry.key;
+    if (key.startsWith("turn-") || key === "completion") {
+      const message = entry.result?.message || {};
+      for (const call of message.tool_calls || []) calls.push(call);
+      out.push({ kind: "assistant", entry, message });
+    } else if (key.startsWith("tool-")) {
+      const number = Number(key.split("-")[1]);
+      const call = calls[number - 1] || {};
+      out.push({ kind: "tool", entry, call, name: key.split("-").slice(2).join("-") });
+    } else if (key.startsWith("approval-")) {
+      out.push({ kind: "decision", entry });
+    } else if (key.startsWith("mcp-tools-")) {
+      out.push({ kind: "tools", entry, server: key.slice("mcp-tools-".length) });
+    } else {
+      out.push({ kind: "other", entry });
+    }
+  }
+  return out;
+}
+
+function PendingApproval({ step, base, canOperate, onDecided }) {
+  const call = step.waiting_detail?.tool_call || {};
+  const [editing, setEditing] = useState(false);
+  const [text, setText] = useState(JSON.stringify(call.arguments ?? {}, null, 2));
+  const [rejecting, setRejecting] = useState(false);
+  const [comment, setComment] = useState("");
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const disabled = !canOperate || busy;
+  const title = canOperate ? undefined : "needs the operator role";
+
+  async function decide(action, body) {
+    setBusy(true);
+    setError(null);
+    try {
+      await post(`${base}/${action}/`, { tool_call: call.id, ...body });
+      onDecided();
+    } catch (err) {
+      setError(err.message);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  function approveEdited() {
+    let args;
+    try {
+      args = JSON.parse(text);
+    } catch (err) {
+      setError(`The arguments are not valid JSON: ${err.message}`);
+      return;
+    }
+    if (!args || typeof args !== "object" || Array.isArray(args)) {
+      setError("The arguments must be a JSON object.");
+      return;
+    }
+    decide("approve", { arguments: args });
+  }
+
+  return (
+    <div className="banner warn conversation-approval" data-tool-approval={call.id}>
+      <strong>Tool call waiting for approval:</strong> <code>{call.name}</code>
+      {editing ? (
+        <label className="stack">Arguments (JSON)
+          <textarea aria-label="Arguments" rows={6} value={text} onChange={(e) => setText(e.target.value)} />
+        </label>
+      ) : <JsonView value={call.arguments} label="Arguments" />}
+      {rejecting ? (
+        <label className="stack">Message to the model
+          <input aria-label="Rejection message" value={comment} onChange={(e) => setComment(e.target.value)} />
+        </label>
+      ) : null}
+      <div className="actions" role="group" aria-label="Tool call decision">
+        {!editing && !rejecting ? (
+          <>
+            <button type="button" disabled={disabled} title={title} onClick={() => decide("approve", {})}>Approve</button>
+            <button type="button" className="secondary" disabled={disabled} title={title}
+              onClick={() => setEditing(true)}>Edit and approve</button>
+            <button type="button" className="danger" disabled={disabled} title={title}
+              onClick={() => setRejecting(true)}>Reject</button>
+          </>
+        ) : null}
+        {editing ? (
+          <>
+            <button type="button" disabled={disabled} title={title} onClick={approveEdited}>Approve edited call</button>
+            <button type="button" className="secondary" onClick={() => setEditing(false)}>Cancel</button>
+          </>
+        ) : null}
+        {rejecting ? (
+          <>
+            <button type="button" className="danger" disabled={disabled} title={title}
+              onClick={() => decide("reject", { comment })}>Reject call</button>
+            <button type="button" className="secondary" onClick={() => setRejecting(false)}>Cancel</button>
+          </>
+        ) : null}
+      </div>
+      {error ? <p className="errors" role="alert">{error}</p> : null}
+    </div>
+  );
+}
+
+export function Conversation({ spec, step, entries, base, canOperate, onDecided }) {
+  const [raw, setRaw] = useState(false);
+  const config = spec.config || {};
+  const inDoubtKey = step.status === "waiting" && step.waiting_reason === "in_doubt" ? step.waiting_detail?.key : null;
+  const waiting = step.status === "waiting" && step.waiting_reason === "tool_approval";
+  return (
+    <div className="conversation" data-conversation>
+      {waiting ? <PendingApproval key={step.waiting_detail?.tool_call?.id} step={step} base={base}
+        canOperate={canOperate} onDecided={onDecided} /> : null}
+      <div className="actions">
+        <button type="button" className="link" onClick={() => setRaw(!raw)}>{raw ? "Conversation" : "Raw JSON"}</button>
+      </div>
+      {raw ? <JsonView value={entries} label="Journal" /> : (
+        <ol className="messages">
+          {config.system ? <li className="message system" data-role="system"><div className="who">system</div>
+            <pre>{config.system}</pre></li> : null}
+          {config.prompt ? <li className="message user" data-role="user">
+            <div className="who">user{String(config.prompt).includes("{{") ? " (as written, before its template is filled in)" : ""}</div>
+            <pre>{config.prompt}</pre></li> : null}
+          {items(entries).map(({ kind, entry, message, call, name, server }) => {
+            const took = seconds(entry);
+            if (kind === "assistant") {
+              const usage = entry.result?.usage || {};
+              return (
+                <li key={entry.key} className="message assistant" data-role="assistant" data-journal-key={entry.key}>
+                  <div className="who">assistant · <code>{entry.key}</code> · {entry.status}
+                    {entry.result?.model ? <> · {entry.result.model}</> : null}
+                    {usage.total_tokens != null ? <> · {usage.prompt_tokens} + {usage.completion_tokens} tokens</> : null}
+                    {took != null ? <> · {formatDuration(took)}</> : null}</div>
+                  {message.content ? <pre>{message.content}</pre> : null}
+                  {(message.tool_calls || []).map((c) => (
+                    <div key={c.id} className="muted">asks for <code>{c.function?.name}</code></div>
+                  ))}
+                  {entry.error ? <pre className="error-text">{entry.error_type}: {entry.error}</pre> : null}
+                </li>
+              );
+            }
+            if (kind === "tool") {
+              const doubt = inDoubtKey === entry.key;
+              return (
+                <li key={entry.key} className={`message tool${doubt ? " in-doubt" : ""}`} data-role="tool"
+                  data-journal-key={entry.key}>
+                  <div className="who">tool <code>{name}</code> · {doubt ? "in doubt" : entry.status}
+                    {took != null ? <> · {formatDuration(took)}</> : null}</div>
+                  <JsonView value={parseArgs(call.function?.arguments)} label={`Arguments of ${entry.key}`} />
+                  {entry.error ? <pre className="error-text">{entry.error_type}: {entry.error}</pre>
+                    : <JsonView value={entry.result} label={`Result of ${entry.key}`} />}
+                </li>
+              );
+            }
+            if (kind === "decision") {
+              const d = entry.result || {};
+              return (
+                <li key={entry.key} className="message decision" data-role="decision" data-journal-key={entry.key}>
+                  <div className="who">{d.decision} by {d.by}{d.edited ? " (arguments edited)" : ""}
+                    {d.comment ? <>: {d.comment}</> : null}</div>
+                </li>
+              );
+            }
+            if (kind === "tools") {
+              return (
+                <li key={entry.key} className="message system" data-role="tools" data-journal-key={entry.key}>
+                  <div className="who">tools of MCP server <code>{server}</code>: {(entry.result || []).map((t) => t.name).join(", ")}</div>
+                </li>
+              );
+            }
+            return <li key={entry.key} className="message"><code>{entry.key}</code> · {entry.status}</li>;
+          })}
+        </ol>
+      )}
+    </div>
+  );
+}

@@ -217,7 +217,7 @@ class RunTx:
             self.unfinished_delta += int(step.status in STEP_TERMINAL)
             self.event("step.queued", step.node_id, **{"from": step.status, "attempt": next_attempt})
             transitions.step_moved(step, StepStatus.QUEUED, attempt=next_attempt)
-            queue = self.graph.nodes[step.node_id].queue
+            queue = self.graph.node(step.node_id).queue
             self.deliveries.append(Delivery(str(self.run.pk), step.id, next_attempt, queue))
         return won
 
@@ -233,7 +233,7 @@ class RunTx:
         claim_ids = []
         if cont is not None and cont.room > 0 and self.run_status == RunStatus.RUNNING:
             claim_ids = [s.id for s in sorted(steps, key=lambda s: s.id)
-                         if self.graph.nodes[s.node_id].queue == cont.queue][:cont.room]
+                         if self.graph.node(s.node_id).queue == cont.queue][:cont.room]
         rows = transitions.steps_queue_ready(ids=[s.id for s in steps], claim=claim_ids,
                                              worker=cont.worker if cont else "")
         for *row, status in sorted(rows):
@@ -242,7 +242,7 @@ class RunTx:
             if status == StepStatus.RUNNING:
                 self._claimed(cont, transitions.claimed_step(tuple(row), worker=cont.worker))
                 continue
-            self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, self.graph.nodes[node_id].queue))
+            self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, self.graph.node(node_id).queue))
 
     def _claimed(self, cont: Continuation, step: StepRun) -> None:
         cont.claimed.append(step)

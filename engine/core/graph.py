@@ -157,24 +157,13 @@ class EdgeSpec:
         return f"{self.source}->{self.target}"
 
 
-class _Nodes(dict):
-    """Node specs by id. The step of item i of a mapped node x is ``x[i]``: looking it up gives node x (a miss
-    only, so a plain node's lookup costs nothing more); ``in`` still knows only the graph's own nodes."""
-
-    def __missing__(self, key: str) -> NodeSpec:
-        node_id, bracket, rest = key.partition("[")
-        if bracket and rest.endswith("]") and rest[:-1].isdigit() and node_id in self:
-            return self[node_id]
-        raise KeyError(key)
-
-
 class Graph:
     """A validated workflow definition. Build one with ``validate()``; treat it as immutable."""
 
     def __init__(self, definition: dict, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec],
                  warnings: Iterable[Issue] = ()):
         self.definition = definition
-        self.nodes: dict[str, NodeSpec] = _Nodes((n.id, n) for n in nodes)
+        self.nodes: dict[str, NodeSpec] = {n.id: n for n in nodes}
         self.edges: list[EdgeSpec] = list(edges)
         self.warnings: list[Issue] = list(warnings)
         self._in: dict[str, list[EdgeSpec]] = {n: [] for n in self.nodes}
@@ -192,6 +181,16 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"<Graph {self.definition.get('slug')!r}: {len(self.nodes)} nodes, {len(self.edges)} edges>"
+
+    def node(self, step_node_id: str) -> NodeSpec:
+        """The node a step runs: ``step_node_id``'s, or node x's for ``x[i]``, item i of mapped node x."""
+        spec = self.nodes.get(step_node_id)
+        if spec is not None:
+            return spec
+        node_id, bracket, rest = step_node_id.partition("[")
+        if bracket and rest.endswith("]") and rest[:-1].isdigit() and node_id in self.nodes:
+            return self.nodes[node_id]
+        raise KeyError(step_node_id)
 
     def in_edges(self, node_id: str) -> list[EdgeSpec]:
         return list(self._in[node_id])

@@ -62,7 +62,7 @@ def steps_wait(tx, gated: list[Gated]) -> tuple[list[tuple[Gated, str]], dict[in
     no longer exists: the caller fails them), and what each step that waits wants ({step id: [{name, key}]})."""
     wants, failed = [], []
     for g in gated:
-        node = tx.graph.nodes[g.node_id]
+        node = tx.graph.node(g.node_id)
         try:
             keys = [(name, key_render(tx, node, template)) for name, template in node.limits]
         except LimitKeyFailed as exc:

@@ -226,7 +226,7 @@ class RunTx:
 
     def _deliver(self, step_id: int, node_id: str, attempt: int) -> None:
         """A broker row for a queued step, or, when its node takes limits, a wait for admission."""
-        node = self.graph.nodes[node_id]
+        node = self.graph.node(node_id)
         if node.limits:
             from engine.core.limits import Gated
 
@@ -246,8 +246,8 @@ class RunTx:
         claim_ids = []
         if cont is not None and cont.room > 0 and self.run_status == RunStatus.RUNNING:
             claim_ids = [s.id for s in sorted(steps, key=lambda s: s.id)
-                         if self.graph.nodes[s.node_id].queue == cont.queue
-                         and not self.graph.nodes[s.node_id].limits][:cont.room]
+                         if self.graph.node(s.node_id).queue == cont.queue
+                         and not self.graph.node(s.node_id).limits][:cont.room]
         rows = transitions.steps_queue_ready(ids=[s.id for s in steps], claim=claim_ids,
                                              worker=cont.worker if cont else "")
         for *row, status in sorted(rows):

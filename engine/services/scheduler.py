@@ -202,7 +202,7 @@ def _load(tx: RunTx, node_id: str) -> StepRun:
 
 def _mapped(tx: RunTx, step: StepRun) -> bool:
     """Whether ``step`` is a mapped node's step or one of its items."""
-    return tx.graph.nodes[step.node_id].for_each is not None
+    return tx.graph.node(step.node_id).for_each is not None
 
 
 def _map_parent(tx: RunTx, item: StepRun) -> StepRun:

@@ -96,12 +96,12 @@ def _claim_one(*, run_id, step_id: int, attempt: int, worker: str, node_id: str,
         return None
     step, version_id, inputs, last_seq = one
     graph = version_graph(version_id)
-    return Claim(step=step, node=graph.nodes[node_id], run_inputs=inputs, graph=graph, run_seq=last_seq)
+    return Claim(step=step, node=graph.node(node_id), run_inputs=inputs, graph=graph, run_seq=last_seq)
 
 
 def claim_in_tx(tx: RunTx, step: StepRun) -> Claim:
     """The Claim of ``step``, claimed in ``tx`` (its ``run_seq`` is known once ``tx`` commits)."""
-    return Claim(step=step, node=tx.graph.nodes[step.node_id], run_inputs=tx.run.inputs, graph=tx.graph)
+    return Claim(step=step, node=tx.graph.node(step.node_id), run_inputs=tx.run.inputs, graph=tx.graph)
 
 
 def queue_claim_oldest(*, queue: str, worker: str, tries: int = 4) -> list[Claim]:

@@ -70,7 +70,7 @@ def expire_leases() -> int:
                                          lease_expires_at__lt=Now()).first()
             if row is None:
                 continue
-            node = tx.graph.nodes[row.node_id]
+            node = tx.graph.node(row.node_id)
             policy = RetryPolicy.from_config(node.retry, settings.WEFT_DEFAULT_RETRY)
             error = f"WorkerLost: worker {row.worker} stopped heartbeating; lease expired"
             tried = outcomes.attempts_tried(step_id, attempt)

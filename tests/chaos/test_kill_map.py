@@ -16,7 +16,7 @@ import pytest
 from engine.models import Attempt, Run, StepRun
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
-from tests.conftest import definition, node
+from tests.conftest import definition, node, wait_for
 from tests.support.effects import EffectServer
 
 pytestmark = [pytest.mark.workers, pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.workers, pytest.mark.chaos, pytest.mark.django_db(tran
 ITEMS = int(os.environ.get("WEFT_CHAOS_MAP_ITEMS", "500"))
 
 
+@pytest.mark.timeout(1500)
 def test_sigkill_mid_map_loses_no_item_and_repeats_no_effect(workers):
     rng = random.Random(int(os.environ.get("WEFT_CHAOS_SEED", "20261203")))
     with EffectServer() as server:
@@ -35,13 +36,17 @@ def test_sigkill_mid_map_loses_no_item_and_repeats_no_effect(workers):
         ], [("source", "each")]))[0]
         workers.start()
         run, _ = run_start(workflow=wf, inputs={"xs": list(range(ITEMS))})
+        wait_for(lambda: StepRun.objects.filter(run=run, node_id="each", status="waiting").exists(), timeout=120,
+                 message="the map to start")  # the kills come mid-map
         kills, restarts = 0, 0
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 1200
         while time.monotonic() < deadline:
             if Run.objects.get(pk=run.pk).status != "running":
                 break
-            time.sleep(rng.uniform(0.3, 1.0))
-            if rng.random() < 0.1:
+            if os.environ.get("WEFT_CHAOS_PROGRESS"):
+                print(dict(Counter(StepRun.objects.filter(run=run).values_list("status", flat=True))), flush=True)
+            time.sleep(rng.uniform(2.0, 5.0))  # a restarted cluster needs a few seconds before it runs anything
+            if rng.random() < 0.05:
                 workers.kill_all()  # the whole host goes away: every cluster, the recovery loop
                 workers.start()
                 restarts += 1

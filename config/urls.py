@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from django.views.generic import TemplateView
 
+from api.views.hooks import webhook_receive_view
 from engine.operations.health import healthz, readyz
 from engine.operations.metrics_view import metrics_view
 
@@ -16,5 +17,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
+    path("hooks/<uuid:endpoint_id>/", webhook_receive_view, name="webhook-receive"),
     path("", include("webui.urls")),
 ]

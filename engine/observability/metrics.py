@@ -57,6 +57,14 @@ class Metrics:
         self.llm_tokens = Counter(
             "weft_llm_tokens", "LLM tokens used by llm and agent nodes, by model and kind (prompt, completion)",
             ["model", "kind"], registry=registry)
+        self.webhook_deliveries = Counter(
+            "weft_webhook_deliveries", "Requests to webhook endpoints, by outcome (accepted, duplicate, "
+            "bad_signature, invalid, too_large, rate_limited, refused, not_found)", ["outcome"], registry=registry)
+        self.events_received = Counter(
+            "weft_events_received", "Outside events received (POST /api/events/), resends not counted",
+            registry=registry)
+        self.event_runs_started = Counter(
+            "weft_event_runs_started", "Runs started by event triggers", registry=registry)
         self.websocket_clients = Gauge(
             "weft_websocket_clients", "Open websocket connections of the live UI", registry=registry,
             multiprocess_mode="livesum")
@@ -120,6 +128,17 @@ def llm_usage(attempt_metrics: dict) -> None:
         tokens = attempt_metrics.get(f"{kind}_tokens") or 0
         if isinstance(tokens, int) and tokens > 0:
             m.llm_tokens.labels(str(model)[:100], kind).inc(tokens)
+
+
+def webhook_delivery(*, outcome: str) -> None:
+    _child(metrics().webhook_deliveries, outcome).inc()
+
+
+def event_received(*, started: int) -> None:
+    m = metrics()
+    m.events_received.inc()
+    if started:
+        m.event_runs_started.inc(started)
 
 
 def websocket_opened() -> None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webui import views
+from webui import triggers, views
 
 app_name = "webui"
 
@@ -9,6 +9,12 @@ urlpatterns = [
     path("workflows/new/", views.workflow_edit, name="workflow-new"),
     path("workflows/<slug:slug>/", views.workflow_detail, name="workflow"),
     path("workflows/<slug:slug>/edit/", views.workflow_edit, name="workflow-edit"),
+    path("workflows/<slug:slug>/triggers/", triggers.workflow_triggers, name="workflow-triggers"),
+    path("workflows/<slug:slug>/triggers/webhooks/new/", triggers.webhook_create_view, name="webhook-create"),
+    path("workflows/<slug:slug>/triggers/webhooks/<uuid:endpoint_id>/rotate/", triggers.webhook_rotate_view,
+         name="webhook-rotate"),
+    path("workflows/<slug:slug>/triggers/webhooks/<uuid:endpoint_id>/enable/", triggers.webhook_enable_view,
+         name="webhook-enable"),
     path("workflows/<slug:slug>/duplicate/", views.workflow_duplicate, name="workflow-duplicate"),
     path("workflows/<slug:slug>/archive/", views.workflow_archive_view, name="workflow-archive"),
     path("runs/", views.run_list, name="runs"),

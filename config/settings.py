@@ -299,6 +299,7 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "engine.states.RunStatus",
         "StepStatusEnum": "engine.states.StepStatus",
         "CredentialKindEnum": "engine.models.Credential.Kind",
+        "ExpressionLanguageEnum": "engine.models.WebhookEndpoint.MappingLanguage",  # EventTrigger.FilterLanguage too
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -7,6 +7,16 @@ from rest_framework import serializers
 from api.serializers import JsonValueField, StrictCharField
 from engine.models import EventTrigger, WebhookDelivery, WebhookEndpoint
 
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false: 0, 1 and strings like "yes" are refused, as the schema says."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 LANGUAGE_HELP = "template: a Weft template (any JSON whose strings are templates); jmespath: a JMESPath expression"
 
 
@@ -34,7 +44,7 @@ class WebhookUpdateSerializer(serializers.Serializer):
     """A PATCH: the fields given are replaced, the others kept."""
 
     description = StrictCharField(required=False, allow_blank=True, max_length=200)
-    enabled = serializers.BooleanField(required=False)
+    enabled = StrictBooleanField(required=False)
     mapping = JsonValueField(required=False, allow_null=True,
                              help_text="how the body becomes the run inputs, over {body, headers}; null: the body "
                                        "itself. " + LANGUAGE_HELP)
@@ -80,7 +90,7 @@ class EventTriggerCreateSerializer(serializers.Serializer):
                                               default="template")
     inputs = JsonValueField(required=False, allow_null=True, default=None,
                             help_text="the run inputs, a template over {payload, name, key, id}; null: the payload")
-    enabled = serializers.BooleanField(required=False, default=True)
+    enabled = StrictBooleanField(required=False, default=True)
 
 
 class EventSendSerializer(serializers.Serializer):

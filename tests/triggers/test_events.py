@@ -267,3 +267,12 @@ def test_purge_events_deletes_only_events_older_than_the_retention(settings):
     call_command("purge_events", stdout=out)
     assert out.getvalue().strip() == "deleted 1 event(s)"
     assert list(OutsideEvent.objects.values_list("event_id", flat=True)) == ["new-1"]
+
+
+def test_enabled_must_be_a_json_boolean():
+    ticket_workflow("tickets")
+    r = client_for("designer").post("/api/workflows/tickets/event-triggers/", {"name": "a", "enabled": 0},
+                                    format="json")
+    assert r.status_code == 400 and EventTrigger.objects.count() == 0
+    r = client_for("designer").post("/api/workflows/tickets/webhooks/", {"enabled": "yes"}, format="json")
+    assert r.status_code == 400

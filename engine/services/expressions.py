@@ -31,7 +31,10 @@ def expression_check(value: Any, *, language: str, field: str, condition: bool =
         except JMESPathError as exc:
             raise _invalid(field, f"invalid JMESPath expression: {exc}") from None
         return
-    problem = templates.check_condition(value) if condition else templates.check_syntax(value)
+    try:
+        problem = templates.check_condition(value) if condition else templates.check_syntax(value)
+    except (ValueError, MemoryError) as exc:  # e.g. an integer literal of more digits than Python converts
+        problem = f"cannot be parsed: {exc}"
     if condition and (not isinstance(value, str) or not value.strip()):
         problem = "a filter is a non-empty expression such as payload.priority == 'high'"
     if problem:

@@ -276,3 +276,11 @@ def test_enabled_must_be_a_json_boolean():
     assert r.status_code == 400 and EventTrigger.objects.count() == 0
     r = client_for("designer").post("/api/workflows/tickets/webhooks/", {"enabled": "yes"}, format="json")
     assert r.status_code == 400
+
+
+def test_a_filter_that_cannot_be_parsed_is_400_not_500():
+    ticket_workflow("tickets")
+    r = client_for("designer").post("/api/workflows/tickets/event-triggers/", {"name": "a", "filter": "0" * 5000},
+                                    format="json")
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "filter"
+    assert EventTrigger.objects.count() == 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 from rest_framework.permissions import BasePermission
 
 VIEWER, OPERATOR, DESIGNER = "viewer", "operator", "designer"
+EVENT_SENDER = "event_sender"  # a group beside the roles: it may send events (POST /api/events/) and nothing else
 ROLES = (VIEWER, OPERATOR, DESIGNER)
 CREDENTIAL_USER = "credential_user"  # a group beside the roles: it grants USE_CREDENTIAL
 USE_CREDENTIAL = "engine.use_credential"
@@ -85,4 +86,20 @@ class CanUseCredentials(CanDesign):
         if request.user.has_perm(USE_CREDENTIAL):
             return True
         self.message = f"this action needs the {self.needs} roles"
+        return False
+
+
+class CanSendEvents(CanOperate):
+    """Send an outside event: operator, designer, or a user in the ``event_sender`` group (a script's user with
+    an API token; api/0003_event_sender)."""
+
+    needs = "operator, designer or event_sender"
+
+    def has_permission(self, request, view) -> bool:
+        if super().has_permission(request, view):
+            return True
+        user = request.user
+        if getattr(user, "is_authenticated", False) and user.groups.filter(name=EVENT_SENDER).exists():
+            return True
+        self.message = f"this action needs the {self.needs} role"
         return False

@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api import converters  # noqa: F401  (registers the path converters)
-from api.views import catalog, credentials, grid, limits, observability, runs, schedules, steps, workflows
+from api.views import catalog, credentials, grid, limits, observability, runs, schedules, steps, triggers, workflows
 
 STEP = "runs/<uuid:run_id>/steps/<step_id:node_id>/"
 
@@ -31,6 +31,15 @@ urlpatterns = [
     path("schedules/<int:schedule_id>/trigger/", schedules.ScheduleTriggerApi.as_view(), name="api-schedule-trigger"),
     path("schedules/<int:schedule_id>/backfill/", schedules.ScheduleBackfillApi.as_view(),
          name="api-schedule-backfill"),
+    path("workflows/<wslug:slug>/webhooks/", triggers.WorkflowWebhooksApi.as_view(), name="api-workflow-webhooks"),
+    path("workflows/<wslug:slug>/event-triggers/", triggers.WorkflowEventTriggersApi.as_view(),
+         name="api-workflow-event-triggers"),
+    path("webhooks/<uuid:webhook_id>/", triggers.WebhookDetailApi.as_view(), name="api-webhook"),
+    path("webhooks/<uuid:webhook_id>/rotate/", triggers.WebhookRotateApi.as_view(), name="api-webhook-rotate"),
+    path("webhooks/<uuid:webhook_id>/deliveries/", triggers.WebhookDeliveriesApi.as_view(),
+         name="api-webhook-deliveries"),
+    path("event-triggers/<int:trigger_id>/", triggers.EventTriggerDetailApi.as_view(), name="api-event-trigger"),
+    path("events/", triggers.EventSendApi.as_view(), name="api-events"),
     path("runs/", runs.RunListApi.as_view(), name="api-runs"),
     path("runs/<uuid:run_id>/", runs.RunDetailApi.as_view(), name="api-run"),
     path("runs/<uuid:run_id>/cancel/", runs.RunCancelApi.as_view(), name="api-run-cancel"),

@@ -300,6 +300,7 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "engine.states.RunStatus",
         "StepStatusEnum": "engine.states.StepStatus",
         "CredentialKindEnum": "engine.models.Credential.Kind",
+        "ExpressionLanguageEnum": "engine.models.WebhookEndpoint.MappingLanguage",  # EventTrigger.FilterLanguage too
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -360,6 +361,11 @@ WEFT_MAX_OUTPUT_BYTES = env_int("WEFT_MAX_OUTPUT_BYTES", 1_048_576, minimum=1024
 # Largest workflow definition and run inputs (bytes of JSON); larger ones are refused with a clear error.
 WEFT_MAX_DEFINITION_BYTES = env_int("WEFT_MAX_DEFINITION_BYTES", 1_048_576, minimum=1024)
 WEFT_MAX_INPUT_BYTES = env_int("WEFT_MAX_INPUT_BYTES", 1_048_576, minimum=1024)
+# Outside events are kept this long, so a wait_for_event step that begins to wait after its event arrived still
+# receives it (docs/triggers.md).
+WEFT_EVENT_RETENTION_S = env_int("WEFT_EVENT_RETENTION_S", 86_400, minimum=1)
+# The largest body a webhook endpoint (/hooks/<id>/) accepts; larger ones are refused with 413.
+WEFT_WEBHOOK_MAX_BODY_BYTES = env_int("WEFT_WEBHOOK_MAX_BODY_BYTES", 262_144, minimum=1024)
 # Modules imported at start-up that register @weft.task functions and node types.
 WEFT_TASK_MODULES = env_list("WEFT_TASK_MODULES", "")
 

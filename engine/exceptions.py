@@ -64,6 +64,13 @@ class InputsInvalid(EngineError):
     code = "inputs_invalid"
 
 
+class TriggerInvalid(EngineError):
+    """A webhook endpoint, event trigger or event that cannot be saved or sent as given (details name the field),
+    or a webhook mapping that fails on a delivery's body."""
+
+    code = "trigger_invalid"
+
+
 class IdempotencyConflict(EngineError):
     code = "idempotency_conflict"
 

@@ -423,3 +423,128 @@ class LimitClaim(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step_id}#{self.attempt} {'holds' if self.held else 'wants'} {self.bucket_id}"
+class WebhookEndpoint(models.Model):
+    """A public URL (``/hooks/<id>/``) whose signed deliveries start runs of a workflow; see
+    engine/services/webhooks.py. The signing secret is stored encrypted, like a credential's."""
+
+    class MappingLanguage(models.TextChoices):
+        TEMPLATE = "template"
+        JMESPATH = "jmespath"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="webhooks")
+    description = models.CharField(max_length=200, blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    # A Fernet token of the "whsec_..." secret (engine.integrations.credentials); never the plain secret.
+    secret_encrypted = models.TextField()
+    # None: the body is the run inputs. Otherwise a template (any JSON) or a JMESPath expression (a string),
+    # over {"body", "headers"}.
+    mapping = models.JSONField(null=True, blank=True)
+    mapping_language = models.CharField(max_length=16, choices=MappingLanguage.choices,
+                                        default=MappingLanguage.TEMPLATE)
+    # The header naming the delivery (a provider's event id); empty: the Standard Webhooks "webhook-id".
+    delivery_id_header = models.CharField(max_length=100, blank=True, default="")
+    # Token bucket, kept in the row so it holds across processes: rate_per_minute tokens a minute, up to
+    # rate_burst at once.
+    rate_per_minute = models.PositiveIntegerField(default=600)
+    rate_burst = models.PositiveIntegerField(default=60)
+    bucket_tokens = models.FloatField(default=60.0)
+    bucket_refilled_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["workflow", "created_at"]
+
+    def __str__(self) -> str:
+        return f"webhook {self.id} ({self.workflow_id})"
+
+
+class WebhookDelivery(models.Model):
+    """One request to a webhook endpoint, accepted or refused: what the UI's "last deliveries" show."""
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted"  # a run started
+        DUPLICATE = "duplicate"  # a redelivery: the run its first delivery started
+        BAD_SIGNATURE = "bad_signature"
+        INVALID = "invalid"  # the body, the mapping or the inputs
+        TOO_LARGE = "too_large"
+        RATE_LIMITED = "rate_limited"
+        REFUSED = "refused"  # the workflow cannot start a run (archived, no version)
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    delivery_id = models.CharField(max_length=200, blank=True, default="")
+    received_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    status_code = models.PositiveSmallIntegerField()
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["endpoint", "-received_at"], name="webhookdelivery_recent")]
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id} {self.delivery_id} {self.outcome}"
+
+
+class EventTrigger(models.Model):
+    """A workflow starts a run for each event of this name whose filter (if any) is true."""
+
+    class FilterLanguage(models.TextChoices):
+        TEMPLATE = "template"
+        JMESPATH = "jmespath"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="event_triggers")
+    name = models.CharField(max_length=200)
+    filter = models.TextField(blank=True, default="")
+    filter_language = models.CharField(max_length=16, choices=FilterLanguage.choices,
+                                       default=FilterLanguage.TEMPLATE)
+    # The run inputs: None, the event's payload; otherwise a template over {"payload", "name", "key", "id"}.
+    inputs = models.JSONField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        indexes = [models.Index(fields=["name"], name="eventtrigger_name")]
+        ordering = ["workflow", "name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} on {self.name}"
+
+
+class OutsideEvent(models.Model):
+    """An event sent to ``POST /api/events/``, kept for WEFT_EVENT_RETENTION_S so a step that begins to wait
+    for it after it arrived still receives it. Its id makes a resend a no-op."""
+
+    event_id = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200)
+    key = models.CharField(max_length=500, blank=True, default="")
+    payload = models.JSONField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    sender = models.CharField(max_length=150, blank=True, default="")
+    # What it did: {"runs": [...], "woken": [...]}, the answer a resend gets again.
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["name", "key", "received_at"], name="outsideevent_match")]
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.key} ({self.event_id})"
+
+
+class EventDelivery(models.Model):
+    """An outside event given to a waiting ``wait_for_event`` step: at most one per step attempt."""
+
+    event = models.ForeignKey(OutsideEvent, on_delete=models.CASCADE, related_name="deliveries")
+    step = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="+")
+    attempt = models.IntegerField()
+    delivered_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["step", "attempt"], name="eventdelivery_unique_step")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} -> {self.step_id}#{self.attempt}"

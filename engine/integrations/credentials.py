@@ -63,6 +63,20 @@ def _encrypt(secret: str) -> str:
     return _fernet().encrypt(secret.encode("utf-8")).decode("ascii")
 
 
+def secret_encrypt(secret: str) -> str:
+    """``secret`` encrypted as credentials are (for other secrets Weft keeps, e.g. webhook signing secrets)."""
+    return _encrypt(secret)
+
+
+def secret_decrypt(token: str, *, what: str) -> str:
+    """The plain text of a ``secret_encrypt`` token; CredentialUnreadable naming ``what`` under another key."""
+    try:
+        return _fernet().decrypt(token.encode("ascii")).decode("utf-8")
+    except InvalidToken:
+        raise CredentialUnreadable(f"{what} cannot be decrypted: it was stored under a different WEFT_SECRET_KEY. "
+                                   "Put the old key in WEFT_SECRET_KEY_FALLBACKS or rotate it") from None
+
+
 def _check_hosts(allowed_hosts) -> list[str]:
     """``allowed_hosts`` as stored (stripped entries), or CredentialInvalid naming the field."""
     if not isinstance(allowed_hosts, list | tuple):

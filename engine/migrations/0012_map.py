@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('engine', '0010_schedule'),
+        ('engine', '0011_webhook_event'),
     ]
 
     operations = [

@@ -172,3 +172,49 @@ def _check_depth(step) -> None:
                                     "is a workflow starting itself through another?")
         parent_step_id = StepRun.objects.filter(pk=parent_step_id).values_list("run__parent_step_id",
                                                                                 flat=True).first()
+
+
+@node_type("wait_for_event", label="Wait for event", default_queue="fast")
+class WaitForEventNode:
+    """Wait, without holding a worker, for an outside event (``POST /api/events/``) named ``event`` whose
+    correlation ``key`` equals this step's rendered ``key`` (e.g. ``{{ inputs.ticket_id }}``). The event's
+    payload becomes the output. An event that arrived after the run started, before the step began to wait,
+    is received too (events are kept WEFT_EVENT_RETENTION_S). With ``timeout_s``, no event in that time
+    applies ``timeout_outcome``: ``fail`` (default), or ``succeed`` with ``timeout_output`` as the output."""
+
+    config_schema = {
+        "type": "object",
+        "required": ["event"],
+        "additionalProperties": False,
+        "properties": {
+            "event": {"type": "string", "minLength": 1, "maxLength": 200, "description": "the event's name"},
+            "key": {"type": ["string", "number", "integer"],
+                    "description": "correlation key the event must carry (templated); default empty"},
+            "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+            "timeout_outcome": {"enum": ["fail", "succeed"], "default": "fail"},
+            "timeout_output": {"description": "the output when the timeout succeeds the step (templated)"},
+        },
+    }
+    outputs = {"description": "the event's payload"}
+
+    def run(self, ctx, config: dict):
+        from engine.core.eventwaits import REASON
+
+        key = config.get("key", "")
+        key = "" if key is None else str(key)
+        if len(key) > 500:
+            raise ValueError(f"the rendered key is {len(key)} characters; an event's key has at most 500")
+        detail = {"event": config["event"], "key": key}
+        if config.get("timeout_s"):
+            detail.update(timeout_s=config["timeout_s"], timeout_outcome=config.get("timeout_outcome", "fail"))
+            if "timeout_output" in config:
+                detail["timeout_output"] = config["timeout_output"]
+        return Wait(REASON, detail=detail, wake_in=config.get("timeout_s"))
+
+    def on_wake(self, steprun) -> dict:
+        detail = steprun.waiting_detail or {}
+        waited = (f"no event {detail.get('event')!r} with key {detail.get('key')!r} within "
+                  f"{detail.get('timeout_s', '?')} s")
+        if detail.get("timeout_outcome") == "succeed":
+            return {"outcome": "succeeded", "output": detail.get("timeout_output")}
+        return {"outcome": "failed", "error": f"timed out: {waited}"}

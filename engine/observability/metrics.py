@@ -63,6 +63,14 @@ class Metrics:
         self.budget_stops = Counter(
             "weft_budget_stops", "Model calls not made because they could pass a budget, by scope (node, run)",
             ["scope"], registry=registry)
+        self.webhook_deliveries = Counter(
+            "weft_webhook_deliveries", "Requests to webhook endpoints, by outcome (accepted, duplicate, "
+            "bad_signature, invalid, too_large, rate_limited, refused, not_found)", ["outcome"], registry=registry)
+        self.events_received = Counter(
+            "weft_events_received", "Outside events received (POST /api/events/), resends not counted",
+            registry=registry)
+        self.event_runs_started = Counter(
+            "weft_event_runs_started", "Runs started by event triggers", registry=registry)
         self.websocket_clients = Gauge(
             "weft_websocket_clients", "Open websocket connections of the live UI", registry=registry,
             multiprocess_mode="livesum")
@@ -159,6 +167,17 @@ def schedule_missed(count: int) -> None:
 
 def schedule_overlap_skipped(*, policy: str) -> None:
     _child(metrics().schedule_overlap_skips, policy).inc()
+
+
+def webhook_delivery(*, outcome: str) -> None:
+    _child(metrics().webhook_deliveries, outcome).inc()
+
+
+def event_received(*, started: int) -> None:
+    m = metrics()
+    m.events_received.inc()
+    if started:
+        m.event_runs_started.inc(started)
 
 
 def websocket_opened() -> None:

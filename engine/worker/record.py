@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models.functions import Now
 
-from engine.core import hotpath, outcomes
+from engine.core import eventwaits, hotpath, outcomes
 from engine.core.readiness import RetryPolicy, retry_decision
 from engine.core.runtx import Continuation, RunTx, StepRef
 from engine.models import Attempt, StepRun
@@ -95,6 +95,12 @@ def outcome_record(tx: RunTx, ran: Ran) -> bool:
     if isinstance(outcome, Succeeded):  # the Attempt row is finished in the same statement
         won = outcomes.step_record_success(tx, ref, attempt=attempt, output=outcome.output,
                                            attempt_row=claim.attempt_row(ran.logs, outcome.metrics))
+    elif isinstance(outcome, Waiting) and outcome.wait.reason == eventwaits.REASON:
+        recorded = eventwaits.step_record_event_wait(tx, ref, attempt=attempt, detail=outcome.wait.detail,
+                                                      wake_in=outcome.wait.wake_in)
+        won = recorded is not None
+        if recorded == "delivered":  # a stored event: the step succeeded at once
+            outcome = Succeeded(output=None, metrics=outcome.metrics)
     elif isinstance(outcome, Waiting):
         wait = outcome.wait
         won = outcomes.step_record_wait(tx, ref, attempt=attempt, reason=wait.reason, detail=wait.detail,
@@ -115,7 +121,7 @@ def outcome_record(tx: RunTx, ran: Ran) -> bool:
     if not won:
         attempt_fenced_out(step, attempt=attempt, logs=ran.logs, error=error)
         return False
-    if not isinstance(outcome, Succeeded):
+    if not isinstance(outcome, Succeeded) or outcome is not ran.outcome:
         ago = claim.ago()
         Attempt.objects.filter(step_id=step.pk, number=attempt).update(
             started_at=Now() - timedelta(seconds=ago["ago_start"]),

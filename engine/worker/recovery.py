@@ -17,7 +17,7 @@ from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 from django_q.models import OrmQ
 
-from engine.core import outcomes, registry, statements
+from engine.core import eventwaits, outcomes, registry, statements
 from engine.core.children import REASON as SUBWORKFLOW_REASON
 from engine.core.limits import REASON as LIMIT_REASON
 from engine.core.readiness import RetryPolicy, retry_decision
@@ -35,15 +35,16 @@ ORPHAN_GRACE_S = 10
 
 
 SQL = statements.load(__file__, "sql/recovery.sql")
+ANYTHING_DUE = statements.compose(SQL["anything_due"], event_wait_due=eventwaits.SQL["event_wait_due"])
 
 
 def anything_due() -> bool:
     """Whether a pass has anything to do (one statement; see sql/recovery.sql)."""
     with connection.cursor() as cur:
-        statements.execute(cur, SQL["anything_due"], {"subworkflow": SUBWORKFLOW_REASON,
-                                                      "run_terminal": sorted(RUN_TERMINAL),
-                                                      "orphan_grace": ORPHAN_GRACE_S,
-                                                      "limit_reason": LIMIT_REASON})
+        statements.execute(cur, ANYTHING_DUE, {"subworkflow": SUBWORKFLOW_REASON,
+                                               "run_terminal": sorted(RUN_TERMINAL), "orphan_grace": ORPHAN_GRACE_S,
+                                               "limit_reason": LIMIT_REASON, "event_reason": eventwaits.REASON,
+                                               "retention_s": float(settings.WEFT_EVENT_RETENTION_S)})
         return bool(cur.fetchone()[0])
 
 
@@ -54,7 +55,7 @@ def recover_once() -> int:
     if not anything_due():
         return 0
     return (expire_leases() + requeue_due_retries() + wake_due_timers() + reenqueue_orphans()
-            + subworkflows_recover())
+            + subworkflows_recover() + eventwaits.event_waits_recover())
 
 
 def expire_leases() -> int:

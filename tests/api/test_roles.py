@@ -10,9 +10,24 @@ from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from engine.integrations.credentials import credential_create
-from engine.models import Credential, Event, Limit, Run, Schedule, ScheduleFire, StepRun, Workflow, WorkflowVersion
+from engine.models import (
+    Credential,
+    Event,
+    EventTrigger,
+    Limit,
+    OutsideEvent,
+    Run,
+    Schedule,
+    ScheduleFire,
+    StepRun,
+    WebhookEndpoint,
+    Workflow,
+    WorkflowVersion,
+)
+from engine.services.events import event_trigger_create
 from engine.services.limits import limit_create
 from engine.services.schedules import schedule_create
+from engine.services.webhooks import webhook_create
 from tests.api.conftest import ALL_USERS, ROLES, client_for, failing_and_approval, make_user
 from tests.conftest import definition, node
 
@@ -103,7 +118,27 @@ ENDPOINTS = [
     Endpoint("patch", "/api/limits/lim/", DESIGN, 200, {"rate": {"limit": 10, "period_s": 1}}),
     Endpoint("delete", "/api/limits/lim/", DESIGN, 204),
     Endpoint("patch", "/api/credentials/cred/", USE_CREDENTIALS, 200, {"allowed_hosts": ["api.example.org"]}),
+    Endpoint("get", "/api/workflows/mixed/webhooks/", READ, 200),
+    Endpoint("get", "/api/webhooks/{hook}/", READ, 200),
+    Endpoint("get", "/api/webhooks/{hook}/deliveries/", READ, 200),
+    Endpoint("get", "/api/workflows/mixed/event-triggers/", READ, 200),
+    Endpoint("post", "/api/events/", OPERATE, 202, {"name": "ticket.opened", "payload": {}}),
+    Endpoint("post", "/api/workflows/mixed/webhooks/", DESIGN, 201, {"description": "new"}),
+    Endpoint("patch", "/api/webhooks/{hook}/", DESIGN, 200, {"enabled": False}),
+    Endpoint("delete", "/api/webhooks/{hook}/", DESIGN, 204),
+    Endpoint("post", "/api/webhooks/{hook}/rotate/", DESIGN, 200),
+    Endpoint("post", "/api/workflows/mixed/event-triggers/", DESIGN, 201, {"name": "ticket.closed"}),
+    Endpoint("delete", "/api/event-triggers/{trigger}/", DESIGN, 204),
 ]
+
+
+def fill(path: str, run_id) -> str:
+    """The path with its {run}, {hook}, {trigger} and {schedule} placeholders replaced by the world's objects."""
+    hook = WebhookEndpoint.objects.values_list("pk", flat=True).first() or "00000000-0000-0000-0000-000000000000"
+    trigger = EventTrigger.objects.values_list("pk", flat=True).first() or 1
+    schedule = Schedule.objects.values_list("pk", flat=True).first() or 1
+    return (path.replace("{run}", str(run_id)).replace("{hook}", str(hook)).replace("{trigger}", str(trigger))
+            .replace("{schedule}", str(schedule)))
 
 
 def state() -> tuple:
@@ -119,6 +154,9 @@ def state() -> tuple:
         list(Schedule.objects.order_by("pk").values_list("pk", "interval_s", "paused", "next_fire_at")),
         ScheduleFire.objects.count(),
         list(Limit.objects.order_by("name").values_list("name", "concurrency", "rate_limit", "rate_period_s")),
+        list(WebhookEndpoint.objects.order_by("pk").values_list("pk", "secret_encrypted", "enabled", "description")),
+        list(EventTrigger.objects.order_by("pk").values_list("pk", "name")),
+        OutsideEvent.objects.count(),
     )
 
 
@@ -133,6 +171,8 @@ def world(drain):
     credential_create(name="cred", kind="api_key", secret="very-secret-key")
     run.schedule = schedule_create(workflow="mixed", interval_s=3600, start_at=run.created_at)
     limit_create(name="lim", concurrency=1)
+    webhook_create(workflow="mixed", description="hook")
+    event_trigger_create(workflow="mixed", name="ticket.opened")
     return run
 
 
@@ -140,7 +180,7 @@ def world(drain):
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
 def test_role_matrix(endpoint, user, world):
     client = client_for(user)
-    path = endpoint.path.replace("{run}", str(world.pk)).replace("{schedule}", str(world.schedule.pk))
+    path = fill(endpoint.path, world.pk)
     before = state()
     response = getattr(client, endpoint.method)(path, endpoint.body, format="json")
     if endpoint.level in ALLOWED[user]:
@@ -186,6 +226,5 @@ def test_every_api_operation_is_in_the_matrix():
     for endpoint in ENDPOINTS:
         from django.urls import resolve
 
-        covered.add(resolve(endpoint.path.replace("{run}", "00000000-0000-0000-0000-000000000000")
-                            .replace("{schedule}", "1")).url_name)
+        covered.add(resolve(fill(endpoint.path, "00000000-0000-0000-0000-000000000000")).url_name)
     assert names == covered

@@ -28,6 +28,8 @@ ANY_USER = {""}
 EXAMPLES = {
     "slug": "wf", "number": "1", "node_id": "a", "name": "cred", "object_id": "1", "id": "1",
     "content_type_id": "1", "app_label": "auth", "url": "auth/user/", "schedule_id": "",
+    "webhook_id": "6f9a3c0e-0000-4000-8000-000000000001", "endpoint_id": "6f9a3c0e-0000-4000-8000-000000000001",
+    "trigger_id": "424242",
 }
 REFUSED = {401, 403, 405}
 
@@ -72,6 +74,13 @@ def world(drain):
     drain()
     credential_create(name="cred", kind="api_key", secret="a-secret-value")
     EXAMPLES["schedule_id"] = str(schedule_create(workflow="wf", interval_s=3600).pk)
+    # A webhook endpoint (its public URL answers an unsigned request with 401) and an event trigger.
+    from engine.models import EventTrigger, WebhookEndpoint
+    from engine.services.webhooks import webhook_create
+
+    described, _ = webhook_create(workflow="wf")
+    WebhookEndpoint.objects.filter(pk=described["id"]).update(id=EXAMPLES["webhook_id"])
+    EventTrigger.objects.create(pk=int(EXAMPLES["trigger_id"]), workflow=run.workflow, name="x")
     return run
 
 

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from engine.models import Workflow
 from tests.api.conftest import make_user
-from tests.api.test_roles import ENDPOINTS, state
+from tests.api.test_roles import ENDPOINTS, fill, state
 from tests.conftest import REPO, test_database_url
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def csrf_client(kind: str = "superuser") -> APIClient:
 @pytest.mark.parametrize("endpoint", WRITES, ids=str)
 def test_session_writes_without_the_csrf_token_are_refused_and_change_nothing(endpoint, world):
     client = csrf_client()
-    path = endpoint.path.replace("{run}", str(world.pk)).replace("{schedule}", str(world.schedule.pk))
+    path = fill(endpoint.path, world.pk)
     before = state()
     refused = getattr(client, endpoint.method)(path, endpoint.body, format="json")
     assert refused.status_code == 403, refused.content

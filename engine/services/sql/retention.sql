@@ -22,7 +22,7 @@ SELECT cardinality((SELECT runs FROM ids)),
     (SELECT count(*) FROM engine_journalentry WHERE step_id = ANY((SELECT steps FROM s)::bigint[]))
 
 -- name: prune_batch
--- Deletes up to %(batch)s of the oldest prunable runs (prunable_runs; rows another transaction holds are skipped) and everything that belongs to them: steps, attempts (their logs), events, journal entries, limit claims, broker messages, channel-layer memberships of the run's group; a schedule's fire keeps its record without the run; a younger child run of theirs keeps its history but loses the link to its parent step. Returns the counts deleted. The ids travel as arrays, so each table is reached through its index whatever the planner's statistics say.
+-- Deletes up to %(batch)s of the oldest prunable runs (prunable_runs; rows another transaction holds are skipped) and everything that belongs to them: steps, attempts (their logs), events, journal entries, limit claims, the events its steps received, broker messages, channel-layer memberships of the run's group; a schedule's fire and a webhook's delivery keep their records without the run; a younger child run of theirs keeps its history but loses the link to its parent step. Returns the counts deleted. The ids travel as arrays, so each table is reached through its index whatever the planner's statistics say.
 WITH r AS (
     /*{prunable_runs}*/
     ORDER BY run.finished_at
@@ -45,6 +45,10 @@ WITH r AS (
     WHERE parent_step_id = ANY((SELECT steps FROM s)::bigint[]) AND NOT id = ANY((SELECT runs FROM ids)::uuid[])
 ), fires AS (
     UPDATE engine_schedulefire SET run_id = NULL WHERE run_id = ANY((SELECT runs FROM ids)::uuid[])
+), deliveries AS (
+    UPDATE engine_webhookdelivery SET run_id = NULL WHERE run_id = ANY((SELECT runs FROM ids)::uuid[])
+), received AS (
+    DELETE FROM engine_eventdelivery WHERE step_id = ANY((SELECT steps FROM s)::bigint[])
 ), claims AS (
     DELETE FROM engine_limitclaim WHERE step_id = ANY((SELECT steps FROM s)::bigint[])
 ), broker AS (

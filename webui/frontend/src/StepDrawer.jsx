@@ -13,6 +13,21 @@ function leaseInfo(step, now) {
   return left;
 }
 
+// A wait_for_event step: which event (name and correlation key) it waits for, and what its timeout does.
+function EventWait({ detail, nodeId }) {
+  return (
+    <div className="banner info" data-event-wait={nodeId}>
+      <strong>Waiting for the event</strong> <code data-event-name>{detail.event || "?"}</code>
+      {" "}with key <code data-event-key>{detail.key === "" || detail.key == null ? "(empty)" : detail.key}</code>.
+      <div className="muted">
+        Sent to <code>POST /api/events/</code> as {"{"}"name": "{detail.event}", "key": "{detail.key}", ...{"}"}; its
+        payload becomes this step's output.
+        {detail.timeout_s ? <> Without it within {detail.timeout_s} s the step {detail.timeout_outcome === "succeed" ? "succeeds" : "fails"}.</> : null}
+      </div>
+    </div>
+  );
+}
+
 // A call that is not safe to repeat was cut off mid-way: say which, and offer both ways out.
 function InDoubt({ step, journal, canOperate, setDialog, nodeId }) {
   const detail = step.waiting_detail || {};
@@ -113,6 +128,7 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
   const inDoubt = status === "waiting" && step.waiting_reason === "in_doubt";
   const approval = status === "waiting" && step.waiting_reason === "approval";
   const limited = status === "queued" && step.waiting_reason === "limit";
+  const eventWait = status === "waiting" && step.waiting_reason === "event";
   const runOpen = store.run.status !== "cancelled";
   const disabledTitle = canOperate ? undefined : "needs the operator role";
   const lease = leaseInfo(detail ? { ...step, lease_expires_at: detail.lease_expires_at } : step, now);
@@ -161,6 +177,7 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
           {step.waiting_detail?.timeout_s ? <div className="muted">Without a decision within {formatDuration(step.waiting_detail.timeout_s)} it is {step.waiting_detail.on_timeout === "approve" ? "approved" : "rejected"}.</div> : null}
         </div>
       ) : null}
+      {eventWait ? <EventWait detail={step.waiting_detail || {}} nodeId={nodeId} /> : null}
       <div className="actions" role="group" aria-label="Step actions">
         {runOpen && status === "failed" ? (
           <button type="button" disabled={!canOperate} title={disabledTitle}

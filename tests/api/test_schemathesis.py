@@ -36,6 +36,7 @@ SEED = 20261202
 TIMEOUT_S = 900  # the schedule operations added about a third to the run; a loaded 2-core machine needs the margin
 
 
+@pytest.mark.timeout(TIMEOUT_S + 120)  # past pytest-timeout's 600 s for the whole suite
 def test_schemathesis_with_every_check_and_phase_finds_nothing(live_server, drain, tmp_path):
     workflow, _, _ = workflow_save(definition=failing_and_approval("mixed"))
     run_start(workflow=workflow, inputs={})

@@ -70,7 +70,7 @@ def test_home_page_points_at_the_demos_and_the_api_reference(ui, live_url):
     ui.goto(f"{ui.base}/")
     demos = ui.locator("[data-demos]")
     expect(demos).to_contain_text("Start with a demo")
-    expect(demos.locator("[data-demo]")).to_have_count(3)
+    expect(demos.locator("[data-demo]")).to_have_count(4)  # fan-out, research, triage, refund
     expect(demos.locator('[data-demo="demo-fanout-summarise"]').get_by_role("button", name="Run")).to_be_enabled()
     screenshot(ui, "home")
     demos.locator('[data-demo="demo-fanout-summarise"]').get_by_role("button", name="Run").click()

@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.workers, pytest.mark.chaos, pytest.mark.django_db(tran
 ITEMS = int(os.environ.get("WEFT_CHAOS_MAP_ITEMS", "500"))
 
 
+@pytest.mark.soak  # a long chaos run (minutes of kills and restarts): run with --soak
 @pytest.mark.timeout(1500)
 def test_sigkill_mid_map_loses_no_item_and_repeats_no_effect(workers):
     rng = random.Random(int(os.environ.get("WEFT_CHAOS_SEED", "20261203")))

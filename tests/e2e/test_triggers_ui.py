@@ -25,7 +25,7 @@ def test_triggers_tab_and_an_event_wait_in_the_step_drawer(ui, drain):
     event_trigger_create(workflow="tickets", name="ticket.opened", filter="payload.priority > 2")
 
     ui.goto(f"{ui.base}/workflows/tickets/")
-    ui.get_by_role("link", name="Triggers").click()
+    ui.get_by_role("tab", name="Triggers").click()
     expect(ui.get_by_role("heading", name="Webhooks")).to_be_visible()
     expect(ui.locator("[data-webhook-url]")).to_contain_text(f"/hooks/{described['id']}/")
     expect(ui.locator('[data-delivery-outcome="accepted"]')).to_have_count(1)

@@ -240,4 +240,4 @@ class InFlightServer(_Server):
                                    "status": 200 if retry_after is None else 429})
         if retry_after is not None:
             return 429, {"Retry-After": str(retry_after)}, {"error": "slow down"}
-        return 200, {}, {"ok": True, "key": key, "tag": tag}
+        return 200, {}, {"ok": True, "key": key, "tag": tag, "args": record["body"]}

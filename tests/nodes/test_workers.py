@@ -94,5 +94,6 @@ def test_sleep_and_approval_survive_a_worker_restart(workers, tmp_path):
     assert StepRun.objects.get(run=run, node_id="nap").output["slept_until"]
     assert StepRun.objects.get(run=run, node_id="ok").output == {"approved": True, "comment": "yes", "by": "alice"}
     assert log.read_text().split() == ["after"]
-    waits = Attempt.objects.filter(step__run=run, step__node_id__in=["nap", "ok"]).values_list("outcome", flat=True)
-    assert sorted(waits) == ["waiting", "waiting"]  # one attempt each: nothing held a worker while waiting
+    # One attempt each: nothing held a worker while waiting. The approval's attempt ends with the decision.
+    attempts = Attempt.objects.filter(step__run=run, step__node_id__in=["nap", "ok"])
+    assert sorted(attempts.values_list("step__node_id", "outcome")) == [("nap", "waiting"), ("ok", "succeeded")]

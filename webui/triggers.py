@@ -48,30 +48,32 @@ def _require_design(request) -> None:
         raise PermissionDenied("Changing webhook endpoints needs the designer role.")
 
 
+def _secret_page(request, slug, make, *, rotated: bool):
+    """The page answering a new endpoint or a rotation: the signing secret ``make`` returns (with the endpoint),
+    shown this once; an engine error goes back to the page as a message."""
+    try:
+        described, secret = make()
+    except EngineError as exc:
+        messages.error(request, exc.message)
+        return redirect("webui:workflow-triggers", slug=slug)
+    return _page(request, slug, new_secret={"id": described["id"], "secret": secret, "rotated": rotated})
+
+
 @login_required
 @require_POST
 def webhook_create_view(request, slug):
     _require_design(request)
     _workflow_or_404(slug)
-    try:
-        described, secret = webhooks.webhook_create(workflow=slug, actor=request.user,
-                                                    description=request.POST.get("description", "")[:200])
-    except EngineError as exc:
-        messages.error(request, exc.message)
-        return redirect("webui:workflow-triggers", slug=slug)
-    return _page(request, slug, new_secret={"id": described["id"], "secret": secret, "rotated": False})
+    description = request.POST.get("description", "")[:200]
+    return _secret_page(request, slug, lambda: webhooks.webhook_create(workflow=slug, actor=request.user,
+                                                                       description=description), rotated=False)
 
 
 @login_required
 @require_POST
 def webhook_rotate_view(request, slug, endpoint_id):
     _require_design(request)
-    try:
-        described, secret = webhooks.webhook_rotate(endpoint_id=endpoint_id)
-    except EngineError as exc:
-        messages.error(request, exc.message)
-        return redirect("webui:workflow-triggers", slug=slug)
-    return _page(request, slug, new_secret={"id": described["id"], "secret": secret, "rotated": True})
+    return _secret_page(request, slug, lambda: webhooks.webhook_rotate(endpoint_id=endpoint_id), rotated=True)
 
 
 @login_required

@@ -29,11 +29,16 @@ WEBHOOK_ID = OpenApiParameter("webhook_id", OpenApiTypes.UUID, OpenApiParameter.
 TRIGGER_ID = OpenApiParameter("trigger_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="event trigger id")
 
 
-def _absolute(request, described: dict, secret: str | None = None) -> dict:
-    described = {**described, "url": request.build_absolute_uri(described["url"])}
-    if secret is not None:
-        described["secret"] = secret
-    return described
+def _absolute(request, described: dict) -> dict:
+    return {**described, "url": request.build_absolute_uri(described["url"])}
+
+
+def _with_secret(request, made: tuple[dict, str], *, status: int) -> Response:
+    """The answer to a create or a rotation: the endpoint and its new signing secret, the one time it leaves the
+    server."""
+    described, secret = made
+    return Response(WebhookWithSecretSerializer({**_absolute(request, described), "secret": secret}).data,
+                    status=status)
 
 
 class WorkflowWebhooksApi(ApiView):
@@ -51,8 +56,7 @@ class WorkflowWebhooksApi(ApiView):
                    responses={201: WebhookWithSecretSerializer, 400: ErrorSerializer, 404: ErrorSerializer})
     def post(self, request, slug):
         body = parse(WebhookCreateSerializer, request.data)
-        described, secret = webhooks.webhook_create(workflow=slug, actor=actor(request), **body)
-        return Response(WebhookWithSecretSerializer(_absolute(request, described, secret)).data, status=201)
+        return _with_secret(request, webhooks.webhook_create(workflow=slug, actor=actor(request), **body), status=201)
 
 
 class WebhookDetailApi(ApiView):
@@ -87,8 +91,7 @@ class WebhookRotateApi(ApiView):
                    parameters=[WEBHOOK_ID], request=None,
                    responses={200: WebhookWithSecretSerializer, 404: ErrorSerializer})
     def post(self, request, webhook_id):
-        described, secret = webhooks.webhook_rotate(endpoint_id=webhook_id)
-        return Response(WebhookWithSecretSerializer(_absolute(request, described, secret)).data)
+        return _with_secret(request, webhooks.webhook_rotate(endpoint_id=webhook_id), status=200)
 
 
 class WebhookDeliveriesApi(ApiView):

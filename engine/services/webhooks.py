@@ -42,8 +42,10 @@ def _invalid(field: str, message: str) -> TriggerInvalid:
     return TriggerInvalid(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
-def _new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+def _new_secret() -> tuple[str, str]:
+    """A new signing secret: (the secret, shown once; how it is stored, encrypted)."""
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    return secret, secret_encrypt(secret)
 
 
 def webhook_url_path(endpoint_id) -> str:
@@ -85,9 +87,9 @@ def webhook_create(*, workflow: str, actor=None, **fields) -> tuple[dict, str]:
     if wf is None:
         raise NotFound(f"workflow {workflow!r} does not exist")
     _check(fields)
-    secret = _new_secret()
+    secret, encrypted = _new_secret()
     burst = fields.get("rate_burst", 60)
-    endpoint = WebhookEndpoint.objects.create(workflow=wf, secret_encrypted=secret_encrypt(secret),
+    endpoint = WebhookEndpoint.objects.create(workflow=wf, secret_encrypted=encrypted,
                                               bucket_tokens=float(burst),
                                               created_by=actor if getattr(actor, "pk", None) else None, **fields)
     return webhook_describe(endpoint), secret
@@ -126,9 +128,8 @@ def webhook_update(*, endpoint_id, **fields) -> dict:
 
 def webhook_rotate(*, endpoint_id) -> tuple[dict, str]:
     """A new signing secret (the old one stops working at once). Returns (description, the new secret)."""
-    secret = _new_secret()
-    if not WebhookEndpoint.objects.filter(pk=endpoint_id).update(secret_encrypted=secret_encrypt(secret),
-                                                                 rotated_at=Now()):
+    secret, encrypted = _new_secret()
+    if not WebhookEndpoint.objects.filter(pk=endpoint_id).update(secret_encrypted=encrypted, rotated_at=Now()):
         raise NotFound(f"webhook endpoint {endpoint_id} does not exist")
     return webhook_get(endpoint_id), secret
 

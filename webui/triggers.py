@@ -2,26 +2,42 @@
 webui/frontend/src/schedules.js; changes go through the REST API), webhook endpoints (URL, a ready curl example,
 secret rotation, the last deliveries) and event triggers. Creating an endpoint and rotating its secret post
 here and call the engine; the page that answers shows the new secret, once, and it is kept nowhere else in the
-clear."""
+clear. The event trigger form posts here too, and is checked as ``POST /api/workflows/{slug}/event-triggers/``
+checks its body (the same serializer, then the engine); a refused form comes back with each error next to its
+field."""
 
 from __future__ import annotations
+
+import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from api.trigger_serializers import EventTriggerCreateSerializer
 from api.views.schedules import schedule_data
 from engine.core.firetimes import OVERLAP_POLICIES
-from engine.exceptions import EngineError
+from engine.exceptions import EngineError, TriggerInvalid
+from engine.models import EventTrigger
 from engine.services import events, webhooks
 from engine.services.schedules import schedule_list
 from webui.access import can_design, can_view, roles
 from webui.views import _workflow_or_404
 
+# The event trigger form's fields, in the API body's names; a new form has these values.
+EVENT_FORM_FIELDS = ("name", "filter_language", "filter", "inputs", "enabled")
+EVENT_FORM_NEW = {"name": "", "filter_language": "template", "filter": "", "inputs": "", "enabled": True}
 
-def _page(request, slug, *, new_secret: dict | None = None):
+
+def _json_text(value) -> str:
+    """A mapping or an inputs template as it was written: JSON, except a plain string (a JMESPath expression)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _page(request, slug, *, new_secret: dict | None = None, event_form: dict | None = None, status: int = 200):
     if not can_view(request.user):
         raise PermissionDenied("You need the viewer, operator or designer role.")
     workflow = _workflow_or_404(slug)
@@ -29,13 +45,17 @@ def _page(request, slug, *, new_secret: dict | None = None):
     for described in webhooks.webhook_list(workflow=slug):
         described["url"] = request.build_absolute_uri(described["url"])
         described["deliveries"] = webhooks.webhook_deliveries(endpoint_id=described["id"], limit=10)
+        described["mapping_text"] = _json_text(described["mapping"])
         endpoints.append(described)
+    event_triggers = [{**t, "inputs_text": _json_text(t["inputs"])} for t in events.event_trigger_list(workflow=slug)]
     context = {"roles": roles(request.user), "workflow": workflow, "endpoints": endpoints,
-               "event_triggers": events.event_trigger_list(workflow=slug), "new_secret": new_secret,
+               "event_triggers": event_triggers, "new_secret": new_secret,
                "events_url": request.build_absolute_uri("/api/events/"),
                "schedules": [schedule_data(s) for s in schedule_list(workflow=workflow.slug)],
-               "overlaps": OVERLAP_POLICIES, "props": {"mode": "triggers"}}
-    return render(request, "webui/workflow_triggers.html", context)
+               "overlaps": OVERLAP_POLICIES, "filter_languages": EventTrigger.FilterLanguage.values,
+               "event_form": event_form or {"values": EVENT_FORM_NEW, "errors": {}},
+               "props": {"mode": "triggers"}}
+    return render(request, "webui/workflow_triggers.html", context, status=status)
 
 
 @login_required
@@ -45,7 +65,7 @@ def workflow_triggers(request, slug):
 
 def _require_design(request) -> None:
     if not can_design(request.user):
-        raise PermissionDenied("Changing webhook endpoints needs the designer role.")
+        raise PermissionDenied("Changing triggers needs the designer role.")
 
 
 def _secret_page(request, slug, make, *, rotated: bool):
@@ -88,3 +108,61 @@ def webhook_enable_view(request, slug, endpoint_id):
     else:
         messages.success(request, f"Webhook endpoint {'enabled' if enabled else 'disabled'}.")
     return redirect("webui:workflow-triggers", slug=slug)
+
+
+def _event_trigger_body(post) -> tuple[dict, dict[str, str]]:
+    """The API body the event trigger form stands for, and the errors by field of what is not even JSON."""
+    body = {"name": post.get("name", ""), "filter_language": post.get("filter_language", "template"),
+            "filter": post.get("filter", ""), "enabled": post.get("enabled") == "on"}
+    errors = {}
+    if post.get("inputs", "").strip():
+        try:
+            body["inputs"] = json.loads(post["inputs"])
+        except ValueError as exc:
+            errors["inputs"] = f"not JSON: {exc}"
+    return body, errors
+
+
+def _errors_by_field(exc: TriggerInvalid) -> dict[str, str]:
+    """The engine's error by the form field it names (``form`` for one the form has no field of)."""
+    errors = {}
+    for detail in exc.details or [{}]:
+        field = detail.get("field") if detail.get("field") in EVENT_FORM_FIELDS else "form"
+        errors.setdefault(field, detail.get("message") or exc.message)
+    return errors
+
+
+@login_required
+@require_POST
+def event_trigger_create_view(request, slug):
+    _require_design(request)
+    _workflow_or_404(slug)
+    body, errors = _event_trigger_body(request.POST)
+    if not errors:
+        serializer = EventTriggerCreateSerializer(data=body)
+        if serializer.is_valid():
+            try:
+                created = events.event_trigger_create(workflow=slug, actor=request.user, **serializer.validated_data)
+            except TriggerInvalid as exc:
+                errors = _errors_by_field(exc)
+            else:
+                messages.success(request, f"Event trigger on {created['name']} created.")
+                return redirect(reverse("webui:workflow-triggers", kwargs={"slug": slug}) + "#events-heading")
+        else:
+            errors = {field: str(problems[0]) for field, problems in serializer.errors.items()}
+    values = {**{k: request.POST.get(k, EVENT_FORM_NEW[k]) for k in EVENT_FORM_FIELDS}, "enabled": body["enabled"]}
+    first = next((f for f in EVENT_FORM_FIELDS if f in errors), None)
+    return _page(request, slug, event_form={"values": values, "errors": errors, "first": first}, status=400)
+
+
+@login_required
+@require_POST
+def event_trigger_delete_view(request, slug, trigger_id):
+    _require_design(request)
+    try:
+        events.event_trigger_delete(trigger_id=trigger_id, workflow=slug)
+    except EngineError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Event trigger deleted.")
+    return redirect(reverse("webui:workflow-triggers", kwargs={"slug": slug}) + "#events-heading")

@@ -79,9 +79,14 @@ def event_trigger_list(*, workflow: str | None = None) -> list[dict]:
     return [event_trigger_describe(t) for t in qs]
 
 
-def event_trigger_delete(*, trigger_id: int) -> None:
-    if not EventTrigger.objects.filter(pk=trigger_id).delete()[0]:
-        raise NotFound(f"event trigger {trigger_id} does not exist")
+def event_trigger_delete(*, trigger_id: int, workflow: str | None = None) -> None:
+    """Delete the trigger (only if it is ``workflow``'s, when given)."""
+    triggers = EventTrigger.objects.filter(pk=trigger_id)
+    if workflow is not None:
+        triggers = triggers.filter(workflow__slug=workflow)
+    if not triggers.delete()[0]:
+        where = f" in workflow {workflow!r}" if workflow else ""
+        raise NotFound(f"event trigger {trigger_id} does not exist{where}")
 
 
 # -- sending events -----------------------------------------------------------------------------

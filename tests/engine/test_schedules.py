@@ -5,12 +5,14 @@ executed in-process (``drain``)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
 
 from engine.core.firetimes import ScheduleInvalid
 from engine.models import Run, Schedule, ScheduleFire
+from engine.services import schedule_fires
 from engine.services.schedule_fires import buffered_start_next, schedule_fire_due, schedules_fire_once
 from engine.services.schedules import (
     schedule_backfill,
@@ -85,6 +87,21 @@ def test_runs_record_the_trigger_and_rendered_inputs(wf):
     assert run.trigger["kind"] == "schedule" and run.trigger["schedule"] == s.pk
     assert run.inputs == {"when": run.trigger["scheduled_for"]}
     assert ScheduleFire.objects.get(schedule=s).run_id == run.pk
+
+
+def test_jitter_delays_when_a_fire_starts_but_not_its_scheduled_for(wf, monkeypatch):
+    monkeypatch.setattr(schedule_fires, "random", SimpleNamespace(uniform=lambda low, high: high / 2))
+    start = ago(10).replace(microsecond=0)
+    s = make(wf, interval_s=3600, jitter_s=600, start_at=start)
+    assert (s.next_fire_at, s.due_at) == (start, start + timedelta(seconds=300))
+    assert schedules_fire_once() == 0 and not runs_of(s)  # due in 290 s
+    Schedule.objects.filter(pk=s.pk).update(due_at=timezone.now())  # as if they had passed
+    assert schedules_fire_once() == 1
+    (run,) = runs_of(s)
+    assert run.trigger["scheduled_for"] == start.isoformat() and run.inputs == {"when": start.isoformat()}
+    s.refresh_from_db()
+    hour = start + timedelta(hours=1)
+    assert (s.next_fire_at, s.due_at) == (hour, hour + timedelta(seconds=300))
 
 
 def test_a_fire_time_is_handled_once(wf):

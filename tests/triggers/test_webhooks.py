@@ -143,16 +143,22 @@ def test_a_body_over_the_limit_is_413(live_server, hook, settings):
     assert list(WebhookDelivery.objects.values_list("outcome", flat=True)) == ["too_large"]
 
 
-def test_deliveries_over_the_rate_are_429(live_server):
+def test_deliveries_over_the_rate_are_429_and_each_endpoint_has_its_own_rate(live_server):
     ticket_workflow()
     hook = create(rate_per_minute=1, rate_burst=2)
-    answers = []
-    for i in range(3):
-        text, headers = signed(hook["secret"], {"ticket": f"T-{i}"}, msg_id=f"msg_{i}")
-        answers.append(post(live_server, hook, text, headers))
+    other = create(rate_per_minute=1, rate_burst=2)  # the same workflow, another endpoint
+
+    def deliver(endpoint, i):
+        text, headers = signed(endpoint["secret"], {"ticket": f"T-{i}"}, msg_id=f"msg_{i}")
+        return post(live_server, endpoint, text, headers)
+
+    answers = [deliver(hook, i) for i in range(3)]
     assert [a.status_code for a in answers] == [202, 202, 429]
     assert answers[2].headers["Retry-After"] == "60"
     assert Run.objects.count() == 2
+    assert [deliver(other, i).status_code for i in range(10, 13)] == [202, 202, 429]
+    assert deliver(hook, 3).status_code == 429
+    assert Run.objects.count() == 4
 
 
 def test_rotation_replaces_the_secret(live_server, hook):

@@ -103,6 +103,22 @@ def test_runs_list_filters_by_workflow_status_and_start_time_and_serves_rows(vie
     assert props_of(viewer_client.get("/runs/")) == {"mode": "runs"}
 
 
+def test_runs_list_filters_by_how_runs_started(viewer_client):
+    wf = workflow_save(definition=chain("runs-t", 2))[0]
+    started = {kind: run_start(workflow=wf, inputs={}, trigger={"kind": kind})[0]
+               for kind in ("manual", "api", "schedule", "webhook", "event")}
+    for kind in started:
+        page = viewer_client.get("/runs/", {"trigger": kind}).content.decode()
+        shown = {k for k, r in started.items() if f'data-run-id="{r.pk}"' in page}
+        assert shown == {kind}, kind
+        assert f'<option value="{kind}" selected>' in page
+        assert f'<td class="run-trigger">{kind}</td>' in page
+    rows = viewer_client.get("/runs/", {"trigger": "schedule", "partial": "rows"}).content.decode()
+    assert rows.count("data-run-id=") == 1 and str(started["schedule"].pk) in rows
+    page = viewer_client.get("/runs/", {"trigger": "telepathy"}).content.decode()  # unknown: no trigger filter
+    assert all(str(r.pk) in page for r in started.values())
+
+
 def test_queue_page_lists_configured_queues(viewer_client, settings):
     page = viewer_client.get("/queues/").content.decode()
     for name in settings.WEFT_QUEUES:

@@ -13,6 +13,7 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -68,6 +69,16 @@ def _require_design(request) -> None:
         raise PermissionDenied("Changing triggers needs the designer role.")
 
 
+def _require_endpoint_of(slug, endpoint_id) -> None:
+    """404 unless the endpoint is one of this workflow's (the URL names both)."""
+    try:
+        if webhooks.webhook_get(endpoint_id)["workflow"] == slug:
+            return
+    except EngineError:
+        pass
+    raise Http404(f"workflow {slug} has no webhook endpoint {endpoint_id}")
+
+
 def _secret_page(request, slug, make, *, rotated: bool):
     """The page answering a new endpoint or a rotation: the signing secret ``make`` returns (with the endpoint),
     shown this once; an engine error goes back to the page as a message."""
@@ -93,6 +104,7 @@ def webhook_create_view(request, slug):
 @require_POST
 def webhook_rotate_view(request, slug, endpoint_id):
     _require_design(request)
+    _require_endpoint_of(slug, endpoint_id)
     return _secret_page(request, slug, lambda: webhooks.webhook_rotate(endpoint_id=endpoint_id), rotated=True)
 
 
@@ -100,6 +112,7 @@ def webhook_rotate_view(request, slug, endpoint_id):
 @require_POST
 def webhook_enable_view(request, slug, endpoint_id):
     _require_design(request)
+    _require_endpoint_of(slug, endpoint_id)
     enabled = request.POST.get("enabled") == "1"
     try:
         webhooks.webhook_update(endpoint_id=endpoint_id, enabled=enabled)

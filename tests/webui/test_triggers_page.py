@@ -65,6 +65,26 @@ def test_a_viewer_cannot_create_or_rotate():
     assert WebhookEndpoint.objects.count() == 0
 
 
+def test_an_endpoint_is_rotated_or_disabled_only_under_its_own_workflow():
+    from engine.services.webhooks import webhook_create
+
+    ticket_workflow("tickets")
+    ticket_workflow("other")
+    described, _ = webhook_create(workflow="tickets")
+    before = WebhookEndpoint.objects.get().secret_encrypted
+    designer = client("designer")
+    assert designer.post(f"/workflows/other/triggers/webhooks/{described['id']}/rotate/").status_code == 404
+    assert designer.post(f"/workflows/other/triggers/webhooks/{described['id']}/enable/",
+                         {"enabled": "0"}).status_code == 404
+    assert designer.post("/workflows/tickets/triggers/webhooks/00000000-0000-0000-0000-000000000000/rotate/"
+                         ).status_code == 404
+    endpoint = WebhookEndpoint.objects.get()
+    assert (endpoint.secret_encrypted, endpoint.enabled) == (before, True)
+    assert designer.post(f"/workflows/tickets/triggers/webhooks/{described['id']}/enable/",
+                         {"enabled": "0"}).status_code == 302
+    assert WebhookEndpoint.objects.get().enabled is False
+
+
 def test_the_analytics_page_links_the_triggers_tab():
     ticket_workflow("tickets")
     page = client("viewer").get("/workflows/tickets/").content.decode()

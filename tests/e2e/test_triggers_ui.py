@@ -34,6 +34,10 @@ def test_triggers_tab_and_an_event_wait_in_the_step_drawer(ui, drain):
     ui.get_by_role("tab", name="Triggers").click()
     expect(ui.get_by_role("heading", name="Webhooks")).to_be_visible()
     expect(ui.locator("[data-webhook-url]")).to_contain_text(f"/hooks/{described['id']}/")
+    ui.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=ui.base)
+    ui.get_by_role("button", name="Copy URL").click()
+    expect(ui.get_by_role("button", name="Copied")).to_be_visible()
+    assert ui.evaluate("navigator.clipboard.readText()") == f"{ui.base}/hooks/{described['id']}/"
     expect(ui.locator('[data-delivery-outcome="accepted"]')).to_have_count(1)
     expect(ui.locator('[data-delivery-outcome="invalid"]')).to_have_count(1)
     expect(ui.locator('[data-event-trigger="ticket.opened"]')).to_be_visible()

@@ -127,35 +127,49 @@ def fire(schedule: Schedule, t: datetime, *, kind: str, overlap: str, lag_s: flo
 
 
 def schedule_fire_due(schedule_id: int) -> int:
-    """Handle the due fire times of one schedule (at most BATCH), in one transaction holding its row: those
-    within ``catchup_window_s`` fire, older ones are counted as missed. Returns how many it handled (0: none
-    were due, or another process holds the schedule)."""
+    """Handle the due fire times of one schedule (at most BATCH), in one transaction holding its row (see
+    ``schedule_catch_up``). Returns how many it handled (0: none were due, or another process holds the
+    schedule)."""
     with transaction.atomic():
         schedule = (Schedule.objects.select_for_update(skip_locked=True, of=("self",)).select_related("workflow")
                     .filter(pk=schedule_id, paused=False, due_at__lte=Now()).first())
         if schedule is None:
             return 0
-        now = timezone.now()
-        first = schedule.next_fire_at
-        handled = missed = 0
-        following = None
-        for t in chain([first], fire_times(schedule_spec(schedule), after=first)):
-            if t > now or handled >= BATCH:
-                following = t
-                break
-            handled += 1
-            if (now - t).total_seconds() > schedule.catchup_window_s:
-                missed += 1
-                continue
-            due = schedule.due_at if t == first else t
-            fire(schedule, t, kind=Fire.Kind.SCHEDULED, overlap=schedule.overlap,
-                 lag_s=(timezone.now() - due).total_seconds())
-        schedule.next_fire_at = following
-        schedule.due_at = following if following is None or following <= now else _with_jitter(schedule, following)
-        schedule.missed_count += missed
-        schedule.save(update_fields=["next_fire_at", "due_at", "missed_count", "updated_at"])
-        if missed:
-            transaction.on_commit(lambda: metrics.schedule_missed(missed))
+        return schedule_catch_up(schedule, limit=BATCH)
+
+
+def schedule_catch_up(schedule: Schedule, *, limit: int | None) -> int:
+    """Handle the schedule's fire times from its ``next_fire_at`` up to now, inside the caller's transaction
+    holding its row: those within ``catchup_window_s`` fire under its overlap policy, older ones are counted as
+    missed (``missed_count`` and ``weft_schedule_misses``); ``next_fire_at`` moves past them (saved). At most
+    ``limit`` times (None: all of them). Returns how many it handled. A paused schedule has none: the times that
+    pass while it is paused are not made up, nor counted as missed (as in Temporal).
+
+    The one place that decides what becomes of a due fire time: the schedule loop calls it, and so do a change
+    and a pause, before they apply, so the times due under the old settings are not dropped."""
+    now = timezone.now()
+    first = schedule.next_fire_at
+    if schedule.paused or first is None or first > now:
+        return 0
+    handled = missed = 0
+    following = None
+    for t in chain([first], fire_times(schedule_spec(schedule), after=first)):
+        if t > now or (limit is not None and handled >= limit):
+            following = t
+            break
+        handled += 1
+        if (now - t).total_seconds() > schedule.catchup_window_s:
+            missed += 1
+            continue
+        due = schedule.due_at if t == first else t
+        fire(schedule, t, kind=Fire.Kind.SCHEDULED, overlap=schedule.overlap,
+             lag_s=(timezone.now() - due).total_seconds())
+    schedule.next_fire_at = following
+    schedule.due_at = following if following is None or following <= now else _with_jitter(schedule, following)
+    schedule.missed_count += missed
+    schedule.save(update_fields=["next_fire_at", "due_at", "missed_count", "updated_at"])
+    if missed:
+        transaction.on_commit(lambda: metrics.schedule_missed(missed))
     return handled
 
 

@@ -18,6 +18,7 @@ from engine.services.schedule_fires import (
     _start,
     fire,
     inputs_render,
+    schedule_catch_up,
     schedule_set_next,
     schedule_spec,
 )
@@ -68,9 +69,12 @@ def schedule_create(*, workflow: str, actor=None, **fields) -> Schedule:
 
 
 def schedule_update(*, schedule_id: int, **fields) -> Schedule:
-    """Change the given fields; the next fire time is found again from now. ScheduleInvalid: nothing saved."""
+    """Change the given fields. The fire times already due are first handled under the old settings, as the
+    schedule loop would (``schedule_catch_up``); then the next fire time is found again from now.
+    ScheduleInvalid: nothing saved (nor fired)."""
     with transaction.atomic():
         schedule = _locked(schedule_id)
+        schedule_catch_up(schedule, limit=None)  # under the old settings, before they change
         for name, value in fields.items():
             if name not in FIELDS:
                 raise ScheduleInvalid(name, "unknown field")
@@ -90,9 +94,10 @@ def schedule_delete(*, schedule_id: int) -> None:
 
 
 def schedule_pause(*, schedule_id: int) -> Schedule:
-    """Fire nothing until resumed (buffered fires wait too)."""
+    """Fire nothing until resumed (buffered fires wait too). The fire times already due are handled first."""
     with transaction.atomic():
         schedule = _locked(schedule_id)
+        schedule_catch_up(schedule, limit=None)
         schedule.paused = True
         schedule.save(update_fields=["paused", "updated_at"])
     return schedule

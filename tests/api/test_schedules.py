@@ -3,7 +3,10 @@ backfill; bad input answers 400 naming the field and saves nothing."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from engine.models import Run, Schedule
 from engine.services.workflows import workflow_save
@@ -42,6 +45,18 @@ def test_list_read_patch_delete(api, wf):
     assert r.status_code == 200 and r.json()["cron"] == "0 * * * *" and r.json()["interval_s"] is None
     assert designer.delete(f"/api/schedules/{sid}/").status_code == 204
     assert api("viewer").get(f"/api/schedules/{sid}/").status_code == 404
+
+
+def test_a_patch_first_handles_the_fire_times_already_due(api, wf):
+    # fire times 35, 25, 15 and 5 s ago, not fired (workers away); a 20 s window
+    start = (timezone.now() - timedelta(seconds=35)).isoformat()
+    designer = api("designer")
+    sid = create(designer, interval_s=10, catchup_window_s=20, overlap="allow_all", start_at=start).json()["id"]
+    r = designer.patch(f"/api/schedules/{sid}/", {"interval_s": None, "cron": "0 * * * *"}, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["missed_count"] == 2
+    assert Run.objects.filter(trigger__schedule=sid).count() == 2
+    assert r.json()["next_fire_times"][0].endswith(":00:00Z")
 
 
 def test_pause_resume_trigger_and_backfill(api, wf, drain):

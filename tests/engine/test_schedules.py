@@ -182,13 +182,34 @@ def test_a_buffer_all_backfill_runs_one_after_another(wf, drain):
     assert all(r.status == "succeeded" for r in runs_of(s))
 
 
-def test_pause_stops_firing_and_resume_starts_from_now(wf):
+def test_pause_stops_firing_and_resume_starts_from_now_without_making_up_or_counting(wf):
     s = make(wf, interval_s=10, catchup_window_s=3600, start_at=ago(100))
-    schedule_pause(schedule_id=s.pk)
+    Schedule.objects.filter(pk=s.pk).update(paused=True)  # as if paused before these ten fire times came
     assert schedules_fire_once() == 0
+    schedule_update(schedule_id=s.pk, interval_s=20)  # a change while paused makes none up either
     s = schedule_resume(schedule_id=s.pk)
     assert s.next_fire_at >= timezone.now() - timedelta(seconds=1)
-    assert schedules_fire_once() == 0 and not runs_of(s)
+    assert schedules_fire_once() == 0 and not runs_of(s) and s.missed_count == 0
+
+
+def test_an_update_first_handles_the_fire_times_due_under_the_old_settings(wf):
+    # workers away: fire times 35, 25, 15 and 5 s ago are due, not fired; a 20 s window
+    s = make(wf, interval_s=10, catchup_window_s=20, overlap="allow_all", start_at=ago(35))
+    due = [s.next_fire_at + timedelta(seconds=10 * i) for i in range(4)]
+    s = schedule_update(schedule_id=s.pk, interval_s=3600)
+    assert s.missed_count == 2
+    assert [r.trigger["scheduled_for"] for r in runs_of(s)] == [t.isoformat() for t in due[2:]]
+    assert s.next_fire_at == due[0] + timedelta(hours=1)  # then from now, under the new interval
+    assert schedules_fire_once() == 0
+
+
+def test_a_pause_first_handles_the_fire_times_already_due(wf):
+    s = make(wf, interval_s=10, catchup_window_s=20, overlap="skip", start_at=ago(35))
+    s = schedule_pause(schedule_id=s.pk)
+    assert s.missed_count == 2 and s.paused
+    assert [f.status for f in ScheduleFire.objects.filter(schedule=s).order_by("fire_time")] == ["started", "skipped"]
+    s = schedule_resume(schedule_id=s.pk)
+    assert s.missed_count == 2 and len(runs_of(s)) == 1
 
 
 @pytest.mark.parametrize(("fields", "field"), [
@@ -209,7 +230,9 @@ def test_bad_input_names_the_field_and_saves_nothing(wf, fields, field):
 
 
 def test_a_bad_update_saves_nothing(wf):
-    s = make(wf, interval_s=5)
+    s = make(wf, interval_s=5, catchup_window_s=60, start_at=ago(12))  # due 12, 7 and 2 s ago
     with pytest.raises(ScheduleInvalid):
         schedule_update(schedule_id=s.pk, cron="* * * * *")
-    assert Schedule.objects.get(pk=s.pk).cron is None
+    s = Schedule.objects.get(pk=s.pk)
+    assert s.cron is None and s.next_fire_at < timezone.now()  # still due, for the loop
+    assert not runs_of(s) and not ScheduleFire.objects.filter(schedule=s).exists()

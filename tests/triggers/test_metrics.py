@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from engine.services.events import event_send, event_trigger_create
 from engine.services.schedule_fires import schedule_fire_due
-from engine.services.schedules import schedule_backfill, schedule_create, schedule_trigger
+from engine.services.schedules import schedule_backfill, schedule_create, schedule_trigger, schedule_update
 from engine.services.webhooks import webhook_create
 from tests.observability.helpers import delta, scrape
 from tests.triggers.conftest import signed, stale, ticket_workflow
@@ -50,6 +50,19 @@ def test_schedule_fires_misses_and_overlap_skips_are_counted(client, django_capt
     assert (delta(before, after, skips, policy="skip"), delta(before, after, skips, policy="buffer_one"),
             delta(before, after, skips, policy="buffer_all")) == (2, 1, 0)
     assert delta(before, after, "weft_schedule_fire_lag_seconds_count") == 5
+
+
+def test_fire_times_missed_before_a_schedule_change_are_counted(client, django_capture_on_commit_callbacks):
+    ticket_workflow("tickets")
+    before = scrape(client)
+    with django_capture_on_commit_callbacks(execute=True):
+        # fire times 35, 25, 15 and 5 s ago, due but not fired when the interval changes; a 20 s window
+        s = schedule_create(workflow="tickets", interval_s=10, catchup_window_s=20, overlap="allow_all",
+                            start_at=timezone.now() - timedelta(seconds=35), inputs={"ticket": "{{ scheduled_for }}"})
+        schedule_update(schedule_id=s.pk, interval_s=3600)
+    after = scrape(client)
+    assert delta(before, after, "weft_schedule_misses_total") == 2
+    assert delta(before, after, "weft_schedule_fires_total", kind="scheduled") == 2
 
 
 def test_webhook_deliveries_are_counted_by_outcome(client, settings):

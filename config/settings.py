@@ -344,6 +344,7 @@ WEFT_SCHEDULE_POLL_S = env_float("WEFT_SCHEDULE_POLL_S", 1.0, minimum=0.01)
 # many seconds of waiting are worth one point of priority (so low priority is never starved forever).
 WEFT_LIMITS_INTERVAL_S = env_float("WEFT_LIMITS_INTERVAL_S", 0.25, minimum=0.01)
 WEFT_PRIORITY_AGING_S = env_float("WEFT_PRIORITY_AGING_S", 60.0, minimum=0.001)
+WEFT_LIMIT_RATE_GUARD_S = env_float("WEFT_LIMIT_RATE_GUARD_S", 0.05, minimum=0.0)
 WEFT_DEFAULT_RETRY = {
     "max_attempts": env_int("WEFT_DEFAULT_MAX_ATTEMPTS", 3, minimum=1),
     "backoff_s": 1.0,

@@ -110,6 +110,9 @@ def test_database_url() -> str:
     return f"postgresql://{db['USER']}@{host}:{port}/{db['NAME']}"
 
 
+test_database_url.__test__ = False  # a helper: pytest would collect it where a test module imports it
+
+
 class Workers:
     """``manage.py runworkers`` in a subprocess against the test database."""
 

@@ -19,14 +19,22 @@ one waiter of every key comes before a second waiter of any key; ties go to the 
 Within a bucket, a higher priority comes first, aged by WEFT_PRIORITY_AGING_S (a point per that many seconds
 of waiting), so low priority is never starved forever.
 
-Rates are GCRA: a limit of ``n`` per ``period_s`` spaces starts ``period_s / n`` apart, ``burst`` more may start
-at once; so no window of ``period_s`` sees more than ``n + burst`` starts.
+Rates are GCRA, and a rate's tokens are taken as late as possible, not when a step is admitted (how long an
+admitted step waits for a worker varies, and steps admitted evenly would otherwise start in bunches): an
+``http``, ``llm`` or ``agent`` node takes one just before each request it sends (``limits_before_call``), so a
+rate counts requests, and an agent's tenth model call waits for its token like the first; any other node
+takes one as its attempt starts (``attempt_start``, in the worker). A limit of ``n`` per ``period_s`` spaces
+tokens ``(period_s + WEFT_LIMIT_RATE_GUARD_S) / n`` apart, ``burst`` more may go at once; so no window of
+``period_s`` sees more than ``n + burst`` of them, even where requests reach the provider a little late.
+Admission lets into a rate's bucket the steps whose tokens will be there within ADMIT_AHEAD_S, counting those
+admitted and not started yet; their workers wait for the tokens, a fraction of a second.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -42,6 +50,18 @@ ADMIT_LOCK_ID = 0x5745_4C4D  # "WELM"
 ADMIT_BATCH = 2000
 SQL = load(__file__, "sql/limits.sql")
 HOLDING = [StepStatus.QUEUED, StepStatus.RUNNING]  # a hold counts while its step is in one of these
+# A rate's bucket admits a step when its token will be there within ADMIT_AHEAD_S, so that it is claimed by
+# then; the worker waits for the token (START_WAIT_MAX_S at most, else it hands the step back).
+ADMIT_AHEAD_S = 0.5
+START_WAIT_MAX_S = 1.0
+CALL_WAIT_MAX_S = 60.0  # a request inside a running step waits in place this long at most for a rate's token
+
+
+def rate_interval(limit: int | None, period_s: float | None) -> float | None:
+    """Seconds between two starts under a rate of ``limit`` per ``period_s`` (None: no rate)."""
+    if not limit or not period_s:
+        return None
+    return (period_s + float(settings.WEFT_LIMIT_RATE_GUARD_S)) / limit
 
 
 @dataclass
@@ -141,11 +161,12 @@ class _Bucket:
     paused_in: float | None  # seconds from now to the end of a pause
     served_in: float | None  # seconds from now to the last service (negative: past)
     in_use: int
+    unstarted: int  # holds whose step is admitted but not started: each takes a rate's token when it starts
     changed: bool = False
 
     @property
     def interval(self) -> float | None:
-        return self.period_s / self.rate_limit if self.rate_limit and self.period_s else None
+        return rate_interval(self.rate_limit, self.period_s)
 
     def blocked(self) -> str | None:
         """What holds a step here: "paused", "concurrency", "rate", or None."""
@@ -153,9 +174,16 @@ class _Bucket:
             return "paused"
         if self.concurrency is not None and self.in_use >= self.concurrency:
             return "concurrency"
-        if self.interval is not None and self.tat_in is not None and self.tat_in > self.burst * self.interval:
+        if self.interval is not None and self.token_in() > ADMIT_AHEAD_S:
             return "rate"
         return None
+
+    def token_in(self) -> float:
+        """Seconds until the token of one more step admitted now would be there: the admitted steps not started
+        yet take theirs first, one interval apart (0: at once)."""
+        if self.interval is None:
+            return 0.0
+        return max(max(self.tat_in or 0.0, 0.0) + (self.unstarted - self.burst) * self.interval, 0.0)
 
     def due_in(self) -> float | None:
         """Seconds until time alone unblocks this bucket (a pause or a rate), or None."""
@@ -163,13 +191,12 @@ class _Bucket:
         if why == "paused":
             return self.paused_in
         if why == "rate":
-            return self.tat_in - self.burst * self.interval
+            return self.token_in() - ADMIT_AHEAD_S
         return None
 
     def take(self, served: float) -> None:
         self.in_use += 1
-        if self.interval is not None:
-            self.tat_in = max(self.tat_in or 0.0, 0.0) + self.interval
+        self.unstarted += 1
         self.served_in = served
         self.changed = True
 
@@ -207,7 +234,7 @@ def limits_admit() -> int:
 
 
 def _buckets_read(cur, ids: list[int]) -> dict[int, _Bucket]:
-    execute(cur, SQL["buckets_read"], {"buckets": ids, "holding": HOLDING})
+    execute(cur, SQL["buckets_read"], {"buckets": ids, "holding": HOLDING, "queued": StepStatus.QUEUED})
     return {row[0]: _Bucket(*row) for row in cur.fetchall()}
 
 
@@ -253,8 +280,7 @@ def _admitted_write(admitted: list[_Waiter], buckets: dict[int, _Bucket]) -> Non
     with connection.cursor() as cur:
         execute(cur, SQL["claims_hold"], {
             "steps": [w.step_id for w in admitted], "attempts": [w.attempt for w in admitted],
-            "buckets": [b.id for b in changed], "tats": [b.tat_in if b.interval else None for b in changed],
-            "served": [b.served_in for b in changed]})
+            "buckets": [b.id for b in changed], "served": [b.served_in for b in changed]})
     enqueue([Delivery(w.run_id, w.step_id, w.attempt, w.queue) for w in admitted])
 
 
@@ -290,19 +316,65 @@ def limited_attempt(*, step_id: int, attempt: int, limited: bool):
         _LIMITED_ATTEMPT.reset(token)
 
 
-def attempt_paused(*, step_id: int, attempt: int) -> bool:
-    """Whether a bucket this admitted attempt holds is paused now: a worker hands it back to wait rather than
-    start it (its siblings that were admitted before the 429 came stop too)."""
-    with connection.cursor() as cur:
-        execute(cur, SQL["attempt_paused"], {"step": step_id, "attempt": attempt})
-        return bool(cur.fetchone()[0])
+# -- tokens: a rate's are taken at a start, or just before a request ---------------------------------------
 
 
-def limits_paused_now() -> bool:
-    """Whether the running attempt (its node takes limits) holds a bucket that a sibling's 429 paused: a node
-    checks before each call to the provider, and fails the attempt as retryable instead of calling."""
+def attempt_start(*, step_id: int, attempt: int, per_call: bool) -> bool:
+    """An admitted attempt is about to run: take a token of every rate its buckets have, all or none, waiting up
+    to START_WAIT_MAX_S for them; ``per_call``: its node takes tokens as it sends each request instead
+    (``limits_before_call``), and nothing is taken here. False: the worker hands the step back to wait for
+    admission again, because a bucket is paused (a sibling's 429 since it was admitted) or a token is further
+    off than that."""
+    return _tokens_await(step_id, attempt, take=not per_call, wait_max=START_WAIT_MAX_S) is None
+
+
+def _tokens_await(step_id: int, attempt: int, *, take: bool, wait_max: float) -> str | None:
+    """Take the attempt's tokens (``take``), waiting for them in place up to ``wait_max`` seconds. Returns None,
+    or why not: "paused" (a bucket is) or "rate" (a token is further off)."""
+    deadline = time.monotonic() + wait_max
+    while True:
+        wait = _tokens_take(step_id, attempt, take=take)
+        if wait is None:
+            return "paused"
+        if wait == 0.0:
+            return None
+        if time.monotonic() + wait > deadline:
+            return "rate"
+        time.sleep(wait)
+
+
+def _tokens_take(step_id: int, attempt: int, *, take: bool) -> float | None:
+    """Take the attempt's tokens (0.0), or say how long until they are all there (seconds), or None: paused."""
+    with transaction.atomic(), connection.cursor() as cur:
+        execute(cur, SQL["attempt_buckets_lock"], {"step": step_id, "attempt": attempt})
+        rows = cur.fetchall()
+        if any(paused_in is not None and paused_in > 0 for *_, paused_in in rows):
+            return None
+        rated = [(bucket, rate_interval(n, period_s), burst, tat_in)
+                 for bucket, n, period_s, burst, tat_in, _ in rows if take and rate_interval(n, period_s)]
+        wait = max((max((tat_in or 0.0) - burst * interval, 0.0) for _, interval, burst, tat_in in rated),
+                   default=0.0)
+        if wait > 0:
+            return wait
+        if rated:
+            execute(cur, SQL["tokens_take"], {"buckets": [r[0] for r in rated], "intervals": [r[1] for r in rated]})
+        return 0.0
+
+
+def limits_before_call() -> str | None:
+    """A node that takes its tokens per request (``per_call``: ``http``, ``llm``, ``agent``) is about to send one:
+    take a token of each rate of the running attempt's buckets, waiting in place up to CALL_WAIT_MAX_S. Returns
+    None (send it, or the node takes no limits), or why it must not be sent; the node then fails the attempt
+    as retryable, and its retry waits for admission."""
     current = _LIMITED_ATTEMPT.get()
-    return current is not None and attempt_paused(step_id=current[0], attempt=current[1])
+    if current is None:
+        return None
+    why = _tokens_await(current[0], current[1], take=True, wait_max=CALL_WAIT_MAX_S)
+    if why == "paused":
+        return "a limit of this step is paused after a 429"
+    if why == "rate":
+        return f"a rate limit of this step has no token within {CALL_WAIT_MAX_S:g} s"
+    return None
 
 
 def limits_backpressure(seconds: float | None) -> bool:
@@ -348,9 +420,9 @@ def limits_status(names: list[str]) -> dict[str, list[dict]]:
 
 def _tokens_left(lim, tat_in: float | None) -> int | None:
     """How many steps may start now under the limit's rate (None: it has no rate)."""
-    if not lim.rate_limit or not lim.rate_period_s:
+    interval = rate_interval(lim.rate_limit, lim.rate_period_s)
+    if interval is None:
         return None
-    interval = lim.rate_period_s / lim.rate_limit
     ahead = max(tat_in or 0.0, 0.0)
     return max(int((lim.rate_burst * interval - ahead) // interval) + 1, 0)
 

@@ -25,6 +25,7 @@ class NodeType:
     default_queue: str = "default"
     inline: bool = False  # runs in the transaction that made it ready (engine.core.inline)
     outputs: dict = field(default_factory=dict)
+    tokens_per_call: bool = False  # takes a rate limit's token per request it sends, not per start (limits)
 
 
 @dataclass
@@ -39,8 +40,10 @@ _NODE_TYPES: dict[str, NodeType] = {}
 _TASKS: dict[str, TaskFn] = {}
 
 
-def node_type(name: str, *, label: str | None = None, default_queue: str = "default", inline: bool = False):
-    """Class decorator: register a node type. The class defines ``config_schema`` and ``run(ctx, inputs)``."""
+def node_type(name: str, *, label: str | None = None, default_queue: str = "default", inline: bool = False,
+              tokens_per_call: bool = False):
+    """Class decorator: register a node type. The class defines ``config_schema`` and ``run(ctx, inputs)``.
+    ``tokens_per_call``: its requests go through ``engine.core.limits.limits_before_call``."""
 
     def register(cls: type) -> type:
         if name in _NODE_TYPES and _NODE_TYPES[name].cls is not cls:
@@ -54,6 +57,7 @@ def node_type(name: str, *, label: str | None = None, default_queue: str = "defa
             default_queue=default_queue,
             inline=inline,
             outputs=getattr(cls, "outputs", {}),
+            tokens_per_call=tokens_per_call,
         )
         return cls
 

@@ -24,7 +24,7 @@ import jsonschema
 from django.conf import settings
 from django.db import connection
 
-from engine.core.limits import limits_backpressure, limits_paused_now
+from engine.core.limits import limits_backpressure, limits_before_call
 from engine.integrations import llm_simulation, netguard
 from engine.integrations.credentials import credential_headers, redact, redact_value
 from engine.integrations.llm_simulation import SIMULATED_MODEL
@@ -196,9 +196,9 @@ def _openai_chat(endpoint: Endpoint, *, messages, tools, temperature, max_tokens
     waited = 0.0
 
     def unless_paused():
-        if limits_paused_now():
-            raise LLMUnavailable(f"model endpoint {url} not called: a limit of this step is paused after a 429; the "
-                                 "step retries once the pause is over")
+        held = limits_before_call()
+        if held:
+            raise LLMUnavailable(f"model endpoint {url} not called: {held}; the step retries once it may")
 
     while True:
         try:

@@ -115,7 +115,7 @@ class Tool:
         return {"status": response["status"], "body": response["body"]}
 
 
-@node_type("agent", label="Agent (LLM with tools)")
+@node_type("agent", label="Agent (LLM with tools)", tokens_per_call=True)
 class AgentNode:
     """An LLM that may call tools, looping until it answers without a tool call (or ``max_turns``).
 

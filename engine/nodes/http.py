@@ -8,7 +8,7 @@ import time
 import httpx
 from django.conf import settings
 
-from engine.core.limits import limits_backpressure, limits_paused_now
+from engine.core.limits import limits_backpressure, limits_before_call
 from engine.core.registry import node_type
 from engine.integrations import netguard
 from engine.integrations.credentials import credential_headers, redact, redact_value
@@ -26,7 +26,7 @@ class HttpClientError(Exception):
     """The server answered 4xx (other than 429)."""
 
 
-@node_type("http", label="HTTP request")
+@node_type("http", label="HTTP request", tokens_per_call=True)
 class HttpNode:
     """Send one HTTP request and output the response.
 
@@ -120,9 +120,9 @@ def send(config: dict, *, idempotency_key: str | None) -> dict:
     waited = 0.0
 
     def unless_paused():
-        if limits_paused_now():
-            raise HttpRetryable(f"{method} {url} not sent: a limit of this step is paused after a 429; the step "
-                                "retries once the pause is over")
+        held = limits_before_call()
+        if held:
+            raise HttpRetryable(f"{method} {url} not sent: {held}; the step retries once it may")
 
     while True:
         try:

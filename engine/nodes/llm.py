@@ -59,7 +59,7 @@ def check_no_key(endpoint: llm_providers.Endpoint) -> None:
             "simulation")
 
 
-@node_type("llm", label="LLM chat completion")
+@node_type("llm", label="LLM chat completion", tokens_per_call=True)
 class LlmNode:
     """One chat completion: a system prompt and a user prompt (both templated) to an OpenAI-compatible
     chat-completions API. With ``response_schema`` the model is asked for JSON matching that schema,

@@ -112,17 +112,18 @@ def prune_batch(scope: dict, *, size: int, group_prefix: str) -> Pruned:
 
 
 class Pruner:
-    """Prunes in batches sized to take about TARGET_BATCH_S each; ``step`` runs one batch."""
+    """Prunes in batches sized to take about TARGET_BATCH_S each; ``step`` runs one batch, and decides whether
+    anything is left."""
 
     def __init__(self, *, older_than: timedelta, workflow: str | None = None):
         self.scope = _scope(older_than, workflow)
         self.size = FIRST_BATCH
         self.total = Pruned()
         self.group_prefix = _group_prefix()
-        self.locked_in_a_row = 0
+        self.blocked = 0  # batches in a row that deleted nothing while runs were left: they met a lock
 
-    def step(self) -> int:
-        """One batch; returns the runs it deleted (0 with nothing left, or after a lock wait)."""
+    def step(self) -> int | None:
+        """One batch; returns the runs it deleted (0 after a lock wait), or None: nothing is left."""
         started = time.monotonic()
         done = prune_batch(self.scope, size=self.size, group_prefix=self.group_prefix)
         took = time.monotonic() - started
@@ -131,32 +132,27 @@ class Pruner:
             self.size = min(self.size * 2, MAX_BATCH)
         elif took > TARGET_BATCH_S:
             self.size = max(int(self.size * TARGET_BATCH_S / took), MIN_BATCH)
-        return done.runs
+        if done.runs:
+            self.blocked = 0
+            return done.runs
+        with connection.cursor() as cur:  # nothing deleted: nothing left, or the rows it wanted were locked
+            statements.execute(cur, SQL["prunable_any"], self.scope)
+            if not cur.fetchone()[0]:
+                return None
+        self.blocked += 1
+        return 0
 
 
 def prune(*, older_than: timedelta, workflow: str | None = None, pause_s: float = 0.0) -> Pruned:
     """Delete every finished run older than ``older_than`` (finished before now minus it) and what belongs to it,
     batch by batch. Returns the counts deleted."""
     pruner = Pruner(older_than=older_than, workflow=workflow)
-    empty = 0
-    while True:
-        if pruner.step():
-            empty = 0
-        else:
-            # Nothing deleted: nothing left, or the batch met a lock (then the rows it wanted are still there).
-            if not prunable_left(pruner):
-                break
-            empty += 1
-            time.sleep(min(0.1 * empty, 1.0))
+    while (deleted := pruner.step()) is not None:
+        if not deleted:
+            time.sleep(min(0.1 * pruner.blocked, 1.0))
         if pause_s:
             time.sleep(pause_s)
     return pruner.total
-
-
-def prunable_left(pruner: Pruner) -> bool:
-    with connection.cursor() as cur:
-        statements.execute(cur, SQL["prunable_any"], pruner.scope)
-        return bool(cur.fetchone()[0])
 
 
 class DailyRetention:
@@ -169,7 +165,6 @@ class DailyRetention:
         self.clock = clock
         self.next_at = clock()
         self.pruner: Pruner | None = None
-        self.blocked = 0
 
     def step(self) -> int:
         """One batch if a prune is due or under way; returns the runs deleted."""
@@ -179,13 +174,10 @@ class DailyRetention:
         if self.pruner is None:
             if self.clock() < self.next_at:
                 return 0
-            self.pruner, self.blocked = Pruner(older_than=timedelta(days=days)), 0
+            self.pruner = Pruner(older_than=timedelta(days=days))
         deleted = self.pruner.step()
-        if deleted:
+        if deleted is not None and self.pruner.blocked <= self.GIVE_UP_AFTER:
             return deleted
-        if prunable_left(self.pruner) and self.blocked < self.GIVE_UP_AFTER:
-            self.blocked += 1
-            return 0
         total = self.pruner.total
         if total.runs:
             log.info("retention: deleted %d finished runs older than %d days (%d steps, %d events)",

@@ -16,8 +16,9 @@ import time
 
 from django.conf import settings
 
+from engine.core import registry
 from engine.core.dbretry import with_db_retry
-from engine.core.limits import attempt_paused, limits_admit
+from engine.core.limits import attempt_start, limits_admit
 from engine.core.runtx import Continuation
 from engine.worker.claim import Claim, queue_claim_oldest, step_claim, worker_id
 from engine.worker.outcome import Succeeded
@@ -41,7 +42,7 @@ def delivery_execute(*, run_id, step_id: int, attempt: int) -> str:
         queue = batch[0].step.queue
         batch_started = time.monotonic()
         done, released = batch_run(batch, worker=worker)
-        if not done:  # handed back before anything started: its limit was paused since it was admitted
+        if not done:  # handed back before anything started: a limit paused since it was admitted, or no token
             with_db_retry(lambda: release_record(released), what="handing back a step")  # noqa: B023
             return result or "released"
         per_step = (time.monotonic() - batch_started) / len(done)
@@ -71,13 +72,15 @@ def _continue_budget(queue: str) -> float:
 
 def batch_run(batch: list[Claim], *, worker: str) -> tuple[list[Ran], list[Claim]]:
     """Run claimed attempts one after another: returns what ran and the claims handed back unstarted because
-    the batch ran longer than WEFT_CONTINUE_WINDOW_S, or because a limit the next one holds is paused."""
+    the batch ran longer than WEFT_CONTINUE_WINDOW_S, or because a limit the next one holds is paused or its
+    rate has no token soon enough (a limited attempt takes its rates' tokens as it starts)."""
     started = time.monotonic()
     done = []
     for i, claim in enumerate(batch):
         if i and time.monotonic() - started > settings.WEFT_CONTINUE_WINDOW_S:
             return done, batch[i:]
-        if claim.node.limits and attempt_paused(step_id=claim.step.pk, attempt=claim.step.attempt):
+        if claim.node.limits and not attempt_start(step_id=claim.step.pk, attempt=claim.step.attempt,
+                                                   per_call=registry.get_node_type(claim.step.node_type).tokens_per_call):
             return done, batch[i:]
         held = [(c.step.pk, c.step.attempt) for c in batch[i + 1:]]
         claim.started = time.monotonic()

@@ -40,27 +40,28 @@ LIMIT %(n)s
 FOR UPDATE OF s SKIP LOCKED
 
 -- name: buckets_read
--- What a pass needs of some buckets: their limit, slots in use (holds of steps still queued or running at the held attempt), and the rate's next free start, the pause and the last service, as seconds from the database's now.
+-- What a pass needs of some buckets: their limit, slots in use (holds of steps still queued or running at the held attempt) and how many of those are admitted but not started (still queued), and the rate's next free start, the pause and the last service, as seconds from the database's now.
 SELECT b.id, l.name, b.key, l.concurrency, l.rate_limit, l.rate_period_s, l.rate_burst,
     extract(epoch FROM b.tat - statement_timestamp())::float8,
     extract(epoch FROM b.paused_until - statement_timestamp())::float8,
     extract(epoch FROM b.served_at - statement_timestamp())::float8,
-    (SELECT count(*) FROM engine_limitclaim h JOIN engine_steprun s ON s.id = h.step_id AND s.attempt = h.attempt
-        WHERE h.bucket_id = b.id AND h.held AND s.status = ANY(%(holding)s))
+    count(s.id) FILTER (WHERE s.status = ANY(%(holding)s)),
+    count(s.id) FILTER (WHERE s.status = %(queued)s)
 FROM engine_limitbucket b JOIN engine_limit l ON l.id = b.limit_id
+    LEFT JOIN engine_limitclaim h ON h.bucket_id = b.id AND h.held
+    LEFT JOIN engine_steprun s ON s.id = h.step_id AND s.attempt = h.attempt
 WHERE b.id = ANY(%(buckets)s::bigint[])
+GROUP BY b.id, l.id
 
 -- name: claims_hold
--- Admitted steps: their wants become holds, their buckets' next free start and last service move on, and the steps stop waiting (their broker rows are written next, in this transaction).
+-- Admitted steps: their wants become holds, their buckets' last service moves on, and the steps stop waiting (their broker rows are written next, in this transaction). A rate's token is taken when the step starts (tokens_take).
 WITH h AS (
     UPDATE engine_limitclaim c SET held = true
     FROM unnest(%(steps)s::bigint[], %(attempts)s::int[]) AS v(step, attempt)
     WHERE c.step_id = v.step AND c.attempt = v.attempt
 ), b AS (
-    UPDATE engine_limitbucket b SET
-        tat = CASE WHEN v.tat IS NULL THEN b.tat ELSE statement_timestamp() + make_interval(secs => v.tat) END,
-        served_at = statement_timestamp() + make_interval(secs => v.served)
-    FROM unnest(%(buckets)s::bigint[], %(tats)s::float8[], %(served)s::float8[]) AS v(id, tat, served)
+    UPDATE engine_limitbucket b SET served_at = statement_timestamp() + make_interval(secs => v.served)
+    FROM unnest(%(buckets)s::bigint[], %(served)s::float8[]) AS v(id, served)
     WHERE b.id = v.id
 )
 UPDATE engine_steprun s SET waiting_reason = '', waiting_detail = NULL
@@ -102,8 +103,19 @@ SELECT EXISTS (
         JOIN engine_limit l ON l.id = b.limit_id JOIN engine_steprun s ON s.id = c.step_id AND s.attempt = c.attempt
     WHERE l.name = %(name)s AND s.status = ANY(%(holding)s))
 
--- name: attempt_paused
--- Whether a bucket an admitted attempt holds was paused (a sibling's 429) since it was admitted: it is handed back to wait instead of starting.
-SELECT EXISTS (
-    SELECT 1 FROM engine_limitclaim c JOIN engine_limitbucket b ON b.id = c.bucket_id
-    WHERE c.step_id = %(step)s AND c.attempt = %(attempt)s AND c.held AND b.paused_until > statement_timestamp())
+-- name: attempt_buckets_lock
+-- The buckets an admitted attempt holds, locked (in id order, so two starts never deadlock) until its tokens are taken: the rate and its next free start, and the pause, as seconds from the database's now.
+SELECT b.id, l.rate_limit, l.rate_period_s, l.rate_burst,
+    extract(epoch FROM b.tat - statement_timestamp())::float8,
+    extract(epoch FROM b.paused_until - statement_timestamp())::float8
+FROM engine_limitclaim c JOIN engine_limitbucket b ON b.id = c.bucket_id JOIN engine_limit l ON l.id = b.limit_id
+WHERE c.step_id = %(step)s AND c.attempt = %(attempt)s AND c.held
+ORDER BY b.id
+FOR UPDATE OF b
+
+-- name: tokens_take
+-- A start takes one token of each rate: the bucket's next free start moves one interval past now, or past itself when that is later (GCRA).
+UPDATE engine_limitbucket b SET
+    tat = greatest(b.tat, statement_timestamp()) + make_interval(secs => v.interval)
+FROM unnest(%(buckets)s::bigint[], %(intervals)s::float8[]) AS v(id, interval)
+WHERE b.id = v.id

@@ -45,8 +45,10 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# Two lanes at once (browser and API tests; the rest), then the chaos tests alone: tests/lanes.py.
+# PYTEST_ARGS (options such as --soak or -x) go to every lane.
 test: install-test lint frontend
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/python tests/lanes.py $(PYTEST_ARGS)
 
 # tests/unit and the quick database tests: no workers, chaos, e2e, soak or slow tests (slow: seconds of their
 # own, and every transactional database test, see tests/conftest.py). Nothing here needs the web UI's bundle.

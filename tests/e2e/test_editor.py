@@ -16,8 +16,17 @@ def canvas_node(page, node_id):
 
 
 def connect(page, source, target):
-    page.locator(f'.react-flow__node[data-id="{source}"] .react-flow__handle.source').drag_to(
-        page.locator(f'.react-flow__node[data-id="{target}"] .react-flow__handle.target'))
+    """Drag from ``source``'s handle to ``target``'s as a person would, in several pointer moves (one jump can
+    be lost on a loaded machine), and wait for the new edge."""
+    edges = page.locator(".editor .react-flow__edge")
+    before = edges.count()
+    start = page.locator(f'.react-flow__node[data-id="{source}"] .react-flow__handle.source').bounding_box()
+    end = page.locator(f'.react-flow__node[data-id="{target}"] .react-flow__handle.target').bounding_box()
+    page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=12)
+    page.mouse.up()
+    expect(edges).to_have_count(before + 1)
 
 
 @pytest.mark.workers

@@ -201,3 +201,22 @@ def test_the_estimate_counts_characters_and_scales_up_to_the_reported_prompt_tok
     assert window.tokens(window.view(messages)) == 208
     window.observe({"prompt_tokens": 50})  # fewer: the estimate is not lowered
     assert window.tokens(window.view(messages)) == 104
+
+
+def test_prompt_tokens_reported_above_the_estimate_make_the_agent_trim_sooner(allow_loopback, drain):
+    def twice_the_characters(body):  # a model whose tokenizer counts about twice what characters / 4 estimate
+        prompt = sum(len(str(m.get("content") or "")) for m in body["messages"]) // 2
+        return {"prompt_tokens": prompt, "completion_tokens": 1, "total_tokens": prompt + 1}
+
+    chat = ChatServer(tool_calls_total=4, tool_name="page", usage=twice_the_characters).start()
+    try:
+        run = page_agent(chat, {"max_tokens": 1500, "strategy": "drop_oldest_tool_results", "keep_last": 2}, "scaled")
+        drain()
+    finally:
+        chat.stop()
+    step = StepRun.objects.get(run=run)
+    assert step.status == "succeeded", step.error
+    journal = {e.key: e.result for e in JournalEntry.objects.filter(step=step)}
+    # unscaled, turn 3 fits (as in the first test); scaled by the reported count it does not
+    assert [t["tool_call_id"] for t in journal["context-3"]["trimmed"]] == ["call_0"]
+    assert journal["context-3"]["tokens"] > 1500

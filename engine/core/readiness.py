@@ -90,7 +90,7 @@ class RetryPolicy:
 # Errors that retrying cannot fix: an attempt that ends with one is never retried, whatever its policy says.
 NOT_RETRYABLE = frozenset({"NonDeterministicReplay", "TemplateFailed", "OutputTooLarge", "OutputInvalid",
                            "TaskNotFound", "NodeTypeNotFound", "ArgumentsInvalid", "HostNotAllowed", "AgentStopped",
-                           "BudgetExceeded", "McpCommandUnknown"})
+                           "BudgetExceeded", "McpCommandUnknown", "ContextTooLarge"})
 
 
 def retry_decision(policy: RetryPolicy, *, attempt: int, error_type: str,

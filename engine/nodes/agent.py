@@ -9,7 +9,7 @@ from engine.core.registry import get_task, node_type
 from engine.exceptions import TaskNotFound
 from engine.integrations import llm_providers
 from engine.integrations.mcp_client import McpConnections
-from engine.nodes import budget, mcp_tools, tool_approval
+from engine.nodes import budget, context_window, mcp_tools, tool_approval
 from engine.nodes import http as http_node
 from engine.nodes.llm import ENDPOINT_PROPERTIES, check_no_key, endpoint_credential_uses, endpoint_problems
 from engine.nodes.signatures import argument_problems, json_schema_for
@@ -121,7 +121,8 @@ class AgentNode:
 
     Tools are registered ``@weft.task`` functions (``type: task``) or HTTP endpoints (``type: http``;
     the model's arguments are sent as the JSON body, or as the query for GET). Every model call is
-    journal entry ``turn-N`` and every tool call ``tool-N-<name>``: a retry replays finished calls from
+    journal entry ``turn-N`` and every tool call ``tool-N-<name>`` (with ``context``, the trimming decided before
+    each turn is ``context-N``, see ``engine.nodes.context_window``): a retry replays finished calls from
     the journal and continues where the failed attempt stopped, sending the same ``Idempotency-Key``
     for the same call. A call to a tool that is not safe to repeat which was cut off mid-way leaves the
     step in doubt (waiting for an operator) instead of calling it twice.
@@ -144,6 +145,7 @@ class AgentNode:
                              "description": "when max_turns is reached: fail the step, or output what there is"},
             "budget": budget.BUDGET_SCHEMA,
             "on_budget": budget.ON_BUDGET_SCHEMA,
+            "context": context_window.CONTEXT_SCHEMA,
         },
     }
     outputs = {
@@ -191,11 +193,12 @@ class AgentNode:
         tool_calls = 0
         reply: dict = {}
         ctx.metrics.update({"tool_calls_executed": 0, "tool_calls_replayed": 0})
+        window = context_window.ContextWindow(config["context"], definitions) if config.get("context") else None
 
-        def ask(idempotency_key: str):
-            budget.check(ctx, node_budget=config.get("budget"), model=endpoint.model, messages=messages,
+        def ask(outgoing: list[dict], idempotency_key: str):
+            budget.check(ctx, node_budget=config.get("budget"), model=endpoint.model, messages=outgoing,
                          tools=definitions, max_output=config.get("max_tokens"))
-            answer = llm_providers.chat(endpoint, messages=list(messages), tools=definitions,
+            answer = llm_providers.chat(endpoint, messages=outgoing, tools=definitions,
                                         temperature=config.get("temperature"), max_tokens=config.get("max_tokens"),
                                         timeout_s=float(config.get("timeout_s") or 120),
                                         idempotency_key=idempotency_key)
@@ -204,7 +207,15 @@ class AgentNode:
 
         try:
             for turn in range(1, max_turns + 1):
-                reply = ctx.step(f"turn-{turn}", ask, safe_to_repeat=True)
+                outgoing = list(messages)
+                if window is not None:  # trimmed to context.max_tokens, as decided (or recorded) in context-N
+                    decide = context_window.context_step(ctx, window, messages, endpoint=endpoint, config=config)
+                    window.apply(ctx.step(f"context-{turn}", decide, safe_to_repeat=True))
+                    outgoing = window.view(messages)
+                    window.sent(outgoing)
+                reply = ctx.step(f"turn-{turn}", ask, outgoing, safe_to_repeat=True)
+                if window is not None:
+                    window.observe(reply.get("usage"))
                 message = reply["message"]
                 messages.append(message)
                 calls = message.get("tool_calls") or []

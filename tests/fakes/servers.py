@@ -77,12 +77,14 @@ class ChatServer(_Server):
 
     With ``tools`` in the request it plays an agent that asks for ``tool_calls_total`` tool calls,
     ``calls_per_turn`` at a time (tool ``tool_name`` with ``{"i": n}``), then answers. With a
-    ``response_format`` it answers ``json_reply``. Otherwise it echoes the last user message.
+    ``response_format`` it answers ``json_reply``. Otherwise it answers ``text_reply``, or echoes the last user
+    message. Tool calls are numbered on from the highest ``call_N`` answered so far (so a conversation whose older
+    part was summarised away goes on where it was).
     ``fail_next`` holds (status, headers) answers to give before the normal ones.
     """
 
     def __init__(self, *, tool_calls_total: int = 3, calls_per_turn: int = 1, tool_name: str = "effect",
-                 tool_args=None, json_reply=None, model: str = "gpt-4o-mini", usage=None):
+                 tool_args=None, json_reply=None, model: str = "gpt-4o-mini", usage=None, text_reply=None):
         super().__init__()
         self.usage = usage  # body -> the usage to report (default: 10 prompt tokens a message, 5 completion)
         self.fail_requests: set[int] = set()  # 1-based numbers of completion requests answered 500
@@ -91,6 +93,7 @@ class ChatServer(_Server):
         self.tool_name = tool_name
         self.tool_args = tool_args or (lambda n: {"i": n})
         self.json_reply = json_reply
+        self.text_reply = text_reply
         self.model = model
         self.fail_next: list[tuple[int, dict]] = []
 
@@ -112,6 +115,10 @@ class ChatServer(_Server):
         body = record["body"]
         messages = body["messages"]
         done = sum(1 for m in messages if m["role"] == "tool")
+        numbered = [int(m["tool_call_id"][5:]) for m in messages
+                    if m["role"] == "tool" and str(m.get("tool_call_id")).startswith("call_")
+                    and m["tool_call_id"][5:].isdigit()]
+        done = max([done] + [n + 1 for n in numbered])
         message: dict = {"role": "assistant", "content": None}
         finish = "stop"
         if body.get("tools") and done < self.tool_calls_total:
@@ -126,6 +133,8 @@ class ChatServer(_Server):
             message["content"] = f"done after {done} tool calls"
         elif body.get("response_format"):
             message["content"] = json.dumps(self.json_reply)
+        elif self.text_reply is not None:
+            message["content"] = self.text_reply
         else:
             user = [m for m in messages if m["role"] == "user"][-1]["content"]
             message["content"] = f"echo: {user}"

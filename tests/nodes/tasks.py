@@ -38,3 +38,12 @@ def charge_once(ctx, i: int = 0, flag: str = "", log: str = "") -> dict:
         open(flag, "w").close()
         raise SimulatedCrash("the worker died mid-call")
     return {"charged": i}
+
+
+@weft.task(name="nodes_tests.page", safe_to_repeat=True)
+def page(ctx, i: int = 0, size: int = 2000, crash_at: int = -1, flag: str = "") -> dict:
+    """A long page of text; call ``crash_at`` 'crashes' mid-way the first time (while ``flag`` does not exist)."""
+    if i == crash_at and flag and not os.path.exists(flag):
+        open(flag, "w").close()
+        raise SimulatedCrash("the worker died mid-call")
+    return {"i": i, "text": f"page {i} " * (size // 7)}

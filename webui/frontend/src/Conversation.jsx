@@ -1,6 +1,7 @@
 // An agent or llm step's journal as a conversation: the prompts, each model turn (text, tokens), each tool call
-// (arguments, result, duration, status; in doubt marked), operators' decisions, and a tool call waiting for
-// approval with Approve / Edit and approve / Reject. It grows as the drawer re-reads the step.
+// (arguments, result, duration, status; in doubt marked; trimmed from the model's view marked), summaries and trims
+// of the context window, operators' decisions, and a tool call waiting for approval with Approve / Edit and
+// approve / Reject. It grows as the drawer re-reads the step.
 import { useState } from "react";
 import { post } from "./api.js";
 import { JsonView } from "./dialogs.jsx";
@@ -20,13 +21,26 @@ function parseArgs(text) {
   }
 }
 
+// Tool call id -> the context-N entry that trimmed its result from what the model is sent.
+function trimmedCalls(entries) {
+  const trimmed = {};
+  for (const entry of entries) {
+    if (!entry.key.startsWith("context-")) continue;
+    for (const t of entry.result?.trimmed || []) trimmed[t.tool_call_id] = entry.key;
+  }
+  return trimmed;
+}
+
 // The journal as a list of conversation items, tool calls paired with the arguments the model sent.
 function items(entries) {
   const calls = [];
   const out = [];
   for (const entry of entries) {
     const key = entry.key;
-    if (key.startsWith("turn-") || key === "completion") {
+    if (key.startsWith("context-")) {
+      const r = entry.result || {};
+      if (r.summary || (r.trimmed || []).length || entry.error) out.push({ kind: "context", entry });
+    } else if (key.startsWith("turn-") || key === "completion") {
       const message = entry.result?.message || {};
       for (const call of message.tool_calls || []) calls.push(call);
       out.push({ kind: "assistant", entry, message });
@@ -131,6 +145,7 @@ export function Conversation({ spec, step, entries, base, canOperate, onDecided 
   const config = spec.config || {};
   const inDoubtKey = step.status === "waiting" && step.waiting_reason === "in_doubt" ? step.waiting_detail?.key : null;
   const waiting = step.status === "waiting" && step.waiting_reason === "tool_approval";
+  const trimmed = trimmedCalls(entries);
   return (
     <div className="conversation" data-conversation>
       {waiting ? <PendingApproval key={step.waiting_detail?.tool_call?.id} step={step} base={base}
@@ -170,9 +185,25 @@ export function Conversation({ spec, step, entries, base, canOperate, onDecided 
                   data-journal-key={entry.key}>
                   <div className="who">tool <code>{name}</code> · {doubt ? "in doubt" : entry.status}
                     {took != null ? <> · {formatDuration(took)}</> : null}</div>
+                  {trimmed[call.id] ? <div className="muted" data-trimmed>result trimmed from what the model is sent
+                    from <code>{trimmed[call.id]}</code> on</div> : null}
                   <JsonView value={parseArgs(call.function?.arguments)} label={`Arguments of ${entry.key}`} />
                   {entry.error ? <pre className="error-text">{entry.error_type}: {entry.error}</pre>
                     : <JsonView value={entry.result} label={`Result of ${entry.key}`} />}
+                </li>
+              );
+            }
+            if (kind === "context") {
+              const r = entry.result || {};
+              return (
+                <li key={entry.key} className="message system" data-role="context" data-journal-key={entry.key}>
+                  <div className="who">context · <code>{entry.key}</code> · {entry.status}
+                    {r.tokens != null ? <> · about {r.tokens} tokens, {r.tokens_sent} sent (max {r.max_tokens})</> : null}
+                    {(r.trimmed || []).length ? <> · {r.trimmed.length} tool result(s) trimmed</> : null}</div>
+                  {r.summary ? <>
+                    <div className="muted">{r.summary.messages} earlier messages replaced by this summary:</div>
+                    <pre>{r.summary.text}</pre></> : null}
+                  {entry.error ? <pre className="error-text">{entry.error_type}: {entry.error}</pre> : null}
                 </li>
               );
             }

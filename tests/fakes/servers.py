@@ -93,6 +93,7 @@ class ChatServer(_Server):
         self.json_reply = json_reply
         self.model = model
         self.fail_next: list[tuple[int, dict]] = []
+        self.echo_auth = False  # fail_next answers repeat the Authorization header they got
 
     def completions(self) -> list[dict]:
         return [r for r in self.requests if r["path"].endswith("/chat/completions")]
@@ -106,7 +107,8 @@ class ChatServer(_Server):
         with self.lock:
             if self.fail_next:
                 status, headers = self.fail_next.pop(0)
-                return status, headers, {"error": {"message": f"simulated {status}"}}
+                echo = f" (sent {record['headers'].get('authorization')})" if self.echo_auth else ""
+                return status, headers, {"error": {"message": f"simulated {status}{echo}"}}
             if len(self.completions()) in self.fail_requests:
                 return 500, {}, {"error": {"message": "simulated 500"}}
         body = record["body"]

@@ -1,18 +1,20 @@
 """Chat-completion providers for the ``llm`` and ``agent`` nodes.
 
-Two providers:
+Three providers:
 
 - ``openai``: any server that speaks the OpenAI chat-completions protocol (OpenAI, Azure-style gateways,
   vLLM, Ollama, LiteLLM, ...), through the official ``openai`` SDK (``llm_openai``).
+- ``anthropic``: the Anthropic Messages API, through the official ``anthropic`` SDK (``llm_anthropic``).
 - ``simulation``: a scripted stand-in, clearly labelled as a simulation, for offline demos. It never
   touches the network; its replies come from rules in the node config or from a built-in script.
 
-The SDK sends through an httpx client whose transport is the SSRF guard, one request per call, no client-side
+Both SDKs send through an httpx client whose transport is the SSRF guard, one request per call, no client-side
 retries (``llm_sdk``): a failed call raises, and the engine's retry policy (with the journal replaying calls that
 already succeeded) decides what happens next.
 
 ``auto`` picks ``openai`` when an OpenAI-compatible endpoint is configured (``WEFT_LLM_BASE_URL``,
-``OPENAI_API_KEY``, or a ``base_url``/``credential`` in the node config) and ``simulation`` otherwise.
+``OPENAI_API_KEY``, or a ``base_url``/``credential`` in the node config), else ``anthropic`` when
+``ANTHROPIC_API_KEY`` or ``WEFT_ANTHROPIC_BASE_URL`` is set, and ``simulation`` otherwise.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from django.db import connection
 
 from engine.integrations import llm_simulation, netguard
 from engine.integrations.credentials import credential_headers, redact_value
+from engine.integrations.llm_anthropic import anthropic_chat
 from engine.integrations.llm_openai import openai_chat
 from engine.integrations.llm_sdk import LLMBadResponse, LLMRequestRejected, LLMUnavailable
 from engine.integrations.llm_simulation import SIMULATED_MODEL
@@ -34,6 +37,7 @@ from engine.integrations.llm_simulation import SIMULATED_MODEL
 __all__ = ["LLMBadResponse", "LLMRequestRejected", "LLMUnavailable", "chat", "resolve_endpoint"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 
 # USD per million tokens (list prices at the time of writing; override or extend with WEFT_LLM_PRICES).
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
@@ -43,15 +47,23 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
     "gpt-4.1-mini": {"input": 0.40, "output": 1.60},
     "gpt-4.1-nano": {"input": 0.10, "output": 0.40},
     "o4-mini": {"input": 1.10, "output": 4.40},
+    # Anthropic list prices (cache writes and reads are counted as input at the input price).
+    "claude-opus-4-1": {"input": 15.00, "output": 75.00},
+    "claude-opus-4": {"input": 15.00, "output": 75.00},
+    "claude-sonnet-4-5": {"input": 3.00, "output": 15.00},
+    "claude-sonnet-4": {"input": 3.00, "output": 15.00},
+    "claude-haiku-4-5": {"input": 1.00, "output": 5.00},
+    "claude-3-5-haiku": {"input": 0.80, "output": 4.00},
     SIMULATED_MODEL: {"input": 0.0, "output": 0.0},
 }
 
-PROVIDERS = ("openai", "simulation", "auto")
+PROVIDERS = ("openai", "anthropic", "simulation", "auto")
+SERVER_PROVIDERS = ("openai", "anthropic")
 
 
 @dataclass
 class Endpoint:
-    provider: str  # "openai" or "simulation"
+    provider: str  # "openai", "anthropic" or "simulation"
     model: str
     base_url: str = ""
     credential: netguard.CredentialHeaders | None = field(default=None, repr=False)  # the API key, if any
@@ -68,10 +80,11 @@ def resolve_endpoint(config: dict) -> Endpoint:
     provider = provider_of(config)
     if provider == "simulation":
         return Endpoint("simulation", SIMULATED_MODEL, simulation=config.get("simulation") or {})
-    model = config.get("model") or settings.WEFT_LLM_MODEL
-    operator_base = settings.WEFT_LLM_BASE_URL
-    env_name = "OPENAI_API_KEY"
-    env_key = settings.OPENAI_API_KEY
+    anthropic = provider == "anthropic"
+    model = config.get("model") or (settings.WEFT_ANTHROPIC_MODEL if anthropic else settings.WEFT_LLM_MODEL)
+    operator_base = settings.WEFT_ANTHROPIC_BASE_URL if anthropic else settings.WEFT_LLM_BASE_URL
+    env_name = "ANTHROPIC_API_KEY" if anthropic else "OPENAI_API_KEY"
+    env_key = getattr(settings, env_name, "")
     own_url = (config.get("base_url") or "").rstrip("/")
     base_url = endpoint_base_url(config)
     operator_url = not own_url or own_url == operator_base
@@ -93,12 +106,17 @@ def provider_of(config: dict) -> str:
         return provider
     if config.get("base_url") or config.get("credential") or settings.WEFT_LLM_BASE_URL or settings.OPENAI_API_KEY:
         return "openai"
+    if settings.ANTHROPIC_API_KEY or settings.WEFT_ANTHROPIC_BASE_URL:
+        return "anthropic"
     return "simulation"
 
 
 def endpoint_base_url(config: dict) -> str:
     """The API base URL an llm/agent node's calls (and its credential) go to, when it talks to a server."""
-    return (config.get("base_url") or "").rstrip("/") or settings.WEFT_LLM_BASE_URL or OPENAI_BASE_URL
+    own = (config.get("base_url") or "").rstrip("/")
+    if provider_of(config) == "anthropic":
+        return own or settings.WEFT_ANTHROPIC_BASE_URL or ANTHROPIC_BASE_URL
+    return own or settings.WEFT_LLM_BASE_URL or OPENAI_BASE_URL
 
 
 # -- prices and usage ---------------------------------------------------------------------------
@@ -168,7 +186,8 @@ def chat(endpoint: Endpoint, *, messages: list[dict], tools: list[dict] | None =
         reply = llm_simulation.reply(endpoint.simulation or {}, messages=messages, tools=tools,
                                      response_schema=response_schema)
     else:
-        reply = openai_chat(endpoint, messages=messages, tools=tools, temperature=temperature, max_tokens=max_tokens,
+        send = anthropic_chat if endpoint.provider == "anthropic" else openai_chat
+        reply = send(endpoint, messages=messages, tools=tools, temperature=temperature, max_tokens=max_tokens,
                      response_schema=response_schema, timeout_s=timeout_s, idempotency_key=idempotency_key)
         if endpoint.secret:  # a model (or a proxy) that repeats the key it was sent
             reply["message"] = redact_value(reply["message"], endpoint.secret)

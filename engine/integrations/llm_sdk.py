@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import httpx2
 
 from engine.core.limits import limits_backpressure, limits_before_call
 from engine.integrations import netguard
@@ -38,18 +39,23 @@ class LLMBadResponse(Exception):
     """The endpoint answered, but not with a usable chat completion (or not matching response_schema)."""
 
 
-def guarded_client(*, url: str, credential: netguard.CredentialHeaders | None, check_host: bool,
-                   timeout_s: float) -> httpx.Client:
-    """The httpx client an SDK sends ``url``'s requests with: the SSRF guard, the credential, the limits."""
+GUARD_ERRORS = (netguard.HostNotAllowed, netguard.ResponseTooLarge, LLMUnavailable)
+
+
+def guarded_client(*, url: str, credential: netguard.CredentialHeaders | None, check_host: bool, timeout_s: float,
+                   http=httpx):
+    """The client an SDK sends ``url``'s requests with: the SSRF guard, the credential, the limits. ``http``: the
+    package the SDK's client is of, ``httpx`` (an ``httpx.Client``) or ``httpx2`` (an ``httpx2.Client``)."""
 
     def unless_paused():
         held = limits_before_call()  # takes the rate-limit tokens of this request, or says why it may not go
         if held:
             raise LLMUnavailable(f"model endpoint {url} not called: {held}; the step retries once it may")
 
-    transport = netguard.GuardedTransport(credential=credential, check=check_host, max_body_bytes=MAX_REPLY_BYTES,
-                                          before_send=unless_paused, replace_headers=SDK_AUTH_HEADERS)
-    return httpx.Client(transport=transport, timeout=timeout_s, follow_redirects=False, trust_env=False)
+    guard = netguard.GuardedTransport2 if http is httpx2 else netguard.GuardedTransport
+    transport = guard(credential=credential, check=check_host, max_body_bytes=MAX_REPLY_BYTES,
+                      before_send=unless_paused, replace_headers=SDK_AUTH_HEADERS)
+    return http.Client(transport=transport, timeout=timeout_s, follow_redirects=False, trust_env=False)
 
 
 def call(sdk, send: Callable[[], object], *, url: str, secret: str, timeout_s: float) -> tuple[dict, float]:
@@ -66,6 +72,8 @@ def call(sdk, send: Callable[[], object], *, url: str, secret: str, timeout_s: f
             raise LLMUnavailable(f"model endpoint {url} timed out after {timeout_s:g} s") from None
         except sdk.APIConnectionError as exc:
             reason = exc.__cause__ or exc
+            if isinstance(reason, GUARD_ERRORS):  # the anthropic SDK wraps whatever its transport raised
+                raise reason from None
             raise LLMUnavailable(redact(f"cannot reach model endpoint {url}: {reason}", secret)) from None
         except sdk.APIStatusError as exc:
             resp = exc.response

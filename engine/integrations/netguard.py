@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
 import httpx
+import httpx2
 from django.conf import settings
 
 from engine.observability.tracing import inject_headers
@@ -363,7 +364,7 @@ def pin(url: httpx.URL, pol: Policy | None = None) -> tuple[httpx.URL, str, dict
     return url.copy_with(host=str(ip)), url.netloc.decode("ascii"), extensions
 
 
-class GuardedTransport(httpx.BaseTransport):
+class _Guard:
     """``guarded_request``'s guard as an httpx transport, for clients that build their own requests (the model
     providers' SDKs): every request's host checked after DNS resolution and the connection made to the checked
     address (``check=False``: an endpoint an operator configured); ``credential``'s headers added only when the
@@ -371,10 +372,13 @@ class GuardedTransport(httpx.BaseTransport):
     the secret never passes through the SDK); the response body capped; ``before_send`` called just before each
     request goes out (it may raise to stop it). Redirects are not followed (the client must not follow them)."""
 
+    http = httpx  # the package of the client the transport serves: httpx, or httpx2 (the same API)
+    capped = None
+
     def __init__(self, *, credential: CredentialHeaders | None = None, check: bool = True,
                  max_body_bytes: int | None = None, before_send: Callable[[], None] | None = None,
                  replace_headers: tuple[str, ...] = ()):
-        self._inner = httpx.HTTPTransport(trust_env=False)
+        self._inner = self.http.HTTPTransport(trust_env=False)
         self._credential = credential
         self._check = check
         self._cap = max_body_bytes
@@ -404,14 +408,14 @@ class GuardedTransport(httpx.BaseTransport):
         if declared and declared.isdigit() and int(declared) > cap:
             response.close()
             raise ResponseTooLarge(f"response body is {int(declared)} bytes; the limit is {cap}")
-        return httpx.Response(response.status_code, headers=response.headers, extensions=response.extensions,
-                              stream=_CappedStream(response.stream, cap))
+        return self.http.Response(response.status_code, headers=response.headers, extensions=response.extensions,
+                                  stream=self.capped(response.stream, cap))
 
     def close(self) -> None:
         self._inner.close()
 
 
-class _CappedStream(httpx.SyncByteStream):
+class _Capped:
     def __init__(self, stream, cap: int):
         self._stream, self._cap = stream, cap
 
@@ -425,6 +429,27 @@ class _CappedStream(httpx.SyncByteStream):
 
     def close(self) -> None:
         self._stream.close()
+
+
+class _CappedStream(_Capped, httpx.SyncByteStream):
+    pass
+
+
+class _CappedStream2(_Capped, httpx2.SyncByteStream):
+    pass
+
+
+class GuardedTransport(_Guard, httpx.BaseTransport):
+    """The guard for an ``httpx.Client`` (the ``openai`` SDK's client)."""
+
+    capped = _CappedStream
+
+
+class GuardedTransport2(_Guard, httpx2.BaseTransport):
+    """The guard for an ``httpx2.Client`` (the ``anthropic`` SDK's client: httpx2 is httpx's API, another package)."""
+
+    http = httpx2
+    capped = _CappedStream2
 
 
 def _read_capped(response: httpx.Response, cap: int) -> bytes:

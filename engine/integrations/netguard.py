@@ -21,9 +21,12 @@ the syntax above): a request or redirect hop that would carry it anywhere else i
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import logging
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -364,13 +367,51 @@ def pin(url: httpx.URL, pol: Policy | None = None) -> tuple[httpx.URL, str, dict
     return url.copy_with(host=str(ip)), url.netloc.decode("ascii"), extensions
 
 
+class _RedactSecrets(logging.Filter):
+    """Replaces the secrets of the credentials guarded transports are carrying with ``***`` in the log records of
+    the HTTP libraries and SDKs under them: at DEBUG they print the response headers, where a server may echo a
+    key back."""
+
+    LOGGERS = tuple(f"{lib}.{part}" for lib in ("httpcore", "httpcore2") for part in ("http11", "http2", "connection"))
+    LOGGERS += ("httpx", "httpx2", "openai._base_client", "anthropic._base_client")
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.secrets: dict[str, int] = {}  # secret (and its base64 form) -> transports carrying it
+
+    def hold(self, secret: str, delta: int) -> None:
+        if len(secret) < 4:
+            return
+        with self.lock:
+            for form in (secret, base64.b64encode(secret.encode()).decode("ascii")):
+                self.secrets[form] = self.secrets.get(form, 0) + delta
+                if self.secrets[form] <= 0:
+                    del self.secrets[form]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = original = record.getMessage()
+            for secret in list(self.secrets):
+                message = message.replace(secret, "***")
+            if message != original:
+                record.msg, record.args = message, ()
+        return True
+
+
+_REDACT = _RedactSecrets()
+for _name in _RedactSecrets.LOGGERS:
+    logging.getLogger(_name).addFilter(_REDACT)
+
+
 class _Guard:
     """``guarded_request``'s guard as an httpx transport, for clients that build their own requests (the model
     providers' SDKs): every request's host checked after DNS resolution and the connection made to the checked
     address (``check=False``: an endpoint an operator configured); ``credential``'s headers added only when the
     host is on its allowed_hosts, after removing ``replace_headers`` (an SDK's own authentication headers, so
     the secret never passes through the SDK); the response body capped; ``before_send`` called just before each
-    request goes out (it may raise to stop it). Redirects are not followed (the client must not follow them)."""
+    request goes out (it may raise to stop it). Redirects are not followed (the client must not follow them).
+    Until it is closed, the credential's secret is redacted from the HTTP libraries' and SDKs' log records."""
 
     http = httpx  # the package of the client the transport serves: httpx, or httpx2 (the same API)
     capped = None
@@ -384,6 +425,8 @@ class _Guard:
         self._cap = max_body_bytes
         self._before_send = before_send
         self._replace = replace_headers
+        self._held = credential.secret if credential is not None else ""
+        _REDACT.hold(self._held, +1)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -413,6 +456,8 @@ class _Guard:
 
     def close(self) -> None:
         self._inner.close()
+        _REDACT.hold(self._held, -1)
+        self._held = ""
 
 
 class _Capped:

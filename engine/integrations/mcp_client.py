@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import ipaddress
 import shlex
 import threading
 from dataclasses import dataclass, field
@@ -83,13 +82,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
                                                        url.host)
             if problem:
                 raise netguard.HostNotAllowed(problem)
-        port = url.port or (443 if url.scheme == "https" else 80)
-        address = await asyncio.to_thread(netguard.resolve_checked, url.host, port)
-        ip = ipaddress.ip_address(address.split("%")[0])
-        request.url = url.copy_with(host=str(ip))
-        request.headers["Host"] = url.netloc.decode("ascii")
-        if url.scheme == "https":
-            request.extensions = {**request.extensions, "sni_hostname": url.host}
+        request.url, request.headers["Host"], extensions = await asyncio.to_thread(netguard.pin, url)
+        request.extensions = {**request.extensions, **extensions}
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:

@@ -21,15 +21,19 @@ the syntax above): a request or redirect hop that would carry it anywhere else i
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import logging
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
 import httpx
+import httpx2
 from django.conf import settings
 
 from engine.observability.tracing import inject_headers
@@ -347,13 +351,150 @@ def _pinned_request(client: httpx.Client, method: str, url: str, headers: dict, 
         raise HostNotAllowed(f"URL scheme {parsed.scheme!r} is not allowed; use http or https")
     if not check:
         return client.build_request(method, url, headers=headers, content=content)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    address = resolve_checked(parsed.host, port, pol)
+    pinned, host, extensions = pin(parsed, pol)
+    return client.build_request(method, pinned, headers={"Host": host, **headers}, content=content,
+                                extensions=extensions)
+
+
+def pin(url: httpx.URL, pol: Policy | None = None) -> tuple[httpx.URL, str, dict]:
+    """Check ``url``'s host after DNS resolution (HostNotAllowed) and return the URL of the very address that was
+    checked, the ``Host`` header and the request extensions (TLS SNI, so the certificate is verified against the
+    host name), so that a second DNS answer cannot redirect the connection."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    address = resolve_checked(url.host, port, pol)
     ip = ipaddress.ip_address(address.split("%")[0])
-    pinned = parsed.copy_with(host=str(ip))
-    send_headers = {"Host": parsed.netloc.decode("ascii"), **headers}
-    extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
-    return client.build_request(method, pinned, headers=send_headers, content=content, extensions=extensions)
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    return url.copy_with(host=str(ip)), url.netloc.decode("ascii"), extensions
+
+
+class _RedactSecrets(logging.Filter):
+    """Replaces the secrets of the credentials guarded transports are carrying with ``***`` in the log records of
+    the HTTP libraries and SDKs under them: at DEBUG they print the response headers, where a server may echo a
+    key back."""
+
+    LOGGERS = tuple(f"{lib}.{part}" for lib in ("httpcore", "httpcore2") for part in ("http11", "http2", "connection"))
+    LOGGERS += ("httpx", "httpx2", "openai._base_client", "anthropic._base_client")
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.secrets: dict[str, int] = {}  # secret (and its base64 form) -> transports carrying it
+
+    def hold(self, secret: str, delta: int) -> None:
+        if len(secret) < 4:
+            return
+        with self.lock:
+            for form in (secret, base64.b64encode(secret.encode()).decode("ascii")):
+                self.secrets[form] = self.secrets.get(form, 0) + delta
+                if self.secrets[form] <= 0:
+                    del self.secrets[form]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = original = record.getMessage()
+            for secret in list(self.secrets):
+                message = message.replace(secret, "***")
+            if message != original:
+                record.msg, record.args = message, ()
+        return True
+
+
+_REDACT = _RedactSecrets()
+for _name in _RedactSecrets.LOGGERS:
+    logging.getLogger(_name).addFilter(_REDACT)
+
+
+class _Guard:
+    """``guarded_request``'s guard as an httpx transport, for clients that build their own requests (the model
+    providers' SDKs): every request's host checked after DNS resolution and the connection made to the checked
+    address (``check=False``: an endpoint an operator configured); ``credential``'s headers added only when the
+    host is on its allowed_hosts, after removing ``replace_headers`` (an SDK's own authentication headers, so
+    the secret never passes through the SDK); the response body capped; ``before_send`` called just before each
+    request goes out (it may raise to stop it). Redirects are not followed (the client must not follow them).
+    Until it is closed, the credential's secret is redacted from the HTTP libraries' and SDKs' log records."""
+
+    http = httpx  # the package of the client the transport serves: httpx, or httpx2 (the same API)
+    capped = None
+
+    def __init__(self, *, credential: CredentialHeaders | None = None, check: bool = True,
+                 max_body_bytes: int | None = None, before_send: Callable[[], None] | None = None,
+                 replace_headers: tuple[str, ...] = ()):
+        self._inner = self.http.HTTPTransport(trust_env=False)
+        self._credential = credential
+        self._check = check
+        self._cap = max_body_bytes
+        self._before_send = before_send
+        self._replace = replace_headers
+        self._held = credential.secret if credential is not None else ""
+        _REDACT.hold(self._held, +1)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise HostNotAllowed(f"URL scheme {url.scheme!r} is not allowed; use http or https")
+        for name in (*self._replace, *(self._credential.header_names if self._credential else ())):
+            request.headers.pop(name, None)
+        if self._credential is not None:
+            problem = credential_host_refusal(self._credential.name, self._credential.allowed_hosts, url.host)
+            if problem:
+                raise HostNotAllowed(problem)
+            request.headers.update(self._credential.headers)
+        request.headers.update(inject_headers({}))
+        if self._check:
+            request.url, request.headers["Host"], extensions = pin(url)
+            request.extensions = {**request.extensions, **extensions}
+        if self._before_send is not None:
+            self._before_send()
+        response = self._inner.handle_request(request)
+        cap = self._cap if self._cap is not None else settings.WEFT_HTTP_MAX_BODY_BYTES
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            response.close()
+            raise ResponseTooLarge(f"response body is {int(declared)} bytes; the limit is {cap}")
+        return self.http.Response(response.status_code, headers=response.headers, extensions=response.extensions,
+                                  stream=self.capped(response.stream, cap))
+
+    def close(self) -> None:
+        self._inner.close()
+        _REDACT.hold(self._held, -1)
+        self._held = ""
+
+
+class _Capped:
+    def __init__(self, stream, cap: int):
+        self._stream, self._cap = stream, cap
+
+    def __iter__(self):
+        size = 0
+        for chunk in self._stream:
+            size += len(chunk)
+            if size > self._cap:
+                raise ResponseTooLarge(f"response body exceeds {self._cap} bytes")
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _CappedStream(_Capped, httpx.SyncByteStream):
+    pass
+
+
+class _CappedStream2(_Capped, httpx2.SyncByteStream):
+    pass
+
+
+class GuardedTransport(_Guard, httpx.BaseTransport):
+    """The guard for an ``httpx.Client`` (the ``openai`` SDK's client)."""
+
+    capped = _CappedStream
+
+
+class GuardedTransport2(_Guard, httpx2.BaseTransport):
+    """The guard for an ``httpx2.Client`` (the ``anthropic`` SDK's client: httpx2 is httpx's API, another package)."""
+
+    http = httpx2
+    capped = _CappedStream2
 
 
 def _read_capped(response: httpx.Response, cap: int) -> bytes:

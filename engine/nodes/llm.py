@@ -1,4 +1,5 @@
-"""The ``llm`` node: one chat completion against an OpenAI-compatible API (or the offline simulation)."""
+"""The ``llm`` node: one chat completion against an OpenAI-compatible API, the Anthropic Messages API, or the
+offline simulation."""
 
 from __future__ import annotations
 
@@ -12,14 +13,18 @@ from engine.nodes.validation import CredentialUse, url_problems
 
 ENDPOINT_PROPERTIES = {
     "provider": {"enum": list(llm_providers.PROVIDERS), "default": "openai",
-                 "description": "openai: any OpenAI-compatible API; simulation: scripted offline replies "
-                                "(labelled simulated); auto: openai when an endpoint or key is configured, "
-                                "else simulation"},
-    "base_url": {"type": "string", "description": "API base URL, e.g. https://api.openai.com/v1 "
-                                                  "(default WEFT_LLM_BASE_URL)"},
-    "model": {"type": "string", "description": "model name (default WEFT_LLM_MODEL)"},
-    "credential": {"type": "string", "description": "stored credential holding the API key "
-                                                    "(default OPENAI_API_KEY, for the configured endpoint only)"},
+                 "description": "openai: any OpenAI-compatible API; anthropic: the Anthropic Messages API; "
+                                "simulation: scripted offline replies (labelled simulated); auto: openai when an "
+                                "OpenAI endpoint or key is configured, else anthropic when an Anthropic key or "
+                                "endpoint is, else simulation"},
+    "base_url": {"type": "string", "description": "API base URL, e.g. https://api.openai.com/v1 or "
+                                                  "https://api.anthropic.com (default WEFT_LLM_BASE_URL, for "
+                                                  "anthropic WEFT_ANTHROPIC_BASE_URL)"},
+    "model": {"type": "string", "description": "model name (default WEFT_LLM_MODEL, for anthropic "
+                                               "WEFT_ANTHROPIC_MODEL)"},
+    "credential": {"type": "string", "description": "stored credential holding the API key (default "
+                                                    "OPENAI_API_KEY or ANTHROPIC_API_KEY, for the configured "
+                                                    "endpoint only)"},
     "temperature": {"type": "number", "minimum": 0, "maximum": 2},
     "max_tokens": {"type": "integer", "minimum": 1},
     "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 120},
@@ -51,19 +56,25 @@ def endpoint_credential_uses(config: dict) -> list[CredentialUse]:
 
 
 def check_no_key(endpoint: llm_providers.Endpoint) -> None:
-    if (endpoint.provider == "openai" and endpoint.credential is None
-            and endpoint.base_url == llm_providers.OPENAI_BASE_URL):
+    if endpoint.credential is not None:
+        return
+    if endpoint.provider == "openai" and endpoint.base_url == llm_providers.OPENAI_BASE_URL:
         raise llm_providers.LLMRequestRejected(
             "no API key for the OpenAI API: set OPENAI_API_KEY, name a stored credential in the node's config, "
             "point WEFT_LLM_BASE_URL at another OpenAI-compatible server, or use provider 'auto' for the offline "
             "simulation")
+    if endpoint.provider == "anthropic" and endpoint.base_url == llm_providers.ANTHROPIC_BASE_URL:
+        raise llm_providers.LLMRequestRejected(
+            "no API key for the Anthropic API: set ANTHROPIC_API_KEY, name a stored credential in the node's "
+            "config, point WEFT_ANTHROPIC_BASE_URL at another Messages API server, or use provider 'auto' for the "
+            "offline simulation")
 
 
 @node_type("llm", label="LLM chat completion", tokens_per_call=True)
 class LlmNode:
     """One chat completion: a system prompt and a user prompt (both templated) to an OpenAI-compatible
-    chat-completions API. With ``response_schema`` the model is asked for JSON matching that schema,
-    and the reply is parsed and checked (``output.json``).
+    chat-completions API or the Anthropic Messages API. With ``response_schema`` the model is asked for JSON
+    matching that schema, and the reply is parsed and checked (``output.json``).
 
     The call is journaled: a retry of this step never asks the model again once it has answered.
     Token usage, estimated cost (``WEFT_LLM_PRICES``) and latency are recorded on the attempt.

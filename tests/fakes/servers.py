@@ -1,5 +1,6 @@
 """Real HTTP servers on 127.0.0.1 for node tests: an OpenAI-compatible chat-completions server (with
-tool calls) and a tool/effect server that applies each Idempotency-Key's effect once.
+tool calls), an Anthropic Messages-compatible server (with tool use), and a tool/effect server that applies
+each Idempotency-Key's effect once.
 
 Both run in threads of the test process; worker subprocesses reach them over loopback.
 """
@@ -96,6 +97,7 @@ class ChatServer(_Server):
         self.text_reply = text_reply
         self.model = model
         self.fail_next: list[tuple[int, dict]] = []
+        self.echo_auth = False  # fail_next answers repeat the Authorization header they got (header and body)
 
     def completions(self) -> list[dict]:
         return [r for r in self.requests if r["path"].endswith("/chat/completions")]
@@ -109,7 +111,10 @@ class ChatServer(_Server):
         with self.lock:
             if self.fail_next:
                 status, headers = self.fail_next.pop(0)
-                return status, headers, {"error": {"message": f"simulated {status}"}}
+                echo = f" (sent {record['headers'].get('authorization')})" if self.echo_auth else ""
+                if self.echo_auth:
+                    headers = {**headers, "X-Echo": record["headers"].get("authorization", "")}
+                return status, headers, {"error": {"message": f"simulated {status}{echo}"}}
             if len(self.completions()) in self.fail_requests:
                 return 500, {}, {"error": {"message": "simulated 500"}}
         body = record["body"]
@@ -143,6 +148,94 @@ class ChatServer(_Server):
             usage = self.usage(body)
         return 200, {}, {"id": "chatcmpl-test", "object": "chat.completion", "model": self.model,
                          "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
+
+
+class MessagesServer(_Server):
+    """Speaks the Anthropic Messages API, ``POST .../v1/messages``, and checks what the API checks of a
+    conversation (answering 400 ``invalid_request_error`` otherwise): ``max_tokens`` present, roles alternating
+    from ``user``, no ``system`` role in ``messages``, each ``tool_use`` answered by a ``tool_result`` with its id in
+    the next user message.
+
+    With ``tools`` it plays an agent that asks for ``tool_calls_total`` tool uses, one a turn (tool ``tool_name``
+    with ``{"i": n}``, after a text block), then answers. With ``output_config.format`` it answers
+    ``json_reply``. Otherwise it echoes the last user text. ``fail_next`` holds (status, headers) answers to give
+    first; ``usage`` (body -> usage) replaces the default of 10 input tokens a message and 5 output tokens.
+    """
+
+    def __init__(self, *, tool_calls_total: int = 2, tool_name: str = "effect", json_reply=None,
+                 model: str = "claude-sonnet-4-5-20250929", usage=None):
+        super().__init__()
+        self.tool_calls_total = tool_calls_total
+        self.tool_name = tool_name
+        self.json_reply = json_reply
+        self.model = model
+        self.usage = usage
+        self.fail_next: list[tuple[int, dict]] = []
+        self.reply_override = None  # bytes to answer with 200 instead of a message
+        self.echo_auth = False  # answers repeat the Authorization header they got, in a header and the body
+
+    def messages(self) -> list[dict]:
+        return [r for r in self.requests if r["path"].endswith("/v1/messages")]
+
+    @staticmethod
+    def problem(body) -> str | None:
+        if not isinstance(body, dict) or not isinstance(body.get("max_tokens"), int):
+            return "max_tokens: Field required"
+        messages = body.get("messages") or []
+        if not messages:
+            return "messages: at least one message is required"
+        pending: set = set()
+        for i, m in enumerate(messages):
+            if m.get("role") != ("user" if i % 2 == 0 else "assistant"):
+                return f"messages.{i}.role: roles must alternate between user and assistant, starting with user"
+            blocks = m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}]
+            results = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
+            if results != pending:
+                return f"messages.{i}: tool_use ids {sorted(pending)} need tool_result blocks, got {sorted(results)}"
+            pending = {b["id"] for b in blocks if b.get("type") == "tool_use"}
+            if any(b.get("type") == "tool_use" and not isinstance(b.get("input"), dict) for b in blocks):
+                return f"messages.{i}: tool_use input must be an object"
+        return None
+
+    def handle(self, record):
+        if not record["path"].endswith("/v1/messages") or record["method"] != "POST":
+            return 404, {}, {"type": "error", "error": {"type": "not_found_error", "message": "not found"}}
+        with self.lock:
+            if self.fail_next:
+                status, headers = self.fail_next.pop(0)
+                return status, headers, {"type": "error", "error": {"type": "api_error",
+                                                                    "message": f"simulated {status}"}}
+        if self.reply_override is not None:
+            return 200, {}, self.reply_override
+        if self.echo_auth:
+            sent = record["headers"].get("authorization", "")
+            return 401, {"X-Echo": sent}, {"type": "error", "error": {"type": "authentication_error",
+                                                                      "message": f"bad key {sent}"}}
+        body = record["body"]
+        problem = self.problem(body)
+        if problem:
+            return 400, {}, {"type": "error", "error": {"type": "invalid_request_error", "message": problem}}
+        messages = body["messages"]
+        done = sum(1 for m in messages if isinstance(m["content"], list)
+                   for b in m["content"] if b.get("type") == "tool_result")
+        stop = "end_turn"
+        if body.get("tools") and done < self.tool_calls_total:
+            content = [{"type": "text", "text": f"Calling {self.tool_name}."},
+                       {"type": "tool_use", "id": f"toolu_{done}", "name": self.tool_name, "input": {"i": done}}]
+            stop = "tool_use"
+        elif body.get("tools"):
+            content = [{"type": "text", "text": f"done after {done} tool calls"}]
+        elif (body.get("output_config") or {}).get("format"):
+            content = [{"type": "text", "text": json.dumps(self.json_reply)}]
+        else:
+            last = messages[-1]["content"]
+            text = last if isinstance(last, str) else "".join(b.get("text", "") for b in last)
+            content = [{"type": "text", "text": f"echo: {text}"}]
+        usage = {"input_tokens": 10 * len(messages), "output_tokens": 5}
+        if self.usage is not None:
+            usage = self.usage(body)
+        return 200, {}, {"id": "msg_test", "type": "message", "role": "assistant", "model": self.model,
+                         "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage}
 
 
 class ToolServer(_Server):

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from engine.integrations.credentials import credential_create
 from engine.integrations.llm_providers import estimate_cost, run_usage
 from engine.integrations.llm_simulation import SIMULATION_LABEL
 from engine.models import Attempt, JournalEntry, StepRun
 from engine.services.scheduler import run_start, step_retry
 from engine.services.workflows import workflow_save
 from tests.conftest import definition
+from tests.nodes.conftest import LLM_KEY as KEY
 
 pytestmark = pytest.mark.django_db
-
-KEY = "sk-loopback-7e5d3c1b9a"
-
-
-@pytest.fixture
-def llm_key(db):
-    credential_create(name="llm-key", kind="api_key", secret=KEY, allowed_hosts=["127.0.0.1"])
-
 
 def llm_node(server, id="ask", **config) -> dict:
     return {"id": id, "type": "llm", "retry": {"max_attempts": 1},

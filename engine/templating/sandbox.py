@@ -48,6 +48,7 @@ MAX_TOTAL = 16_000_000  # characters (or items) all operations of one render may
 MAX_INT_BITS = 10_000  # about 3000 decimal digits (Python prints at most 4300)
 MAX_STEPS = 1_000_000  # loop iterations, calls and operators per render
 TIME_LIMIT_S = 2.0  # seconds per render
+MEASURE_CHECK_EVERY = 8192  # items a measure walks between two looks at the clock
 
 
 class TemplateLimitExceeded(SecurityError):
@@ -88,7 +89,12 @@ def _step(n: int = 1) -> None:
     current.steps += n
     if current.steps > MAX_STEPS:
         raise TemplateLimitExceeded(f"template did more than {MAX_STEPS} loop iterations, calls and operations")
-    if time.monotonic() > current.deadline:
+    _deadline_check()
+
+
+def _deadline_check() -> None:
+    current = _budget.get()
+    if current is not None and time.monotonic() > current.deadline:
         raise TemplateLimitExceeded(f"template ran longer than {TIME_LIMIT_S:g} s")
 
 
@@ -121,11 +127,17 @@ def measure(value, *, limit: int = MAX_SIZE, data_only: bool = True) -> int:
     """Roughly how many characters ``str(value)`` would take, counting no further than ``limit``.
 
     Walks the value instead of printing it, so a list holding the same big string a million times
-    is measured, not printed. With ``data_only``, anything but JSON data raises NotJsonData.
+    is measured, not printed. With ``data_only``, anything but JSON data raises NotJsonData. Inside a
+    render, the render's time limit holds here too (a walk of a million items takes seconds on a busy
+    machine).
     """
     total = 0
     stack = [value]
+    walked = 0
     while stack:
+        walked += 1
+        if not walked % MEASURE_CHECK_EVERY:
+            _deadline_check()
         item = stack.pop()
         if isinstance(item, str):
             total += len(item) + 2

@@ -274,3 +274,12 @@ def test_deeply_nested_templates_are_reported_by_validation_not_crashing_it():
     d = definition("deep", [{"id": "t", "type": "transform", "config": {"template": deep}}], [])
     r = client_for("viewer").post("/api/workflows/validate/", {"definition": d}, format="json")
     assert r.status_code == 200 and r.json()["valid"] is False
+
+
+def test_measuring_a_huge_value_keeps_to_the_time_limit():
+    """The size of a rendered value is walked, not printed: that walk, too, stops at the render's deadline."""
+    with sandbox.budget():
+        sandbox._budget.get().deadline = time.monotonic()  # as if the render had used up its time
+        with pytest.raises(sandbox.TemplateLimitExceeded, match="ran longer than"):
+            sandbox.measure([1] * 100_000)
+    assert sandbox.measure([1] * 100_000) > 0  # outside a render: no deadline

@@ -34,7 +34,7 @@ from engine.models import StepRun
 from engine.states import RunStatus, StepStatus
 
 REASON = "concurrency"
-ACTOR = "concurrency"  # the actor of what a group's decision does to runs other than the one being started
+ACTOR = "concurrency"  # the actor of the starts a finish makes, and of cancel_in_progress's cancellations
 MAX_KEY = 200
 BATCH = 100
 

@@ -172,12 +172,23 @@ class RunListQuerySerializer(serializers.Serializer):
                                       help_text="how the runs started (empty: any way)")
 
 
+class RunWaitingSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=["concurrency"])
+    key = serializers.CharField(allow_blank=True, help_text="the run's concurrency key (empty: the whole workflow)")
+    message = serializers.CharField(help_text="waiting for a run of key 'u1' to finish")
+
+
 class RunSummarySerializer(serializers.Serializer):
     id = serializers.UUIDField()
     workflow = serializers.CharField(source="workflow.slug")
     version = serializers.IntegerField(source="version.number")
     status = serializers.ChoiceField(choices=RunStatus.choices)
     error = serializers.CharField(allow_blank=True)
+    concurrency_key = serializers.CharField(
+        allow_null=True, allow_blank=True,
+        help_text="the run's rendered concurrency key (empty: one group for the workflow); null when its version "
+                  "has no run concurrency")
+    waiting = RunWaitingSerializer(allow_null=True, help_text="why a pending run has not started; null otherwise")
     idempotency_key = serializers.CharField(allow_null=True)
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
     trigger = serializers.DictField(help_text='how the run started: {"kind": "manual" | "api" | "schedule" | '

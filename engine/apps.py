@@ -8,7 +8,7 @@ class EngineConfig(AppConfig):
 
     def ready(self) -> None:
         # children: a finished child run settles its parent; outcomes: a step that cannot wait for its limits
-        # tells its successors
-        from engine.core import children, outcomes, registry  # noqa: F401
+        # tells its successors; concurrency: a finished run starts its group's next waiting run
+        from engine.core import children, concurrency, outcomes, registry  # noqa: F401
 
         registry.load_builtin_and_configured()

@@ -79,6 +79,9 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The run's rendered concurrency key ("" for the whole workflow); NULL when its version has no concurrency
+    # (engine.core.concurrency). A pending run with a key waits for a run of that key to finish.
+    concurrency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         constraints = [
@@ -95,11 +98,25 @@ class Run(models.Model):
             models.Index(KeyTextTransform("kind", "trigger"), F("created_at").desc(), name="run_trigger_created"),
             # Retention deletes the oldest finished runs first.
             models.Index(fields=["finished_at"], name="run_finished", condition=Q(finished_at__isnull=False)),
+            # Run concurrency: the runs of a (workflow, key) running, and those waiting, oldest first.
+            models.Index(fields=["workflow", "concurrency_key", "started_at"], name="run_concurrency_running",
+                         condition=Q(status=RunStatus.RUNNING, concurrency_key__isnull=False)),
+            models.Index(fields=["workflow", "concurrency_key", "created_at"], name="run_concurrency_waiting",
+                         condition=Q(status=RunStatus.PENDING, concurrency_key__isnull=False)),
         ]
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"run {self.id} ({self.status})"
+
+    @property
+    def waiting(self) -> dict | None:
+        """Why a run that has not started waits: for a run of its concurrency key to finish. None otherwise."""
+        if self.status != RunStatus.PENDING or self.concurrency_key is None:
+            return None
+        of = f"of key {self.concurrency_key!r}" if self.concurrency_key else "of this workflow"
+        return {"reason": "concurrency", "key": self.concurrency_key,
+                "message": f"waiting for a run {of} to finish"}
 
 
 class StepRun(models.Model):

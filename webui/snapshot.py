@@ -32,6 +32,8 @@ def run_summary(run: Run) -> dict:
         "inputs": run.inputs,
         "outputs": run.outputs,
         "error": run.error,
+        "concurrency_key": run.concurrency_key,
+        "waiting": run.waiting,
         "created_by": run.created_by.get_username() if run.created_by_id else "",
         "trigger": run.trigger or {},
         "created_at": _iso(run.created_at),

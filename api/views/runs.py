@@ -65,6 +65,10 @@ class WorkflowRunStartApi(ApiView):
 
     @extend_schema(
         tags=TAG, operation_id="run_start", summary="Start a run of a workflow's current version",
+        description="201 with the new run: `running`; under the workflow's run concurrency, `pending` with "
+                    "`waiting` when it waits for a run of its key to finish (strategy queue), or `cancelled` with the "
+                    "reason when it was not started (strategy cancel_newest). 400 when the inputs fail the input "
+                    "schema or the concurrency key fails to render (`details[].path`).",
         parameters=[SLUG, IDEMPOTENCY_KEY],
         request=RunStartInputSerializer,
         responses={201: RunSerializer, 200: RunSerializer, 400: ErrorSerializer, 409: ErrorSerializer},

@@ -23,6 +23,8 @@ from engine.exceptions import GraphInvalid, Issue
 TRIGGER_RULES = ("all_success", "all_done", "one_success")
 DEFAULT_TRIGGER_RULE = "all_success"
 ON_ITEM_FAILURE = ("fail", "continue")
+# What a run over its workflow's concurrency limit does (docs/limits.md, "Run concurrency").
+CONCURRENCY_STRATEGIES = ("queue", "cancel_in_progress", "cancel_newest")
 DEFAULT_INPUTS_SCHEMA = {"type": "object"}
 
 # Layout spacing (pixels) for nodes that have no saved position.
@@ -56,6 +58,19 @@ _LIMITS_SCHEMA = {
             "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"},
             "key": {"type": "string", "maxLength": 1000},
         },
+    },
+}
+
+# At most ``limit`` runs of the workflow with the same rendered ``key`` running at once.
+_CONCURRENCY_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["limit"],
+    "description": "at most `limit` runs with the same `key` (a template over the run's inputs) running at once",
+    "properties": {
+        "key": {"type": "string", "maxLength": 1000},
+        "limit": {"type": "integer", "minimum": 1},
+        "strategy": {"enum": list(CONCURRENCY_STRATEGIES), "default": "queue"},
     },
 }
 
@@ -117,6 +132,7 @@ DEFINITION_SCHEMA: dict[str, Any] = {
                    "description": "the most a run may spend on model calls (checked before each call)",
                    "properties": {"max_cost_usd": {"type": "number", "exclusiveMinimum": 0},
                                   "max_tokens": {"type": "integer", "minimum": 1}}},
+        "concurrency": _CONCURRENCY_SCHEMA,
     },
 }
 
@@ -142,6 +158,31 @@ class NodeSpec:
     on_item_failure: str = "fail"
     limits: tuple[tuple[str, str], ...] = ()  # (limit name, key template or "") per limit the node takes
     priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """A workflow's run concurrency: at most ``limit`` runs per rendered ``key`` running at once."""
+
+    key: str  # a template over the run's inputs; "" for one group for the whole workflow
+    limit: int
+    strategy: str  # one of CONCURRENCY_STRATEGIES
+
+    @property
+    def queues(self) -> bool:
+        """Whether runs over the limit wait (and a finished run starts the next one)."""
+        return self.strategy == "queue"
+
+
+def _concurrency(raw) -> Concurrency | None:
+    """The definition's ``concurrency`` (None without one, or when it is malformed: validation says why)."""
+    if not isinstance(raw, dict) or not _positive_int(raw.get("limit")):
+        return None
+    strategy = raw.get("strategy", "queue")
+    key = raw.get("key", "")
+    if strategy not in CONCURRENCY_STRATEGIES or not isinstance(key, str):
+        return None
+    return Concurrency(key=key, limit=raw["limit"], strategy=strategy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +219,8 @@ class Graph:
         self._sinks: list[str] | None = None
         # Whether any node takes a limit: a workflow without limits never reaches engine.core.limits.
         self.limited = any(n.limits for n in self.nodes.values())
+        # Run concurrency: None for a workflow without it, whose runs start in one statement (engine.core.hotpath).
+        self.concurrency = _concurrency(definition.get("concurrency"))
 
     def __repr__(self) -> str:
         return f"<Graph {self.definition.get('slug')!r}: {len(self.nodes)} nodes, {len(self.edges)} edges>"
@@ -269,8 +312,12 @@ def validate(
     queues: Collection[str],
     max_nodes: int = 5000,
     check_expression: Callable[[str], str | None] | None = None,
+    check_template: Callable[[str], str | None] | None = None,
 ) -> Graph:
-    """Check a definition and build its Graph, or raise GraphInvalid listing every error found."""
+    """Check a definition and build its Graph, or raise GraphInvalid listing every error found.
+
+    ``check_expression`` says what is wrong with an edge condition, ``check_template`` with a template (the
+    concurrency key); None when nothing is."""
     errors: list[Issue] = _schema_issues(definition)
     nodes_raw = definition.get("nodes") if isinstance(definition, dict) else None
     edges_raw = definition.get("edges", []) if isinstance(definition, dict) else None
@@ -279,6 +326,7 @@ def validate(
 
     if isinstance(definition.get("inputs"), dict):
         errors.extend(_inputs_schema_issues(definition["inputs"]))
+    errors.extend(_concurrency_issues(definition.get("concurrency"), check_template))
 
     too_many = len(nodes_raw) > max_nodes
     if too_many:
@@ -490,6 +538,15 @@ def _schema_issues(definition: Any) -> list[Issue]:
         issues.append(Issue("schema", f"{where}{path or 'definition'}: {_short(err.message)}", node=node, edge=edge,
                             path=path))
     return issues
+
+
+def _concurrency_issues(raw, check_template: Callable[[str], str | None] | None) -> list[Issue]:
+    """A concurrency key template that does not parse (the schema checks the rest)."""
+    key = raw.get("key") if isinstance(raw, dict) else None
+    problem = check_template(key) if check_template is not None and isinstance(key, str) and key else None
+    if problem:
+        return [Issue("concurrency_key_invalid", f"concurrency.key: {_short(problem)}", path="concurrency.key")]
+    return []
 
 
 def _inputs_schema_issues(inputs: dict) -> list[Issue]:

@@ -160,8 +160,9 @@ def chain_step_record(*, run_id, seq: int, step_id: int, node_id: str, attempt: 
 
 def finishes_run(graph, node_id: str) -> bool:
     """Whether a success of ``node_id`` may be the one that finishes its run in one statement: it is a sink (the
-    statement itself checks that it is the run's last unfinished step and that no step failed)."""
-    return not graph.out_edges(node_id)
+    statement itself checks that it is the run's last unfinished step and that no step failed), and its workflow
+    does not queue runs over a concurrency limit (that finish starts the next run: ``RunTx`` does it)."""
+    return not graph.out_edges(node_id) and (graph.concurrency is None or not graph.concurrency.queues)
 
 
 def finish_step_record(*, run_id, seq: int, step_id: int, node_id: str, attempt: int, output, attempt_row: dict,

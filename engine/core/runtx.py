@@ -29,11 +29,15 @@ from engine.core.versions import version_graph
 from engine.exceptions import NotFound
 from engine.models import Run, StepRun
 from engine.observability.tracing import trace_tx
-from engine.states import STEP_FAILED, STEP_TERMINAL, RunStatus, StepStatus
+from engine.states import RUN_TERMINAL, STEP_FAILED, STEP_TERMINAL, RunStatus, StepStatus
 
 # Called with a child run's id in the transaction that finishes it. engine.core.children adds the settling of
 # the parent's waiting step (it builds on RunTx, so RunTx cannot import it); EngineConfig.ready imports it.
 CHILD_RUN_FINISHED: list = []
+# Called with the RunTx, after it wrote its run's row, when the transaction finished a run of a concurrency group
+# (it ended succeeded, failed or cancelled): engine.core.concurrency adds the start of the group's waiting runs
+# (it builds on RunTx). EngineConfig.ready imports it.
+RUN_FINISHED: list = []
 # Called with (tx, node_id) when a queued step failed because it could not wait for its limits (a key template
 # failed, a limit is gone): engine.core.outcomes adds the telling of its successors (it builds on RunTx).
 STEP_CANNOT_WAIT: list = []
@@ -144,6 +148,7 @@ class RunTx:
             self._atomic.__exit__(type(exc), exc, exc.__traceback__)
             raise
         self.graph = version_graph(self.run.version_id)
+        self.entered_status = self.run.status
         self.events: list[PendingEvent] = []
         self.deliveries: list[Delivery] = []
         self.gated: list = []  # queued steps whose nodes take limits (engine.core.limits.Gated)
@@ -155,6 +160,10 @@ class RunTx:
         if exc_type is None:
             try:
                 self._flush()
+                if (self.run.concurrency_key is not None and self.entered_status not in RUN_TERMINAL
+                        and self.run.status in RUN_TERMINAL):
+                    for listener in RUN_FINISHED:
+                        listener(self)
             except BaseException as flush_exc:
                 # Atomic.__exit__ rolls back and returns None: the failure is the caller's to see, not a success.
                 self._atomic.__exit__(type(flush_exc), flush_exc, flush_exc.__traceback__)

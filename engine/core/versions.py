@@ -26,6 +26,7 @@ def graph_load(definition: dict) -> graphlib.Graph:
         queues=settings.WEFT_QUEUES,
         max_nodes=settings.WEFT_MAX_NODES,
         check_expression=templating.check_condition,
+        check_template=templating.check_syntax,
     )
 
 

@@ -10,9 +10,10 @@ import json
 import jsonschema
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import DateTimeField, Func
 from django.db.models.functions import Now
 
-from engine.core import hotpath
+from engine.core import concurrency, hotpath
 from engine.core.inline import is_inline
 from engine.core.mapping import ITEM_BROKEN, item_of, map_refresh, map_reopen
 from engine.core.outcomes import dispatch_ready, edge_outcome, propagate
@@ -96,19 +97,26 @@ def run_start(
         if existing:
             return existing, False
     graph = version_graph(version)
+    spec = graph.concurrency
+    key = concurrency.key_render(spec, inputs) if spec is not None else None  # InputsInvalid: nothing started
     fields = {"workflow": workflow, "version": version, "status": RunStatus.PENDING, "inputs": inputs,
               "idempotency_key": idempotency_key or None, "request_hash": digest, "parent_step": parent_step,
               "created_by": actor if getattr(actor, "pk", None) else None,
               "trigger": run_trigger(trigger, actor=actor, parent_step=parent_step)}
     try:
-        if not graph.limited and not any(is_inline(graph.nodes[root].type) or graph.nodes[root].for_each is not None
-                                         for root in graph.roots()):  # in one statement
+        if spec is None and not graph.limited and not any(
+                is_inline(graph.nodes[root].type) or graph.nodes[root].for_each is not None
+                for root in graph.roots()):  # in one statement
             # Inside a caller's transaction, a failure (a reused idempotency key) must not abort the caller's.
             with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
                 return hotpath.run_start_one(Run(**fields), graph, _new_steps(graph), actor=_actor_name(actor)), True
         with transaction.atomic():
-            run = Run.objects.create(**fields, unfinished_steps=len(graph.nodes))
+            if spec is not None:
+                concurrency.group_lock(workflow.pk, key)
+            run = Run.objects.create(**fields, concurrency_key=key, unfinished_steps=len(graph.nodes))
             steps = steps_insert(run_id=run.pk, steps=_new_steps(graph))
+            if spec is not None:
+                return _run_start_grouped(run, spec, actor=_actor_name(actor)), True
             roots = set(graph.roots())
             with RunTx(run.pk, actor=_actor_name(actor), new_run=run) as tx:
                 tx.run_set_status(RunStatus.RUNNING, started_at=Now())
@@ -121,6 +129,33 @@ def run_start(
             raise
         return existing, False
     return run, True  # as the run's transaction left it (RunTx read the row back)
+
+
+def _run_start_grouped(run: Run, spec, *, actor: str) -> Run:
+    """A new run of a workflow with run concurrency, inserted pending in this transaction under its group's lock
+    (engine.core.concurrency): it starts, waits, is cancelled at once, or cancels the group's earliest started
+    runs, as its strategy says. Returns it as it is now."""
+    key = run.concurrency_key
+    # Waiting runs start in the order they reached the lock: the database's clock, not the starting host's.
+    Run.objects.filter(pk=run.pk).update(created_at=Func(function="clock_timestamp", output_field=DateTimeField()))
+    running = concurrency.group_running(run.workflow_id, key)
+    group = concurrency.group_name(key)
+    if spec.strategy == "queue":
+        if run.pk not in concurrency.runs_admit(run.workflow_id, key, actor=actor):  # older waiting runs first
+            concurrency.run_wait(run.pk, actor=actor)
+    elif spec.strategy == "cancel_newest" and len(running) >= spec.limit:
+        run_cancel(run_id=run.pk, actor=actor,
+                   reason=f"not started: {len(running)} run(s) of {group} already running, the concurrency limit "
+                          f"of {spec.limit} (strategy cancel_newest)")
+    else:
+        if spec.strategy == "cancel_in_progress":
+            for victim in running[:max(len(running) + 1 - spec.limit, 0)]:
+                with contextlib.suppress(InvalidTransition):  # it finished meanwhile: its place is free
+                    run_cancel(run_id=victim, actor=concurrency.ACTOR,
+                               reason=f"cancelled by run {run.pk}: at most {spec.limit} run(s) of {group} at once "
+                                      "(concurrency strategy cancel_in_progress)")
+        concurrency.run_begin(run.pk, actor=actor)
+    return Run.objects.select_related("workflow", "version").get(pk=run.pk)
 
 
 def run_trigger(trigger: dict | None, *, actor=None, parent_step: StepRun | None = None) -> dict:
@@ -283,6 +318,9 @@ def _map_cancel_items(tx: RunTx, parent: StepRun) -> None:
 def _require_run_open(tx: RunTx, action: str) -> None:
     if tx.run_status == RunStatus.CANCELLED:
         raise InvalidTransition(f"run {tx.run.pk} is cancelled; cannot {action}")
+    if tx.run_status == RunStatus.PENDING:
+        raise InvalidTransition(f"run {tx.run.pk} has not started (it waits for its concurrency limit); "
+                                f"cannot {action}")
 
 
 def _reopen_run(tx: RunTx) -> None:

@@ -1,4 +1,5 @@
-"""Recovery: expired leases, due retries and timers, queued steps whose broker row is gone.
+"""Recovery: expired leases, due retries and timers, queued steps whose broker row is gone, waiting runs whose
+concurrency group has room.
 
 One recovery loop is active at a time across all machines: the holder of a
 Postgres session-level advisory lock. Each pass is small (bounded batches) and
@@ -17,7 +18,7 @@ from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 from django_q.models import OrmQ
 
-from engine.core import eventwaits, outcomes, registry, statements
+from engine.core import concurrency, eventwaits, outcomes, registry, statements
 from engine.core.children import REASON as SUBWORKFLOW_REASON
 from engine.core.limits import REASON as LIMIT_REASON
 from engine.core.readiness import RetryPolicy, retry_decision
@@ -35,7 +36,8 @@ ORPHAN_GRACE_S = 10
 
 
 SQL = statements.load(__file__, "sql/recovery.sql")
-ANYTHING_DUE = statements.compose(SQL["anything_due"], event_wait_due=eventwaits.SQL["event_wait_due"])
+ANYTHING_DUE = statements.compose(SQL["anything_due"], event_wait_due=eventwaits.SQL["event_wait_due"],
+                                  run_waiting_with_room=concurrency.WAITING_WITH_ROOM)
 
 
 def anything_due() -> bool:
@@ -44,7 +46,8 @@ def anything_due() -> bool:
         statements.execute(cur, ANYTHING_DUE, {"subworkflow": SUBWORKFLOW_REASON,
                                                "run_terminal": sorted(RUN_TERMINAL), "orphan_grace": ORPHAN_GRACE_S,
                                                "limit_reason": LIMIT_REASON, "event_reason": eventwaits.REASON,
-                                               "retention_s": float(settings.WEFT_EVENT_RETENTION_S)})
+                                               "retention_s": float(settings.WEFT_EVENT_RETENTION_S),
+                                               **concurrency.ROOM_PARAMS})
         return bool(cur.fetchone()[0])
 
 
@@ -55,7 +58,7 @@ def recover_once() -> int:
     if not anything_due():
         return 0
     return (expire_leases() + requeue_due_retries() + wake_due_timers() + reenqueue_orphans()
-            + subworkflows_recover() + eventwaits.event_waits_recover())
+            + subworkflows_recover() + eventwaits.event_waits_recover() + concurrency.runs_waiting_heal())
 
 
 def expire_leases() -> int:

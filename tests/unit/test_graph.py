@@ -438,3 +438,41 @@ def test_5000_node_definition_validates_linearly(shape):
     # Linear, not quadratic: ten times the nodes, well under a hundred times the time (each the best of three, under
     # the same load). The absolute figure is bench's (`bench start` validates and saves 5,000 nodes).
     assert timings[5000] / timings[500] < 30
+
+
+# -- run concurrency ---------------------------------------------------------------------------
+
+
+def _check_template(text: str) -> str | None:
+    return "template syntax error: unexpected '}'" if "{{ }" in text else None
+
+
+def test_concurrency_is_read_with_its_defaults():
+    graph = check(definition([node("a")], concurrency={"key": "{{ inputs.user }}", "limit": 2}))
+    assert (graph.concurrency.key, graph.concurrency.limit, graph.concurrency.strategy) == ("{{ inputs.user }}", 2,
+                                                                                            "queue")
+    assert graph.concurrency.queues
+    keyless = check(definition([node("a")], concurrency={"limit": 1, "strategy": "cancel_newest"})).concurrency
+    assert keyless.key == "" and not keyless.queues
+    assert check(definition([node("a")])).concurrency is None
+
+
+@pytest.mark.parametrize(("concurrency", "path"), [
+    ({"limit": 0}, "concurrency.limit"),
+    ({"limit": 1.5}, "concurrency.limit"),
+    ({"limit": True}, "concurrency.limit"),
+    ({"limit": 1, "strategy": "round_robin"}, "concurrency.strategy"),
+    ({"limit": 1, "key": 7}, "concurrency.key"),
+    ({"limit": 1, "max": 2}, "concurrency"),
+    ({"key": "{{ inputs.user }}"}, "concurrency"),
+])
+def test_a_bad_concurrency_is_refused_naming_the_field(concurrency, path):
+    issues = errors_of(definition([node("a")], concurrency=concurrency))
+    assert [(i.code, i.path) for i in issues] == [("schema", path)], issues
+
+
+def test_a_concurrency_key_that_does_not_parse_is_refused_naming_the_field():
+    issues = errors_of(definition([node("a")], concurrency={"key": "{{ }", "limit": 1}),
+                       check_template=_check_template)
+    assert [(i.code, i.path) for i in issues] == [("concurrency_key_invalid", "concurrency.key")]
+    assert "concurrency.key" in issues[0].message

@@ -139,6 +139,20 @@ def test_run_page_mounts_the_island_with_a_snapshot(viewer_client):
     assert step_props["step"] == "s2"
 
 
+def test_a_run_waiting_for_its_concurrency_key_says_so_in_the_list_and_its_page(viewer_client):
+    wf = workflow_save(definition={**chain("run-wait", 2), "concurrency": {"key": "{{ inputs.user }}", "limit": 1}})[0]
+    running, _ = run_start(workflow=wf, inputs={"user": "ada"})
+    waiting, _ = run_start(workflow=wf, inputs={"user": "ada"})
+    rows = viewer_client.get("/runs/", {"status": "pending", "partial": "rows"}).content.decode()
+    assert f'data-run-id="{waiting.pk}"' in rows and f'data-run-id="{running.pk}"' not in rows
+    assert 'data-status="pending"' in rows
+    assert 'data-waiting="concurrency">waiting for a run of key &#x27;ada&#x27; to finish</span>' in rows
+    snap = props_of(viewer_client.get(f"/runs/{waiting.pk}/"))["snapshot"]
+    assert snap["run"]["status"] == "pending" and snap["run"]["concurrency_key"] == "ada"
+    assert snap["run"]["waiting"]["message"] == "waiting for a run of key 'ada' to finish"
+    assert props_of(viewer_client.get(f"/runs/{running.pk}/"))["snapshot"]["run"]["waiting"] is None
+
+
 def test_unknown_run_or_step_is_404(viewer_client):
     wf = workflow_save(definition=chain("run-404", 2))[0]
     run, _ = run_start(workflow=wf, inputs={})

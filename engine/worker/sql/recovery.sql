@@ -2,7 +2,8 @@
 -- Whether a recovery pass has anything to do: one statement a pass while nothing is due, so idle workers stay cheap.
 -- statement_timestamp(), like Django's Now(): the passes must agree with this check. A sub-workflow wait is due
 -- only when its child run finished (its parent step is then settled); a child whose parent step was cancelled
--- while it runs is due to be cancelled. An event wait is due when its event is stored but its wake was lost.
+-- while it runs is due to be cancelled. An event wait is due when its event is stored but its wake was lost. A
+-- run waiting for its concurrency group is due when the group has room for it.
 SELECT EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'running' AND lease_expires_at < statement_timestamp())
     OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'retry_wait' AND next_attempt_at <= statement_timestamp())
     OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'waiting' AND wake_at <= statement_timestamp())
@@ -15,6 +16,7 @@ SELECT EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'running' AND lease_e
                AND s.queued_at < statement_timestamp() - make_interval(secs => %(orphan_grace)s)
                AND NOT EXISTS (SELECT 1 FROM django_q_ormq q WHERE q.id = s.broker_msg_id))
     OR EXISTS (SELECT 1 FROM engine_steprun s WHERE /*{event_wait_due}*/)
+    OR EXISTS (SELECT 1 FROM engine_run w WHERE /*{run_waiting_with_room}*/)
 
 -- name: leader_lock
 -- Takes the session-level advisory lock that makes this process's recovery loop the one active loop; false if another holds it.

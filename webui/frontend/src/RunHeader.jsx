@@ -65,7 +65,8 @@ export function RunHeader({ store, runId, canOperate, act, now }) {
   const run = store.run;
   const [dialog, setDialog] = useState(null);
   const trigger = run.trigger || {};
-  const started = run.started_at || run.created_at;
+  // A run under run concurrency may never have started (it waits, or cancel_newest cancelled it): no start then.
+  const started = run.started_at || (run.concurrency_key != null ? null : run.created_at);
   const end = run.finished_at ? Date.parse(run.finished_at) : run.status === "running" ? now : null;
   const usage = run.usage || {};
   const anyFailed = Object.values(store.steps).some((s) => s.status === "failed");

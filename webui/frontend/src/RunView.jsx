@@ -190,6 +190,14 @@ export function RunView({ props }) {
         </div>
       ) : null}
       {run.error && run.status === "failed" ? <div className="banner error">Run failed: {run.error}</div> : null}
+      {run.status === "pending" && run.waiting ? (
+        <div className="banner warn" role="status" data-waiting={run.waiting.reason}>
+          Not started yet: {run.waiting.message} (the workflow's run concurrency limit).
+        </div>
+      ) : null}
+      {run.status === "cancelled" && run.error && run.error !== "cancelled" ? (
+        <div className="banner warn" data-cancelled="">Run cancelled: {run.error}</div>
+      ) : null}
       {notice ? <ActionNotice notice={notice} store={store} /> : null}
       <div className="runbody">
         <div className="runmain">

@@ -95,7 +95,10 @@ export class RunStore {
     if (kind === "run") {
       if (["pending", "running", "succeeded", "failed", "cancelled"].includes(what)) {
         this.run = { ...this.run, status: what, last_seq: e.seq };
-        if (what === "running") this.run.finished_at = null;
+        if (what === "running") {
+          this.run.finished_at = null;
+          if (!this.run.started_at) this.run.started_at = e.at; // a run that waited for its concurrency key
+        }
         if (TERMINAL.has(what)) this.run.finished_at = e.at;
         if (p.error !== undefined) this.run.error = p.error;
       } else if (what === "version_changed") {

@@ -45,7 +45,7 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-# Two lanes at once (browser and API tests; the rest), then the chaos tests alone: tests/lanes.py.
+# Two lanes at once, each on its own test database: tests/lanes.py.
 # PYTEST_ARGS (options such as --soak or -x) go to every lane.
 test: install-test lint frontend
 	$(BIN)/python tests/lanes.py $(PYTEST_ARGS)

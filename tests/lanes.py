@@ -1,9 +1,10 @@
-"""The whole suite as `make test` runs it: two lanes at once, then the chaos tests alone.
+"""The whole suite as `make test` runs it: two lanes at once.
 
 Most of the suite's time is spent waiting: for worker processes, a browser, a server's answer. Two pytest
-processes, each on a test database of its own, share the two cores; the chaos tests restart PostgreSQL and
-kill processes, so they run afterwards with nothing beside them. Each lane's output is printed when it ends,
-and the last line adds the lanes up. Arguments are passed to every pytest (``--soak``, ``-x``...).
+processes, each on a test database of its own, share the two cores. The chaos tests that restart PostgreSQL
+restart a private server of their own (tests/chaos/test_postgres_restart.py), so no lane disturbs the other.
+Each lane's output is printed when it ends, and the last line adds the lanes up. Arguments are passed to every
+pytest (``--soak``, ``-x``...).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-LANES = {  # name: (pytest arguments, test database)
-    "browser and api": (["tests/e2e", "tests/api"], "test_weft_lane_a"),
-    "engine": (["tests", "--ignore=tests/e2e", "--ignore=tests/api", "--ignore=tests/chaos"], "test_weft_lane_b"),
+FIRST = ["tests/e2e", "tests/api", "tests/nodes", "tests/triggers"]
+LANES = {  # name: (pytest arguments, test database); about the same time each
+    "browser, api and nodes": (FIRST, "test_weft_lane_a"),
+    "engine, chaos and the rest": (["tests", *(f"--ignore={path}" for path in FIRST)], "test_weft_lane_b"),
 }
-ALONE = ("chaos", (["tests/chaos"], "test_weft_chaos"))
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
 
 
@@ -54,10 +55,8 @@ def main(extra: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="weft-lanes-") as tmp:
         logs = Path(tmp)
         running = [_start(name, args, db, extra, logs) for name, (args, db) in LANES.items()]
-        print(f"lanes started: {', '.join(LANES)}; then {ALONE[0]} alone", flush=True)
+        print(f"lanes started: {'; '.join(LANES)}", flush=True)
         codes = [_finish(lane, totals) for lane in running]
-        name, (args, db) = ALONE
-        codes.append(_finish(_start(name, args, db, extra, logs), totals))
     rest = ", ".join(f"{totals[k]} {k}" for k in ("xfailed", "xpassed", "deselected") if totals.get(k))
     print(f"\nlanes took {time.monotonic() - started:.0f} s" + (f"; also {rest}" if rest else ""))
     print(f"total: {totals.get('passed', 0)} passed, {totals.get('failed', 0)} failed, "

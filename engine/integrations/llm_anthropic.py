@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-import anthropic
 import httpx2
 
 from engine.integrations import llm_sdk
@@ -23,6 +22,8 @@ FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool
 def anthropic_chat(endpoint, *, messages: list[dict], tools, temperature, max_tokens, response_schema,
                    timeout_s: float, idempotency_key: str | None) -> dict:
     """One POST to ``<base_url>/v1/messages``; the reply in Weft's shape (see ``llm_providers.chat``)."""
+    import anthropic  # imported on the first call: it takes seconds, and most workers never call a model
+
     url = endpoint.base_url.rstrip("/") + "/v1/messages"
     system, turns = to_messages(messages)
     body: dict = {"model": endpoint.model, "messages": turns, "max_tokens": max_tokens or DEFAULT_MAX_TOKENS}

@@ -3,14 +3,14 @@ the OpenAI chat-completions protocol (OpenAI, Azure-style gateways, vLLM, Ollama
 
 from __future__ import annotations
 
-import openai
-
 from engine.integrations import llm_sdk
 
 
 def openai_chat(endpoint, *, messages: list[dict], tools, temperature, max_tokens, response_schema, timeout_s: float,
                 idempotency_key: str | None) -> dict:
     """One POST to ``<base_url>/chat/completions``; the reply in Weft's shape (see ``llm_providers.chat``)."""
+    import openai  # imported on the first call: it takes seconds, and most workers never call a model
+
     url = endpoint.base_url.rstrip("/") + "/chat/completions"
     body: dict = {"model": endpoint.model, "messages": messages}
     if tools:

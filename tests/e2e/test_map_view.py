@@ -120,3 +120,23 @@ def test_a_mapped_nodes_items_page_in_its_drawer_and_expand_in_the_timeline(ui, 
     drawer.get_by_role("button", name="Open item 11", exact=True).click()
     expect(ui.get_by_role("complementary", name="Step each[11]").locator(".error-text")).to_contain_text("item 11")
     screenshot(ui, "map-item-drawer-dark")
+
+
+def test_an_expanded_map_of_many_items_groups_them_into_at_most_200_rows(ui, drain):
+    d = definition("map-many-e2e", [
+        node("source", kwargs={"xs": "{{ inputs.xs }}"}),
+        {**node("each", kwargs={"item": "{{ item }}"}), "for_each": "{{ nodes.source.output.xs }}"},
+    ], [("source", "each")])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={"xs": list(range(450))})
+    drain()
+    ui.goto(f"{ui.base}/runs/{run.pk}/?tab=timeline")
+    expect(ui.locator(".runview")).to_have_attribute("data-live", "true")
+    expect(ui.locator('.timeline [data-row="each"]')).to_have_attribute("data-row-kind", "map")
+    ui.get_by_role("button", name="Expand each").click()
+    expect(ui.get_by_role("button", name="Collapse each")).to_have_attribute("aria-expanded", "true")
+    expect(ui.locator('.timeline [data-row="each[0–2]"]')).to_have_attribute("data-row-kind", "group")
+    expect(ui.locator('.timeline [data-row-kind="item"]')).to_have_count(0)
+    ui.locator(".timeline-scroll").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    expect(ui.locator('.timeline [data-row="each[447–449]"]')).to_have_attribute("data-row-kind", "group")
+    expect(ui.locator('.timeline [data-label="each:note"]')).to_have_text("450 items, 3 per row (at most 200 rows)")
+    screenshot(ui, "map-timeline-grouped-light")

@@ -9,6 +9,7 @@ from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
 from tests.conftest import definition, node
 from tests.e2e.conftest import screenshot
+from tests.e2e.test_accessibility import axe_violations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -62,6 +63,7 @@ def test_a_mapped_nodes_items_page_in_its_drawer_and_expand_in_the_timeline(ui, 
     expect(drawer.locator("[data-items-range]")).to_have_text("1–10 of 30")
     expect(drawer.get_by_role("button", name="Previous page")).to_be_disabled()
     screenshot(ui, "map-items-drawer-light")
+    assert axe_violations(ui) == []
 
     drawer.get_by_role("button", name="Next page").click()
     expect(drawer.locator("[data-items-range]")).to_have_text("11–20 of 30")
@@ -110,6 +112,7 @@ def test_a_mapped_nodes_items_page_in_its_drawer_and_expand_in_the_timeline(ui, 
     ui.get_by_role("button", name="Toggle dark mode").click()
     expect(ui.locator("html")).to_have_attribute("data-theme", "dark")
     screenshot(ui, "map-timeline-expanded-dark")
+    assert axe_violations(ui) == []
     ui.get_by_role("button", name="Collapse each").click()
     expect(ui.locator('.timeline [data-row-kind="item"]')).to_have_count(0)
     ui.get_by_role("tab", name="Graph").click()
@@ -117,6 +120,7 @@ def test_a_mapped_nodes_items_page_in_its_drawer_and_expand_in_the_timeline(ui, 
     drawer.get_by_role("button", name="Next page").click()
     expect(rows.first).to_have_attribute("data-item", "10")
     screenshot(ui, "map-items-drawer-dark")
+    assert axe_violations(ui) == []
     drawer.get_by_role("button", name="Open item 11", exact=True).click()
     expect(ui.get_by_role("complementary", name="Step each[11]").locator(".error-text")).to_contain_text("item 11")
     screenshot(ui, "map-item-drawer-dark")

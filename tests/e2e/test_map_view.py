@@ -88,6 +88,7 @@ def test_a_mapped_nodes_items_page_in_its_drawer_and_expand_in_the_timeline(ui, 
     expect(item.locator("tr[data-attempt='1']")).to_contain_text("item 11")
     screenshot(ui, "map-item-drawer-light")
     item.get_by_role("button", name="All items of each").click()
+    expect(rows.first).to_have_attribute("data-item", "10")  # back on the page the item was opened from
     drawer.get_by_label("Status").select_option("failed")
     expect(rows).to_have_count(len(failing))
     expect(drawer.locator("[data-items-range]")).to_have_text(f"1–{len(failing)} of {len(failing)}")

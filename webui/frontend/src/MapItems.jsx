@@ -13,9 +13,16 @@ export function itemOf(nodeId) {
   return m ? [m[1], Number(m[2])] : null;
 }
 
+// The page and filter each node's list was left on: back from an item's drawer, the list is where it was.
+const remembered = new Map();
+
 export function MapItems({ store, nodeId, onOpen }) {
-  const [page, setPage] = useState(1);
-  const [status, setStatus] = useState("");
+  const memo = `${store.runId}/${nodeId}`;
+  const [page, setPage] = useState(() => remembered.get(memo)?.page || 1);
+  const [status, setStatus] = useState(() => remembered.get(memo)?.status || "");
+  useEffect(() => {
+    remembered.set(memo, { page, status });
+  }, [memo, page, status]);
   const [data, setData] = useState(null);
   const [problem, setProblem] = useState(null);
   const map = mapCounts(store.steps, nodeId);

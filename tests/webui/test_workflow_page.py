@@ -115,3 +115,18 @@ def test_step_inputs_render_the_config_from_upstream_outputs_and_run_inputs(view
                                  "referenced": True}]
     assert body["run_inputs"] == {"name": "Ada"} and body["render_error"] == ""
     assert viewer_client.get(f"/runs/{run.pk}/steps/nope/inputs/").status_code == 404
+
+
+def test_an_items_inputs_are_its_nodes_config_rendered_with_its_item(viewer_client, drain):
+    workflow = workflow_save(definition=definition("inputs-item", [
+        node("source", kwargs={"xs": "{{ inputs.xs }}"}),
+        {**node("each", "tests.fail_at", kwargs={"item": "{{ item }}-{{ item_index }}"}),
+         "for_each": "{{ nodes.source.output.xs }}"},
+    ], [("source", "each")]))[0]
+    run, _ = run_start(workflow=workflow, inputs={"xs": ["a", "b", "c"]})
+    drain()
+    body = viewer_client.get(f"/runs/{run.pk}/steps/each%5B1%5D/inputs/").json()
+    assert body["node_id"] == "each[1]" and body["render_error"] == ""
+    assert body["rendered"]["kwargs"] == {"item": "b-1"}
+    assert [u["node_id"] for u in body["upstream"]] == ["source"]
+    assert viewer_client.get(f"/runs/{run.pk}/steps/each%5B9%5D/inputs/").status_code == 404

@@ -5,6 +5,7 @@ import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore
 import { get, post } from "./api.js";
 import { Dialog } from "./dialogs.jsx";
 import { NODE_H, NODE_W, StepNode, edgeId, useTheme } from "./graph.jsx";
+import { itemOf } from "./MapItems.jsx";
 import { mapCounts, mapKey } from "./MapProgress.jsx";
 import { RunStore, connectRun } from "./runstore.js";
 import { ACTIVE, FINISHED_OK, STATUS, StatusBadge } from "./status.jsx";
@@ -203,7 +204,8 @@ export function RunView({ props }) {
         <div className="runmain">
           {tab === "graph" ? (
             <ReactFlowProvider>
-              <RunGraph store={store} version={version} now={now} stale={stale} selected={selected}
+              <RunGraph store={store} version={version} now={now} stale={stale}
+                selected={itemOf(selected)?.[0] ?? selected}
                 onSelect={select} hideFinished={hideFinished} />
             </ReactFlowProvider>
           ) : (
@@ -212,7 +214,7 @@ export function RunView({ props }) {
         </div>
         {selected && store.steps[selected] ? (
           <StepDrawer key={selected} store={store} version={version} nodeId={selected} now={now}
-            canOperate={canOperate} onClose={() => select(null)} setDialog={setDialog} act={act} />
+            canOperate={canOperate} onClose={() => select(null)} onSelect={select} setDialog={setDialog} act={act} />
         ) : null}
       </div>
       {dialog ? (

@@ -6,6 +6,8 @@ import { JsonView } from "./dialogs.jsx";
 import { ACTIVE, SETTLEABLE, StatusBadge, TERMINAL, formatDuration } from "./status.jsx";
 import { Conversation } from "./Conversation.jsx";
 import { Attempts, Inputs, Journal, Logs } from "./StepPanels.jsx";
+import { MapItems, itemOf } from "./MapItems.jsx";
+import { mapCounts } from "./MapProgress.jsx";
 
 function leaseInfo(step, now) {
   if (step.status !== "running" || !step.lease_expires_at) return null;
@@ -76,13 +78,16 @@ function approvalDecision(spec, detail, step) {
   );
 }
 
-export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, setDialog, act }) {
+export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, onSelect, setDialog, act }) {
   const step = store.steps[nodeId];
-  const spec = store.definition.nodes.find((n) => n.id === nodeId) || { id: nodeId };
+  // An item of a mapped node (``each[3]``) is a step of its own, defined by its node.
+  const item = itemOf(nodeId);
+  const spec = store.definition.nodes.find((n) => n.id === (item ? item[0] : nodeId)) || { id: nodeId };
+  const mapped = Boolean(spec.for_each) && !item;
   const [detail, setDetail] = useState(null);
   const [error, setError] = useState(null);
   const conversational = spec.type === "agent" || spec.type === "llm";
-  const [section, setSection] = useState("overview");
+  const [section, setSection] = useState(mapped ? "items" : "overview");
   const [poll, setPoll] = useState(0);
   const toolApproval = conversational && step.status === "waiting" && step.waiting_reason === "tool_approval";
   useEffect(() => {  // a tool call waiting for a decision is shown where it is decided
@@ -138,7 +143,10 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
     <aside className="drawer" aria-label={`Step ${nodeId}`} data-drawer-node={nodeId}>
       <div className="drawer-head">
         <div>
-          <div className="drawer-title">{spec.name || nodeId}</div>
+          <div className="drawer-title">{item ? `${spec.name || item[0]}, item ${item[1]}` : spec.name || nodeId}</div>
+          {item ? (
+            <button type="button" className="link" onClick={() => onSelect(item[0])}>← All items of {item[0]}</button>
+          ) : null}
           <div className="muted"><code>{nodeId}</code> · {spec.type} · queue {step.queue}</div>
         </div>
         <button type="button" className="link" onClick={onClose} aria-label="Close step details">✕</button>
@@ -183,7 +191,7 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
           <button type="button" disabled={!canOperate} title={disabledTitle}
             onClick={() => setDialog({ kind: "retry", nodeId })}>Retry</button>
         ) : null}
-        {runOpen && (TERMINAL.has(status)) ? (
+        {runOpen && TERMINAL.has(status) && !item ? (
           <button type="button" className="secondary" disabled={!canOperate} title={disabledTitle}
             onClick={() => setDialog({ kind: "rerun", nodeId })}>Rerun from here</button>
         ) : null}
@@ -205,10 +213,11 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
         ) : null}
       </div>
       <div role="tablist" aria-label="Step details" className="tabs small">
-        {["overview", ...(conversational ? ["conversation"] : []), "attempts", "logs", "journal"].map((s) => (
+        {[...(mapped ? ["items"] : []), "overview", ...(conversational ? ["conversation"] : []), "attempts", "logs", "journal"].map((s) => (
           <button key={s} role="tab" type="button" aria-selected={section === s}
             className={section === s ? "" : "secondary"} onClick={() => setSection(s)}>
             {s[0].toUpperCase() + s.slice(1)}
+            {s === "items" ? ` (${mapCounts(store.steps, nodeId).total})` : ""}
             {s === "attempts" && attempts.length ? ` (${attempts.length})` : ""}
             {s === "journal" && detail?.journal?.length ? ` (${detail.journal.length})` : ""}
           </button>
@@ -216,6 +225,7 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, s
       </div>
       {error ? <p className="errors">Could not load the step: {error}</p> : null}
       <div className="drawer-body">
+        {section === "items" ? <MapItems store={store} nodeId={nodeId} onOpen={onSelect} /> : null}
         {section === "overview" ? (
           <>
             {decision}

@@ -9,6 +9,51 @@ const AXIS_H = 20;
 const LABEL_W = 200;
 const GAP_MIN_MS = 60_000; // idle stretches longer than this (and than 25% of the run) are compressed
 const GAP_W = 28;
+const MAP_ROWS = 200; // an expanded map shows at most this many rows: one per item, or per group of items
+const STRIP_PX = 4; // a density strip's bucket width
+
+// Item steps ("each[3]") by their node, in item order.
+function mapItemIds(steps) {
+  const byNode = new Map();
+  for (const id in steps) {
+    const m = /^(.*)\[(\d+)\]$/.exec(id);
+    if (m) (byNode.get(m[1]) || byNode.set(m[1], []).get(m[1])).push([Number(m[2]), id]);
+  }
+  for (const [k, v] of byNode) byNode.set(k, v.sort((a, b) => a[0] - b[0]).map(([, id]) => id));
+  return byNode;
+}
+
+const STRIP_CLASS = { succeeded: "succeeded", failed: "failed", lost: "failed", timeout: "failed", running: "running",
+  queued: "queued" };
+
+// How many items' attempts were active in each STRIP_PX-wide bucket, by outcome: a small stacked histogram.
+function DensityStrip({ bars, scale, now, y, height }) {
+  const counts = new Map(); // bucket -> {outcome class -> n}
+  let max = 1;
+  for (const b of bars) {
+    const from = b.s ?? b.q;
+    if (from == null) continue;
+    const cls = STRIP_CLASS[b.f == null && b.s == null ? "queued" : b.outcome] || "other";
+    const k0 = Math.floor(scale.x(from) / STRIP_PX);
+    const k1 = Math.floor(scale.x(b.f ?? now) / STRIP_PX);
+    for (let k = k0; k <= k1; k += 1) {
+      const c = counts.get(k) || counts.set(k, {}).get(k);
+      c[cls] = (c[cls] || 0) + 1;
+    }
+  }
+  for (const c of counts.values()) max = Math.max(max, Object.values(c).reduce((a, n) => a + n, 0));
+  const rects = [];
+  for (const [k, c] of counts) {
+    let top = y + height;
+    for (const cls of ["failed", "other", "running", "queued", "succeeded"]) {
+      if (!c[cls]) continue;
+      const h = Math.max(1, (c[cls] / max) * height);
+      top -= h;
+      rects.push(<rect key={`${k}-${cls}`} className={`strip-${cls}`} x={k * STRIP_PX} y={top} width={STRIP_PX} height={h} />);
+    }
+  }
+  return rects;
+}
 
 function topoOrder(nodes, edges) {
   const indeg = new Map(nodes.map((n) => [n.id, 0]));
@@ -150,6 +195,13 @@ function subSecondLabel(ms, step) {
 
 export function Timeline({ store, version, now, onSelect }) {
   const [zoom, setZoom] = useState(1);
+  const [expanded, setExpanded] = useState(() => new Set());
+  const toggle = (id) => setExpanded((was) => {
+    const next = new Set(was);
+    if (next.has(id)) next.delete(id);
+    else next.add(id);
+    return next;
+  });
   const [scrollTop, setScrollTop] = useState(0);
   const [scrollLeft, setScrollLeft] = useState(0);
   const [height, setHeight] = useState(600);
@@ -163,19 +215,47 @@ export function Timeline({ store, version, now, onSelect }) {
     const used = new Set();
     let t0 = Infinity;
     let t1 = -Infinity;
+    const barsOf = (id) => (store.attempts[id] || []).filter((a) => a.queued_at || a.started_at).map((a) => {
+      const q = a.queued_at ? Date.parse(a.queued_at) : null;
+      const s = a.started_at ? Date.parse(a.started_at) : null;
+      const f = a.finished_at ? Date.parse(a.finished_at) : null;
+      const start = q ?? s;
+      const end = f ?? now;
+      t0 = Math.min(t0, start);
+      t1 = Math.max(t1, end);
+      intervals.push([start, end]);
+      return { number: a.number, q, s, f, outcome: a.outcome, worker: a.worker };
+    });
+    const itemIds = mapItemIds(store.steps);
+    const mapped = new Set(store.definition.nodes.filter((n) => n.for_each).map((n) => n.id));
     for (const id of order) {
-      const attempts = (store.attempts[id] || []).filter((a) => a.queued_at || a.started_at);
-      const bars = attempts.map((a) => {
-        const q = a.queued_at ? Date.parse(a.queued_at) : null;
-        const s = a.started_at ? Date.parse(a.started_at) : null;
-        const f = a.finished_at ? Date.parse(a.finished_at) : null;
-        const start = q ?? s;
-        const end = f ?? now;
-        t0 = Math.min(t0, start);
-        t1 = Math.max(t1, end);
-        intervals.push([start, end]);
-        return { number: a.number, q, s, f, outcome: a.outcome, worker: a.worker };
-      });
+      const bars = barsOf(id);
+      if (mapped.has(id)) {
+        // A mapped node is one row: a density strip of its items' attempts; expanded, a row per item (or
+        // per group of items, past MAP_ROWS).
+        const items = (itemIds.get(id) || []).map((itemId) => ({ id: itemId, bars: barsOf(itemId),
+          status: store.steps[itemId]?.status || "pending" }));
+        const all = items.flatMap((it) => it.bars);
+        for (const b of all) used.add(b.outcome);
+        if (all.length || bars.length) {
+          const ends = [...all, ...bars];
+          durations[id] = Math.max(...ends.map((b) => b.f ?? now)) - Math.min(...ends.map((b) => b.q ?? b.s));
+        }
+        rows.push({ id, kind: "map", bars: all, items: items.length, status: store.steps[id]?.status || "pending" });
+        if (!expanded.has(id)) continue;
+        const per = Math.ceil(items.length / MAP_ROWS);
+        if (per <= 1) {
+          for (const it of items) rows.push({ id: it.id, kind: "item", bars: it.bars, wait: null, status: it.status });
+        } else {
+          for (let i = 0; i < items.length; i += per) {
+            const group = items.slice(i, i + per);
+            rows.push({ id: `${id}[${i}–${i + group.length - 1}]`, kind: "group", open: group[0].id,
+              bars: group.flatMap((it) => it.bars), items: group.length });
+          }
+          rows.push({ id: `${id}:note`, kind: "note", bars: [], label: `${items.length} items, ${per} per row (at most ${MAP_ROWS} rows)` });
+        }
+        continue;
+      }
       // The step's own wait after its last attempt parked it (approval, sleep, event): drawn as the step
       // waiting until it was decided or woke, not as an idle gap.
       const step = store.steps[id];
@@ -197,7 +277,7 @@ export function Timeline({ store, version, now, onSelect }) {
       if (bars.length) {
         durations[id] = Math.max(...bars.map((b) => (b.f ?? now)), wait ? wait.to : 0) - Math.min(...bars.map((b) => b.q ?? b.s));
       }
-      rows.push({ id, bars, wait, status: step?.status || "pending" });
+      rows.push({ id, kind: "step", bars, wait, status: step?.status || "pending" });
     }
     if (!Number.isFinite(t0)) {
       t0 = now;
@@ -205,7 +285,7 @@ export function Timeline({ store, version, now, onSelect }) {
     }
     const critical = new Set(criticalPath(store.definition.nodes, store.definition.edges, durations));
     return { rows, intervals, t0, t1, critical, used };
-  }, [version, now, store]);
+  }, [version, now, store, expanded]);
 
   const width = Math.max(400, ((box.current?.clientWidth || 900) - LABEL_W - 24) * zoom);
   const live = store.run.status === "running";
@@ -225,7 +305,7 @@ export function Timeline({ store, version, now, onSelect }) {
     <div className="timeline" aria-label="Timeline">
       <div className="timeline-bar">
         <span className="muted" title={`critical path: ${path.join(" → ")}`}>
-          {model.rows.reduce((n, r) => n + r.bars.length, 0)} attempts · {formatDuration((tEnd - model.t0) / 1000)} ·
+          {model.rows.reduce((n, r) => n + (r.kind === "step" || r.kind === "map" ? r.bars.length : 0), 0)} attempts · {formatDuration((tEnd - model.t0) / 1000)} ·
           critical path: {(path.length > 8 ? [...path.slice(0, 3), "…", ...path.slice(-2)] : path).join(" → ") || "—"}
           {path.length > 8 ? ` (${path.length} steps)` : ""}
         </span>
@@ -288,9 +368,16 @@ export function Timeline({ store, version, now, onSelect }) {
             const y = (first + i) * ROW + 4;
             const crit = model.critical.has(row.id);
             return (
-              <g key={row.id} className={`trow${crit ? " critical" : ""}`} data-row={row.id}>
+              <g key={row.id} className={`trow${crit ? " critical" : ""}`} data-row={row.id} data-row-kind={row.kind}>
                 <g transform={`translate(${LABEL_W},0)`}>
-                  {row.bars.map((b) => {
+                  {row.kind === "map" || row.kind === "group" ? (
+                    <g className="strip" data-strip={row.id} onClick={() => onSelect(row.kind === "map" ? row.id : row.open)}>
+                      <title>{`${row.id}: ${row.items} items, ${row.bars.length} attempts (their activity over time)`}</title>
+                      <rect className="strip-bg" x={0} y={y + 1} width={width} height={ROW - 4} />
+                      <DensityStrip bars={row.bars} scale={scale} now={now} y={y + 2} height={ROW - 6} />
+                    </g>
+                  ) : null}
+                  {(row.kind === "step" || row.kind === "item" ? row.bars : []).map((b) => {
                     const qx = b.q != null ? scale.x(b.q) : null;
                     const sx = b.s != null ? scale.x(b.s) : null;
                     const fx = scale.x(b.f ?? now);
@@ -333,13 +420,23 @@ export function Timeline({ store, version, now, onSelect }) {
           <g className="tlabels" transform={`translate(${scrollLeft},0)`}>
             <rect className="tlabels-bg" x={0} y={0} width={LABEL_W} height={bodyH} />
             {visible.map((row, i) => (
-              <text key={row.id} x={8} y={(first + i) * ROW + 19} data-label={row.id}
-                className={`tlabel${model.critical.has(row.id) ? " critical" : ""}`} onClick={() => onSelect(row.id)}>
-                {model.critical.has(row.id) ? "★ " : ""}{row.id}
+              <text key={row.id} x={row.kind === "step" ? 8 : row.kind === "map" ? 28 : 36} y={(first + i) * ROW + 19}
+                data-label={row.id} className={`tlabel${model.critical.has(row.id) ? " critical" : ""} tlabel-${row.kind}`}
+                onClick={() => row.kind !== "note" && onSelect(row.kind === "group" ? row.open : row.id)}>
+                {model.critical.has(row.id) ? "★ " : ""}{row.kind === "note" ? row.label : row.id}
+                {row.kind === "map" ? ` (${row.items})` : ""}
               </text>
             ))}
           </g>
         </svg>
+        {/* A mapped node's expand button: HTML over the label column, so it is a real, focusable button. */}
+        {visible.filter((row) => row.kind === "map").map((row) => (
+          <button key={row.id} type="button" className="tl-expand secondary" aria-expanded={expanded.has(row.id)}
+            aria-label={`${expanded.has(row.id) ? "Collapse" : "Expand"} ${row.id}`}
+            title={expanded.has(row.id) ? "Show the items as one row" : `One row per item (at most ${MAP_ROWS} rows)`}
+            style={{ top: AXIS_H + model.rows.indexOf(row) * ROW + 5, left: scrollLeft + 5 }}
+            onClick={() => toggle(row.id)}>{expanded.has(row.id) ? "▾" : "▸"}</button>
+        ))}
       </div>
     </div>
   );

@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.fields.json import KeyTextTransform
 
-from engine.states import RunStatus, StepStatus
+from engine.states import Durability, RunStatus, StepStatus
 
 
 class Workflow(models.Model):
@@ -79,6 +79,10 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # How the workers' transactions on this run commit (engine.core.durability), decided at its start from its
+    # version's definition and its queues' defaults, and never changed.
+    durability = models.CharField(max_length=8, choices=Durability.choices, default=Durability.STRICT,
+                                  db_default=Durability.STRICT)
 
     class Meta:
         constraints = [

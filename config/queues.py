@@ -19,7 +19,9 @@ DEFAULT_QUEUES: dict[str, dict] = {
     "slow": {"workers": 2, "timeout": 6 * 3600, "poll": 0.5},
 }
 
-QUEUE_KEYS = {"workers", "timeout", "poll", "queue_limit", "retry", "max_attempts"}
+QUEUE_KEYS = {"workers", "timeout", "poll", "queue_limit", "retry", "max_attempts", "durability"}
+# A queue's default durability for workflows that name none (engine.core.durability; docs/reliability.md).
+DURABILITIES = ("strict", "relaxed")
 
 
 def min_retry(*, timeout: int, queue_limit: int, workers: int) -> int:
@@ -61,6 +63,9 @@ def _check_queue(name: str, cfg: object) -> dict:
             raise ConfigError(f"{where}.{key}", f"must be a positive integer, got {out[key]!r}")
     if not isinstance(out["poll"], (int, float)) or not 0.01 <= out["poll"] <= 60:
         raise ConfigError(f"{where}.poll", f"must be seconds between 0.01 and 60, got {out['poll']!r}")
+    out.setdefault("durability", "strict")
+    if out["durability"] not in DURABILITIES:
+        raise ConfigError(f"{where}.durability", f"must be one of {', '.join(DURABILITIES)}, got {out['durability']!r}")
     out.setdefault("queue_limit", out["workers"])
     floor = min_retry(timeout=out["timeout"], queue_limit=out["queue_limit"], workers=out["workers"])
     out.setdefault("retry", floor + 60)

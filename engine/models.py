@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.fields.json import KeyTextTransform
 
-from engine.states import RunStatus, StepStatus
+from engine.states import Durability, RunStatus, StepStatus
 
 
 class Workflow(models.Model):
@@ -82,6 +82,10 @@ class Run(models.Model):
     # The run's rendered concurrency key ("" for the whole workflow); NULL when its version has no concurrency
     # (engine.core.concurrency). A pending run with a key waits for a run of that key to finish.
     concurrency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    # How the workers' transactions on this run commit (engine.core.durability), decided at its start from its
+    # version's definition and its queues' defaults, and never changed.
+    durability = models.CharField(max_length=8, choices=Durability.choices, default=Durability.STRICT,
+                                  db_default=Durability.STRICT)
 
     class Meta:
         constraints = [

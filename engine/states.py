@@ -26,6 +26,14 @@ class StepStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+class Durability(models.TextChoices):
+    """How a run's worker transactions commit (docs/reliability.md, "Durability"): ``strict`` waits for the WAL
+    on disk, ``relaxed`` (synchronous_commit off) does not. Decided at the run's start, kept for its life."""
+
+    STRICT = "strict"
+    RELAXED = "relaxed"
+
+
 # How a run started (Run.trigger["kind"]).
 TRIGGER_KINDS = ("manual", "api", "schedule", "webhook", "event", "subworkflow")
 

@@ -43,7 +43,7 @@ class Wait:
 class StepContext:
     def __init__(self, *, run_id, step_id: int, node_id: str, node_type: str, attempt: int, generation: int,
                  config: dict, run_inputs: dict, upstream: dict, worker: str, liveness, run_start=None,
-                 run_budget: dict | None = None):
+                 run_budget: dict | None = None, relaxed: bool = False):
         self.run_id = run_id
         self.step_id = step_id
         self.node_id = node_id
@@ -59,8 +59,9 @@ class StepContext:
         self.run_start = run_start
         self.run_budget = run_budget or {}  # the workflow definition's "budget": what the whole run may spend
         self.logger = logging.getLogger(f"weft.node.{node_type}")
+        # relaxed: the run's durability (engine.core.durability) for the journal's entries of calls safe to repeat.
         self.journal = Journal(step_id=step_id, attempt=attempt, key_for=self.idempotency_key,
-                               check_live=self.check_live)
+                               check_live=self.check_live, relaxed=relaxed)
         self.metrics: dict[str, Any] = {}
 
     @property

@@ -25,6 +25,8 @@ DEFAULT_TRIGGER_RULE = "all_success"
 ON_ITEM_FAILURE = ("fail", "continue")
 # What a run over its workflow's concurrency limit does (docs/limits.md, "Run concurrency").
 CONCURRENCY_STRATEGIES = ("queue", "cancel_in_progress", "cancel_newest")
+# A run's durability (engine.states.Durability; engine.core.durability): absent, its queues' default.
+DURABILITIES = ("strict", "relaxed")
 DEFAULT_INPUTS_SCHEMA = {"type": "object"}
 
 # Layout spacing (pixels) for nodes that have no saved position.
@@ -128,6 +130,12 @@ DEFINITION_SCHEMA: dict[str, Any] = {
         "inputs": {"type": "object", "default": DEFAULT_INPUTS_SCHEMA},
         "nodes": {"type": "array", "items": _NODE_SCHEMA},
         "edges": {"type": "array", "items": _EDGE_SCHEMA, "default": []},
+        "durability": {"enum": list(DURABILITIES),
+                       "description": "strict: a step's records are on disk before anything depending on them "
+                                      "starts; relaxed: they commit with synchronous_commit off (a PostgreSQL crash "
+                                      "can lose the last moments of steps, which run again with the same "
+                                      "idempotency keys). Absent: relaxed only if every queue the nodes use "
+                                      "defaults to relaxed (WEFT_QUEUES), else strict."},
         "budget": {"type": "object", "additionalProperties": False,
                    "description": "the most a run may spend on model calls (checked before each call)",
                    "properties": {"max_cost_usd": {"type": "number", "exclusiveMinimum": 0},
@@ -221,6 +229,9 @@ class Graph:
         self.limited = any(n.limits for n in self.nodes.values())
         # Run concurrency: None for a workflow without it, whose runs start in one statement (engine.core.hotpath).
         self.concurrency = _concurrency(definition.get("concurrency"))
+        # The definition's own durability, or None: its queues' default decides (engine.core.durability).
+        durability = definition.get("durability")
+        self.durability: str | None = durability if durability in DURABILITIES else None
 
     def __repr__(self) -> str:
         return f"<Graph {self.definition.get('slug')!r}: {len(self.nodes)} nodes, {len(self.edges)} edges>"

@@ -16,7 +16,9 @@
   sinks' outputs and the failed steps, the events and the run row, COMMIT.
 
 Here each is one statement, so one round trip: outside a transaction it commits by itself (synchronous_commit
-as configured), inside one it is part of it. Everything it writes is what ``RunTx`` and engine.core.outcomes
+as configured, or off for a relaxed run's claim and successes: the run lock turns it off for that statement's
+transaction when the run row says relaxed, engine.core.durability), inside one it is part of it. A run's start
+is always strict. Everything it writes is what ``RunTx`` and engine.core.outcomes
 write for the same transition: the same compare-and-sets, Attempt rows, events with the next sequence numbers,
 run counters and channel-layer rows.
 
@@ -36,6 +38,7 @@ from django.conf import settings
 
 from engine.core import transitions
 from engine.core.dbretry import prepared_cursor
+from engine.core.durability import COMMIT_RELAXED_IF_RUN, RELAXED_PARAMS
 from engine.core.events import EVENTS_INSERT, MESSAGES_INSERT, EventBatch, PendingEvent
 from engine.core.inline import is_inline
 from engine.core.queues import Delivery, delivery_payloads, notify_channels
@@ -57,8 +60,8 @@ def _statements(name: str, *, messages: str, **parts) -> tuple[Bound, Bound]:
     return tuple(Bound(compose(_SQL[name], events_insert=EVENTS_INSERT, send=send, **parts)) for send in sends)
 
 
-_RUN_LOCK = compose(_SQL["run_lock"], last_step="")
-_RUN_LOCK_LAST_STEP = compose(_SQL["run_lock"], last_step=_SQL["run_lock_last_step"])
+_RUN_LOCK = compose(_SQL["run_lock"], last_step="", durability=COMMIT_RELAXED_IF_RUN)
+_RUN_LOCK_LAST_STEP = compose(_SQL["run_lock"], last_step=_SQL["run_lock_last_step"], durability=COMMIT_RELAXED_IF_RUN)
 _SUCCESS = {"step_succeed": T["step_succeed"], "attempt_succeed": T["attempt_succeed"]}
 
 _START_IDS = Bound(_SQL["start_ids"])
@@ -99,7 +102,7 @@ def run_start_one(run: Run, graph, steps: list[dict], *, actor: str) -> Run:
             "inputs": json.dumps(run.inputs), "key": run.idempotency_key,
             "hash": run.request_hash, "unfinished": len(steps), "n_events": len(pending),
             "parent": run.parent_step_id, "created_by": run.created_by_id, "trigger": json.dumps(run.trigger),
-            "created_at": run.created_at,
+            "created_at": run.created_at, "durability": run.durability,
             "steps": json.dumps(steps), "channels": json.dumps(notify_channels(deliveries))}))
         run.started_at = cur.fetchone()[0]
     batch.publish_on_commit()
@@ -110,18 +113,19 @@ def run_start_one(run: Run, graph, steps: list[dict], *, actor: str) -> Run:
 
 
 def step_claim_one(*, run_id, seq: int, step_id: int, node_id: str, attempt: int,
-                   worker: str) -> tuple[StepRun, int, dict, int] | None:
+                   worker: str) -> tuple[StepRun, int, dict, str, int] | None:
     """Claim ``attempt`` of step ``step_id`` for ``worker`` in one statement, if the run's last sequence number
-    is still ``seq`` (see the module docstring). Returns the claimed step, the run's version id and inputs, and
-    the run's last sequence number after the statement; None if nothing was written."""
+    is still ``seq`` (see the module docstring). Returns the claimed step, the run's version id, inputs and
+    durability, and the run's last sequence number after the statement; None if nothing was written."""
     pending = [PendingEvent("step.running", node_id, {"from": StepStatus.QUEUED, "attempt": attempt,
                                                       "worker": worker})]
     written = _execute(_CLAIM, _CLAIM_SEND, run_id=run_id, seq=seq, pending=pending, unfinished=0, params={
         "id": step_id, "attempt": attempt, "lease": settings.WEFT_LEASE_S, "worker": worker})
     if written is None:
         return None
-    (*claimed, version_id, inputs), last_seq = written
-    return transitions.claimed_step(tuple(claimed), worker=worker), version_id, json.loads(inputs), last_seq
+    (*claimed, version_id, inputs, durability), last_seq = written
+    return (transitions.claimed_step(tuple(claimed), worker=worker), version_id, json.loads(inputs), durability,
+            last_seq)
 
 
 def chain_successor(graph, node_id: str, *, queue: str) -> str | None:
@@ -195,7 +199,7 @@ def _execute(plain: Bound, send: Bound, *, run_id, seq: int, pending: list[Pendi
     batch = EventBatch(run_id, seq + 1, pending)
     statement = plain if batch.send is None else send
     with prepared_cursor() as cur:
-        cur.execute(statement.sql, statement.params(params, batch.params(), {
+        cur.execute(statement.sql, statement.params(params, batch.params(), RELAXED_PARAMS, {
             "run": run_id, "seq": seq, "n_events": len(pending), "unfinished": unfinished}))
         row = cur.fetchone()
     if row is None:

@@ -6,6 +6,10 @@ attempt number. A later attempt of the same step run returns recorded results
 without calling ``fn``. A ``started`` entry with no outcome (the worker died
 mid-call) is run again only if it is safe to repeat; otherwise the step is *in
 doubt* and waits for an operator.
+
+In a relaxed run (engine.core.durability) the entries of calls safe to repeat commit with synchronous_commit
+off: a PostgreSQL crash may lose them, and the call is made again with the same idempotency key. Those of calls
+not safe to repeat stay strict, so such a call is never made again because its ``started`` entry was lost.
 """
 
 from __future__ import annotations
@@ -16,16 +20,20 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.core.dbretry import prepared_cursor, with_db_retry
+from engine.core.durability import COMMIT_RELAXED
 from engine.core.security import OutputInvalid, json_for_storage, storable_text
-from engine.core.statements import execute, load
+from engine.core.statements import compose, execute, load
 from engine.exceptions import InDoubt, LeaseLost, NonDeterministicReplay, RecordedError, StepCancelled
 from engine.models import JournalEntry
 from engine.observability.tracing import journal_span
 from engine.states import StepStatus
 
 _SQL = load(__file__, "sql/journal.sql")
-JOURNAL_START = _SQL["journal_start"]
-JOURNAL_FINISH = _SQL["journal_finish"]
+JOURNAL_START = compose(_SQL["journal_start"], durability="")
+JOURNAL_FINISH = compose(_SQL["journal_finish"], durability="")
+# The same in a relaxed run, for calls safe to repeat: committed with synchronous_commit off.
+JOURNAL_START_RELAXED = compose(_SQL["journal_start"], durability=COMMIT_RELAXED)
+JOURNAL_FINISH_RELAXED = compose(_SQL["journal_finish"], durability=COMMIT_RELAXED)
 
 
 def idempotency_key(*, run_id, node_id: str, generation: int, key: str) -> str:
@@ -38,9 +46,10 @@ class Journal:
     """The journal of one step run, as seen by one attempt."""
 
     def __init__(self, *, step_id: int, attempt: int, key_for: Callable[[str], str],
-                 check_live: Callable[[], None]):
+                 check_live: Callable[[], None], relaxed: bool = False):
         self.step_id = step_id
         self.attempt = attempt
+        self.relaxed = relaxed
         self._key_for = key_for
         self._check_live = check_live
         self._recorded: dict[str, JournalEntry] | None = None  # read on the first call: most nodes make none
@@ -99,32 +108,37 @@ class Journal:
                 return entry.result
             if entry.status == JournalEntry.Status.STARTED and not (safe or entry.safe_to_repeat):
                 raise InDoubt(key)
-        entry_id = self._write_started(key, position, safe)
+        relaxed = self.relaxed and safe  # a call not safe to repeat is journaled strictly, whatever the run
+        entry_id = self._write_started(key, position, safe, relaxed=relaxed)
         self.executed += 1
         try:
             result = fn(*args, **kwargs)
         except StepCancelled:
             raise
         except Exception as exc:
-            self._finish(entry_id, "failed", None, storable_text(f"{exc}"[:10000]), type(exc).__name__)
+            self._finish(entry_id, "failed", None, storable_text(f"{exc}"[:10000]), type(exc).__name__,
+                         relaxed=relaxed)
             raise
         try:
             encoded = json_for_storage(result, what="the result")
         except OutputInvalid as exc:  # NaN, Infinity, NUL, a lone surrogate: the same call would return it again
-            self._finish(entry_id, "failed", None, storable_text(str(exc)), "OutputInvalid")
+            self._finish(entry_id, "failed", None, storable_text(str(exc)), "OutputInvalid", relaxed=relaxed)
             raise OutputInvalid(f"journal step {key!r}: {exc}") from None
         except (TypeError, ValueError) as exc:
-            self._finish(entry_id, "failed", None, f"result is not JSON-serialisable: {exc}", "TypeError")
+            self._finish(entry_id, "failed", None, f"result is not JSON-serialisable: {exc}", "TypeError",
+                         relaxed=relaxed)
             raise RecordedError(f"journal step {key!r} returned a value that is not JSON-serialisable: {exc}") from None
-        self._finish(entry_id, "succeeded", encoded, "", "")
+        self._finish(entry_id, "succeeded", encoded, "", "", relaxed=relaxed)
         return result
 
-    def _write_started(self, key: str, position: int, safe: bool) -> int:
+    def _write_started(self, key: str, position: int, safe: bool, *, relaxed: bool) -> int:
+        statement = JOURNAL_START_RELAXED if relaxed else JOURNAL_START
+
         def write():
             with prepared_cursor() as cur:
-                execute(cur, JOURNAL_START, {"step": self.step_id, "key": key, "position": position, "safe": safe,
-                                             "attempt": self.attempt, "running": StepStatus.RUNNING,
-                                             "started": JournalEntry.Status.STARTED})
+                execute(cur, statement, {"step": self.step_id, "key": key, "position": position, "safe": safe,
+                                         "attempt": self.attempt, "running": StepStatus.RUNNING,
+                                         "started": JournalEntry.Status.STARTED})
                 return cur.fetchone()
 
         row = with_db_retry(write, what=f"journal {key!r}")
@@ -132,12 +146,15 @@ class Journal:
             raise LeaseLost(f"step no longer held by attempt {self.attempt}; not calling {key!r}")
         return row[0]
 
-    def _finish(self, entry_id: int, status: str, encoded: str | None, error: str, error_type: str) -> None:
+    def _finish(self, entry_id: int, status: str, encoded: str | None, error: str, error_type: str, *,
+                relaxed: bool) -> None:
+        statement = JOURNAL_FINISH_RELAXED if relaxed else JOURNAL_FINISH
+
         def write():
             with prepared_cursor() as cur:
-                execute(cur, JOURNAL_FINISH, {"id": entry_id, "attempt": self.attempt, "status": status,
-                                              "result": encoded, "error": error, "error_type": error_type,
-                                              "running": StepStatus.RUNNING})
+                execute(cur, statement, {"id": entry_id, "attempt": self.attempt, "status": status,
+                                         "result": encoded, "error": error, "error_type": error_type,
+                                         "running": StepStatus.RUNNING})
                 return cur.rowcount
 
         if with_db_retry(write, what="journal result") != 1:

@@ -7,6 +7,11 @@ numbers are gapless), buffers events and broker deliveries, and on exit writes
 them, updates the run's counters and finishes the run when no step is left
 unfinished -- all in the same transaction. If that fails, the transaction rolls back
 and the error is raised.
+
+A worker's own transaction (``redoable=True``: a claim, an attempt's outcome, a hand-back) on a relaxed run
+commits with synchronous_commit off: the statement that locks the run row turns it off when the row says
+relaxed (engine.core.durability), so it costs no round trip. Every other transaction, and any opened inside
+a caller's transaction, commits as the server is configured.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from django.db.models.functions import Now
 
 from engine.core import transitions
 from engine.core.dbretry import prepared_cursor
+from engine.core.durability import COMMIT_RELAXED_IF_RUN, RELAXED_PARAMS
 from engine.core.events import PendingEvent, events_write
 from engine.core.queues import Delivery, enqueue
-from engine.core.statements import Statement, StatementError, execute, load
+from engine.core.statements import Statement, StatementError, compose, execute, load
 from engine.core.versions import version_graph
 from engine.exceptions import NotFound
 from engine.models import Run, StepRun
@@ -75,7 +81,8 @@ class Continuation:
 CLAIM_SQL = transitions.CLAIM
 CLAIM_NEXT_SQL = transitions.CLAIM_NEXT
 _RUNS_SQL = load(__file__, "sql/runs.sql")
-_LOCK_RUN = _RUNS_SQL["run_lock_row"]
+_LOCK_RUN = compose(_RUNS_SQL["run_lock_row"], durability="")
+_LOCK_RUN_REDOABLE = compose(_RUNS_SQL["run_lock_row"], durability=COMMIT_RELAXED_IF_RUN)
 _FINISH_READ = transitions.Bound(_RUNS_SQL["run_finish_read"])
 _STEPS_INSERT = transitions.Bound(_RUNS_SQL["steps_insert"])
 _RUN_FIELDS = [f for f in Run._meta.concrete_fields]
@@ -104,12 +111,16 @@ def steps_recount(*, counts: list[tuple[int, int, int, int, int]]) -> None:
                                                   "n_failed": failed, "n_skipped": skipped})
 
 
-def _lock_run(run_id) -> Run:
+def _lock_run(run_id, *, redoable: bool = False) -> Run:
     """The run row, locked for this transaction (what ``select_for_update(no_key=True).get()`` does,
-    without compiling a query on every transition)."""
+    without compiling a query on every transition); with ``redoable``, a relaxed run's transaction commits with
+    synchronous_commit off."""
     pk = run_id if isinstance(run_id, uuid.UUID) else uuid.UUID(str(run_id))
     with prepared_cursor() as cur:
-        execute(cur, _LOCK_RUN, {"run": pk})
+        if redoable:
+            execute(cur, _LOCK_RUN_REDOABLE, {"run": pk, **RELAXED_PARAMS})
+        else:
+            execute(cur, _LOCK_RUN, {"run": pk})
         row = cur.fetchone()
     if row is None:
         raise Run.DoesNotExist
@@ -126,10 +137,13 @@ class RunTx:
     """``with RunTx(run_id, actor=...) as tx:`` -- see the module docstring."""
 
     def __init__(self, run_id, *, actor: str = "", continuation: Continuation | None = None,
-                 new_run: Run | None = None):
+                 new_run: Run | None = None, redoable: bool = False):
         """``new_run``: a run this transaction's caller inserted in its own (outer) transaction, so nobody
-        else can see it yet: no lock to take, and no savepoint."""
+        else can see it yet: no lock to take, and no savepoint. ``redoable``: a worker's own transaction, which
+        the worker would write again if a crash lost it; it commits as the run's durability says (a relaxed
+        run's, with synchronous_commit off) unless it is opened inside a caller's transaction."""
         self.run_id = run_id
+        self.redoable = redoable and new_run is None and not connection.in_atomic_block
         self.actor = actor
         self.continuation = continuation
         self.new_run = new_run
@@ -140,7 +154,7 @@ class RunTx:
     def __enter__(self) -> RunTx:
         self._atomic.__enter__()
         try:
-            self.run = self.new_run if self.new_run is not None else _lock_run(self.run_id)
+            self.run = self.new_run if self.new_run is not None else _lock_run(self.run_id, redoable=self.redoable)
         except (Run.DoesNotExist, ValueError, ValidationError):
             self._atomic.__exit__(NotFound, None, None)
             raise NotFound(f"run {self.run_id} does not exist") from None

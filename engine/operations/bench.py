@@ -7,6 +7,7 @@ max, and ratios to the commit floor measured in the same invocation.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import signal
 import statistics
@@ -31,6 +32,9 @@ from engine.states import RUN_TERMINAL
 WORKLOADS = ("floor", "start", "chain", "fanout", "many", "map", "limited", "isolation", "recovery", "idle",
              "schedules", "prune")
 SQL = statements.load(__file__, "sql/bench.sql")
+# The durability of the workflows a sample saves (run_workload): strict ones are named bench-<x>, relaxed ones
+# bench-<x>-relaxed, so that switching does not make a new version of the same workflow each time.
+_DURABILITY: contextvars.ContextVar[str] = contextvars.ContextVar("bench_durability", default="strict")
 
 
 @weft.task(name="bench.sleep")
@@ -108,7 +112,10 @@ class BenchWorkers:
 
 
 def _save(slug: str, nodes: list[dict], edges: list[tuple[str, str]]):
-    definition = {"name": slug, "slug": slug, "nodes": nodes,
+    durability = _DURABILITY.get()
+    if durability != "strict":
+        slug = f"{slug}-{durability}"
+    definition = {"name": slug, "slug": slug, "nodes": nodes, "durability": durability,
                   "edges": [{"source": a, "target": b} for a, b in edges]}
     return workflow_save(definition=definition, note="bench")[0]
 
@@ -382,8 +389,27 @@ def prune(runs: int = 20_000) -> Sample:
                          "chain_ratio_pruning": round(while_pruning / alone, 2)})
 
 
-def run_workload(name: str, *, analyze: bool = True) -> Sample:
-    """One sample of workload ``name``; ``analyze``: ANALYZE Weft's tables first (see ``settle``)."""
+def warm(durabilities: list[str]) -> None:
+    """A short chain of each durability: the workers' imports, connections and graph caches."""
+    for durability in durabilities:
+        token = _DURABILITY.set(durability)
+        try:
+            chain(5)
+        finally:
+            _DURABILITY.reset(token)
+
+
+def run_workload(name: str, *, analyze: bool = True, durability: str = "strict") -> Sample:
+    """One sample of workload ``name`` with workflows of that ``durability``; ``analyze``: ANALYZE Weft's tables
+    first (see ``settle``)."""
+    token = _DURABILITY.set(durability)
+    try:
+        return _run_workload(name, analyze=analyze)
+    finally:
+        _DURABILITY.reset(token)
+
+
+def _run_workload(name: str, *, analyze: bool) -> Sample:
     if name == "floor":
         ms = floor_ms()
         return Sample(per_step_ms=ms, steps_per_s=1000 / ms)

@@ -14,6 +14,7 @@ from django.db.models import DateTimeField, Func
 from django.db.models.functions import Now
 
 from engine.core import concurrency, hotpath
+from engine.core.durability import run_durability
 from engine.core.inline import is_inline
 from engine.core.mapping import ITEM_BROKEN, item_of, map_refresh, map_reopen
 from engine.core.outcomes import dispatch_ready, edge_outcome, propagate
@@ -102,7 +103,8 @@ def run_start(
     fields = {"workflow": workflow, "version": version, "status": RunStatus.PENDING, "inputs": inputs,
               "idempotency_key": idempotency_key or None, "request_hash": digest, "parent_step": parent_step,
               "created_by": actor if getattr(actor, "pk", None) else None,
-              "trigger": run_trigger(trigger, actor=actor, parent_step=parent_step)}
+              "trigger": run_trigger(trigger, actor=actor, parent_step=parent_step),
+              "durability": run_durability(graph, settings.WEFT_QUEUES)}
     try:
         if spec is None and not graph.limited and not any(
                 is_inline(graph.nodes[root].type) or graph.nodes[root].for_each is not None

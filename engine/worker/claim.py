@@ -19,7 +19,7 @@ from engine.core.limits import REASON as LIMIT_REASON
 from engine.core.runtx import CLAIM_SQL, RunTx, StepRef, step_claim_sql
 from engine.core.versions import version_graph
 from engine.models import StepRun
-from engine.states import RunStatus, StepStatus
+from engine.states import Durability, RunStatus, StepStatus
 
 SQL = statements.load(__file__, "sql/claim.sql")
 
@@ -36,6 +36,8 @@ class Claim:
     finished: float = 0.0
     # The run's last event sequence number when the transaction that claimed the step committed (None: unknown).
     run_seq: int | None = None
+    # The run is relaxed (engine.core.durability): the attempt's journal entries commit with synchronous_commit off.
+    relaxed: bool = False
 
     def ago(self) -> dict:
         now = time.monotonic()
@@ -73,7 +75,7 @@ def step_claim(*, run_id, step_id: int, attempt: int, worker: str, node_id: str 
         claim = _claim_one(run_id=run_id, step_id=step_id, attempt=attempt, worker=worker, node_id=node_id, seq=seq)
         if claim is not None:
             return claim
-    with RunTx(run_id) as tx:  # the run moved on again, or stopped
+    with RunTx(run_id, redoable=True) as tx:  # the run moved on again, or stopped
         if tx.run_status != RunStatus.RUNNING:
             tx.step_set_status(StepRef(step_id, node_id, StepStatus.QUEUED, attempt), StepStatus.CANCELLED,
                                attempt=attempt)
@@ -94,14 +96,16 @@ def _claim_one(*, run_id, step_id: int, attempt: int, worker: str, node_id: str,
                                  worker=worker)
     if one is None:
         return None
-    step, version_id, inputs, last_seq = one
+    step, version_id, inputs, durability, last_seq = one
     graph = version_graph(version_id)
-    return Claim(step=step, node=graph.node(node_id), run_inputs=inputs, graph=graph, run_seq=last_seq)
+    return Claim(step=step, node=graph.node(node_id), run_inputs=inputs, graph=graph, run_seq=last_seq,
+                 relaxed=durability == Durability.RELAXED)
 
 
 def claim_in_tx(tx: RunTx, step: StepRun) -> Claim:
     """The Claim of ``step``, claimed in ``tx`` (its ``run_seq`` is known once ``tx`` commits)."""
-    return Claim(step=step, node=tx.graph.node(step.node_id), run_inputs=tx.run.inputs, graph=tx.graph)
+    return Claim(step=step, node=tx.graph.node(step.node_id), run_inputs=tx.run.inputs, graph=tx.graph,
+                 relaxed=tx.run.durability == Durability.RELAXED)
 
 
 def queue_claim_oldest(*, queue: str, worker: str, tries: int = 4) -> list[Claim]:

@@ -50,13 +50,13 @@ def success_record_one(ran: Ran, *, worker: str, continuing: bool) -> list[Claim
         return None
     next_step, last_seq = claimed
     return [Claim(step=next_step, node=claim.graph.nodes[next_node], run_inputs=claim.run_inputs, graph=claim.graph,
-                  run_seq=last_seq)]
+                  run_seq=last_seq, relaxed=claim.relaxed)]
 
 
 def batch_record(done: list[Ran], released: list[Claim], *, continuation: Continuation | None) -> list[Claim]:
     """Record a batch's outcomes in one transaction of their run, hand back what did not start, and claim
     the continuing worker's next steps."""
-    with RunTx(done[0].claim.step.run_id, continuation=continuation) as tx:
+    with RunTx(done[0].claim.step.run_id, continuation=continuation, redoable=True) as tx:
         succeeded = [ran for ran in done if isinstance(ran.outcome, Succeeded)]
         if len(succeeded) > 1 and tx.run_status == RunStatus.RUNNING:  # one statement for all of them
             refs = [StepRef(r.claim.step.pk, r.claim.step.node_id, StepStatus.RUNNING, r.claim.step.attempt)
@@ -81,7 +81,7 @@ def batch_record(done: list[Ran], released: list[Claim], *, continuation: Contin
 
 def release_record(released: list[Claim]) -> None:
     """Hand back claimed steps of one run that never started (``running -> queued``, same attempt)."""
-    with RunTx(released[0].step.run_id) as tx:
+    with RunTx(released[0].step.run_id, redoable=True) as tx:
         tx.release([c.step for c in released])
 
 

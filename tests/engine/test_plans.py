@@ -65,7 +65,8 @@ def test_lookups_by_id_read_the_primary_key_not_a_partial_index():
             FROM generate_series(1, 5000) AS i""", [run.pk])
         cur.execute("ANALYZE engine_steprun")
     one_statement = {"run": run.pk, "run_running": "running", "seq": 2, "first": 3, "lease": 30, "worker": "w",
-                     "at": "2026-01-01T00:00:00Z", "events": "[]", "n_events": 1, "unfinished": 0}
+                     "at": "2026-01-01T00:00:00Z", "events": "[]", "n_events": 1, "unfinished": 0,
+                     "relaxed": "relaxed"}
     statements = {
         "claim": (CLAIM_SQL.sql, {"lease": 30, "queued": "queued", "running": "running", "id": step.pk,
                                   "attempt": 1, "worker": "w"}),
@@ -90,6 +91,9 @@ def test_lookups_by_id_read_the_primary_key_not_a_partial_index():
                                                        "running": "running"}),
         "journal": (journal.JOURNAL_START.sql, {"step": step.pk, "key": "k", "position": 0, "safe": False,
                                                 "attempt": 1, "running": "running", "started": "started"}),
+        "relaxed journal": (journal.JOURNAL_START_RELAXED.sql, {
+            "step": step.pk, "key": "k", "position": 0, "safe": True, "attempt": 1, "running": "running",
+            "started": "started"}),
     }
     for name, (sql, params) in statements.items():
         plan = _generic_plan(sql, params)

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class EffectServer:
-    """``hold_first``: the first request is applied, then its response is held until ``release()``."""
+    """``hold_first``: the first request is applied, then its response is held until ``release()``.
+    ``delay_s``: every response is sent that long after its effect is applied."""
 
-    def __init__(self, host: str = "127.0.0.1", hold_first: bool = False):
+    def __init__(self, host: str = "127.0.0.1", hold_first: bool = False, delay_s: float = 0.0):
         self.deliveries: Counter[str] = Counter()  # requests seen per key
         self.applied: Counter[str] = Counter()  # effects applied per key (deduplicated: at most 1)
         self.missing_key = 0
         self._lock = threading.Lock()
         self.hold_first = hold_first
+        self.delay_s = delay_s
         self.first_received = threading.Event()
         self._released = threading.Event()
         server = self
@@ -37,6 +40,8 @@ class EffectServer:
                             server.applied[key] = 1
                 if first and server.hold_first:
                     server._released.wait(120)
+                if server.delay_s:
+                    time.sleep(server.delay_s)
                 payload = json.dumps({"ok": True, "key": key, "echo": body}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

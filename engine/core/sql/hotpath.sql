@@ -1,7 +1,7 @@
 -- name: run_lock
--- The run row, locked, if it is running and its last event is still the one the worker saw: every one-statement transition starts with it, and writes nothing without it. The last_step slot is empty, or run_lock_last_step. (Its id is run_pk, so that a claim's "id" names the step's.)
-SELECT id AS run_pk, version_id, inputs::text FROM engine_run WHERE id = %(run)s AND status = %(run_running)s
-    AND last_seq = %(seq)s /*{last_step}*/
+-- The run row, locked, if it is running and its last event is still the one the worker saw: every one-statement transition starts with it, and writes nothing without it. The last_step slot is empty, or run_lock_last_step; the durability slot is durability.sql's commit_relaxed_if_run (a relaxed run's statement commits with synchronous_commit off). (Its id is run_pk, so that a claim's "id" names the step's.)
+SELECT id AS run_pk, version_id, inputs::text, durability FROM engine_run WHERE id = %(run)s
+    AND status = %(run_running)s AND last_seq = %(seq)s /*{last_step}*/ /*{durability}*/
 FOR NO KEY UPDATE
 
 -- name: run_lock_last_step
@@ -48,7 +48,8 @@ WITH r AS (
     UPDATE engine_run SET last_seq = %(seq)s + %(n_events)s, unfinished_steps = unfinished_steps + %(unfinished)s
     FROM c WHERE engine_run.id = %(run)s
 )/*{send}*/
-SELECT c.id, c.run_id, c.node_id, c.node_type, c.queue, c.attempt, c.generation, c.queued_at, r.version_id, r.inputs
+SELECT c.id, c.run_id, c.node_id, c.node_type, c.queue, c.attempt, c.generation, c.queued_at, r.version_id, r.inputs,
+    r.durability
 FROM c, r
 
 -- name: chain_one
@@ -125,14 +126,14 @@ SELECT ARRAY(SELECT nextval(q.steps) FROM q, generate_series(1, %(steps)s) ORDER
 FROM q
 
 -- name: start_one
--- A new run, running, with its steps (a JSON list: a first step has its broker message's id and payload and is queued at attempt 1, the others pending), the broker messages, the events and a NOTIFY for each queue of a first step (sent at commit): what run_start writes through the general path.
+-- A new run, running, with its steps (a JSON list: a first step has its broker message's id and payload and is queued at attempt 1, the others pending), the broker messages, the events and a NOTIFY for each queue of a first step (sent at commit): what run_start writes through the general path. Strict whatever the run's durability: whoever started the run is told so once it is on disk.
 WITH r AS (
     INSERT INTO engine_run (id, workflow_id, version_id, status, inputs, outputs, error, idempotency_key,
         request_hash, unfinished_steps, last_seq, parent_step_id, created_by_id, trigger, created_at, started_at,
-        finished_at)
+        finished_at, durability)
     VALUES (%(run)s, %(workflow)s, %(version)s, %(run_running)s, %(inputs)s::jsonb, NULL, '', %(key)s, %(hash)s,
         %(unfinished)s, %(n_events)s, %(parent)s, %(created_by)s, %(trigger)s::jsonb, %(created_at)s,
-        statement_timestamp(), NULL)
+        statement_timestamp(), NULL, %(durability)s)
     RETURNING id, started_at
 ), v AS (
     SELECT x FROM jsonb_array_elements(%(steps)s::jsonb) AS x

@@ -1,4 +1,5 @@
-"""``manage.py bench WORKLOAD [--runs N] [--json]``: measure Weft on real workers (docs/benchmarks.md)."""
+"""``manage.py bench WORKLOAD [--runs N] [--durability strict|relaxed|both] [--json]``: measure Weft on real workers
+(docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -17,35 +18,49 @@ class Command(BaseCommand):
         parser.add_argument("workload", choices=[*bench.WORKLOADS, "all"])
         parser.add_argument("--runs", type=int, default=5, help="repetitions (default 5)")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object per workload")
+        parser.add_argument("--durability", choices=["strict", "relaxed", "both"], default="strict",
+                            help="the durability of the workflows measured (docs/reliability.md); both: strict and "
+                                 "relaxed samples in turn, each reported, and relaxed's per-step time over strict's")
 
-    def handle(self, *args, workload, runs, as_json, **options):
+    def handle(self, *args, workload, runs, as_json, durability, **options):
         if runs < 1:
             raise CommandError("--runs must be at least 1", returncode=2)
         names = [w for w in bench.WORKLOADS if w != "floor"] if workload == "all" else [workload]
+        modes = ["strict", "relaxed"] if durability == "both" else [durability]
         floor = bench.floor_ms()
         bench.cancel_leftovers()
         bench.vacuum()
         with bench.BenchWorkers():
             time.sleep(3)  # clusters up
-            bench.chain(5)  # warm: imports, connections, graph caches
+            bench.warm(modes)  # imports, connections, graph caches
             for name in names:
-                samples = [bench.run_workload(name, analyze=i == 0) for i in range(runs)]
+                samples: dict[str, list] = {mode: [] for mode in modes}
+                for i in range(runs):  # in turn, so that both see the same machine
+                    for mode in modes:
+                        samples[mode].append(bench.run_workload(name, analyze=i == 0 and mode == modes[0],
+                                                                durability=mode))
                 floor = min(floor, bench.floor_ms()) if name == "floor" else floor
-                self._report(name, runs, samples, floor, as_json)
+                for mode in modes:
+                    self._report(name, runs, samples[mode], floor, as_json, durability=mode,
+                                 strict=samples["strict"] if mode != "strict" and "strict" in samples else None)
 
-    def _report(self, name, runs, samples, floor, as_json):
+    def _report(self, name, runs, samples, floor, as_json, *, durability: str, strict: list | None):
         per_step = bench.summary([s.per_step_ms for s in samples])
         per_s = bench.summary([s.steps_per_s for s in samples])
         extra_keys = sorted({k for s in samples for k in s.extra})
         extra = {k: bench.summary([s.extra.get(k) for s in samples]) for k in extra_keys}
-        result = {"workload": name, "runs": runs, "per_step_ms": per_step, "steps_per_s": per_s,
-                  "floor_ms": round(floor, 4),
+        result = {"workload": name, "durability": durability, "runs": runs, "per_step_ms": per_step,
+                  "steps_per_s": per_s, "floor_ms": round(floor, 4),
                   "per_step_ratio_to_floor": round(per_step["median"] / floor, 2) if per_step else None,
                   **extra}
+        strict_step = bench.summary([s.per_step_ms for s in strict]) if strict else None
+        if per_step and strict_step:  # medians of the samples taken in turn in this invocation
+            result["per_step_ratio_to_strict"] = round(per_step["median"] / strict_step["median"], 3)
         if as_json:
             self.stdout.write(json.dumps(result))
             return
-        self.stdout.write(f"{name}: {runs} run(s); commit floor {floor:.3f} ms")
+        label = name if durability == "strict" else f"{name} ({durability})"
+        self.stdout.write(f"{label}: {runs} run(s); commit floor {floor:.3f} ms")
         if per_step:
             self.stdout.write(f"  per step   median {per_step['median']:.2f} ms (min {per_step['min']:.2f}, "
                               f"max {per_step['max']:.2f}) = {result['per_step_ratio_to_floor']}x floor")
@@ -55,3 +70,6 @@ class Command(BaseCommand):
         for key, s in extra.items():
             if s:
                 self.stdout.write(f"  {key:<10} median {s['median']} (min {s['min']}, max {s['max']})")
+        if "per_step_ratio_to_strict" in result:
+            self.stdout.write(f"  per step   {result['per_step_ratio_to_strict']}x strict's median "
+                              f"({per_step['median']:.2f} against {strict_step['median']:.2f} ms)")

@@ -11,43 +11,15 @@ with the same idempotency keys, so the outside service applies each effect once.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 
-import psycopg
 import pytest
 
-from tests.chaos.test_postgres_restart import private_pg  # noqa: F401 (a fixture)
-from tests.conftest import REPO, TEST_QUEUES, Workers, chain, node
+from tests.chaos.test_postgres_restart import private_pg, weft_on  # noqa: F401 (a fixture)
+from tests.conftest import Workers, chain, node
 from tests.support.effects import EffectServer
-from tests.support.transition_guard import transition_guard_install
 
 pytestmark = [pytest.mark.workers, pytest.mark.chaos]
-
-
-def weft_on(pg, tmp_path, definitions: list[dict]):
-    """Weft's schema (with the transition guard) and ``definitions`` on the private server; returns the workers'
-    environment and a ``manage.py`` runner for it."""
-    env = dict(os.environ, DATABASE_URL=pg.url, WEFT_TASK_MODULES="tests.tasks",
-               WEFT_QUEUES=json.dumps(TEST_QUEUES), WEFT_LEASE_S="3", WEFT_RECOVERY_INTERVAL_S="0.3",
-               WEFT_BROKER_VISIBILITY_S="5", PYTHONPATH=str(REPO))
-
-    def manage(*args):
-        out = subprocess.run([sys.executable, str(REPO / "manage.py"), *args], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    manage("migrate", "-v0")
-    with psycopg.connect(pg.url, autocommit=True) as conn, conn.cursor() as cursor:
-        transition_guard_install(cursor=cursor)
-    for d in definitions:
-        (tmp_path / "wf.json").write_text(json.dumps(d))
-        manage("workflow", "import", str(tmp_path / "wf.json"))
-    return env, manage
 
 
 def start_runs(manage, slug: str, n: int) -> None:

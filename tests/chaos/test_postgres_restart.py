@@ -74,15 +74,10 @@ class PrivatePostgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture
-def private_pg():
-    pg = PrivatePostgres()
-    yield pg
-    pg.close()
-
-
-def test_postgres_restart_mid_run_loses_nothing(private_pg, tmp_path):
-    env = dict(os.environ, DATABASE_URL=private_pg.url, WEFT_TASK_MODULES="tests.tasks",
+def weft_on(pg, tmp_path, definitions: list[dict]):
+    """Weft's schema (with the transition guard) and ``definitions`` on the private server; returns the workers'
+    environment and a ``manage.py`` runner for it."""
+    env = dict(os.environ, DATABASE_URL=pg.url, WEFT_TASK_MODULES="tests.tasks",
                WEFT_QUEUES=json.dumps(TEST_QUEUES), WEFT_LEASE_S="3", WEFT_RECOVERY_INTERVAL_S="0.3",
                WEFT_BROKER_VISIBILITY_S="5", PYTHONPATH=str(REPO))
 
@@ -93,14 +88,27 @@ def test_postgres_restart_mid_run_loses_nothing(private_pg, tmp_path):
         return out.stdout
 
     manage("migrate", "-v0")
-    with psycopg.connect(private_pg.url, autocommit=True) as conn, conn.cursor() as cursor:
-        transition_guard_install(cursor=cursor)  # as on the test database: every status change is checked
+    with psycopg.connect(pg.url, autocommit=True) as conn, conn.cursor() as cursor:
+        transition_guard_install(cursor=cursor)
+    for d in definitions:
+        (tmp_path / "wf.json").write_text(json.dumps(d))
+        manage("workflow", "import", str(tmp_path / "wf.json"))
+    return env, manage
+
+
+@pytest.fixture
+def private_pg():
+    pg = PrivatePostgres()
+    yield pg
+    pg.close()
+
+
+def test_postgres_restart_mid_run_loses_nothing(private_pg, tmp_path):
     with EffectServer() as server:
         definition = chain("pg-restart", STEPS, lambda i: node(
             f"s{i}", "tests.http_effect", kwargs={"url": server.url},
             retry={"max_attempts": 20, "backoff_s": 0.5, "backoff_factor": 1.5, "max_backoff_s": 3}))
-        (tmp_path / "wf.json").write_text(json.dumps(definition))
-        manage("workflow", "import", str(tmp_path / "wf.json"))
+        env, manage = weft_on(private_pg, tmp_path, [definition])
         workers = Workers(env).start()
         try:
             for i in range(RUNS):

@@ -196,6 +196,9 @@ def test_export_json_downloads_the_saved_definition(ui):
             {"id": "done", "type": "noop", "trigger_rule": "all_done", "position": {"x": 560, "y": 60}},
         ],
         "edges": [{"source": "fetch", "target": "gate"}, {"source": "gate", "target": "done", "branch": "big"}],
+        # Fields the editor has no panel for: kept as they were (what it exports is what it saves).
+        "budget": {"max_cost_usd": 0.5}, "durability": "relaxed",
+        "concurrency": {"key": "{{ inputs.n }}", "limit": 2, "strategy": "queue"},
     }
     wf = workflow_save(definition=saved)[0]
     definition = wf.current_version.definition

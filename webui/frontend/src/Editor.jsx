@@ -8,7 +8,7 @@ import {
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, get, post, put } from "./api.js";
-import { buildDefinition, slugify, toRfEdge, toRfNode } from "./definition.js";
+import { buildDefinition, otherFields, slugify, toRfEdge, toRfNode } from "./definition.js";
 import { KeysDialog, RunDialog, SaveDialog } from "./EditorDialogs.jsx";
 import { JsonPanel, NodePanel, VersionsPanel, WorkflowPanel } from "./EditorPanels.jsx";
 import { EditNode, useTheme } from "./graph.jsx";
@@ -32,7 +32,7 @@ function EditorInner({ props }) {
   const initial = props.definition || { name: "", slug: "", nodes: [], edges: [] };
   const [slug, setSlug] = useState(props.slug || null); // saved slug; null while new
   const [meta, setMeta] = useState({ name: initial.name, slug: initial.slug, description: initial.description || "",
-    inputs: initial.inputs });
+    inputs: initial.inputs, other: otherFields(initial) });
   const [nodes, setNodes] = useState(() => initial.nodes.map((n) => toRfNode(n)));
   const [edges, setEdges] = useState(() => initial.edges.map(toRfEdge));
   const [types, setTypes] = useState(props.nodeTypes || []);
@@ -308,7 +308,8 @@ function EditorInner({ props }) {
       return false;
     }
     remember();
-    setMeta({ name: d.name || meta.name, slug: slug || d.slug || meta.slug, description: d.description || "", inputs: d.inputs });
+    setMeta({ name: d.name || meta.name, slug: slug || d.slug || meta.slug, description: d.description || "", inputs: d.inputs,
+      other: otherFields(d) });
     const rfNodes = d.nodes.map((n) => toRfNode({ ...n, position: n.position || { x: 0, y: 0 } }));
     const rfEdges = (d.edges || []).map(toRfEdge);
     setNodes(rfNodes);

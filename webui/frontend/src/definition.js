@@ -23,8 +23,16 @@ function cleanSpec(spec, position) {
   return out;
 }
 
+const EDITED_FIELDS = new Set(["name", "slug", "description", "inputs", "nodes", "edges"]);
+
+// A definition's top-level fields the editor has no panel for (budget, concurrency, durability, ...): kept in
+// `meta.other` and saved as they were, so saving from the editor never drops them.
+export function otherFields(definition) {
+  return Object.fromEntries(Object.entries(definition || {}).filter(([key]) => !EDITED_FIELDS.has(key)));
+}
+
 export function buildDefinition(meta, nodes, edges) {
-  const d = { name: meta.name, slug: meta.slug };
+  const d = { ...(meta.other || {}), name: meta.name, slug: meta.slug };
   if (meta.description) d.description = meta.description;
   if (meta.inputs) d.inputs = meta.inputs;
   d.nodes = nodes.map((n) => cleanSpec(n.data.spec, { x: Math.round(n.position.x), y: Math.round(n.position.y) }));

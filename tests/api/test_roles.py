@@ -205,7 +205,7 @@ def test_a_designer_needs_the_credential_user_role_to_change_where_a_credential_
     assert r.json()["error"]["message"] == "this action needs the designer and credential_user roles"
     assert Credential.objects.get(name="cred").allowed_hosts == []
     designer = make_user("designer")
-    designer.groups.add(Group.objects.get(name="credential_user"))
+    designer.groups.add(Group.objects.get_or_create(name="credential_user")[0])
     client = APIClient()
     client.force_authenticate(designer)
     r = client.patch("/api/credentials/cred/", {"allowed_hosts": ["api.example.org"]}, format="json")

@@ -40,7 +40,7 @@ def partner():
 def client_with(*groups: str) -> APIClient:
     user = User.objects.create_user("u-" + "-".join(groups))
     for name in groups:
-        user.groups.add(Group.objects.get(name=name))  # the migrations made the groups
+        user.groups.add(Group.objects.get_or_create(name=name)[0])  # the migrations made them; a flush empties them
     client = APIClient()
     client.force_authenticate(user)
     return client

@@ -6,10 +6,11 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from engine.core.graph import PRIORITY_MAX, PRIORITY_MIN
 from engine.integrations.credentials import MAX_ALLOWED_HOSTS
 from engine.integrations.credentials import NAME_RE as CREDENTIAL_NAME_RE
 from engine.models import Credential
-from engine.states import TRIGGER_KINDS, RunStatus, StepStatus
+from engine.states import TRIGGER_KINDS, Durability, RunStatus, StepStatus
 
 # -- errors ---------------------------------------------------------------------------------------
 
@@ -159,6 +160,10 @@ class ExportQuerySerializer(serializers.Serializer):
 
 class RunStartInputSerializer(serializers.Serializer):
     inputs = serializers.DictField(required=False, default=dict, help_text="must match the workflow's inputs schema")
+    priority = serializers.IntegerField(
+        required=False, min_value=PRIORITY_MIN, max_value=PRIORITY_MAX,
+        help_text="within a queue, steps of higher-priority runs are claimed first (aged, so lower ones are never "
+                  "starved); absent: the definition's priority (0 by default)")
 
 
 class RunListQuerySerializer(serializers.Serializer):
@@ -190,6 +195,9 @@ class RunSummarySerializer(serializers.Serializer):
                   "has no run concurrency")
     waiting = RunWaitingSerializer(allow_null=True, help_text="why a pending run has not started; null otherwise")
     idempotency_key = serializers.CharField(allow_null=True)
+    priority = serializers.IntegerField(help_text="the run's priority in its steps' queues")
+    durability = serializers.ChoiceField(choices=Durability.choices,
+                                         help_text="how its workers' transactions commit (docs/reliability.md)")
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
     trigger = serializers.DictField(help_text='how the run started: {"kind": "manual" | "api" | "schedule" | '
                                               '"webhook" | "event" | "subworkflow", ...}')

@@ -86,6 +86,9 @@ class Run(models.Model):
     # version's definition and its queues' defaults, and never changed.
     durability = models.CharField(max_length=8, choices=Durability.choices, default=Durability.STRICT,
                                   db_default=Durability.STRICT)
+    # Within a queue, a run's steps are claimed before those of runs with a lower priority (plus each node's own
+    # priority), aged by WEFT_PRIORITY_AGING_S (engine.core.queues): decided at its start and never changed.
+    priority = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [

@@ -84,7 +84,7 @@ class WorkflowRunStartApi(ApiView):
         # A signed-in browser session is someone pressing Run in the web UI; a token is a program.
         kind = "api" if request.auth is not None else "manual"
         run, created = run_start(workflow=workflow, inputs=body["inputs"], idempotency_key=key,
-                                 actor=actor(request), trigger={"kind": kind})
+                                 actor=actor(request), trigger={"kind": kind}, priority=body.get("priority"))
         return run_response(run.pk, status=201 if created else 200)
 
 

@@ -64,7 +64,7 @@ class WeftBroker(ORM):
             log.warning("queue %s: database reachable again", self.list_key)
             self._outage = False
         if rows:
-            return [(pk, payload) for pk, payload in sorted(rows)]
+            return [(pk, payload) for rank, pk, payload in sorted((rank, pk, payload) for pk, payload, rank in rows)]
         self._wait_for_notify(Conf.POLL)
         return None
 

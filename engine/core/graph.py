@@ -25,6 +25,8 @@ DEFAULT_TRIGGER_RULE = "all_success"
 ON_ITEM_FAILURE = ("fail", "continue")
 # What a run over its workflow's concurrency limit does (docs/limits.md, "Run concurrency").
 CONCURRENCY_STRATEGIES = ("queue", "cancel_in_progress", "cancel_newest")
+# A node's and a run's priority (engine.core.queues: the order steps are claimed in within a queue).
+PRIORITY_MIN, PRIORITY_MAX = -1000, 1000
 # A run's durability (engine.states.Durability; engine.core.durability): absent, its queues' default.
 DURABILITIES = ("strict", "relaxed")
 DEFAULT_INPUTS_SCHEMA = {"type": "object"}
@@ -94,7 +96,7 @@ _NODE_SCHEMA = {
         "max_parallel": {"type": "integer", "minimum": 1},
         "on_item_failure": {"enum": list(ON_ITEM_FAILURE)},
         "limits": _LIMITS_SCHEMA,
-        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000, "default": 0},
+        "priority": {"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX, "default": 0},
         "position": {
             "type": "object",
             "additionalProperties": False,
@@ -136,6 +138,10 @@ DEFINITION_SCHEMA: dict[str, Any] = {
                                       "can lose the last moments of steps, which run again with the same "
                                       "idempotency keys). Absent: relaxed only if every queue the nodes use "
                                       "defaults to relaxed (WEFT_QUEUES), else strict."},
+        "priority": {"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX, "default": 0,
+                     "description": "the runs' priority: within a queue, steps of higher-priority runs are claimed "
+                                    "first (a step's priority is its run's plus its node's), aged by "
+                                    "WEFT_PRIORITY_AGING_S so that lower ones are never starved"},
         "budget": {"type": "object", "additionalProperties": False,
                    "description": "the most a run may spend on model calls (checked before each call)",
                    "properties": {"max_cost_usd": {"type": "number", "exclusiveMinimum": 0},
@@ -232,6 +238,9 @@ class Graph:
         # The definition's own durability, or None: its queues' default decides (engine.core.durability).
         durability = definition.get("durability")
         self.durability: str | None = durability if durability in DURABILITIES else None
+        # Its runs' priority unless a run is started with its own (engine.services.scheduler.run_start).
+        priority = definition.get("priority")
+        self.priority = priority if type(priority) is int else 0
 
     def __repr__(self) -> str:
         return f"<Graph {self.definition.get('slug')!r}: {len(self.nodes)} nodes, {len(self.edges)} edges>"

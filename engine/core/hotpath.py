@@ -41,7 +41,7 @@ from engine.core.dbretry import prepared_cursor
 from engine.core.durability import COMMIT_RELAXED_IF_RUN, RELAXED_PARAMS
 from engine.core.events import EVENTS_INSERT, MESSAGES_INSERT, EventBatch, PendingEvent
 from engine.core.inline import is_inline
-from engine.core.queues import Delivery, delivery_payloads, notify_channels
+from engine.core.queues import Delivery, aging_s, delivery_payloads, notify_channels, step_priority
 from engine.core.readiness import RUN, trigger_decision
 from engine.core.statements import compose, load
 from engine.core.transitions import Bound
@@ -87,9 +87,11 @@ def run_start_one(run: Run, graph, steps: list[dict], *, actor: str) -> Run:
         step_ids, message_ids = cur.fetchone()
     steps = [{**step, "id": step_id} for step, step_id in zip(steps, step_ids, strict=True)]
     first = [step for step in steps if step["node_id"] in roots]
-    deliveries = [Delivery(str(run.pk), step["id"], 1, step["queue"]) for step in first]
-    for step, message_id, payload in zip(first, message_ids, delivery_payloads(deliveries), strict=True):
-        step["msg"], step["payload"] = message_id, payload
+    deliveries = [Delivery(str(run.pk), step["id"], 1, step["queue"],
+                           step_priority(run.priority, graph.node(step["node_id"]).priority)) for step in first]
+    for step, delivery, message_id, payload in zip(first, deliveries, message_ids, delivery_payloads(deliveries),
+                                                   strict=True):
+        step["msg"], step["payload"], step["priority"] = message_id, payload, delivery.priority
     pending = [PendingEvent(f"run.{RunStatus.RUNNING}", "", {}, actor),
                *[PendingEvent("step.queued", step["node_id"], {"from": StepStatus.PENDING, "attempt": 1}, actor)
                  for step in first]]
@@ -102,7 +104,8 @@ def run_start_one(run: Run, graph, steps: list[dict], *, actor: str) -> Run:
             "inputs": json.dumps(run.inputs), "key": run.idempotency_key,
             "hash": run.request_hash, "unfinished": len(steps), "n_events": len(pending),
             "parent": run.parent_step_id, "created_by": run.created_by_id, "trigger": json.dumps(run.trigger),
-            "created_at": run.created_at, "durability": run.durability,
+            "created_at": run.created_at, "durability": run.durability, "priority": run.priority,
+            "aging": aging_s(),
             "steps": json.dumps(steps), "channels": json.dumps(notify_channels(deliveries))}))
         run.started_at = cur.fetchone()[0]
     batch.publish_on_commit()

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection, transaction
 
-from engine.core.queues import Delivery, enqueue
+from engine.core.queues import Delivery, enqueue, step_priority
 from engine.core.statements import execute, load
 from engine.states import StepStatus
 
@@ -88,7 +88,7 @@ def steps_wait(tx, gated: list[Gated]) -> tuple[list[tuple[Gated, str]], dict[in
         except LimitKeyFailed as exc:
             failed.append((g, str(exc)))
             continue
-        wants.append((g, node.priority, keys))
+        wants.append((g, step_priority(tx.run.priority, node.priority), keys))
     failing = {g.step_id for g, _ in failed}
     if wants:
         failed.extend(_wants_write(wants))
@@ -281,7 +281,7 @@ def _admitted_write(admitted: list[_Waiter], buckets: dict[int, _Bucket]) -> Non
         execute(cur, SQL["claims_hold"], {
             "steps": [w.step_id for w in admitted], "attempts": [w.attempt for w in admitted],
             "buckets": [b.id for b in changed], "served": [b.served_in for b in changed]})
-    enqueue([Delivery(w.run_id, w.step_id, w.attempt, w.queue) for w in admitted])
+    enqueue([Delivery(w.run_id, w.step_id, w.attempt, w.queue, w.priority) for w in admitted])
 
 
 def limits_tick() -> float | None:

@@ -29,6 +29,21 @@ class Delivery:
     step_id: int
     attempt: int
     queue: str
+    priority: int = 0  # the step's: its run's plus its node's (step_priority)
+
+
+def step_priority(run_priority: int, node_priority: int) -> int:
+    """A step's priority in its queue: its run's plus its node's."""
+    return run_priority + node_priority
+
+
+def aging_s() -> float:
+    """Seconds of waiting worth one point of priority (WEFT_PRIORITY_AGING_S).
+
+    A broker row's rank is the time it was queued minus its priority times this: the queue is served in rank
+    order, which is the order of priority plus age / aging_s, highest first, without anything to update while
+    rows wait. So a step of priority 0 queued ten aging periods before one of priority 10 goes first."""
+    return float(settings.WEFT_PRIORITY_AGING_S)
 
 
 def queue_names() -> list[str]:
@@ -41,7 +56,8 @@ def enqueue(deliveries: list[Delivery]) -> None:
         return
     with prepared_cursor() as cur:
         execute(cur, _ENQUEUE, {"steps": [d.step_id for d in deliveries], "keys": [d.queue for d in deliveries],
-                                "payloads": delivery_payloads(deliveries), "channels": notify_channels(deliveries)})
+                                "payloads": delivery_payloads(deliveries), "channels": notify_channels(deliveries),
+                                "priorities": [d.priority for d in deliveries], "aging": aging_s()})
 
 
 def delivery_payloads(deliveries: list[Delivery]) -> list[str]:

@@ -29,7 +29,7 @@ from engine.core import transitions
 from engine.core.dbretry import prepared_cursor
 from engine.core.durability import COMMIT_RELAXED_IF_RUN, RELAXED_PARAMS
 from engine.core.events import PendingEvent, events_write
-from engine.core.queues import Delivery, enqueue
+from engine.core.queues import Delivery, enqueue, step_priority
 from engine.core.statements import Statement, StatementError, compose, execute, load
 from engine.core.versions import version_graph
 from engine.exceptions import NotFound
@@ -255,7 +255,8 @@ class RunTx:
 
             self.gated.append(Gated(step_id, node_id, attempt))
             return
-        self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, node.queue))
+        self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, node.queue,
+                                        step_priority(self.run.priority, node.priority)))
 
     def queue_ready(self, steps: list[StepRef]) -> None:
         """Queue pending steps whose upstream is done, in one statement (a fan-out queues all at once).

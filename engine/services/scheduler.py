@@ -65,11 +65,15 @@ def run_start(
     parent_step: StepRun | None = None,
     version_number: int | None = None,
     trigger: dict | None = None,
+    priority: int | None = None,
 ) -> tuple[Run, bool]:
     """Start a run of the workflow's current version (or of ``version_number``). Returns (run, created).
 
     ``trigger`` records how the run started ({"kind": ..., ...}, see states.TRIGGER_KINDS); without one, a run
     with a parent step is a sub-workflow's and any other a manual one. The user who started it is added.
+
+    ``priority`` orders its steps in their queues (engine.core.queues); without one, a sub-workflow's run takes its
+    parent run's and any other its definition's.
 
     With an idempotency key, the same key and the same inputs return the existing run;
     the same key with different inputs raises IdempotencyConflict.
@@ -104,7 +108,8 @@ def run_start(
               "idempotency_key": idempotency_key or None, "request_hash": digest, "parent_step": parent_step,
               "created_by": actor if getattr(actor, "pk", None) else None,
               "trigger": run_trigger(trigger, actor=actor, parent_step=parent_step),
-              "durability": run_durability(graph, settings.WEFT_QUEUES)}
+              "durability": run_durability(graph, settings.WEFT_QUEUES),
+              "priority": _run_priority(priority, graph, parent_step)}
     try:
         if spec is None and not graph.limited and not any(
                 is_inline(graph.nodes[root].type) or graph.nodes[root].for_each is not None
@@ -158,6 +163,14 @@ def _run_start_grouped(run: Run, spec, *, actor: str) -> Run:
                                       "(concurrency strategy cancel_in_progress)")
         concurrency.run_begin(run.pk, actor=actor)
     return Run.objects.select_related("workflow", "version").get(pk=run.pk)
+
+
+def _run_priority(priority: int | None, graph, parent_step: StepRun | None) -> int:
+    if priority is not None:
+        return priority
+    if parent_step is not None:
+        return Run.objects.filter(pk=parent_step.run_id).values_list("priority", flat=True).first() or 0
+    return graph.priority
 
 
 def run_trigger(trigger: dict | None, *, actor=None, parent_step: StepRun | None = None) -> dict:

@@ -23,6 +23,7 @@ from engine.core.children import REASON as SUBWORKFLOW_REASON
 from engine.core.limits import REASON as LIMIT_REASON
 from engine.core.readiness import RetryPolicy, retry_decision
 from engine.core.runtx import RunTx, StepRef
+from engine.core.versions import version_graph
 from engine.models import Attempt, StepRun
 from engine.observability import hooks as observe
 from engine.services.retention import DailyRetention
@@ -138,13 +139,13 @@ def reenqueue_orphans() -> int:
     due = list(
         StepRun.objects.filter(status=StepStatus.QUEUED, queued_at__lt=cutoff).exclude(waiting_reason=LIMIT_REASON)
         .exclude(Exists(OrmQ.objects.filter(pk=OuterRef("broker_msg_id"))))
-        .values_list("run_id", "id", "attempt", "queue")[:BATCH]
+        .values_list("run_id", "id", "attempt", "queue", "node_id", "run__priority", "run__version_id")[:BATCH]
     )
     from django.db import transaction
 
-    from engine.core.queues import Delivery, enqueue
+    from engine.core.queues import Delivery, enqueue, step_priority
 
-    for run_id, step_id, attempt, queue in due:
+    for run_id, step_id, attempt, queue, node_id, run_priority, version_id in due:
         with transaction.atomic():
             locked = StepRun.objects.select_for_update(skip_locked=True).filter(
                 pk=step_id, status=StepStatus.QUEUED, attempt=attempt).exclude(
@@ -152,7 +153,8 @@ def reenqueue_orphans() -> int:
             if locked is not None:
                 log.warning("re-enqueueing step %s attempt %s: its broker message is gone", step_id, attempt)
                 StepRun.objects.filter(pk=step_id).update(queued_at=Now())
-                enqueue([Delivery(str(run_id), step_id, attempt, queue)])
+                priority = step_priority(run_priority, version_graph(version_id).node(node_id).priority)
+                enqueue([Delivery(str(run_id), step_id, attempt, queue, priority)])
     return len(due)
 
 

@@ -36,6 +36,19 @@ def test_start_run_returns_201_with_its_steps(operator):
     assert Run.objects.filter(pk=body["id"]).exists()
 
 
+def test_start_takes_a_priority_else_the_definitions_and_refuses_one_out_of_range(operator):
+    workflow_save(definition={**simple_definition("prio"), "priority": 3})
+    r = operator.post("/api/workflows/prio/runs/", {"inputs": {}, "priority": -20}, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["priority"] == -20 and Run.objects.get(pk=r.json()["id"]).priority == -20
+    r = operator.post("/api/workflows/prio/runs/", {}, format="json")
+    assert (r.json()["priority"], r.json()["durability"]) == (3, "strict")
+    for bad in (1001, "high", None, 2.5):
+        r = operator.post("/api/workflows/prio/runs/", {"priority": bad}, format="json")
+        assert "priority" in {d["path"] for d in assert_error(r, 400, "invalid")["details"]}, r.json()
+    assert Run.objects.filter(workflow__slug="prio").count() == 2
+
+
 def test_start_without_body_uses_empty_inputs(operator):
     workflow_save(definition=simple_definition("nobody"))
     r = operator.post("/api/workflows/nobody/runs/")

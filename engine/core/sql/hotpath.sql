@@ -126,14 +126,14 @@ SELECT ARRAY(SELECT nextval(q.steps) FROM q, generate_series(1, %(steps)s) ORDER
 FROM q
 
 -- name: start_one
--- A new run, running, with its steps (a JSON list: a first step has its broker message's id and payload and is queued at attempt 1, the others pending), the broker messages, the events and a NOTIFY for each queue of a first step (sent at commit): what run_start writes through the general path. Strict whatever the run's durability: whoever started the run is told so once it is on disk.
+-- A new run, running, with its steps (a JSON list: a first step has its broker message's id, payload and priority and is queued at attempt 1, the others pending), the broker messages, the events and a NOTIFY for each queue of a first step (sent at commit): what run_start writes through the general path. Strict whatever the run's durability: whoever started the run is told so once it is on disk.
 WITH r AS (
     INSERT INTO engine_run (id, workflow_id, version_id, status, inputs, outputs, error, idempotency_key,
         request_hash, unfinished_steps, last_seq, parent_step_id, created_by_id, trigger, created_at, started_at,
-        finished_at, durability)
+        finished_at, durability, priority)
     VALUES (%(run)s, %(workflow)s, %(version)s, %(run_running)s, %(inputs)s::jsonb, NULL, '', %(key)s, %(hash)s,
         %(unfinished)s, %(n_events)s, %(parent)s, %(created_by)s, %(trigger)s::jsonb, %(created_at)s,
-        statement_timestamp(), NULL, %(durability)s)
+        statement_timestamp(), NULL, %(durability)s, %(priority)s)
     RETURNING id, started_at
 ), v AS (
     SELECT x FROM jsonb_array_elements(%(steps)s::jsonb) AS x
@@ -146,8 +146,9 @@ WITH r AS (
         (x->>'upstream')::int, 0, 0, 0, '', '', '', CASE WHEN x ? 'msg' THEN now() END, (x->>'msg')::bigint
     FROM r, v
 ), b AS (
-    INSERT INTO django_q_ormq (id, key, payload, lock)
-    SELECT (x->>'msg')::bigint, x->>'queue', x->>'payload', statement_timestamp()
+    INSERT INTO django_q_ormq (id, key, payload, lock, rank)
+    SELECT (x->>'msg')::bigint, x->>'queue', x->>'payload', statement_timestamp(),
+        extract(epoch FROM statement_timestamp()) - (x->>'priority')::float8 * %(aging)s::float8
     FROM r, v WHERE x ? 'msg'
 ), e AS (
     /*{events_insert}*/, r

@@ -1,9 +1,12 @@
 -- name: enqueue
--- The broker rows of some deliveries (visible from the database's now, whatever this machine's clock says), their ids on the steps (for orphan detection), and a NOTIFY that wakes the queues' idle clusters at commit.
+-- The broker rows of some deliveries (visible from the database's now, whatever this machine's clock says; ranked by that time less their priority's worth of aging), their ids on the steps (for orphan detection), and a NOTIFY that wakes the queues' idle clusters at commit.
 WITH v AS (
-    SELECT * FROM unnest(%(steps)s::bigint[], %(keys)s::text[], %(payloads)s::text[]) AS v(step, key, payload)
+    SELECT * FROM unnest(%(steps)s::bigint[], %(keys)s::text[], %(payloads)s::text[], %(priorities)s::int[])
+        AS v(step, key, payload, priority)
 ), m AS (
-    INSERT INTO django_q_ormq (key, payload, lock) SELECT key, payload, statement_timestamp() FROM v
+    INSERT INTO django_q_ormq (key, payload, lock, rank)
+    SELECT key, payload, statement_timestamp(), extract(epoch FROM statement_timestamp()) - priority * %(aging)s::float8
+    FROM v
     RETURNING id, payload
 ), u AS (
     UPDATE engine_steprun s SET broker_msg_id = m.id FROM m JOIN v ON v.payload = m.payload WHERE s.id = v.step

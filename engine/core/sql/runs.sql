@@ -38,5 +38,5 @@ WHERE run_id = %(run)s AND node_id = ANY(%(sinks)s) AND status = %(succeeded)s
 -- The run row, locked for the transaction that changes its run (what select_for_update(no_key=True).get() does, without compiling a query on every transition): every column of the model, in its order (runtx.py checks them). The durability slot is empty, or durability.sql's commit_relaxed_if_run for a worker's own transaction.
 SELECT id, workflow_id, version_id, status, inputs, outputs, error, idempotency_key, request_hash, unfinished_steps,
     last_seq, parent_step_id, created_by_id, trigger, created_at, started_at, finished_at, concurrency_key,
-    durability
+    durability, priority
 FROM engine_run WHERE id = %(run)s /*{durability}*/ FOR NO KEY UPDATE

@@ -34,6 +34,8 @@ def run_summary(run: Run) -> dict:
         "error": run.error,
         "concurrency_key": run.concurrency_key,
         "waiting": run.waiting,
+        "priority": run.priority,
+        "durability": run.durability,
         "created_by": run.created_by.get_username() if run.created_by_id else "",
         "trigger": run.trigger or {},
         "created_at": _iso(run.created_at),

@@ -136,11 +136,14 @@ def test_run_header_says_how_the_run_started_and_retries_every_failed_step_at_on
         node("after_x"),
     ], [("a", "x"), ("a", "y"), ("x", "after_x")],
         inputs={"type": "object", "properties": {"topic": {"type": "string"}}})
-    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={"topic": "weft"}, actor=e2e_user)
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={"topic": "weft"}, actor=e2e_user,
+                       priority=5)
     workers.start()
     ui.goto(f"{ui.base}/runs/{run.pk}/")
     expect(ui.locator(".runview")).to_have_attribute("data-run-status", "failed", timeout=60_000)
     head = ui.get_by_role("region", name="Run summary")
+    expect(head.locator('[data-fact="priority"] dd')).to_have_text("5")
+    expect(head.locator('[data-fact="durability"]')).to_have_count(0)  # strict: not worth a line
     expect(head.locator('[data-fact="trigger"]')).to_contain_text("manual by designer")
     expect(head.locator('[data-fact="version"] a')).to_have_text("v1")
     expect(head.locator('[data-fact="finished"] dd')).not_to_have_text("—")

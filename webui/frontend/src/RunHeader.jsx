@@ -85,6 +85,10 @@ export function RunHeader({ store, runId, canOperate, act, now }) {
         <div data-fact="duration"><dt>Duration</dt><dd>{started && end ? formatDuration((end - Date.parse(started)) / 1000) : "—"}</dd></div>
         <div data-fact="tokens"><dt>Tokens</dt><dd>{(usage.total_tokens || 0).toLocaleString()}{usage.llm_calls ? <span className="muted"> in {usage.llm_calls} model call(s)</span> : null}</dd></div>
         <div data-fact="cost"><dt>Cost</dt><dd>{usage.cost_usd ? `$${usage.cost_usd.toFixed(4)}` : "$0"}</dd></div>
+        {run.priority ? <div data-fact="priority"><dt>Priority</dt><dd>{run.priority}</dd></div> : null}
+        {run.durability === "relaxed" ? (
+          <div data-fact="durability"><dt>Durability</dt><dd title="step records commit with synchronous_commit off">relaxed</dd></div>
+        ) : null}
       </dl>
       <div className="runhead-io">
         <details data-run-inputs><summary>Inputs</summary><JsonView value={run.inputs} label="Run inputs" /></details>

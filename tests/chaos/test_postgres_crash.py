@@ -82,11 +82,7 @@ def test_immediate_shutdown_during_runs_repeats_no_effect(private_pg, tmp_path, 
             isolated.mkdir()
             isolated.chmod(0o777)
             for crash in range(1, CRASHES + 1):
-                deadline = time.monotonic() + 120
-                while private_pg.query("SELECT count(*) FROM engine_steprun WHERE status = 'succeeded'")[0][0] < (
-                        crash * RUNS * STEPS // (CRASHES + 1)):
-                    assert time.monotonic() < deadline, "runs did not make progress before the crash"
-                    time.sleep(0.05)
+                private_pg.steps_succeeded_wait(crash * RUNS * STEPS // (CRASHES + 1), timeout=120)
                 # what was committed, and visible, a moment before the crash
                 seqs = dict(private_pg.query("SELECT id, last_seq FROM engine_run"))
                 succeeded = {row[0] for row in private_pg.query(
@@ -101,13 +97,7 @@ def test_immediate_shutdown_during_runs_repeats_no_effect(private_pg, tmp_path, 
                 lost_events += sum(max(0, seq - kept_seqs[run]) for run, seq in seqs.items())
                 lost_successes += len(succeeded - kept)
             crashed = time.time()
-            deadline = time.monotonic() + 120
-            while True:
-                counts = dict(private_pg.query("SELECT status, count(*) FROM engine_run GROUP BY status"))
-                if counts.get("running", 0) == 0:
-                    break
-                assert time.monotonic() < deadline, f"runs stuck after the crashes: {counts}"
-                time.sleep(0.5)
+            counts = private_pg.runs_settled_wait(timeout=120)
             finished_s = time.time() - crashed
         finally:
             workers.stop()

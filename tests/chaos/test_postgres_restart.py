@@ -66,6 +66,23 @@ class PrivatePostgres:
         with psycopg.connect(self.url, **extra) as conn:
             return conn.execute(sql, params).fetchall()
 
+    def steps_succeeded_wait(self, n: int, *, timeout: float) -> None:
+        """Wait until at least ``n`` steps have succeeded: the runs are under way."""
+        deadline = time.monotonic() + timeout
+        while self.query("SELECT count(*) FROM engine_steprun WHERE status = 'succeeded'")[0][0] < n:
+            assert time.monotonic() < deadline, f"fewer than {n} steps succeeded after {timeout} s"
+            time.sleep(0.05)
+
+    def runs_settled_wait(self, *, timeout: float) -> dict[str, int]:
+        """Wait until no run is pending or running; returns the runs counted by status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            counts = dict(self.query("SELECT status, count(*) FROM engine_run GROUP BY status"))
+            if not counts.get("running", 0) and not counts.get("pending", 0):
+                return counts
+            assert time.monotonic() < deadline, f"runs stuck after {timeout} s: {counts}"
+            time.sleep(0.2)
+
     def close(self) -> None:
         try:
             self.ctl("-m", "immediate", "stop")
@@ -113,19 +130,10 @@ def test_postgres_restart_mid_run_loses_nothing(private_pg, tmp_path):
         try:
             for i in range(RUNS):
                 manage("run", "start", "pg-restart", "--input", json.dumps({"i": i}))
-            deadline = time.monotonic() + 180
-            while private_pg.query("SELECT count(*) FROM engine_steprun WHERE status = 'succeeded'")[0][0] < 40:
-                assert time.monotonic() < deadline, "runs did not make progress before the restart"
-                time.sleep(0.2)
+            private_pg.steps_succeeded_wait(40, timeout=180)
             private_pg.restart()
             restarted = time.time()
-            deadline = time.monotonic() + 240
-            while True:
-                counts = dict(private_pg.query("SELECT status, count(*) FROM engine_run GROUP BY status"))
-                if counts.get("succeeded", 0) + counts.get("failed", 0) == RUNS:
-                    break
-                assert time.monotonic() < deadline, f"runs stuck after the restart: {counts}"
-                time.sleep(0.5)
+            counts = private_pg.runs_settled_wait(timeout=240)
             recovered_s = time.time() - restarted
         finally:
             workers.stop()

@@ -8,7 +8,7 @@ import socket
 import pytest
 from django.db import connections
 
-from engine.models import Workflow
+from engine.models import Event, Run, Workflow
 from engine.services.workflows import workflow_save
 from tests.api.conftest import client_for, simple_definition
 from tests.webui.conftest import make_user
@@ -82,3 +82,45 @@ def test_pages_show_a_database_unavailable_page_while_the_database_is_down(clien
     assert r["Content-Type"].startswith("text/html") and int(r["Retry-After"]) > 0
     page = r.content.decode()
     assert "Database unavailable" in page and "Traceback" not in page and "Server Error" not in page
+
+
+class DiesOnInsert:
+    """A trigger that ends the inserting session's connection (as a server that goes away mid-request does) when a
+    row is inserted into ``table``, after the request's earlier writes of the same transaction."""
+
+    def __init__(self, table: str):
+        self.table = table
+
+    def __enter__(self):
+        with connections["default"].cursor() as cur:
+            cur.execute("CREATE OR REPLACE FUNCTION weft_test_die() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                        "BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$")
+            cur.execute(f"CREATE TRIGGER weft_test_die BEFORE INSERT ON {self.table} "
+                        "FOR EACH ROW EXECUTE FUNCTION weft_test_die()")
+        return self
+
+    def __exit__(self, *exc):
+        connections["default"].close()
+        with connections["default"].cursor() as cur:
+            cur.execute(f"DROP TRIGGER IF EXISTS weft_test_die ON {self.table}")
+            cur.execute("DROP FUNCTION IF EXISTS weft_test_die()")
+
+
+def test_a_connection_lost_between_the_writes_of_a_request_leaves_none_of_them():
+    """Saving a workflow writes the workflow, then its version; starting a run of a workflow with run concurrency
+    writes the run, then its steps. The connection dies at the second write: 503, and the first is not there."""
+    api = client_for("operator")
+    designer = client_for("designer")
+    with DiesOnInsert("engine_workflowversion"):
+        r = designer.post("/api/workflows/", {"definition": simple_definition("cut")}, format="json")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable", r.content
+    assert not Workflow.objects.filter(slug="cut").exists()
+    assert designer.post("/api/workflows/", {"definition": simple_definition("cut")}, format="json").status_code == 201
+
+    workflow_save(definition={**simple_definition("cut-run"), "concurrency": {"limit": 1}})
+    with DiesOnInsert("engine_steprun"):
+        r = api.post("/api/workflows/cut-run/runs/", {"inputs": {}}, format="json")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable", r.content
+    assert not Run.objects.filter(workflow__slug="cut-run").exists()
+    assert not Event.objects.filter(run__workflow__slug="cut-run").exists()
+    assert api.post("/api/workflows/cut-run/runs/", {"inputs": {}}, format="json").status_code == 201

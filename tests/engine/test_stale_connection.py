@@ -33,6 +33,10 @@ def backend_terminate(pid: int) -> None:
 
 
 def test_delivery_after_the_server_closed_the_idle_connection_runs_its_step():
+    # A connection of this test's own: one older than CONN_MAX_AGE (an earlier test's) would be closed by
+    # close_old_connections below for its age, and the dead connection never reused.
+    connection.close()
+    connection.ensure_connection()
     wf = workflow_save(definition=definition("stale", [node("s1")], []))[0]
     run, _ = run_start(workflow=wf)
     step = StepRun.objects.get(run=run)

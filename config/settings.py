@@ -358,6 +358,8 @@ WEFT_PUBLISH_EVENTS = env_bool("WEFT_PUBLISH_EVENTS", True)
 WEFT_MAX_LOG_LINES = env_int("WEFT_MAX_LOG_LINES", 1000, minimum=1)
 # Seconds between writes of a running attempt's new log lines (live logs); 0 writes them only at the end.
 WEFT_LOG_FLUSH_S = env_float("WEFT_LOG_FLUSH_S", 2.0)
+# How often the text of a streamed model reply goes to the run view while the model writes it (engine.core.streaming).
+WEFT_STREAM_INTERVAL_S = env_float("WEFT_STREAM_INTERVAL_S", 0.1, minimum=0.0)
 WEFT_MAX_OUTPUT_BYTES = env_int("WEFT_MAX_OUTPUT_BYTES", 1_048_576, minimum=1024)
 # Largest workflow definition and run inputs (bytes of JSON); larger ones are refused with a clear error.
 WEFT_MAX_DEFINITION_BYTES = env_int("WEFT_MAX_DEFINITION_BYTES", 1_048_576, minimum=1024)

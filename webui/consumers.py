@@ -83,6 +83,11 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         self.last_seq = max(e["seq"] for e in fresh)
         await self.send_json({"type": "events", "run": message["run"], "events": fresh})
 
+    async def weft_stream(self, message):
+        """The text a model has written so far in a step's journaled call (engine.core.streaming): not an event,
+        nothing to catch up on."""
+        await self.send_json({"type": "stream", **{k: message[k] for k in ("node", "attempt", "key", "text", "done")}})
+
 
 class RunListConsumer(AsyncJsonWebsocketConsumer):
     """``/ws/runs/``: every run's status changes (run.* events) with the run's summary."""

@@ -94,5 +94,12 @@ class StepContext:
         """
         return self.journal.step(key, fn, *args, safe_to_repeat=safe_to_repeat, **kwargs)
 
+    def text_stream(self, key: str):
+        """Where a provider sends the text of the journaled call ``key`` as the model writes it
+        (engine.core.streaming)."""
+        from engine.core.streaming import TextStream
+
+        return TextStream(run_id=self.run_id, node_id=self.node_id, attempt=self.attempt, key=key)
+
     def log(self, message: str, *args) -> None:
         self.logger.info(message, *args)

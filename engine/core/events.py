@@ -151,6 +151,22 @@ def _publication(run_id: str, messages: list[dict]) -> tuple[dict, list[str]]:
 def publish(run_id: str, messages: list[dict]) -> None:
     """Send committed events to websocket listeners. Best effort: the Event table is the truth,
     and clients catch up from it after any gap."""
+    _send(*_publication(run_id, messages), failed=f"could not publish {len(messages)} event(s) for run {run_id}")
+    purge_expired_messages()
+
+
+def publish_text(run_id: str, *, node_id: str, attempt: int, key: str, text: str, done: bool) -> None:
+    """Send the text a model has written so far in the journaled call ``key`` of a step's attempt to the run's
+    websocket listeners (``weft.stream``). Nothing is stored: the journal records the finished reply, and a
+    listener that misses a message gets the whole text so far with the next."""
+    message = {"type": "weft.stream", "run": run_id, "node": node_id, "attempt": attempt, "key": key,
+               "text": text, "done": done}
+    _send(message, [run_group(run_id)], failed=f"could not publish streamed text of run {run_id}",
+          level=logging.DEBUG)
+
+
+def _send(message: dict, groups: list[str], *, failed: str, level: int = logging.WARNING) -> None:
+    """Send ``message`` to ``groups`` on the channel layer (unless publishing is off); log ``failed`` if that fails."""
     from django.conf import settings
 
     if not settings.WEFT_PUBLISH_EVENTS:
@@ -162,15 +178,13 @@ def publish(run_id: str, messages: list[dict]) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        message, groups = _publication(run_id, messages)
         if _is_postgres_layer(layer):
             _postgres_group_send(layer, groups, message)
         else:
             for group in groups:
                 async_to_sync(layer.group_send)(group, message)
-    except Exception:  # never let a listener problem fail a committed transition
-        log.warning("could not publish %d event(s) for run %s", len(messages), run_id, exc_info=True)
-    purge_expired_messages()
+    except Exception:  # never let a listener problem fail a committed transition or a model call
+        log.log(level, failed, exc_info=True)
 
 
 def _postgres_send_params(run_id: str, messages: list[dict]) -> dict | None:

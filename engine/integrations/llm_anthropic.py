@@ -20,8 +20,10 @@ FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool
 
 
 def anthropic_chat(endpoint, *, messages: list[dict], tools, temperature, max_tokens, response_schema,
-                   timeout_s: float, idempotency_key: str | None) -> dict:
-    """One POST to ``<base_url>/v1/messages``; the reply in Weft's shape (see ``llm_providers.chat``)."""
+                   timeout_s: float, idempotency_key: str | None, text=None) -> dict:
+    """One POST to ``<base_url>/v1/messages``; the reply in Weft's shape (see ``llm_providers.chat``). With
+    ``text`` (an engine.core.streaming.TextStream) the reply is streamed and its text given to ``text`` as it
+    arrives."""
     import anthropic  # imported on the first call: it takes seconds, and most workers never call a model
 
     url = endpoint.base_url.rstrip("/") + "/v1/messages"
@@ -40,9 +42,17 @@ def anthropic_chat(endpoint, *, messages: list[dict], tools, temperature, max_to
                                          timeout_s=timeout_s, http=httpx2)
     with http_client, anthropic.Anthropic(base_url=endpoint.base_url, api_key=llm_sdk.SDK_API_KEY,
                                           http_client=http_client, max_retries=0, timeout=timeout_s) as client:
-        data, latency_ms = llm_sdk.call(
-            anthropic, lambda: client.messages.with_raw_response.create(**body, extra_headers=headers),
-            url=url, secret=endpoint.secret, timeout_s=timeout_s)
+        if text is None:
+            data, latency_ms = llm_sdk.call(
+                anthropic, lambda: client.messages.with_raw_response.create(**body, extra_headers=headers),
+                url=url, secret=endpoint.secret, timeout_s=timeout_s)
+        else:
+            try:
+                data, latency_ms = llm_sdk.call(
+                    anthropic, lambda: client.messages.create(**body, stream=True, extra_headers=headers),
+                    url=url, secret=endpoint.secret, timeout_s=timeout_s, read=lambda events: read_stream(events, text))
+            finally:
+                text.close()
     try:
         message = from_content(data["content"])
         usage = data.get("usage") or {}
@@ -121,3 +131,37 @@ def from_content(content: list[dict]) -> dict:
     if calls:
         message["tool_calls"] = calls
     return message
+
+
+def read_stream(events, text) -> dict:
+    """A streamed reply's events as the message they add up to (text and tool_use blocks, a tool's input from its
+    pieces of JSON, the stop reason and usage); each piece of text goes to ``text``."""
+    reply: dict = {"content": [], "usage": {}, "stop_reason": None, "model": None}
+    partial: dict[int, str] = {}  # a tool_use block's input so far, as JSON text
+    for event in events:
+        event = event.model_dump() if hasattr(event, "model_dump") else event
+        kind = event.get("type")
+        if kind == "message_start":
+            message = event.get("message") or {}
+            reply["model"] = message.get("model")
+            reply["usage"].update(message.get("usage") or {})
+        elif kind == "content_block_start":
+            block = dict(event.get("content_block") or {})
+            if block.get("type") == "tool_use":
+                block["input"] = {}
+            reply["content"].append(block)
+        elif kind == "content_block_delta":
+            block, delta = reply["content"][event["index"]], event.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                block["text"] = (block.get("text") or "") + delta.get("text", "")
+                text.add(delta.get("text", ""))
+            elif delta.get("type") == "input_json_delta":
+                partial[event["index"]] = partial.get(event["index"], "") + delta.get("partial_json", "")
+        elif kind == "content_block_stop" and event.get("index") in partial:
+            reply["content"][event["index"]]["input"] = json.loads(partial.pop(event["index"]) or "{}")
+        elif kind == "message_delta":
+            reply["stop_reason"] = (event.get("delta") or {}).get("stop_reason") or reply["stop_reason"]
+            reply["usage"].update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
+    if reply["stop_reason"] is None:  # the connection closed before the model finished: what came is not the reply
+        raise llm_sdk.LLMUnavailable("the streamed reply ended before the model finished it")
+    return reply

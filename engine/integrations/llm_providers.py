@@ -177,10 +177,12 @@ def run_usage(run_id) -> dict:
 
 def chat(endpoint: Endpoint, *, messages: list[dict], tools: list[dict] | None = None,
          temperature: float | None = None, max_tokens: int | None = None, response_schema: dict | None = None,
-         timeout_s: float = 120.0, idempotency_key: str | None = None) -> dict:
+         timeout_s: float = 120.0, idempotency_key: str | None = None, text=None) -> dict:
     """One chat completion. Returns ``{"message", "finish_reason", "usage", "model", "latency_ms", "simulated"}``.
 
-    With ``response_schema`` the reply's content is parsed as JSON and checked against it (``"json"``).
+    With ``response_schema`` the reply's content is parsed as JSON and checked against it (``"json"``). With
+    ``text`` (an engine.core.streaming.TextStream) a real model's reply is streamed and its text given to ``text``
+    as it arrives; the simulation answers at once.
     """
     if endpoint.provider == "simulation":
         reply = llm_simulation.reply(endpoint.simulation or {}, messages=messages, tools=tools,
@@ -188,7 +190,8 @@ def chat(endpoint: Endpoint, *, messages: list[dict], tools: list[dict] | None =
     else:
         send = anthropic_chat if endpoint.provider == "anthropic" else openai_chat
         reply = send(endpoint, messages=messages, tools=tools, temperature=temperature, max_tokens=max_tokens,
-                     response_schema=response_schema, timeout_s=timeout_s, idempotency_key=idempotency_key)
+                     response_schema=response_schema, timeout_s=timeout_s, idempotency_key=idempotency_key,
+                     text=text)
         if endpoint.secret:  # a model (or a proxy) that repeats the key it was sent
             reply["message"] = redact_value(reply["message"], endpoint.secret)
     if response_schema is not None:

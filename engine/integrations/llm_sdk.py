@@ -58,18 +58,31 @@ def guarded_client(*, url: str, credential: netguard.CredentialHeaders | None, c
     return http.Client(transport=transport, timeout=timeout_s, follow_redirects=False, trust_env=False)
 
 
-def call(sdk, send: Callable[[], object], *, url: str, secret: str, timeout_s: float) -> tuple[dict, float]:
+def call(sdk, send: Callable[[], object], *, url: str, secret: str, timeout_s: float,
+         read: Callable[[object], dict] | None = None) -> tuple[dict, float]:
     """``send()`` makes one request through ``sdk`` (the ``openai`` or ``anthropic`` module) and returns its raw
-    response. A 429 or 503 with a short Retry-After is waited out and sent again (unless the step's limits pause
-    instead); anything else that fails raises. Returns the decoded JSON body and the latency in ms."""
+    response, or, for a streamed reply, the SDK's stream, which ``read`` turns into the reply's body as the
+    provider's non-streamed API would have answered it. A 429 or 503 with a short Retry-After is waited out and
+    sent again (unless the step's limits pause instead); anything else that fails, before or while the reply is
+    read, raises. Returns the decoded JSON body and the latency in ms."""
     started = time.monotonic()
     waited = 0.0
     while True:
         try:
-            raw = send()
+            response = send()
+            if read is not None:
+                data = read(response)
+                return data, round((time.monotonic() - started) * 1000, 1)
+            raw = response
             break
         except sdk.APITimeoutError:
             raise LLMUnavailable(f"model endpoint {url} timed out after {timeout_s:g} s") from None
+        except (httpx.TimeoutException, httpx2.TimeoutException):  # while a streamed reply was read
+            raise LLMUnavailable(f"model endpoint {url} timed out after {timeout_s:g} s") from None
+        except (httpx.TransportError, httpx2.TransportError) as exc:
+            if isinstance(exc.__cause__, GUARD_ERRORS):
+                raise exc.__cause__ from None
+            raise LLMUnavailable(redact(f"the connection to model endpoint {url} broke: {exc}", secret)) from None
         except sdk.APIConnectionError as exc:
             reason = exc.__cause__ or exc
             if isinstance(reason, GUARD_ERRORS):  # the anthropic SDK wraps whatever its transport raised

@@ -195,13 +195,14 @@ class AgentNode:
         ctx.metrics.update({"tool_calls_executed": 0, "tool_calls_replayed": 0})
         window = context_window.ContextWindow(config["context"], definitions) if config.get("context") else None
 
-        def ask(outgoing: list[dict], idempotency_key: str):
+        def ask(outgoing: list[dict], key: str, idempotency_key: str):
             budget.check(ctx, node_budget=config.get("budget"), model=endpoint.model, messages=outgoing,
                          tools=definitions, max_output=config.get("max_tokens"))
             answer = llm_providers.chat(endpoint, messages=outgoing, tools=definitions,
                                         temperature=config.get("temperature"), max_tokens=config.get("max_tokens"),
                                         timeout_s=float(config.get("timeout_s") or 120),
-                                        idempotency_key=idempotency_key)
+                                        idempotency_key=idempotency_key,
+                                        text=ctx.text_stream(key) if config.get("stream") else None)
             llm_providers.add_usage(ctx.metrics, answer)
             return answer
 
@@ -213,7 +214,7 @@ class AgentNode:
                     window.apply(ctx.step(f"context-{turn}", decide, safe_to_repeat=True))
                     outgoing = window.view(messages)
                     window.sent(outgoing)
-                reply = ctx.step(f"turn-{turn}", ask, outgoing, safe_to_repeat=True)
+                reply = ctx.step(f"turn-{turn}", ask, outgoing, f"turn-{turn}", safe_to_repeat=True)
                 if window is not None:
                     window.observe(reply.get("usage"))
                 message = reply["message"]

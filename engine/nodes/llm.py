@@ -28,6 +28,10 @@ ENDPOINT_PROPERTIES = {
     "temperature": {"type": "number", "minimum": 0, "maximum": 2},
     "max_tokens": {"type": "integer", "minimum": 1},
     "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 120},
+    "stream": {"type": "boolean", "default": False,
+               "description": "stream the model's replies: the run view's Conversation shows each one as the model "
+                              "writes it (the journal records the finished reply); the endpoint must support "
+                              "streaming. The simulation answers at once"},
     "simulation": {
         "type": "object",
         "description": "replies of the simulation provider",
@@ -117,6 +121,7 @@ class LlmNode:
                 endpoint, messages=messages, temperature=config.get("temperature"),
                 max_tokens=config.get("max_tokens"), response_schema=config.get("response_schema"),
                 timeout_s=float(config.get("timeout_s") or 120), idempotency_key=idempotency_key,
+                text=ctx.text_stream("completion") if config.get("stream") else None,
             )
             llm_providers.add_usage(ctx.metrics, reply)
             return reply

@@ -9,9 +9,28 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+
+class Stream:
+    """A streamed answer: server-sent events written one by one, ``delay_s`` apart."""
+
+    def __init__(self, events: list[bytes], delay_s: float):
+        self.events, self.delay_s = events, delay_s
+
+
+def sse(data, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return (head + "data: " + (data if isinstance(data, str) else json.dumps(data)) + "\n\n").encode()
+
+
+def words(text: str) -> list[str]:
+    """``text`` in pieces of a word each (with the space before it), as a model streams it."""
+    parts = text.split(" ")
+    return [parts[0]] + [" " + p for p in parts[1:]]
 
 
 class _Server:
@@ -55,6 +74,18 @@ class _Server:
                 with server.lock:
                     server.requests.append(record)
                 status, headers, payload = server.handle(record)
+                if isinstance(payload, Stream):
+                    self.send_response(status)
+                    for k, v in {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers}.items():
+                        self.send_header(k, v)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    for event in payload.events:
+                        self.wfile.write(event)
+                        self.wfile.flush()
+                        time.sleep(payload.delay_s)
+                    return
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 headers = {"Content-Type": "application/json", **headers}
@@ -98,6 +129,8 @@ class ChatServer(_Server):
         self.model = model
         self.fail_next: list[tuple[int, dict]] = []
         self.echo_auth = False  # fail_next answers repeat the Authorization header they got (header and body)
+        self.stream_delay_s = 0.0  # between the pieces of a streamed answer ("stream": true in the request)
+        self.stream_cut_after: int | None = None  # a streamed answer ends after this many events, unfinished
 
     def completions(self) -> list[dict]:
         return [r for r in self.requests if r["path"].endswith("/chat/completions")]
@@ -146,8 +179,32 @@ class ChatServer(_Server):
         usage = {"prompt_tokens": 10 * len(messages), "completion_tokens": 5, "total_tokens": 10 * len(messages) + 5}
         if self.usage is not None:
             usage = self.usage(body)
+        if body.get("stream"):
+            return 200, {}, self._stream(message, finish, usage)
         return 200, {}, {"id": "chatcmpl-test", "object": "chat.completion", "model": self.model,
                          "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
+
+    def _stream(self, message: dict, finish: str, usage: dict) -> Stream:
+        """The answer as chat.completion.chunk events: the content a word at a time, each tool call's arguments in
+        two pieces, the finish reason, then the usage in a chunk of no choices, then [DONE]."""
+        def chunk(delta: dict | None, finish_reason=None, **extra) -> bytes:
+            choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+            return sse({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": self.model,
+                        "choices": choices, **extra})
+
+        events = [chunk({"role": "assistant", "content": ""})]
+        events += [chunk({"content": piece}) for piece in words(message["content"] or "") if message["content"]]
+        for i, call in enumerate(message.get("tool_calls") or []):
+            arguments = call["function"]["arguments"]
+            half = len(arguments) // 2
+            events.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                                 "function": {"name": call["function"]["name"],
+                                                              "arguments": arguments[:half]}}]}))
+            events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": arguments[half:]}}]}))
+        events.append(chunk({}, finish))
+        events.append(chunk(None, usage=usage))
+        events.append(b"data: [DONE]\n\n")
+        return Stream(events[:self.stream_cut_after], self.stream_delay_s)
 
 
 class MessagesServer(_Server):
@@ -172,6 +229,7 @@ class MessagesServer(_Server):
         self.usage = usage
         self.fail_next: list[tuple[int, dict]] = []
         self.reply_override = None  # bytes to answer with 200 instead of a message
+        self.stream_delay_s = 0.0  # between the events of a streamed answer ("stream": true in the request)
         self.echo_auth = False  # answers repeat the Authorization header they got, in a header and the body
 
     def messages(self) -> list[dict]:
@@ -234,8 +292,40 @@ class MessagesServer(_Server):
         usage = {"input_tokens": 10 * len(messages), "output_tokens": 5}
         if self.usage is not None:
             usage = self.usage(body)
-        return 200, {}, {"id": "msg_test", "type": "message", "role": "assistant", "model": self.model,
-                         "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage}
+        message = {"id": "msg_test", "type": "message", "role": "assistant", "model": self.model,
+                   "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage}
+        if body.get("stream"):
+            return 200, {}, self._stream(message)
+        return 200, {}, message
+
+    def _stream(self, message: dict) -> Stream:
+        """The message as the Messages API streams it: message_start, each block (text a word at a time, a
+        tool_use's input as JSON in two pieces), message_delta with the stop reason and output tokens,
+        message_stop."""
+        usage = message["usage"]
+        start = {**message, "content": [], "stop_reason": None,
+                 "usage": {"input_tokens": usage["input_tokens"], "output_tokens": 0}}
+        events = [sse({"type": "message_start", "message": start}, "message_start")]
+        for i, block in enumerate(message["content"]):
+            if block["type"] == "text":
+                events.append(sse({"type": "content_block_start", "index": i,
+                                   "content_block": {"type": "text", "text": ""}}, "content_block_start"))
+                events += [sse({"type": "content_block_delta", "index": i,
+                                "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")
+                           for piece in words(block["text"])]
+            else:
+                events.append(sse({"type": "content_block_start", "index": i,
+                                   "content_block": {**block, "input": {}}}, "content_block_start"))
+                raw = json.dumps(block["input"])
+                events += [sse({"type": "content_block_delta", "index": i,
+                                "delta": {"type": "input_json_delta", "partial_json": piece}}, "content_block_delta")
+                           for piece in (raw[:len(raw) // 2], raw[len(raw) // 2:])]
+            events.append(sse({"type": "content_block_stop", "index": i}, "content_block_stop"))
+        events.append(sse({"type": "message_delta", "delta": {"stop_reason": message["stop_reason"],
+                                                              "stop_sequence": None},
+                           "usage": {"output_tokens": usage["output_tokens"]}}, "message_delta"))
+        events.append(sse({"type": "message_stop"}, "message_stop"))
+        return Stream(events, self.stream_delay_s)
 
 
 class ToolServer(_Server):

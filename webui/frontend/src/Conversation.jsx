@@ -1,7 +1,8 @@
 // An agent or llm step's journal as a conversation: the prompts, each model turn (text, tokens), each tool call
 // (arguments, result, duration, status; in doubt marked; trimmed from the model's view marked), summaries and trims
 // of the context window, operators' decisions, and a tool call waiting for approval with Approve / Edit and
-// approve / Reject. It grows as the drawer re-reads the step.
+// approve / Reject. It grows as the drawer re-reads the step; a streamed model reply (``live``, from the run's
+// websocket) grows as the model writes it, until the journal holds the finished reply.
 import { useState } from "react";
 import { post } from "./api.js";
 import { JsonView } from "./dialogs.jsx";
@@ -140,8 +141,15 @@ function PendingApproval({ step, base, canOperate, onDecided }) {
   );
 }
 
-export function Conversation({ spec, step, entries, base, canOperate, onDecided }) {
+function Writing({ live }) {
+  return <pre data-streaming={live.done ? "done" : "live"} aria-live="polite">{live.text}</pre>;
+}
+
+export function Conversation({ spec, step, entries, base, canOperate, onDecided, live }) {
   const [raw, setRaw] = useState(false);
+  // The reply being written in this attempt, while the journal does not hold it finished.
+  const writing = live && live.attempt === step.attempt
+    && !entries.some((e) => e.key === live.key && e.status === "succeeded") ? live : null;
   const config = spec.config || {};
   const inDoubtKey = step.status === "waiting" && step.waiting_reason === "in_doubt" ? step.waiting_detail?.key : null;
   const waiting = step.status === "waiting" && step.waiting_reason === "tool_approval";
@@ -164,13 +172,14 @@ export function Conversation({ spec, step, entries, base, canOperate, onDecided 
             const took = seconds(entry);
             if (kind === "assistant") {
               const usage = entry.result?.usage || {};
+              const growing = writing && writing.key === entry.key ? writing : null;
               return (
                 <li key={entry.key} className="message assistant" data-role="assistant" data-journal-key={entry.key}>
                   <div className="who">assistant · <code>{entry.key}</code> · {entry.status}
                     {entry.result?.model ? <> · {entry.result.model}</> : null}
                     {usage.total_tokens != null ? <> · {usage.prompt_tokens} + {usage.completion_tokens} tokens</> : null}
-                    {took != null ? <> · {formatDuration(took)}</> : null}</div>
-                  {message.content ? <pre>{message.content}</pre> : null}
+                    {took != null ? <> · {formatDuration(took)}</> : null}{growing ? " · writing…" : null}</div>
+                  {message.content ? <pre>{message.content}</pre> : growing ? <Writing live={growing} /> : null}
                   {(message.tool_calls || []).map((c) => (
                     <div key={c.id} className="muted">asks for <code>{c.function?.name}</code></div>
                   ))}
@@ -225,6 +234,12 @@ export function Conversation({ spec, step, entries, base, canOperate, onDecided 
             }
             return <li key={entry.key} className="message"><code>{entry.key}</code> · {entry.status}</li>;
           })}
+          {writing && !entries.some((e) => e.key === writing.key) ? (
+            <li className="message assistant" data-role="assistant" data-journal-key={writing.key}>
+              <div className="who">assistant · <code>{writing.key}</code> · writing…</div>
+              <Writing live={writing} />
+            </li>
+          ) : null}
         </ol>
       )}
     </div>

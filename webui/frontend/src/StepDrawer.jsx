@@ -245,6 +245,7 @@ export function StepDrawer({ store, version, nodeId, now, canOperate, onClose, o
           </>
         ) : null}
         {section === "conversation" ? <Conversation spec={spec} step={step} entries={detail?.journal || []} base={base}
+          live={store.texts[nodeId]}
           canOperate={canOperate && runOpen} onDecided={() => setPoll((p) => p + 1)} /> : null}
         {section === "attempts" ? <Attempts attempts={attempts} /> : null}
         {section === "logs" ? <Logs runId={store.runId} nodeId={nodeId} step={step} attempts={attempts} /> : null}

@@ -16,6 +16,7 @@ export class RunStore {
     this.log = []; // recent events, newest last
     this.catchingUp = null;
     this.buffer = [];
+    this.texts = {}; // node id -> {attempt, key, text, done}: a model's reply as it is written (not an event)
     this.applySnapshot(snapshot);
   }
 
@@ -42,6 +43,12 @@ export class RunStore {
     this.attempts = {};
     for (const a of snapshot.attempts) (this.attempts[a.node_id] ||= []).push({ ...a });
     this.touched = new Set(Object.keys(this.steps));
+  }
+
+  // The text a model has written so far in a step's journaled call; each message holds all of it.
+  receiveText({ node, attempt, key, text, done }) {
+    this.texts[node] = { attempt, key, text, done };
+    this.emit();
   }
 
   // Events from the socket. Returns nothing; fetches the missing ones when there is a gap.
@@ -209,6 +216,8 @@ export function connectRun(store) {
         everConnected = true;
       } else if (data.type === "events") {
         store.receive(data.events);
+      } else if (data.type === "stream") {
+        store.receiveText(data);
       }
     };
     socket.onclose = (ev) => {

@@ -215,3 +215,34 @@ def test_export_json_downloads_the_saved_definition(ui):
         assert mine == theirs
     assert exported == definition
     screenshot(ui, "editor-json-panel")
+
+
+def test_palette_search_filters_node_types_as_you_type_and_enter_adds_the_first_match(ui):
+    ui.goto(f"{ui.base}/workflows/new/")
+    palette = ui.get_by_role("navigation", name="Node palette")
+    items = palette.locator("[data-node-type]")
+    expect(items.first).to_be_visible()
+    total = items.count()
+    search = ui.get_by_role("searchbox", name="Search node types")
+
+    search.fill("HTTP")  # by name or label, any case, first; then the types whose description says it
+    expect(items.first).to_have_attribute("data-node-type", "http")
+    expect(items).not_to_have_count(total)
+    search.fill("operator approves")  # by description, every word
+    expect(items).to_have_count(1)
+    expect(palette.locator('[data-node-type="approval"]')).to_be_visible()
+    search.fill("wait")
+    expect(palette.locator('[data-node-type="wait_for_event"]')).to_be_visible()
+    expect(palette.locator('[data-node-type="python"]')).to_have_count(0)
+
+    search.fill("no such thing")
+    expect(items).to_have_count(0)
+    expect(palette.get_by_role("status")).to_have_text("No node type matches “no such thing”.")
+    screenshot(ui, "editor-palette-no-match")
+
+    search.fill("no-op")
+    expect(items).to_have_count(1)
+    search.press("Enter")
+    expect(ui.locator('.editor .react-flow__node[data-id="noop_1"]')).to_be_visible()
+    expect(search).to_have_value("")
+    expect(items).to_have_count(total)

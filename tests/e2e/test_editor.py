@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.models import Workflow
+from engine.services.workflows import workflow_save
 from tests.e2e.conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -88,18 +89,51 @@ def test_design_three_nodes_fix_validation_save_run_and_watch_them_succeed(ui, w
     screenshot(ui, "run-designed-workflow")
 
 
-def test_failed_save_keeps_the_unsaved_graph_and_shows_errors(ui, console_errors):
-    console_errors.allow("status of 400 (Bad Request) at " + ui.base + "/api/workflows/")
+def test_save_is_disabled_with_the_reason_while_the_definition_has_problems(ui):
     ui.goto(f"{ui.base}/workflows/new/")
+    save = ui.get_by_role("button", name="Save…")
+    expect(save).to_be_disabled()  # no nodes yet
     ui.get_by_label("Name", exact=True).fill("Broken E2E")
     ui.locator('[data-node-type="python"]').click()  # keyboard/click path: adds at the centre
     expect(ui.locator(".editor .react-flow__node")).to_have_count(1)
+    expect(ui.locator('[data-node-id="python_1"]')).to_have_attribute("data-invalid", "true")
+    reason = ("Fix the problem listed under the canvas first: the server refuses to save a workflow that does not "
+              "validate.")
+    expect(save).to_be_disabled()
+    expect(save).to_have_attribute("title", reason)
+    expect(save).to_have_accessible_description(reason)
+    ui.locator(".editor .react-flow__pane").click()
+    ui.keyboard.press("Control+s")  # the shortcut is refused too, saying why
+    expect(ui.get_by_role("status").filter(has_text="Not saved: Fix the problem")).to_be_visible()
+    expect(ui.get_by_role("dialog")).to_have_count(0)
+    screenshot(ui, "editor-save-disabled")
+
+    canvas_node(ui, "python_1").click()
+    ui.locator("#cfg-python_1-function").fill("tests.noop")
+    expect(ui.locator(".editor")).to_have_attribute("data-valid", "true")
+    expect(save).to_be_enabled()
+    expect(save).to_have_attribute("title", "Save as a new version (Ctrl+S)")
+    ui.locator("#cfg-python_1-function").fill("")
+    expect(save).to_be_disabled()
+    assert not Workflow.objects.filter(slug="broken-e2e").exists()
+
+
+def test_a_save_the_server_refuses_keeps_the_unsaved_graph_and_shows_why(ui, console_errors):
+    console_errors.allow("status of 409 (Conflict) at " + ui.base + "/api/workflows/")
+    workflow_save(definition={"name": "Taken", "slug": "taken-e2e", "nodes": [{"id": "a", "type": "noop"}]})
+    ui.goto(f"{ui.base}/workflows/new/")
+    ui.get_by_label("Name", exact=True).fill("Taken E2E")  # a valid definition whose slug another workflow has
+    ui.locator('[data-node-type="noop"]').click()
+    ui.locator('[data-node-type="noop"]').click()
+    expect(ui.locator(".editor .react-flow__node")).to_have_count(2)
+    expect(ui.locator(".editor")).to_have_attribute("data-valid", "true")
     ui.get_by_role("button", name="Save…").click()
     ui.get_by_role("button", name="Save version").click()
-    expect(ui.get_by_role("status").filter(has_text="Not saved")).to_be_visible()
-    expect(ui.locator(".editor .react-flow__node")).to_have_count(1)
-    expect(ui.locator('[data-node-id="python_1"]')).to_have_attribute("data-invalid", "true")
-    assert not Workflow.objects.filter(slug="broken-e2e").exists()
+    expect(ui.get_by_role("status").filter(has_text="Not saved")).to_contain_text("already exists")
+    expect(ui.locator(".editor .react-flow__node")).to_have_count(2)
+    expect(ui.locator(".editor")).to_have_attribute("data-dirty", "true")
+    wf = Workflow.objects.get(slug="taken-e2e")
+    assert wf.versions.count() == 1 and wf.current_version.definition["name"] == "Taken"
 
 
 IMPORTED = """{

@@ -242,7 +242,7 @@ function EditorInner({ props }) {
       else if (mod && (key === "y" || (key === "z" && e.shiftKey))) { e.preventDefault(); redo(); }
       else if (mod && key === "c") { copy(); }
       else if (mod && key === "v") { e.preventDefault(); paste(); }
-      else if (mod && key === "s") { e.preventDefault(); setDialog({ kind: "save" }); }
+      else if (mod && key === "s") { e.preventDefault(); openSave(); }
       else if (!mod && e.shiftKey && key === "l") { e.preventDefault(); layout(); }
       else if (!mod && key === "?") { setDialog({ kind: "keys" }); }
     };
@@ -346,6 +346,15 @@ function EditorInner({ props }) {
   };
 
   const problems = validation.errors;
+  // Save is refused while the server would refuse it: the reason is the button's title and description.
+  const saveBlocked = !canDesign ? "needs the designer role"
+    : !validation.valid ? `Fix the ${problems.length === 1 ? "problem" : `${problems.length} problems`} listed under the canvas first: `
+      + "the server refuses to save a workflow that does not validate."
+      : null;
+  const openSave = () => {
+    if (saveBlocked) setNotice({ kind: "error", text: `Not saved: ${saveBlocked}` });
+    else setDialog({ kind: "save" });
+  };
   return (
     <div className="editor" data-valid={validation.valid ? "true" : "false"} data-dirty={dirty ? "true" : "false"}>
       <div className="editbar">
@@ -360,8 +369,9 @@ function EditorInner({ props }) {
         <button type="button" className="secondary" onClick={redo} title="Redo (Ctrl+Shift+Z)">Redo</button>
         <button type="button" className="secondary" onClick={layout} title="Auto-layout (Shift+L)">Auto-layout</button>
         <button type="button" className="secondary" onClick={() => setDialog({ kind: "keys" })} title="Keyboard shortcuts (?)">Shortcuts</button>
-        <button type="button" disabled={!canDesign} title={canDesign ? "Save as a new version (Ctrl+S)" : "needs the designer role"}
-          onClick={() => setDialog({ kind: "save" })}>Save…</button>
+        <button type="button" disabled={Boolean(saveBlocked)} title={saveBlocked || "Save as a new version (Ctrl+S)"}
+          aria-describedby={saveBlocked ? "save-blocked" : undefined} onClick={openSave}>Save…</button>
+        {saveBlocked ? <span id="save-blocked" className="visually-hidden">{saveBlocked}</span> : null}
         <button type="button" disabled={!slug || dirty || !canOperate}
           title={!slug || dirty ? "save first" : canOperate ? "Start a run" : "needs the operator role"}
           onClick={() => setDialog({ kind: "run" })}>Run…</button>

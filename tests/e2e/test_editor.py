@@ -280,3 +280,36 @@ def test_palette_search_filters_node_types_as_you_type_and_enter_adds_the_first_
     expect(ui.locator('.editor .react-flow__node[data-id="noop_1"]')).to_be_visible()
     expect(search).to_have_value("")
     expect(items).to_have_count(total)
+
+
+BROKEN_CONFIG = """{
+  "name": "Messages E2E", "slug": "messages-e2e",
+  "nodes": [
+    {"id": "fetch", "type": "http", "config": {"timeout_s": "3", "foo": 1}},
+    {"id": "done", "type": "noop"}
+  ],
+  "edges": [{"source": "fetch", "target": "done"}, {"source": "fetch", "target": "ghost"}]
+}"""
+
+
+def test_validation_messages_read_as_sentences_about_the_field_all_at_once(ui):
+    ui.goto(f"{ui.base}/workflows/new/")
+    ui.get_by_role("tab", name="JSON").click()
+    ui.get_by_label("…or paste a definition").fill(BROKEN_CONFIG)
+    ui.get_by_role("button", name="Import", exact=True).click()
+    problems = ui.get_by_role("list", name="Problems")
+    # Every problem at once: the edge to no node and each config field's, in words, not JSON-Schema text.
+    expect(problems).to_contain_text("edge fetch->ghost: target 'ghost' is not a node id")
+    expect(problems).to_contain_text("node fetch: url is required")
+    expect(problems).to_contain_text("node fetch: foo is not a known field")
+    expect(problems).to_contain_text("node fetch: timeout_s must be a number")
+    expect(problems).not_to_contain_text("required property")
+    expect(problems).not_to_contain_text("config is invalid")
+    expect(problems.locator("code").filter(has_text="timeout_s")).to_have_count(1)  # names set as code
+
+    problems.get_by_role("button").filter(has_text="url is required").click()  # selects the node
+    panel = ui.locator('[data-panel-node="fetch"]')
+    expect(panel.locator('[data-field="url"] .field-error')).to_have_text("url is required")
+    expect(panel.locator('[data-field="timeout_s"] .field-error')).to_have_text("timeout_s must be a number")
+    expect(ui.locator('[data-errors-for="fetch"]')).not_to_contain_text("node fetch")  # the node says it already
+    screenshot(ui, "editor-validation-messages")

@@ -9,6 +9,7 @@ import {
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, get, post, put } from "./api.js";
 import { buildDefinition, otherFields, slugify, toRfEdge, toRfNode } from "./definition.js";
+import { Ticks } from "./dialogs.jsx";
 import { KeysDialog, RunDialog, SaveDialog } from "./EditorDialogs.jsx";
 import { JsonPanel, NodePanel, VersionsPanel, WorkflowPanel } from "./EditorPanels.jsx";
 import { EditNode, useTheme } from "./graph.jsx";
@@ -435,7 +436,8 @@ function EditorInner({ props }) {
                   setNodes((ns) => ns.map((n) => ({ ...n, selected: n.id === p.node })));
                   setPanel("node");
                 }
-              }}>{p.node ? `${p.node}: ` : p.edge ? `${p.edge}: ` : ""}{p.message}</button>
+              }}>{p.node && !String(p.message).startsWith(`node \`${p.node}\``) ? `${p.node}: ` : p.edge && !String(p.message).startsWith(`edge ${p.edge}`)
+                ? `${p.edge}: ` : ""}<Ticks text={p.message} /></button>
             </li>
           ))}
           {(validation.warnings || []).map((p, i) => <li key={`w${i}`} className="warning">⚠ {p.message}</li>)}

@@ -36,8 +36,10 @@ class Issue:
 class GraphInvalid(EngineError):
     code = "graph_invalid"
 
-    def __init__(self, errors: list[Issue]):
+    def __init__(self, errors: list[Issue], *, partial=None):
         self.errors = list(errors)
+        # The graph as far as it could be built (engine.core.graph.validate), for checks that add their own issues.
+        self.partial = partial
         summary = "; ".join(e.message for e in self.errors[:5])
         more = f" (and {len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
         super().__init__(

@@ -6,7 +6,7 @@ buttons a user could not use.
 
 from __future__ import annotations
 
-from api.permissions import DESIGN, OPERATE, READ, user_roles
+from api.permissions import DESIGN, OPERATE, READ, USE_CREDENTIAL, user_roles
 
 
 def _allowed(user, roles: frozenset[str]) -> bool:
@@ -25,6 +25,11 @@ def can_operate(user) -> bool:
 
 def can_design(user) -> bool:
     return _allowed(user, DESIGN)
+
+
+def can_use_credentials(user) -> bool:
+    """Designer with ``engine.use_credential`` (api.permissions.CanUseCredentials): may set where a credential goes."""
+    return can_design(user) and user.has_perm(USE_CREDENTIAL)
 
 
 def roles(user) -> dict:

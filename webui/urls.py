@@ -28,4 +28,5 @@ urlpatterns = [
     path("runs/<str:run_id>/steps/<str:node_id>/inputs/", views.run_step_inputs, name="run-step-inputs"),
     path("queues/", views.queue_list, name="queues"),
     path("limits/", views.limit_list_page, name="limits"),
+    path("credentials/", views.credential_list_page, name="credentials"),
 ]

@@ -20,14 +20,14 @@ from engine.core.registry import node_types
 from engine.core.versions import version_graph
 from engine.demos import demo_definitions
 from engine.exceptions import EngineError
-from engine.models import Run, StepRun, Workflow
+from engine.models import Credential, Run, StepRun, Workflow
 from engine.observability.queries import workflow_analytics
 from engine.services import queries
 from engine.services.limits import limit_list
 from engine.services.workflows import workflow_archive, workflow_get, workflow_save
 from engine.states import TRIGGER_KINDS, RunStatus
 from webui import analytics as charts
-from webui.access import can_design, can_view, roles
+from webui.access import can_design, can_use_credentials, can_view, roles
 from webui.inputs import step_inputs
 from webui.snapshot import run_snapshot
 from webui.templatetags.weft import STATUS
@@ -275,3 +275,13 @@ def limit_list_page(request):
     if request.GET.get("partial") == "rows":
         return render(request, "webui/_limit_rows.html", context)
     return render(request, "webui/limits.html", context)
+
+
+@login_required
+def credential_list_page(request):
+    """The credentials page: the island lists, creates, rotates and deletes them through /api/credentials/ (which
+    never returns a secret)."""
+    _require_view(request)
+    props = {"mode": "credentials", "kinds": Credential.Kind.values,
+             "roles": {**roles(request.user), "use_credentials": can_use_credentials(request.user)}}
+    return render(request, "webui/credentials.html", {**_common(request), "props": props})

@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
 
 from engine.core.registry import NodeType
+from engine.core.schema_messages import describe
 from engine.exceptions import GraphInvalid, Issue
 
 TRIGGER_RULES = ("all_success", "all_done", "one_success")
@@ -361,7 +362,8 @@ def validate(
     graph = Graph(definition, nodes.values(), edges)
     errors.extend(_cycle_issues(graph))
     if errors:
-        raise GraphInvalid(errors)
+        # The graph goes with the errors, so the checks that read the database can add theirs to the same list.
+        raise GraphInvalid(errors, partial=None if too_many else graph)
     graph.warnings.extend(_disconnected_warnings(graph))
     return graph
 
@@ -401,8 +403,8 @@ def _check_nodes(nodes_raw: list, node_types: Mapping[str, NodeType], queues: Co
                 validator = validators[type_name] = cls(ntype.config_schema)
             for err in validator.iter_errors(config):
                 path = _format_path([f"{at}.config", *err.absolute_path])
-                errors.append(Issue("config_invalid", f"node {node_id!r}: config is invalid at {path}: "
-                                                      f"{_short(err.message)}", node=node_id, path=path))
+                errors.append(Issue("config_invalid", f"node `{node_id}`: {_short(describe(err, whole='config'))}",
+                                    node=node_id, path=path))
 
         queue = node.get("queue")
         if queue is None and ntype is not None:
@@ -420,7 +422,8 @@ def _check_nodes(nodes_raw: list, node_types: Mapping[str, NodeType], queues: Co
                 errors.append(Issue("map_invalid", f"node {node_id!r}: {field} applies to a mapped node only; give "
                                                    "the node for_each too", node=node_id, path=f"{at}.{field}"))
 
-        # Kept even when broken (placeholders never leave validate()), so edges and cycles are still checked.
+        # Kept even when broken, so edges and cycles are still checked (the graph leaves validate() only as
+        # GraphInvalid.partial).
         specs[node_id] = _node_spec(node, i, type_name if isinstance(type_name, str) else "",
                                     queue if isinstance(queue, str) else "")
     return specs, first_index.keys()
@@ -546,16 +549,19 @@ def _schema_issues(definition: Any) -> list[Issue]:
         parts = list(err.absolute_path)
         path = _format_path(parts) or None
         node = edge = None
-        if len(parts) >= 2 and parts[0] == "nodes" and isinstance(parts[1], int):
-            item = definition["nodes"][parts[1]]
-            if isinstance(item, dict) and isinstance(item.get("id"), str):
+        base, whole, where = [], "the definition", ""
+        if len(parts) >= 2 and parts[0] in ("nodes", "edges") and isinstance(parts[1], int):
+            base, whole = parts[:2], f"the {parts[0][:-1]}"
+            where = f"{_format_path(base)}: "
+            item = definition[parts[0]][parts[1]]
+            if parts[0] == "nodes" and isinstance(item, dict) and isinstance(item.get("id"), str):
                 node = item["id"]
-        elif len(parts) >= 2 and parts[0] == "edges" and isinstance(parts[1], int):
-            item = definition["edges"][parts[1]]
-            if isinstance(item, dict) and isinstance(item.get("source"), str) and isinstance(item.get("target"), str):
+                where = f"node `{node}`: "
+            elif (parts[0] == "edges" and isinstance(item, dict) and isinstance(item.get("source"), str)
+                  and isinstance(item.get("target"), str)):
                 edge = f"{item['source']}->{item['target']}"
-        where = f"node {node!r}, " if node else f"edge {edge}, " if edge else ""
-        issues.append(Issue("schema", f"{where}{path or 'definition'}: {_short(err.message)}", node=node, edge=edge,
+                where = f"edge {edge}: "
+        issues.append(Issue("schema", f"{where}{_short(describe(err, base=base, whole=whole))}", node=node, edge=edge,
                             path=path))
     return issues
 

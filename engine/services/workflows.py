@@ -14,6 +14,9 @@ from engine.models import Workflow, WorkflowVersion
 from engine.nodes.validation import config_issues
 from engine.services.limits import limits_issues
 
+# Issues after which a node's config is not checked further (its hooks expect a config matching its schema).
+_CONFIG_UNCHECKED = frozenset({"schema", "config_invalid", "duplicate_node"})
+
 # Slugs that collide with API paths under /api/workflows/.
 RESERVED_SLUGS = frozenset({"validate", "schema", "import", "export", "new"})
 
@@ -21,8 +24,16 @@ RESERVED_SLUGS = frozenset({"validate", "schema", "import", "export", "new"})
 def graph_validate(definition: dict, *, actor=None):
     """Validate a definition to be saved by ``actor`` (None: a trusted caller): as a graph, and each node's
     config (templates, credentials the actor may use, hosts), which reads the database. Raises GraphInvalid
-    with every issue."""
-    graph = graph_load(definition)
+    with every issue: the config and limit checks run even when the graph checks failed (on the nodes whose
+    config matched its schema)."""
+    try:
+        graph = graph_load(definition)
+    except GraphInvalid as exc:
+        if exc.partial is None:
+            raise
+        broken = {i.node for i in exc.errors if i.node and i.code in _CONFIG_UNCHECKED}
+        raise GraphInvalid(exc.errors + config_issues(exc.partial, actor=actor, skip=broken)
+                           + limits_issues(exc.partial)) from None
     issues = config_issues(graph, actor=actor) + limits_issues(graph)
     if issues:
         raise GraphInvalid(issues)

@@ -170,6 +170,22 @@ def test_validate_returns_every_error_with_node_and_edge_ids_and_saves_nothing(a
     assert Workflow.objects.count() == 0
 
 
+def test_validate_reports_config_errors_for_people_and_config_checks_beside_graph_errors(api):
+    """Every error at once: the template and limit checks run though an edge names no node; JSON-Schema errors
+    read as sentences about the field, the path kept."""
+    bad = definition("val3", [node("a", kwargs={"x": "{{ nodes.ghost.output }}"}, limits=[{"name": "no-such"}]),
+                              {"id": "fetch", "type": "http", "config": {"timeout_s": "3", "foo": 1}}],
+                     [("a", "nowhere"), ("a", "fetch")])
+    body = api("viewer").post("/api/workflows/validate/", {"definition": bad}, format="json").json()
+    got = {(e["code"], e.get("path"), e["message"]) for e in body["errors"]}
+    assert ("unknown_edge_node", "edges[0].target", "edge a->nowhere: target 'nowhere' is not a node id") in got
+    assert ("config_invalid", "nodes[1].config", "node `fetch`: `url` is required") in got
+    assert ("config_invalid", "nodes[1].config", "node `fetch`: `foo` is not a known field") in got
+    assert ("config_invalid", "nodes[1].config.timeout_s", "node `fetch`: `timeout_s` must be a number") in got
+    codes = [e["code"] for e in body["errors"]]
+    assert "template_reference" in codes and "unknown_limit" in codes, body["errors"]
+
+
 def test_validate_accepts_a_valid_definition_and_reports_warnings(api):
     disconnected = definition("val2", [node("a"), node("b"), node("c")], [("a", "b")])
     body = api("viewer").post("/api/workflows/validate/", {"definition": disconnected}, format="json").json()

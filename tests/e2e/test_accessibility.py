@@ -8,6 +8,7 @@ import json
 import pytest
 from playwright.sync_api import expect
 
+from engine.integrations.credentials import credential_create
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
 from tests.conftest import REPO, definition, node
@@ -40,6 +41,7 @@ def test_every_page_has_no_serious_or_critical_axe_violation_in_light_and_dark_m
                    [("a", "b"), ("b", "c")], inputs={"type": "object", "properties": {"topic": {"type": "string"}}})
     wf = workflow_save(definition=d)[0]
     run, _ = run_start(workflow=wf, inputs={"topic": "x"})
+    credential_create(name="a11y-key", secret="x", allowed_hosts=["api.example.com"])
     drain()
     pages = {
         "home": "/",
@@ -53,6 +55,7 @@ def test_every_page_has_no_serious_or_critical_axe_violation_in_light_and_dark_m
         "run-step": f"/runs/{run.pk}/steps/b/",
         "run-timeline": f"/runs/{run.pk}/?tab=timeline",
         "queues": "/queues/",
+        "credentials": "/credentials/",
     }
     found = {}
     for theme in ("light", "dark"):
@@ -61,6 +64,8 @@ def test_every_page_has_no_serious_or_critical_axe_violation_in_light_and_dark_m
             set_theme(ui, theme)
             if name in ("run", "run-step", "run-timeline"):
                 expect(ui.locator(".runview")).to_have_attribute("data-live", "true")
+            if name == "credentials":
+                expect(ui.locator('tr[data-credential="a11y-key"]')).to_be_visible()
             if name.startswith("editor"):
                 expect(ui.locator(".editor")).to_be_visible()
             ui.wait_for_load_state("networkidle")

@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.models import Workflow
+from engine.services.workflows import workflow_save
 from tests.e2e.conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -88,18 +89,51 @@ def test_design_three_nodes_fix_validation_save_run_and_watch_them_succeed(ui, w
     screenshot(ui, "run-designed-workflow")
 
 
-def test_failed_save_keeps_the_unsaved_graph_and_shows_errors(ui, console_errors):
-    console_errors.allow("status of 400 (Bad Request) at " + ui.base + "/api/workflows/")
+def test_save_is_disabled_with_the_reason_while_the_definition_has_problems(ui):
     ui.goto(f"{ui.base}/workflows/new/")
+    save = ui.get_by_role("button", name="Save…")
+    expect(save).to_be_disabled()  # no nodes yet
     ui.get_by_label("Name", exact=True).fill("Broken E2E")
     ui.locator('[data-node-type="python"]').click()  # keyboard/click path: adds at the centre
     expect(ui.locator(".editor .react-flow__node")).to_have_count(1)
+    expect(ui.locator('[data-node-id="python_1"]')).to_have_attribute("data-invalid", "true")
+    reason = ("Fix the problem listed under the canvas first: the server refuses to save a workflow that does not "
+              "validate.")
+    expect(save).to_be_disabled()
+    expect(save).to_have_attribute("title", reason)
+    expect(save).to_have_accessible_description(reason)
+    ui.locator(".editor .react-flow__pane").click()
+    ui.keyboard.press("Control+s")  # the shortcut is refused too, saying why
+    expect(ui.get_by_role("status").filter(has_text="Not saved: Fix the problem")).to_be_visible()
+    expect(ui.get_by_role("dialog")).to_have_count(0)
+    screenshot(ui, "editor-save-disabled")
+
+    canvas_node(ui, "python_1").click()
+    ui.locator("#cfg-python_1-function").fill("tests.noop")
+    expect(ui.locator(".editor")).to_have_attribute("data-valid", "true")
+    expect(save).to_be_enabled()
+    expect(save).to_have_attribute("title", "Save as a new version (Ctrl+S)")
+    ui.locator("#cfg-python_1-function").fill("")
+    expect(save).to_be_disabled()
+    assert not Workflow.objects.filter(slug="broken-e2e").exists()
+
+
+def test_a_save_the_server_refuses_keeps_the_unsaved_graph_and_shows_why(ui, console_errors):
+    console_errors.allow("status of 409 (Conflict) at " + ui.base + "/api/workflows/")
+    workflow_save(definition={"name": "Taken", "slug": "taken-e2e", "nodes": [{"id": "a", "type": "noop"}]})
+    ui.goto(f"{ui.base}/workflows/new/")
+    ui.get_by_label("Name", exact=True).fill("Taken E2E")  # a valid definition whose slug another workflow has
+    ui.locator('[data-node-type="noop"]').click()
+    ui.locator('[data-node-type="noop"]').click()
+    expect(ui.locator(".editor .react-flow__node")).to_have_count(2)
+    expect(ui.locator(".editor")).to_have_attribute("data-valid", "true")
     ui.get_by_role("button", name="Save…").click()
     ui.get_by_role("button", name="Save version").click()
-    expect(ui.get_by_role("status").filter(has_text="Not saved")).to_be_visible()
-    expect(ui.locator(".editor .react-flow__node")).to_have_count(1)
-    expect(ui.locator('[data-node-id="python_1"]')).to_have_attribute("data-invalid", "true")
-    assert not Workflow.objects.filter(slug="broken-e2e").exists()
+    expect(ui.get_by_role("status").filter(has_text="Not saved")).to_contain_text("already exists")
+    expect(ui.locator(".editor .react-flow__node")).to_have_count(2)
+    expect(ui.locator(".editor")).to_have_attribute("data-dirty", "true")
+    wf = Workflow.objects.get(slug="taken-e2e")
+    assert wf.versions.count() == 1 and wf.current_version.definition["name"] == "Taken"
 
 
 IMPORTED = """{
@@ -215,3 +249,67 @@ def test_export_json_downloads_the_saved_definition(ui):
         assert mine == theirs
     assert exported == definition
     screenshot(ui, "editor-json-panel")
+
+
+def test_palette_search_filters_node_types_as_you_type_and_enter_adds_the_first_match(ui):
+    ui.goto(f"{ui.base}/workflows/new/")
+    palette = ui.get_by_role("navigation", name="Node palette")
+    items = palette.locator("[data-node-type]")
+    expect(items.first).to_be_visible()
+    total = items.count()
+    search = ui.get_by_role("searchbox", name="Search node types")
+
+    search.fill("HTTP")  # by name or label, any case, first; then the types whose description says it
+    expect(items.first).to_have_attribute("data-node-type", "http")
+    expect(items).not_to_have_count(total)
+    search.fill("operator approves")  # by description, every word
+    expect(items).to_have_count(1)
+    expect(palette.locator('[data-node-type="approval"]')).to_be_visible()
+    search.fill("wait")
+    expect(palette.locator('[data-node-type="wait_for_event"]')).to_be_visible()
+    expect(palette.locator('[data-node-type="python"]')).to_have_count(0)
+
+    search.fill("no such thing")
+    expect(items).to_have_count(0)
+    expect(palette.get_by_role("status")).to_have_text("No node type matches “no such thing”.")
+    screenshot(ui, "editor-palette-no-match")
+
+    search.fill("no-op")
+    expect(items).to_have_count(1)
+    search.press("Enter")
+    expect(ui.locator('.editor .react-flow__node[data-id="noop_1"]')).to_be_visible()
+    expect(search).to_have_value("")
+    expect(items).to_have_count(total)
+
+
+BROKEN_CONFIG = """{
+  "name": "Messages E2E", "slug": "messages-e2e",
+  "nodes": [
+    {"id": "fetch", "type": "http", "config": {"timeout_s": "3", "foo": 1}},
+    {"id": "done", "type": "noop"}
+  ],
+  "edges": [{"source": "fetch", "target": "done"}, {"source": "fetch", "target": "ghost"}]
+}"""
+
+
+def test_validation_messages_read_as_sentences_about_the_field_all_at_once(ui):
+    ui.goto(f"{ui.base}/workflows/new/")
+    ui.get_by_role("tab", name="JSON").click()
+    ui.get_by_label("…or paste a definition").fill(BROKEN_CONFIG)
+    ui.get_by_role("button", name="Import", exact=True).click()
+    problems = ui.get_by_role("list", name="Problems")
+    # Every problem at once: the edge to no node and each config field's, in words, not JSON-Schema text.
+    expect(problems).to_contain_text("edge fetch->ghost: target 'ghost' is not a node id")
+    expect(problems).to_contain_text("node fetch: url is required")
+    expect(problems).to_contain_text("node fetch: foo is not a known field")
+    expect(problems).to_contain_text("node fetch: timeout_s must be a number")
+    expect(problems).not_to_contain_text("required property")
+    expect(problems).not_to_contain_text("config is invalid")
+    expect(problems.locator("code").filter(has_text="timeout_s")).to_have_count(1)  # names set as code
+
+    problems.get_by_role("button").filter(has_text="url is required").click()  # selects the node
+    panel = ui.locator('[data-panel-node="fetch"]')
+    expect(panel.locator('[data-field="url"] .field-error')).to_have_text("url is required")
+    expect(panel.locator('[data-field="timeout_s"] .field-error')).to_have_text("timeout_s must be a number")
+    expect(ui.locator('[data-errors-for="fetch"]')).not_to_contain_text("node fetch")  # the node says it already
+    screenshot(ui, "editor-validation-messages")

@@ -177,11 +177,13 @@ def test_a_context_too_small_for_what_is_kept_fails_the_step_naming_max_tokens(a
 
 
 @pytest.mark.parametrize("context, path, words", [
-    ({"max_tokens": 100, "strategy": "summarize"}, "context.max_tokens", "less than the minimum of 256"),
-    ({"max_tokens": 4096, "strategy": "forget"}, "context.strategy", "is not one of"),
-    ({"max_tokens": 4096}, "context", "'strategy' is a required property"),
-    ({"max_tokens": 4096, "strategy": "summarize", "keep_last": -1}, "context.keep_last", "minimum of 0"),
-    ({"max_tokens": 4096, "strategy": "summarize", "keep": 2}, "context", "'keep' was unexpected"),
+    ({"max_tokens": 100, "strategy": "summarize"}, "context.max_tokens", "`context.max_tokens` must be at least 256"),
+    ({"max_tokens": 4096, "strategy": "forget"}, "context.strategy",
+     "`context.strategy` must be one of `drop_oldest_tool_results`"),
+    ({"max_tokens": 4096}, "context", "node `agent`: `context.strategy` is required"),
+    ({"max_tokens": 4096, "strategy": "summarize", "keep_last": -1}, "context.keep_last",
+     "`context.keep_last` must be at least 0"),
+    ({"max_tokens": 4096, "strategy": "summarize", "keep": 2}, "context", "`context.keep` is not a known field"),
 ])
 def test_bad_context_config_is_refused_at_save_naming_the_field(context, path, words):
     node = {"id": "agent", "type": "agent", "config": {"provider": "simulation", "prompt": "x", "context": context}}

@@ -31,7 +31,7 @@ def test_the_durability_values_are_the_same_everywhere():
 def test_an_unknown_durability_is_refused_naming_the_field(value):
     errors = errors_of(definition([node("a")], durability=value))
     assert [(e.code, e.path) for e in errors] == [("schema", "durability")]
-    assert errors[0].message.startswith("durability: ")
+    assert errors[0].message.startswith("`durability` must be ")
 
 
 def test_without_a_durability_a_run_is_strict():

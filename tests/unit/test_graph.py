@@ -298,7 +298,7 @@ def test_config_error_names_node_and_path():
     assert codes(errors) == ["config_invalid"]
     assert errors[0].node == "bad"
     assert errors[0].path == "nodes[1].config.url"
-    assert "'bad'" in errors[0].message and "nodes[1].config.url" in errors[0].message
+    assert errors[0].message == "node `bad`: `url` must be a string"
 
 
 def test_each_config_error_is_a_separate_issue():
@@ -306,7 +306,8 @@ def test_each_config_error_is_a_separate_issue():
     errors = errors_of(defn)
     assert codes(errors) == ["config_invalid", "config_invalid"]
     assert [e.node for e in errors] == ["a", "b"]
-    assert "'url' is a required property" in errors[1].message
+    assert errors[1].message == "node `b`: `url` is required"
+    assert errors[1].path == "nodes[1].config"
 
 
 def test_unknown_edge_node_reports_source_and_target_separately():
@@ -356,10 +357,11 @@ def test_schema_errors_carry_paths():
     assert {"slug", "nodes[0].retry.max_attempts", "nodes[0].retry.jitter", "nodes[1].trigger_rule", "nodes[1]",
             "nodes[2]", "edges[0]"} <= set(schema)
     assert schema["nodes[0].retry.max_attempts"].node == "a"
-    assert "'a'" in schema["nodes[0].retry.max_attempts"].message
+    assert schema["nodes[0].retry.max_attempts"].message == "node `a`: `retry.max_attempts` must be at least 1"
     assert schema["nodes[1]"].node == "b" and "colour" in schema["nodes[1]"].message
-    assert schema["nodes[2]"].node is None and "'id' is a required property" in schema["nodes[2]"].message
-    assert schema["edges[0]"].edge == "a->b" and "weight" in schema["edges[0]"].message
+    assert schema["nodes[2]"].node is None and schema["nodes[2]"].message == "nodes[2]: `id` is required"
+    assert schema["edges[0]"].edge == "a->b"
+    assert schema["edges[0]"].message == "edge a->b: `weight` is not a known field"
 
 
 def test_broken_top_level_stops_after_schema_errors():

@@ -9,6 +9,7 @@ import {
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, get, post, put } from "./api.js";
 import { buildDefinition, otherFields, slugify, toRfEdge, toRfNode } from "./definition.js";
+import { Ticks } from "./dialogs.jsx";
 import { KeysDialog, RunDialog, SaveDialog } from "./EditorDialogs.jsx";
 import { JsonPanel, NodePanel, VersionsPanel, WorkflowPanel } from "./EditorPanels.jsx";
 import { EditNode, useTheme } from "./graph.jsx";
@@ -242,7 +243,7 @@ function EditorInner({ props }) {
       else if (mod && (key === "y" || (key === "z" && e.shiftKey))) { e.preventDefault(); redo(); }
       else if (mod && key === "c") { copy(); }
       else if (mod && key === "v") { e.preventDefault(); paste(); }
-      else if (mod && key === "s") { e.preventDefault(); setDialog({ kind: "save" }); }
+      else if (mod && key === "s") { e.preventDefault(); openSave(); }
       else if (!mod && e.shiftKey && key === "l") { e.preventDefault(); layout(); }
       else if (!mod && key === "?") { setDialog({ kind: "keys" }); }
     };
@@ -346,6 +347,15 @@ function EditorInner({ props }) {
   };
 
   const problems = validation.errors;
+  // Save is refused while the server would refuse it: the reason is the button's title and description.
+  const saveBlocked = !canDesign ? "needs the designer role"
+    : !validation.valid ? `Fix the ${problems.length === 1 ? "problem" : `${problems.length} problems`} listed under the canvas first: `
+      + "the server refuses to save a workflow that does not validate."
+      : null;
+  const openSave = () => {
+    if (saveBlocked) setNotice({ kind: "error", text: `Not saved: ${saveBlocked}` });
+    else setDialog({ kind: "save" });
+  };
   return (
     <div className="editor" data-valid={validation.valid ? "true" : "false"} data-dirty={dirty ? "true" : "false"}>
       <div className="editbar">
@@ -360,8 +370,9 @@ function EditorInner({ props }) {
         <button type="button" className="secondary" onClick={redo} title="Redo (Ctrl+Shift+Z)">Redo</button>
         <button type="button" className="secondary" onClick={layout} title="Auto-layout (Shift+L)">Auto-layout</button>
         <button type="button" className="secondary" onClick={() => setDialog({ kind: "keys" })} title="Keyboard shortcuts (?)">Shortcuts</button>
-        <button type="button" disabled={!canDesign} title={canDesign ? "Save as a new version (Ctrl+S)" : "needs the designer role"}
-          onClick={() => setDialog({ kind: "save" })}>Save…</button>
+        <button type="button" disabled={Boolean(saveBlocked)} title={saveBlocked || "Save as a new version (Ctrl+S)"}
+          aria-describedby={saveBlocked ? "save-blocked" : undefined} onClick={openSave}>Save…</button>
+        {saveBlocked ? <span id="save-blocked" className="visually-hidden">{saveBlocked}</span> : null}
         <button type="button" disabled={!slug || dirty || !canOperate}
           title={!slug || dirty ? "save first" : canOperate ? "Start a run" : "needs the operator role"}
           onClick={() => setDialog({ kind: "run" })}>Run…</button>
@@ -425,7 +436,8 @@ function EditorInner({ props }) {
                   setNodes((ns) => ns.map((n) => ({ ...n, selected: n.id === p.node })));
                   setPanel("node");
                 }
-              }}>{p.node ? `${p.node}: ` : p.edge ? `${p.edge}: ` : ""}{p.message}</button>
+              }}>{p.node && !String(p.message).startsWith(`node \`${p.node}\``) ? `${p.node}: ` : p.edge && !String(p.message).startsWith(`edge ${p.edge}`)
+                ? `${p.edge}: ` : ""}<Ticks text={p.message} /></button>
             </li>
           ))}
           {(validation.warnings || []).map((p, i) => <li key={`w${i}`} className="warning">⚠ {p.message}</li>)}

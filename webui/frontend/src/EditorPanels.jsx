@@ -3,21 +3,23 @@
 import { useState } from "react";
 import { get } from "./api.js";
 import { slugify } from "./definition.js";
+import { Ticks, withoutNode } from "./dialogs.jsx";
 import { SchemaForm } from "./SchemaForm.jsx";
 
-function fieldErrors(errors, index) {
-  // "nodes[3].config.url" -> {url: message}; "'function' is a required property" at nodes[3].config too.
+function fieldErrors(errors, index, id) {
+  // "nodes[3].config.url" -> {url: message}; "node `x`: `function` is required" at nodes[3].config too.
   const out = {};
   for (const e of errors) {
     const path = e.path || "";
     const m = path.match(/^nodes\[(\d+)\]\.config(?:\.([A-Za-z0-9_]+))?/);
     if (!m || Number(m[1]) !== index) continue;
+    const message = withoutNode(e.message, id);
     let field = m[2];
     if (!field) {
-      const req = (e.message || "").match(/'([^']+)' is a required property/);
+      const req = message.match(/^`([A-Za-z0-9_]+)` is required$/);
       if (req) field = req[1];
     }
-    if (field && !out[field]) out[field] = e.message;
+    if (field && !out[field]) out[field] = message;
   }
   return out;
 }
@@ -25,10 +27,10 @@ function fieldErrors(errors, index) {
 export function NodePanel({ node, nodes, edges, type, errors, index, allErrors, updateSpec, renameNode, connectTo, suggestions }) {
   const spec = node.data.spec;
   const [idText, setIdText] = useState(spec.id);
-  const fErrors = fieldErrors(allErrors, index);
+  const fErrors = fieldErrors(allErrors, index, spec.id);
   const targets = nodes.filter((n) => n.id !== spec.id && !edges.some((e) => e.source === spec.id && e.target === n.id));
   const [target, setTarget] = useState("");
-  const other = errors.filter((e) => !Object.values(fErrors).includes(e.message));
+  const other = errors.filter((e) => !Object.values(fErrors).includes(withoutNode(e.message, spec.id)));
   return (
     <div data-panel-node={spec.id}>
       <h2>{type?.label || spec.type}</h2>
@@ -45,7 +47,7 @@ export function NodePanel({ node, nodes, edges, type, errors, index, allErrors, 
       <h2>Config</h2>
       <SchemaForm schema={type?.config_schema} value={spec.config} idPrefix={`cfg-${spec.id}`} errors={fErrors}
         suggestions={suggestions} onChange={(config) => updateSpec(spec.id, { config })} />
-      {other.length ? <ul className="errors">{other.map((e, i) => <li key={i}>{e.message}</li>)}</ul> : null}
+      {other.length ? <ul className="errors">{other.map((e, i) => <li key={i}><Ticks text={withoutNode(e.message, spec.id)} /></li>)}</ul> : null}
       <details>
         <summary>Queue, retries, timeout, trigger rule</summary>
         <div className="field"><label htmlFor="node-queue">Queue</label>

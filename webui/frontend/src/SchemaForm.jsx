@@ -1,6 +1,7 @@
 // A form generated from a JSON Schema (the subset node configs and input schemas use): strings,
 // numbers, integers, booleans, enums; objects and arrays without properties are edited as JSON.
 import { useEffect, useState } from "react";
+import { Ticks } from "./dialogs.jsx";
 
 function JsonField({ id, value, onChange, invalid, onBad, required, placeholder }) {
   const [text, setText] = useState(() => (value === undefined ? "" : JSON.stringify(value, null, 2)));
@@ -124,7 +125,7 @@ export function SchemaForm({ schema, value, onChange, idPrefix, errors = {}, sug
             {p.description ? <div className="help">{p.description}</div> : null}
             {p.default !== undefined ? <div className="help" data-default={name}>Default: <code>{hint(p.default)}</code></div> : null}
             {example !== undefined ? <div className="help" data-example={name}>Example: <code>{hint(example)}</code></div> : null}
-            {err ? <div className="field-error" role="alert">{err}</div> : null}
+            {err ? <div className="field-error" role="alert"><Ticks text={err} /></div> : null}
           </div>
         );
       })}

@@ -27,6 +27,18 @@ export function Dialog({ title, children, onClose, actions, label }) {
   );
 }
 
+// A validation message with its `quoted` names (fields, nodes, values) set as code.
+export function Ticks({ text }) {
+  const parts = String(text ?? "").split(/`([^`]+)`/);
+  return parts.map((part, i) => (i % 2 ? <code key={i}>{part}</code> : part));
+}
+
+// A node's validation message without its "node `id`: " lead (shown on that node or beside its field).
+export function withoutNode(message, id) {
+  const lead = `node \`${id}\`: `;
+  return String(message ?? "").startsWith(lead) ? message.slice(lead.length) : message;
+}
+
 export function JsonView({ value, label }) {
   if (value === undefined || value === null) return <p className="muted">None.</p>;
   const text = JSON.stringify(value, null, 2);

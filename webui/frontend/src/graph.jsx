@@ -1,6 +1,7 @@
 // The workflow graph as React Flow nodes and edges, shared by the run view and the editor.
 import { Handle, Position } from "@xyflow/react";
 import { memo, useEffect, useState } from "react";
+import { Ticks, withoutNode } from "./dialogs.jsx";
 import { MapProgress } from "./MapProgress.jsx";
 import { StatusBadge, formatDuration } from "./status.jsx";
 
@@ -61,7 +62,7 @@ export const EditNode = memo(function EditNode({ data, selected }) {
       <div className="wnode-foot muted"><span>{label || spec.type}</span><code>{spec.id}</code></div>
       {bad ? (
         <div className="wnode-errors" role="alert" data-errors-for={spec.id}>
-          <span aria-hidden="true">⚠</span> {errors[0].message}
+          <span aria-hidden="true">⚠</span> <Ticks text={withoutNode(errors[0].message, spec.id)} />
           {errors.length > 1 ? ` (+${errors.length - 1} more)` : ""}
         </div>
       ) : null}

@@ -6,6 +6,7 @@ let elkPromise = null;
 export async function autoLayout(nodes, edges) {
   if (!elkPromise) elkPromise = import("elkjs/lib/elk.bundled.js").then((m) => new m.default());
   const elk = await elkPromise;
+  const ids = new Set(nodes.map((n) => n.id));
   const graph = {
     id: "root",
     layoutOptions: {
@@ -15,7 +16,9 @@ export async function autoLayout(nodes, edges) {
       "elk.layered.spacing.nodeNodeBetweenLayers": "60",
     },
     children: nodes.map((n) => ({ id: n.id, width: NODE_W, height: NODE_H })),
-    edges: edges.map((e, i) => ({ id: `e${i}`, sources: [e.source], targets: [e.target] })),
+    // An edge naming no node (an imported definition's mistake, shown as a problem) is left out: elk refuses it.
+    edges: edges.filter((e) => ids.has(e.source) && ids.has(e.target) && e.source !== e.target)
+      .map((e, i) => ({ id: `e${i}`, sources: [e.source], targets: [e.target] })),
   };
   const out = await elk.layout(graph);
   const pos = {};

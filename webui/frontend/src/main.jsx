@@ -21,6 +21,8 @@ if (props.mode === "run" && mount) {
   liveQueues();
 } else if (props.mode === "limits") {
   liveQueues("limit-rows");
+} else if (props.mode === "credentials" && mount) {
+  import("./Credentials.jsx").then(({ Credentials }) => createRoot(mount).render(<Credentials props={props} />));
 } else if (props.mode === "triggers") {
   import("./schedules.js").then(({ schedulesSection }) => schedulesSection());
 }

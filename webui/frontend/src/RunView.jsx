@@ -1,6 +1,6 @@
 // The run view: the graph coloured by status, live over the websocket; a drawer per step with
 // its attempts, logs and journal; the operator actions; and the timeline tab.
-import { Background, Controls, Handle, MiniMap, Position, ReactFlow, ReactFlowProvider, useReactFlow } from "@xyflow/react";
+import { Background, Controls, Handle, MiniMap, Panel, Position, ReactFlow, ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { get, post } from "./api.js";
 import { Dialog } from "./dialogs.jsx";
@@ -424,6 +424,11 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
         colorMode={theme}
       >
         <Background />
+        {criticalSet.size ? (
+          <Panel position="top-left" className="graph-legend" data-legend-key="crit">
+            <span className="sw crit" aria-hidden="true" /> <span className="crit-mark" aria-hidden="true">★</span>critical path
+          </Panel>
+        ) : null}
         <Controls showInteractive={false} />
         <MiniMap pannable zoomable nodeStrokeWidth={3}
           nodeColor={(n) => (n.type === "fanout" ? "var(--accent)" : `var(--s-${n.data.step?.status || "pending"})`)} />

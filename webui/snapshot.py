@@ -10,6 +10,7 @@ from engine.core.versions import version_graph
 from engine.integrations.llm_providers import run_usage
 from engine.models import Attempt, Run, StepRun
 from engine.nodes.repeat import definition_repeat_risks
+from engine.services.queries import run_critical_path
 
 STEP_FIELDS = (
     "node_id", "node_type", "queue", "status", "attempt", "error", "waiting_reason", "waiting_detail",
@@ -84,6 +85,9 @@ def run_snapshot(run_id) -> dict:
         "layout": version_graph(run.version).layout(),
         "steps": steps,
         "attempts": attempts,
+        # The server's critical path (engine.services.queries.run_critical_path), so the graph and the
+        # timeline show the one the API gives.
+        "critical_path": run_critical_path(run),
         "last_seq": run.last_seq,
     }
 

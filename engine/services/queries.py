@@ -164,29 +164,66 @@ def _seconds(start, end) -> float | None:
     return max((end - start).total_seconds(), 0.0)
 
 
+def _weights(rows, now) -> dict[str, float]:
+    """Each node's weight on the critical path from its attempts' (node id, map parent's node id or None,
+    started, finished) rows: the time they spent executing (started to finished; now, for one still
+    running), so time queued, in retry back-off or waiting does not count. A mapped node adds its slowest
+    item's time to its own (its items run side by side)."""
+    own: dict[str, float] = {}
+    items: dict[tuple[str, str], float] = {}
+    for node_id, parent, started, finished in rows:
+        seconds = _seconds(started, finished or now) or 0.0
+        if parent is None:
+            own[node_id] = own.get(node_id, 0.0) + seconds
+        else:
+            items[(parent, node_id)] = items.get((parent, node_id), 0.0) + seconds
+    slowest: dict[str, float] = {}
+    for (parent, _), seconds in items.items():
+        slowest[parent] = max(slowest.get(parent, 0.0), seconds)
+    for parent, seconds in slowest.items():
+        own[parent] = own.get(parent, 0.0) + seconds
+    return own
+
+
+def run_critical_path(run: Run) -> list[str]:
+    """The run's critical path: the one definition the API's timeline, the run view's graph and its
+    timeline all show (the run view's snapshot carries it, and it re-reads the timeline as attempts end).
+
+    It is the chain of steps, along the definition's edges, whose weights (``_weights``: time spent
+    executing) add up most; ties go to the chain with more steps, then to the one first in topological
+    order (``Graph.critical_path``). Empty before any attempt started."""
+    rows = Attempt.objects.filter(step__run=run).values_list(
+        "step__node_id", "step__map_parent__node_id", "started_at", "finished_at")
+    return _critical_path(run, _weights(rows, timezone.now()))
+
+
+def _critical_path(run: Run, weights: dict[str, float]) -> list[str]:
+    return version_graph(run.version).critical_path(weights) if weights else []
+
+
 def run_timeline(run: Run) -> tuple[list[StepTimeline], list[str]]:
-    """Per step (topological order): its attempts and the time it spent executing; and the critical path.
+    """Per step (topological order): its attempts and the time it spent executing; and the critical path
+    (``run_critical_path``).
 
     A step's duration is the sum of its attempts' execution times (started to finished; now, for
-    one still running), so time spent waiting in a queue or for a retry does not count. The
-    critical path is the chain of steps whose durations add up most.
+    one still running), so time spent waiting in a queue or for a retry does not count.
     """
     now = timezone.now()
     steps = run_steps(run)
     by_step: dict[int, list[Attempt]] = {s.pk: [] for s in steps}
-    for attempt in Attempt.objects.filter(step__run=run).order_by("step_id", "number"):
+    rows = []
+    for attempt in (Attempt.objects.filter(step__run=run).select_related("step__map_parent")
+                    .order_by("step_id", "number")):
         by_step.setdefault(attempt.step_id, []).append(attempt)
+        parent = attempt.step.map_parent
+        rows.append((attempt.step.node_id, parent.node_id if parent else None, attempt.started_at,
+                     attempt.finished_at))
     out = []
-    durations: dict[str, float] = {}
     for step in steps:
         attempts = by_step.get(step.pk, [])
-        duration = None
-        if attempts:
-            duration = sum(_seconds(a.started_at, a.finished_at or now) or 0.0 for a in attempts)
-            durations[step.node_id] = duration
+        duration = sum(_seconds(a.started_at, a.finished_at or now) or 0.0 for a in attempts) if attempts else None
         out.append(StepTimeline(step=step, attempts=attempts, duration_s=duration))
-    critical = version_graph(run.version).critical_path(durations) if durations else []
-    return out, critical
+    return out, _critical_path(run, _weights(rows, now))
 
 
 GRID_MAX_RUNS = 100

@@ -244,6 +244,25 @@ def test_timeline_lists_attempts_per_step_and_the_critical_path_follows_duration
     assert body["critical_path"] == ["a", "slow"]
 
 
+def test_a_mapped_node_weighs_its_slowest_item_and_the_run_view_gets_the_apis_critical_path(api, drain):
+    from engine.models import Attempt
+    from webui.snapshot import run_snapshot
+
+    each = {**node("each", kwargs={"item": "{{ item }}"}), "for_each": "{{ nodes.source.output.xs }}"}
+    d = definition("tl-map", [node("source", kwargs={"xs": "{{ inputs.xs }}"}), each, node("other")],
+                   [("source", "each"), ("source", "other")])
+    run, _ = run_start(workflow=workflow_save(definition=d)[0], inputs={"xs": [1, 2, 3]})
+    drain()
+    t0 = timezone.now() - timedelta(minutes=5)
+    for attempt in Attempt.objects.filter(step__run=run):
+        # Items run side by side for 1 s, one of them 10 s; "other" runs 5 s: the slowest item makes the map critical.
+        seconds = 10 if attempt.step.node_id == "each[1]" else 5 if attempt.step.node_id == "other" else 1
+        Attempt.objects.filter(pk=attempt.pk).update(started_at=t0, finished_at=t0 + timedelta(seconds=seconds))
+    body = api("viewer").get(f"/api/runs/{run.pk}/timeline/").json()
+    assert body["critical_path"] == ["source", "each"]
+    assert run_snapshot(run.pk)["critical_path"] == body["critical_path"]
+
+
 def test_timeline_of_a_run_that_has_not_executed_has_no_attempts(api):
     wf, _, _ = workflow_save(definition=simple_definition("idle"))
     run, _ = run_start(workflow=wf, inputs={})

@@ -1,6 +1,6 @@
 // The run view: the graph coloured by status, live over the websocket; a drawer per step with
 // its attempts, logs and journal; the operator actions; and the timeline tab.
-import { Background, Controls, Handle, MiniMap, Position, ReactFlow, ReactFlowProvider, useReactFlow } from "@xyflow/react";
+import { Background, Controls, Handle, MiniMap, Panel, Position, ReactFlow, ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { get, post } from "./api.js";
 import { Dialog } from "./dialogs.jsx";
@@ -281,6 +281,12 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
     }
     return byMember;
   }, [groups, expanded, selected]);
+  // The server's critical path (engine.services.queries.run_critical_path): the timeline and the API show the same.
+  const criticalSet = useMemo(() => new Set(store.critical || []), [version, store]);
+  const criticalEdges = useMemo(() => {
+    const path = store.critical || [];
+    return new Set(path.slice(1).map((id, i) => `${path[i]}->${id}`));
+  }, [version, store]);
   const nodes = useMemo(() => {
     const groupNodes = [];
     const seen = new Set();
@@ -304,9 +310,10 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
         const attempts = (store.attempts[n.id] || []).filter((a) => a.started_at).length;
         const nodeNow = step && ACTIVE.has(step.status) ? now : 0;
         const map = n.for_each ? mapCounts(store.steps, n.id) : null;
+        const critical = criticalSet.has(n.id);
         // The same object while nothing it shows changed: React Flow and its minimap then skip the
         // steps an event did not touch, so one transition re-renders one node, not the whole graph.
-        return reuse(nodeCache.current, n.id, [step, attempts, stale, nodeNow, n.id === selected, mapKey(map)], () => ({
+        return reuse(nodeCache.current, n.id, [step, attempts, stale, nodeNow, n.id === selected, mapKey(map), critical], () => ({
           id: n.id,
           type: "step",
           position: store.layout[n.id] || n.position || { x: 0, y: 0 },
@@ -314,14 +321,14 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
           // so the minimap needs each node's size given here, or it draws no nodes at all.
           initialWidth: NODE_W,
           initialHeight: NODE_H,
-          data: { spec: n, step, stale, now: nodeNow, attempts, map },
+          data: { spec: n, step, stale, now: nodeNow, attempts, map, critical },
           selected: n.id === selected,
           draggable: false,
           connectable: false,
         }));
       })
       .concat(groupNodes);
-  }, [version, stale, selected, hideFinished, store, now, collapsed]);
+  }, [version, stale, selected, hideFinished, store, now, collapsed, criticalSet]);
   const visible = useMemo(() => new Set(nodes.map((n) => n.id)), [nodes]);
   const edges = useMemo(
     () =>
@@ -335,17 +342,18 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
           // (or its source never ran). Drawn dashed and faded, unlike the edges the run went along.
           const notTaken = st === "skipped" || (target === "skipped" && st === "succeeded");
           const taken = !notTaken && st === "succeeded" && target && target !== "pending";
-          return reuse(edgeCache.current, edgeId(e), [st, target], () => ({
+          const critical = criticalEdges.has(edgeId(e));
+          return reuse(edgeCache.current, edgeId(e), [st, target, critical], () => ({
             id: edgeId(e),
             source: e.source,
             target: e.target,
             label: e.branch || e.condition || undefined,
             animated: st === "running",
-            className: `edge-${st || "pending"}${notTaken ? " edge-not-taken" : taken ? " edge-taken" : ""}`,
+            className: `edge-${st || "pending"}${notTaken ? " edge-not-taken" : taken ? " edge-taken" : ""}${critical ? " edge-critical" : ""}`,
             data: { taken: notTaken ? "no" : taken ? "yes" : "unknown" },
           }));
         }),
-    [version, visible, store, collapsed],
+    [version, visible, store, collapsed, criticalEdges],
   );
   useEffect(() => {
     if (selected) {
@@ -416,6 +424,11 @@ function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished
         colorMode={theme}
       >
         <Background />
+        {criticalSet.size ? (
+          <Panel position="top-left" className="graph-legend" data-legend-key="crit">
+            <span className="sw crit" aria-hidden="true" /> <span className="crit-mark" aria-hidden="true">★</span>critical path
+          </Panel>
+        ) : null}
         <Controls showInteractive={false} />
         <MiniMap pannable zoomable nodeStrokeWidth={3}
           nodeColor={(n) => (n.type === "fanout" ? "var(--accent)" : `var(--s-${n.data.step?.status || "pending"})`)} />

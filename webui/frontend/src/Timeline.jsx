@@ -1,5 +1,6 @@
-// The timeline: an SVG Gantt with one bar per attempt (queued and running as separate segments),
-// the critical path highlighted, a live "now" line, and long idle gaps compressed and marked.
+// The timeline: an SVG Gantt with one bar per attempt (queued and running as separate segments), a
+// step's retry back-off and waits as its own segments, the server's critical path highlighted, a live
+// "now" line, and long idle gaps compressed and marked; the legend names what is drawn.
 // Rows are virtualised, so a run of 1,000 steps stays responsive.
 import { useMemo, useRef, useState } from "react";
 import { formatDuration } from "./status.jsx";
@@ -11,6 +12,8 @@ const GAP_MIN_MS = 60_000; // idle stretches longer than this (and than 25% of t
 const GAP_W = 28;
 const MAP_ROWS = 200; // an expanded map shows at most this many rows: one per item, or per group of items
 const STRIP_PX = 4; // a density strip's bucket width
+const MIN_BAR = 4; // px: the narrowest attempt, so a 5 ms attempt in a day-long run still shows
+const BAR_GAP = 1; // px between two attempts of a row that would otherwise touch or overlap
 
 // Item steps ("each[3]") by their node, in item order.
 function mapItemIds(steps) {
@@ -24,7 +27,12 @@ function mapItemIds(steps) {
 }
 
 const STRIP_CLASS = { succeeded: "succeeded", failed: "failed", lost: "failed", timeout: "failed", running: "running",
-  queued: "queued" };
+  queued: "queued", waiting: "waiting", cancelled: "cancelled" };
+const STRIP_ORDER = ["failed", "cancelled", "other", "waiting", "running", "queued", "succeeded"];
+const stripClass = (b) => STRIP_CLASS[b.f == null && b.s == null ? "queued" : b.outcome] || "other";
+// The legend entry that explains an attempt's running segment.
+const OUTCOME_KEY = { running: "running", succeeded: "succeeded", failed: "failed", lost: "failed", timeout: "failed",
+  waiting: "waiting", cancelled: "cancelled" };
 
 // How many items' attempts were active in each STRIP_PX-wide bucket, by outcome: a small stacked histogram.
 function DensityStrip({ bars, scale, now, y, height }) {
@@ -33,7 +41,7 @@ function DensityStrip({ bars, scale, now, y, height }) {
   for (const b of bars) {
     const from = b.s ?? b.q;
     if (from == null) continue;
-    const cls = STRIP_CLASS[b.f == null && b.s == null ? "queued" : b.outcome] || "other";
+    const cls = stripClass(b);
     const k0 = Math.floor(scale.x(from) / STRIP_PX);
     const k1 = Math.floor(scale.x(b.f ?? now) / STRIP_PX);
     for (let k = k0; k <= k1; k += 1) {
@@ -45,11 +53,12 @@ function DensityStrip({ bars, scale, now, y, height }) {
   const rects = [];
   for (const [k, c] of counts) {
     let top = y + height;
-    for (const cls of ["failed", "other", "running", "queued", "succeeded"]) {
+    for (const cls of STRIP_ORDER) {
       if (!c[cls]) continue;
       const h = Math.max(1, (c[cls] / max) * height);
       top -= h;
-      rects.push(<rect key={`${k}-${cls}`} className={`strip-${cls}`} x={k * STRIP_PX} y={top} width={STRIP_PX} height={h} />);
+      rects.push(<rect key={`${k}-${cls}`} className={`strip-${cls}`} data-legend={cls} x={k * STRIP_PX} y={top}
+        width={STRIP_PX} height={h} />);
     }
   }
   return rects;
@@ -75,33 +84,55 @@ function topoOrder(nodes, edges) {
   return order;
 }
 
-// Longest path by step duration (queued to finished, all attempts).
-export function criticalPath(nodes, edges, durations) {
-  const order = topoOrder(nodes, edges);
-  const ins = new Map();
-  for (const e of edges) (ins.get(e.target) || ins.set(e.target, []).get(e.target)).push(e.source);
-  const best = new Map();
-  const prev = new Map();
-  for (const id of order) {
-    let score = 0;
-    let from = null;
-    for (const s of ins.get(id) || []) {
-      if (best.get(s) > score) {
-        score = best.get(s);
-        from = s;
-      }
+// A step's own waits, each between the end of an attempt and what came next: the retry back-off after
+// a failed, lost or timed-out attempt until the next attempt was queued; the wait after an attempt that
+// parked the step (approval, sleep, event, a call in doubt) until the next attempt, the decision or the
+// wake-up; and, after the last attempt, the wait still going on (until now).
+function stepWaits(bars, step, now) {
+  const waits = [];
+  for (let i = 0; i < bars.length; i += 1) {
+    const b = bars[i];
+    if (b.f == null) continue;
+    const next = bars[i + 1];
+    if (next) {
+      const to = next.q ?? next.s;
+      const kind = b.outcome === "waiting" ? "waiting" : ["failed", "lost", "timeout"].includes(b.outcome) ? "backoff" : null;
+      if (kind && to > b.f) waits.push({ after: b.number, from: b.f, to, kind, reason: kind === "backoff" ? "retry back-off" : "waited" });
+      continue;
     }
-    best.set(id, score + (durations[id] || 0));
-    prev.set(id, from);
+    if (!step || step.attempt !== b.number) continue;
+    const settled = step.finished_at ? Date.parse(step.finished_at) : null;
+    if (step.status === "waiting") waits.push({ after: b.number, from: b.f, to: Math.max(now, b.f), kind: "waiting", reason: step.waiting_reason || "waiting" });
+    else if (step.status === "retry_wait") waits.push({ after: b.number, from: b.f, to: Math.max(now, b.f), kind: "backoff", reason: "retry back-off" });
+    else if (settled != null && settled - b.f > 250) waits.push({ after: b.number, from: b.f, to: settled, kind: "waiting", reason: "waited" });
   }
-  let end = null;
-  for (const [id, v] of best) if (end === null || v > best.get(end)) end = id;
-  const path = [];
-  while (end) {
-    path.unshift(end);
-    end = prev.get(end);
-  }
-  return path;
+  return waits;
+}
+
+// A row's attempts in pixels: at their times, each at least MIN_BAR wide and pushed right past the
+// attempt before it, so no attempt hides another at any zoom; the waits join the attempts they lie between.
+function placeRow(bars, waits, scale, now) {
+  let end = -Infinity;
+  const placed = bars.map((b) => {
+    const qx0 = b.q != null ? scale.x(b.q) : null;
+    const sx0 = b.s != null ? scale.x(b.s) : null;
+    const x0 = qx0 ?? sx0;
+    const shift = Math.max(0, end + BAR_GAP - x0);
+    const qx = qx0 != null ? qx0 + shift : null;
+    const sx = sx0 != null ? sx0 + shift : null;
+    const fx = Math.max(scale.x(b.f ?? now) + shift, (sx ?? qx) + MIN_BAR);
+    end = fx;
+    return { b, qx, sx, fx };
+  });
+  const at = new Map(placed.map((p, i) => [p.b.number, i]));
+  const segs = waits.map((w) => {
+    const i = at.get(w.after);
+    const from = i != null ? placed[i].fx : scale.x(w.from);
+    const next = i != null ? placed[i + 1] : null;
+    const to = next ? (next.qx ?? next.sx) : Math.max(scale.x(w.to), from + 2);
+    return { w, x: from, width: Math.max(2, to - from) };
+  });
+  return { placed, segs };
 }
 
 // Piecewise time -> x mapping that squeezes long idle stretches to GAP_W pixels.
@@ -193,6 +224,73 @@ function subSecondLabel(ms, step) {
   return `+${h ? `${h}h ` : ""}${minutes % 60}m ${seconds}s`;
 }
 
+// The legend, built from what the rows draw: every colour and mark on the chart, nothing else.
+const LEGEND = [
+  ["queued", "sw queued", "queued"],
+  ["running", "sw running", "running"],
+  ["succeeded", "sw succeeded", "succeeded"],
+  ["failed", "sw failed", "failed"],
+  ["waiting", "sw waiting", "waiting (approval, sleep, event, in doubt)"],
+  ["backoff", "sw backoff", "retry back-off"],
+  ["cancelled", "sw cancelled", "cancelled"],
+  ["other", "sw other", "other"],
+  ["crit", "sw crit", "critical path ★"],
+  ["gap", "gapmark", "idle gap compressed"],
+  ["now", "sw now", "now"],
+];
+
+function Legend({ used, gaps, live }) {
+  const has = (key) => (key === "gap" ? gaps : key === "now" ? live : used.has(key));
+  return (
+    <span className="legend">
+      {LEGEND.filter(([key]) => has(key)).map(([key, cls, label]) => (
+        <span key={key} className="legend-item" data-legend-key={key}>
+          <span className={cls} aria-hidden="true">{key === "gap" ? "≈" : null}</span>
+          {" "}{label}{key === "failed" && used.has("lost") ? " (lost, timed out)" : ""}
+        </span>
+      ))}
+    </span>
+  );
+}
+
+// One row's attempts (queued, then running, coloured by outcome) and its waits between and after them.
+function RowBars({ row, y, scale, now, onSelect }) {
+  const { placed, segs } = placeRow(row.bars, row.waits || [], scale, now);
+  return (
+    <>
+      {segs.map(({ w, x, width }) => (
+        <rect key={`w${w.after}`} className={`seg-${w.kind}`} data-wait={row.id} data-wait-kind={w.kind}
+          data-after-attempt={w.after} data-legend={w.kind} x={x} y={w.kind === "backoff" ? y + ROW / 2 - 4 : y + 6}
+          width={width} height={w.kind === "backoff" ? 4 : ROW - 12}
+          onClick={() => onSelect(row.id)}>
+          <title>{`${row.id} ${w.kind === "backoff" ? "in retry back-off" : "waiting"} ${formatDuration((w.to - w.from) / 1000)} after attempt ${w.after}${w.reason !== "waited" && w.kind === "waiting" ? ` (${w.reason})` : ""}`}</title>
+        </rect>
+      ))}
+      {placed.map(({ b, qx, sx, fx }) => {
+        const title = [
+          `${row.id} attempt ${b.number}: ${b.outcome}`,
+          b.q != null && b.s != null ? `queued ${formatDuration((b.s - b.q) / 1000)}` : null,
+          b.s != null ? `ran ${formatDuration(((b.f ?? now) - b.s) / 1000)}` : "waiting for a worker",
+          b.worker ? `on ${b.worker}` : null,
+        ].filter(Boolean).join(" · ");
+        return (
+          <g key={b.number} className={`tbar outcome-${b.outcome}`} data-node-id={row.id} data-attempt={b.number}
+            onClick={() => onSelect(row.id)}>
+            <title>{title}</title>
+            {qx != null ? (
+              <rect className="seg-queued" data-legend="queued" x={qx} y={y + 4} width={Math.max(1, (sx ?? fx) - qx)} height={ROW - 8} />
+            ) : null}
+            {sx != null ? (
+              <rect className="seg-running" data-legend={OUTCOME_KEY[b.outcome] || "running"} x={sx} y={y + 2}
+                width={fx - sx} height={ROW - 4} />
+            ) : null}
+          </g>
+        );
+      })}
+    </>
+  );
+}
+
 export function Timeline({ store, version, now, onSelect }) {
   const [zoom, setZoom] = useState(1);
   const [expanded, setExpanded] = useState(() => new Set());
@@ -211,41 +309,51 @@ export function Timeline({ store, version, now, onSelect }) {
     const order = topoOrder(store.definition.nodes, store.definition.edges);
     const rows = [];
     const intervals = [];
-    const durations = {};
-    const used = new Set();
+    const used = new Set(); // the legend's entries: what the rows draw
     let t0 = Infinity;
     let t1 = -Infinity;
-    const barsOf = (id) => (store.attempts[id] || []).filter((a) => a.queued_at || a.started_at).map((a) => {
-      const q = a.queued_at ? Date.parse(a.queued_at) : null;
-      const s = a.started_at ? Date.parse(a.started_at) : null;
-      const f = a.finished_at ? Date.parse(a.finished_at) : null;
-      const start = q ?? s;
-      const end = f ?? now;
-      t0 = Math.min(t0, start);
-      t1 = Math.max(t1, end);
-      intervals.push([start, end]);
-      return { number: a.number, q, s, f, outcome: a.outcome, worker: a.worker };
-    });
+    const barsOf = (id) => (store.attempts[id] || []).filter((a) => a.queued_at || a.started_at)
+      .sort((x, y) => x.number - y.number).map((a) => {
+        const q = a.queued_at ? Date.parse(a.queued_at) : null;
+        const s = a.started_at ? Date.parse(a.started_at) : null;
+        const f = a.finished_at ? Date.parse(a.finished_at) : null;
+        const start = q ?? s;
+        const end = f ?? now;
+        t0 = Math.min(t0, start);
+        t1 = Math.max(t1, end);
+        intervals.push([start, end]);
+        if (q != null) used.add("queued");
+        if (s != null) used.add(OUTCOME_KEY[a.outcome] || "running");
+        if (a.outcome === "lost" || a.outcome === "timeout") used.add("lost");
+        return { number: a.number, q, s, f, outcome: a.outcome, worker: a.worker };
+      });
+    const waitsOf = (bars, step) => {
+      const waits = stepWaits(bars, step, now);
+      for (const w of waits) {
+        t1 = Math.max(t1, w.to);
+        intervals.push([w.from, w.to]);
+        used.add(w.kind);
+      }
+      return waits;
+    };
     const itemIds = mapItemIds(store.steps);
     const mapped = new Set(store.definition.nodes.filter((n) => n.for_each).map((n) => n.id));
     for (const id of order) {
-      const bars = barsOf(id);
       if (mapped.has(id)) {
         // A mapped node is one row: a density strip of its items' attempts; expanded, a row per item (or
         // per group of items, past MAP_ROWS).
-        const items = (itemIds.get(id) || []).map((itemId) => ({ id: itemId, bars: barsOf(itemId),
-          status: store.steps[itemId]?.status || "pending" }));
+        barsOf(id);
+        const items = (itemIds.get(id) || []).map((itemId) => {
+          const bars = barsOf(itemId);
+          return { id: itemId, bars, waits: waitsOf(bars, store.steps[itemId]), status: store.steps[itemId]?.status || "pending" };
+        });
         const all = items.flatMap((it) => it.bars);
-        for (const b of all) used.add(b.outcome);
-        if (all.length || bars.length) {
-          const ends = [...all, ...bars];
-          durations[id] = Math.max(...ends.map((b) => b.f ?? now)) - Math.min(...ends.map((b) => b.q ?? b.s));
-        }
+        for (const b of all) used.add(stripClass(b)); // the strip's colours are the bars' (and "other")
         rows.push({ id, kind: "map", bars: all, items: items.length, status: store.steps[id]?.status || "pending" });
         if (!expanded.has(id)) continue;
         const per = Math.ceil(items.length / MAP_ROWS);
         if (per <= 1) {
-          for (const it of items) rows.push({ id: it.id, kind: "item", bars: it.bars, wait: null, status: it.status });
+          for (const it of items) rows.push({ id: it.id, kind: "item", bars: it.bars, waits: it.waits, status: it.status });
         } else {
           for (let i = 0; i < items.length; i += per) {
             const group = items.slice(i, i + per);
@@ -256,34 +364,17 @@ export function Timeline({ store, version, now, onSelect }) {
         }
         continue;
       }
-      // The step's own wait after its last attempt parked it (approval, sleep, event): drawn as the step
-      // waiting until it was decided or woke, not as an idle gap.
       const step = store.steps[id];
-      const lastBar = bars[bars.length - 1];
-      let wait = null;
-      if (lastBar && lastBar.f != null && step) {
-        const settled = step.finished_at ? Date.parse(step.finished_at) : null;
-        if (step.status === "waiting") wait = { from: lastBar.f, to: now, reason: step.waiting_reason || "waiting" };
-        else if (settled != null && settled - lastBar.f > 250 && step.attempt === lastBar.number) {
-          wait = { from: lastBar.f, to: settled, reason: "waited" };
-        }
-      }
-      if (wait) {
-        t1 = Math.max(t1, wait.to);
-        intervals.push([wait.from, wait.to]);
-        used.add("waiting");
-      }
-      for (const b of bars) used.add(b.outcome);
-      if (bars.length) {
-        durations[id] = Math.max(...bars.map((b) => (b.f ?? now)), wait ? wait.to : 0) - Math.min(...bars.map((b) => b.q ?? b.s));
-      }
-      rows.push({ id, kind: "step", bars, wait, status: step?.status || "pending" });
+      const bars = barsOf(id);
+      rows.push({ id, kind: "step", bars, waits: waitsOf(bars, step), status: step?.status || "pending" });
     }
     if (!Number.isFinite(t0)) {
       t0 = now;
       t1 = now + 1000;
     }
-    const critical = new Set(criticalPath(store.definition.nodes, store.definition.edges, durations));
+    // The server's critical path (engine.services.queries.run_critical_path), as the API and the graph show it.
+    const critical = new Set(store.critical || []);
+    if (critical.size) used.add("crit");
     return { rows, intervals, t0, t1, critical, used };
   }, [version, now, store, expanded]);
 
@@ -310,12 +401,7 @@ export function Timeline({ store, version, now, onSelect }) {
           {path.length > 8 ? ` (${path.length} steps)` : ""}
         </span>
         <div className="grow" />
-        <span className="legend"><span className="sw queued" /> queued <span className="sw running" /> running
-          <span className="sw succeeded" /> succeeded <span className="sw failed" /> failed
-          {model.used.has("lost") || model.used.has("timeout") ? " (lost, timed out)" : null}
-          {model.used.has("waiting") ? <><span className="sw waiting" /> waiting (approval, sleep, event)</> : null}
-          {model.used.has("cancelled") ? <><span className="sw cancelled" /> cancelled</> : null}
-          <span className="sw crit" /> critical path {scale.gaps.length ? <><span className="gapmark">≈</span> idle gap compressed</> : null}</span>
+        <Legend used={model.used} gaps={scale.gaps.length > 0} live={live} />
         <button type="button" className="secondary" aria-label="Zoom out" onClick={() => setZoom((z) => Math.max(0.25, z / 1.5))}>−</button>
         <button type="button" className="secondary" aria-label="Zoom in" onClick={() => setZoom((z) => Math.min(40, z * 1.5))}>+</button>
         <button type="button" className="secondary" onClick={() => setZoom(1)}>Fit</button>
@@ -345,7 +431,7 @@ export function Timeline({ store, version, now, onSelect }) {
           </g>
           <g transform={`translate(${LABEL_W},0)`}>
             {scale.gaps.map(([a, b], i) => (
-              <g key={i} className="gap" data-gap-ms={b - a}>
+              <g key={i} className="gap" data-gap-ms={b - a} data-legend="gap">
                 <rect x={scale.x(a)} y={0} width={GAP_W} height={AXIS_H} />
                 <text x={scale.x(a) + GAP_W / 2} y={14} textAnchor="middle">≈</text>
                 <title>{`idle ${formatDuration((b - a) / 1000)} (compressed)`}</title>
@@ -377,42 +463,13 @@ export function Timeline({ store, version, now, onSelect }) {
                       <DensityStrip bars={row.bars} scale={scale} now={now} y={y + 2} height={ROW - 6} />
                     </g>
                   ) : null}
-                  {(row.kind === "step" || row.kind === "item" ? row.bars : []).map((b) => {
-                    const qx = b.q != null ? scale.x(b.q) : null;
-                    const sx = b.s != null ? scale.x(b.s) : null;
-                    const fx = scale.x(b.f ?? now);
-                    const title = [
-                      `${row.id} attempt ${b.number}: ${b.outcome}`,
-                      b.q != null && b.s != null ? `queued ${formatDuration((b.s - b.q) / 1000)}` : null,
-                      b.s != null ? `ran ${formatDuration(((b.f ?? now) - b.s) / 1000)}` : "waiting for a worker",
-                      b.worker ? `on ${b.worker}` : null,
-                    ].filter(Boolean).join(" · ");
-                    return (
-                      <g key={b.number} className={`tbar outcome-${b.outcome}`} data-node-id={row.id} data-attempt={b.number}
-                        onClick={() => onSelect(row.id)}>
-                        <title>{title}</title>
-                        {qx != null ? (
-                          <rect className="seg-queued" x={qx} y={y + 4} width={Math.max(1, (sx ?? fx) - qx)} height={ROW - 8} />
-                        ) : null}
-                        {sx != null ? (
-                          <rect className="seg-running" x={sx} y={y + 2} width={Math.max(2, fx - sx)} height={ROW - 4} />
-                        ) : null}
-                      </g>
-                    );
-                  })}
-                  {row.wait ? (
-                    <rect className="seg-waiting" data-wait={row.id} x={scale.x(row.wait.from)} y={y + 6}
-                      width={Math.max(2, scale.x(row.wait.to) - scale.x(row.wait.from))} height={ROW - 12}
-                      onClick={() => onSelect(row.id)}>
-                      <title>{`${row.id} waiting ${formatDuration((row.wait.to - row.wait.from) / 1000)}${row.wait.reason !== "waited" ? ` (${row.wait.reason})` : ""}`}</title>
-                    </rect>
-                  ) : null}
+                  {row.kind === "step" || row.kind === "item" ? <RowBars row={row} y={y} scale={scale} now={now} onSelect={onSelect} /> : null}
                 </g>
               </g>
             );
           })}
           {live ? (
-            <line className="nowline" x1={LABEL_W + nowX} x2={LABEL_W + nowX} y1={0} y2={bodyH}>
+            <line className="nowline" data-legend="now" x1={LABEL_W + nowX} x2={LABEL_W + nowX} y1={0} y2={bodyH}>
               <title>now</title>
             </line>
           ) : null}

@@ -21,18 +21,21 @@ function duration(step, now) {
 
 // A step in the run view: status (icon + label), attempt count, duration.
 export const StepNode = memo(function StepNode({ data, selected }) {
-  const { spec, step, stale, now, attempts, map } = data;
+  const { spec, step, stale, now, attempts, map, critical } = data;
   const status = step ? step.status : "pending";
   const secs = duration(step, now);
   return (
     <div
-      className={`wnode status-bg-${status}${selected ? " selected" : ""}${stale ? " stale" : ""}`}
+      className={`wnode status-bg-${status}${selected ? " selected" : ""}${stale ? " stale" : ""}${critical ? " critical" : ""}`}
       data-node-id={spec.id}
       data-status={status}
       data-attempts={attempts}
+      data-critical={critical ? "true" : undefined}
     >
       <Handle type="target" position={Position.Left} isConnectable={false} />
-      <div className="wnode-title" title={spec.id}>{spec.name || spec.id}</div>
+      <div className="wnode-title" title={critical ? `${spec.id} (on the critical path)` : spec.id}>
+        {critical ? <span className="crit-mark" aria-hidden="true">★</span> : null}{spec.name || spec.id}
+      </div>
       <div className="wnode-meta">
         <StatusBadge status={status} stale={stale} />
       </div>

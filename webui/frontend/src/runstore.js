@@ -43,6 +43,26 @@ export class RunStore {
     this.attempts = {};
     for (const a of snapshot.attempts) (this.attempts[a.node_id] ||= []).push({ ...a });
     this.touched = new Set(Object.keys(this.steps));
+    // The critical path as the server defines it (engine.services.queries.run_critical_path): the graph
+    // and the timeline mark this one, never one of their own.
+    this.critical = snapshot.critical_path || [];
+  }
+
+  // An attempt ended, so the path may have changed: re-read it from the timeline API, at most once a
+  // second, one request at a time.
+  refreshCritical() {
+    if (this.criticalTimer) return;
+    this.criticalTimer = setTimeout(async () => {
+      try {
+        const body = await get(`/api/runs/${this.runId}/timeline/`);
+        this.critical = body.critical_path || [];
+        this.emit();
+      } catch {
+        // Kept as it was: the next attempt to end tries again.
+      } finally {
+        this.criticalTimer = null;
+      }
+    }, 1000);
   }
 
   // The text a model has written so far in a step's journaled call; each message holds all of it.
@@ -157,11 +177,13 @@ export class RunStore {
         step.queued_at = started;
         const row = this.attemptRow(e.node_id, step.attempt);
         Object.assign(row, { queued_at: started, started_at: started, finished_at: e.at, outcome: what, worker: "inline" });
+        this.refreshCritical();
       }
       const row = rows.find((r) => r.number === (p.attempt ?? step.attempt));
       if (row && row.outcome === "running" && p.from === "running") {
         row.finished_at = e.at;
         row.outcome = what === "retry_wait" ? "failed" : what;
+        this.refreshCritical();
       } else if (row && row.outcome === "waiting" && p.decision) {
         // Approved or rejected: the attempt that parked for the decision ends with it.
         row.outcome = what;

@@ -1,5 +1,5 @@
 # The two commands: `make run` starts Weft, `make test` runs the whole test suite.
-# For the edit-test loop, `make test-fast` runs tests/unit and the quick database tests (under a minute).
+# For the edit-test loop, `make test-fast` runs tests/unit and the quick database tests (about 90 s on two cores).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin

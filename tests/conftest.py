@@ -42,6 +42,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Captured output with a lone surrogate (tests/security/test_lone_surrogates.py logs some on purpose) is
+    escaped in the report: pytest-xdist sends reports from its workers as UTF-8, and cannot send one."""
+    report = yield
+    report.sections = [(title, _utf8(text)) for title, text in report.sections]
+    return report
+
+
+def _utf8(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def uses_a_transactional_database(item) -> bool:
     marker = item.get_closest_marker("django_db")
     if marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
@@ -75,8 +88,24 @@ def django_db_setup(django_db_setup, django_db_blocker):
         transition_guard_install(cursor=cursor)
 
 
-@pytest.fixture
-def drain():
+FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(request):
+    """Users made in tests get MD5 password hashes: Django's PBKDF2 spends most of a second of CPU on each hash
+    and each check, which was a tenth of the quick tier's time. Not in the browser tests: their users sign in
+    to a daphne subprocess, which has the default hashers."""
+    if request.node.get_closest_marker("e2e"):
+        yield
+        return
+    from django.test.utils import override_settings
+
+    with override_settings(PASSWORD_HASHERS=FAST_PASSWORD_HASHERS):  # its signal resets Django's hasher cache
+        yield
+
+
+def drain_queue(max_steps: int = 10_000, recover: bool = True) -> int:
     """Run queued steps in this process with the real executor, until nothing is left to do."""
     from django_q.models import OrmQ
     from django_q.signing import SignedPackage
@@ -84,21 +113,24 @@ def drain():
     from engine.worker.executor import execute_step
     from engine.worker.recovery import recover_once
 
-    def run(max_steps: int = 10_000, recover: bool = True) -> int:
-        done = 0
-        while done < max_steps:
-            row = OrmQ.objects.order_by("id").first()
-            if row is None:
-                if recover and recover_once():
-                    continue
-                return done
-            OrmQ.objects.filter(pk=row.pk).delete()
-            task = SignedPackage.loads(row.payload)
-            execute_step(*task["args"])
-            done += 1
-        raise AssertionError(f"drain did not finish within {max_steps} steps")
+    done = 0
+    while done < max_steps:
+        row = OrmQ.objects.order_by("id").first()
+        if row is None:
+            if recover and recover_once():
+                continue
+            return done
+        OrmQ.objects.filter(pk=row.pk).delete()
+        task = SignedPackage.loads(row.payload)
+        execute_step(*task["args"])
+        done += 1
+    raise AssertionError(f"drain did not finish within {max_steps} steps")
 
-    return run
+
+@pytest.fixture
+def drain():
+    """``drain()``: run queued steps in this process with the real executor, until nothing is left to do."""
+    return drain_queue
 
 
 def test_database_url() -> str:

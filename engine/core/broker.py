@@ -25,7 +25,7 @@ from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
 from engine.core.dbretry import connect
-from engine.core.statements import execute, load
+from engine.statements import execute, load
 
 log = logging.getLogger(__name__)
 

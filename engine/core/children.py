@@ -16,6 +16,7 @@ only the parent. No transaction ever holds both, so there is no lock-order to ge
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from django.db import transaction
 
@@ -29,21 +30,30 @@ log = logging.getLogger(__name__)
 REASON = "subworkflow"
 
 
-def child_outcome(child_run_id) -> tuple[str, object] | None:
-    """("succeeded", outputs) or ("failed", error) for a terminal child run; None while it is unfinished."""
+@dataclass(frozen=True)
+class ChildOutcome:
+    """How a finished child run ended, for its parent step: its outputs if it succeeded, else why it did not."""
+
+    succeeded: bool
+    outputs: dict | None = None  # when it succeeded
+    error: str = ""  # when it failed, was cancelled, or no longer exists
+
+
+def child_outcome(child_run_id) -> ChildOutcome | None:
+    """The outcome of a terminal child run; None while it is unfinished."""
     row = Run.objects.filter(pk=child_run_id).values("status", "outputs", "error").first()
     if row is None:
-        return "failed", f"child run {child_run_id} no longer exists"
+        return ChildOutcome(succeeded=False, error=f"child run {child_run_id} no longer exists")
     if row["status"] not in RUN_TERMINAL:
         return None
     if row["status"] == RunStatus.SUCCEEDED:
-        return "succeeded", row["outputs"] or {}
+        return ChildOutcome(succeeded=True, outputs=row["outputs"] or {})
     message = f"child run {child_run_id} {row['status']}: {row['error'] or 'no error recorded'}"
     first = (StepRun.objects.filter(run_id=child_run_id, status=StepStatus.FAILED).order_by("finished_at", "id")
              .values_list("node_id", "error").first())
     if first:
         message += f" (first failure: {first[0]}: {first[1][:2000]})"
-    return "failed", message
+    return ChildOutcome(succeeded=False, error=message)
 
 
 def subworkflow_settle(child_run_id) -> bool:
@@ -55,16 +65,17 @@ def subworkflow_settle(child_run_id) -> bool:
     if parent_run_id is None:
         return False
     outcome = child_outcome(child_run_id)
+    if outcome is None:  # reopened since (a rerun of one of its steps): settled when it finishes again
+        return False
     with RunTx(parent_run_id, actor="subworkflow") as tx:
         step = StepRun.objects.filter(pk=child["parent_step_id"]).first()
         if (step is None or step.status != StepStatus.WAITING or step.waiting_reason != REASON
                 or (step.waiting_detail or {}).get("child_run") != str(child_run_id)):
             return False
         ref = StepRef(step.id, step.node_id, step.status, step.attempt)
-        kind, value = outcome
-        if kind == "succeeded":
-            return outcomes.step_record_success(tx, ref, attempt=step.attempt, output=value)
-        return outcomes.step_record_failure(tx, ref, attempt=step.attempt, error=str(value), retry_in=None)
+        if outcome.succeeded:
+            return outcomes.step_record_success(tx, ref, attempt=step.attempt, output=outcome.outputs)
+        return outcomes.step_record_failure(tx, ref, attempt=step.attempt, error=outcome.error, retry_in=None)
 
 
 def settle_on_commit(child_run_id) -> None:

@@ -27,10 +27,10 @@ from django.db.models.functions import Now
 from engine.core import runtx, transitions
 from engine.core.outcomes import dispatch_ready
 from engine.core.runtx import RunTx, StepRef
-from engine.core.statements import compose, execute, load
 from engine.core.versions import version_graph
 from engine.exceptions import InputsInvalid
 from engine.models import StepRun
+from engine.statements import compose, execute, load
 from engine.states import RunStatus, StepStatus
 
 REASON = "concurrency"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from engine.core.statements import load
+from engine.statements import load
 from engine.states import Durability
 
 _SQL = load(__file__, "sql/durability.sql")

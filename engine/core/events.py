@@ -17,8 +17,8 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from engine.core.dbretry import prepared_cursor
-from engine.core.statements import Statement, StatementError, compose, execute, load
 from engine.models import Event, Run
+from engine.statements import Statement, StatementError, compose, execute, load
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from django.db import IntegrityError, connection, transaction
 
 from engine.core import outcomes
 from engine.core.runtx import RunTx, StepRef
-from engine.core.statements import compose, execute, load
 from engine.models import EventDelivery, OutsideEvent, StepRun
+from engine.statements import compose, execute, load
 from engine.states import StepStatus
 
 REASON = "event"

@@ -43,10 +43,10 @@ from engine.core.events import EVENTS_INSERT, MESSAGES_INSERT, EventBatch, Pendi
 from engine.core.inline import is_inline
 from engine.core.queues import Delivery, aging_s, delivery_payloads, notify_channels, step_priority
 from engine.core.readiness import RUN, trigger_decision
-from engine.core.statements import compose, load
 from engine.core.transitions import Bound
 from engine.models import Run, StepRun
 from engine.observability.tracing import trace_finished
+from engine.statements import compose, load
 from engine.states import RunStatus, StepStatus
 
 _SQL = load(__file__, "sql/hotpath.sql")

@@ -22,10 +22,10 @@ from typing import Any
 from engine.core.dbretry import prepared_cursor, with_db_retry
 from engine.core.durability import COMMIT_RELAXED
 from engine.core.security import OutputInvalid, json_for_storage, storable_text
-from engine.core.statements import compose, execute, load
 from engine.exceptions import InDoubt, LeaseLost, NonDeterministicReplay, RecordedError, StepCancelled
 from engine.models import JournalEntry
 from engine.observability.tracing import journal_span
+from engine.statements import compose, execute, load
 from engine.states import StepStatus
 
 _SQL = load(__file__, "sql/journal.sql")

@@ -42,7 +42,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from engine.core.queues import Delivery, enqueue, step_priority
-from engine.core.statements import execute, load
+from engine.statements import execute, load
 from engine.states import StepStatus
 
 REASON = "limit"

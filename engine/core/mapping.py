@@ -28,10 +28,10 @@ from engine.core.context import upstream_outputs
 from engine.core.readiness import FAILED, SUCCEEDED
 from engine.core.runtx import RunTx, StepRef
 from engine.core.security import output_problem
-from engine.core.statements import load
 from engine.core.transitions import Bound
 from engine.exceptions import TemplateFailed
 from engine.models import StepRun
+from engine.statements import load
 from engine.states import STEP_ACTIVE, STEP_TERMINAL, RunStatus, StepStatus
 from engine.templating import templates as templating
 

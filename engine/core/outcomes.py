@@ -26,10 +26,10 @@ from engine.core.readiness import (
     trigger_decision,
 )
 from engine.core.runtx import STEP_CANNOT_WAIT, RunTx, StepRef
-from engine.core.statements import load
 from engine.core.transitions import Bound
 from engine.exceptions import TemplateFailed
 from engine.models import Attempt
+from engine.statements import load
 from engine.states import RunStatus, StepStatus
 from engine.templating import templates as templating
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_q.signing import SignedPackage
 
 from engine.core.dbretry import prepared_cursor
-from engine.core.statements import execute, load
+from engine.statements import execute, load
 from engine.states import StepStatus
 
 EXECUTE_FUNC = "engine.worker.executor.execute_step"

@@ -30,11 +30,11 @@ from engine.core.dbretry import prepared_cursor
 from engine.core.durability import COMMIT_RELAXED_IF_RUN, RELAXED_PARAMS
 from engine.core.events import PendingEvent, events_write
 from engine.core.queues import Delivery, enqueue, step_priority
-from engine.core.statements import Statement, StatementError, compose, execute, load
 from engine.core.versions import version_graph
 from engine.exceptions import NotFound
 from engine.models import Run, StepRun
 from engine.observability.tracing import trace_tx
+from engine.statements import Statement, StatementError, compose, execute, load
 from engine.states import RUN_TERMINAL, STEP_FAILED, STEP_TERMINAL, RunStatus, StepStatus
 
 # Called with a child run's id in the transaction that finishes it. engine.core.children adds the settling of

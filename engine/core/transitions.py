@@ -21,9 +21,9 @@ from django.db.models import F
 from django.db.models.functions import Now
 
 from engine.core.dbretry import prepared_cursor
-from engine.core.statements import Statement, StatementError, compose, load
 from engine.exceptions import InvalidTransition
 from engine.models import Attempt, StepRun
+from engine.statements import Statement, StatementError, compose, load
 from engine.states import RUN_TRANSITIONS, STEP_TERMINAL, STEP_TRANSITIONS, RunStatus, StepStatus
 
 S, R = StepStatus, RunStatus

@@ -27,6 +27,7 @@ import jsonschema
 from django.conf import settings
 from django.db import connection
 
+from engine import statements
 from engine.integrations import llm_simulation, netguard
 from engine.integrations.credentials import credential_headers, redact_value
 from engine.integrations.llm_anthropic import anthropic_chat
@@ -36,6 +37,7 @@ from engine.integrations.llm_simulation import SIMULATED_MODEL
 
 __all__ = ["LLMBadResponse", "LLMRequestRejected", "LLMUnavailable", "chat", "resolve_endpoint"]
 
+SQL = statements.load(__file__, "sql/llm_usage.sql")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 
@@ -154,19 +156,7 @@ def add_usage(metrics: dict, reply: dict) -> None:
 def run_usage(run_id) -> dict:
     """LLM usage of a run: attempt metrics summed over every step and attempt."""
     with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT COALESCE(SUM((a.metrics->>'prompt_tokens')::bigint), 0),
-                   COALESCE(SUM((a.metrics->>'completion_tokens')::bigint), 0),
-                   COALESCE(SUM((a.metrics->>'total_tokens')::bigint), 0),
-                   COALESCE(SUM((a.metrics->>'llm_calls')::bigint), 0),
-                   COALESCE(SUM((a.metrics->>'cost_usd')::numeric), 0),
-                   COALESCE(SUM((a.metrics->>'latency_ms')::numeric), 0)
-            FROM engine_attempt a JOIN engine_steprun s ON s.id = a.step_id
-            WHERE s.run_id = %s AND a.metrics ? 'llm_calls'
-            """,
-            [str(run_id)],
-        )
+        statements.execute(cur, SQL["run_usage"], {"run": str(run_id)})
         prompt, completion, total, calls, cost, latency = cur.fetchone()
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total, "llm_calls": calls,
             "cost_usd": float(cost), "latency_ms": float(latency)}

@@ -137,10 +137,9 @@ class SubworkflowNode:
         info = ctx.step("child", start)
         outcome = child_outcome(info["child_run"])
         if outcome is not None:  # already finished (or this is a retry after it finished)
-            kind, value = outcome
-            if kind == "succeeded":
-                return value
-            raise SubworkflowFailed(value)
+            if outcome.succeeded:
+                return outcome.outputs
+            raise SubworkflowFailed(outcome.error)
         return Wait("subworkflow", detail=info)
 
     def validate_config(self, config: dict, *, node_id: str, upstream_ids: set[str], graph) -> list:

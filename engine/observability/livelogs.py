@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from engine import statements
+from engine.models import Attempt
+
 log = logging.getLogger(__name__)
 
-_APPEND_SQL = (
-    "UPDATE engine_attempt SET logs = logs || %s::jsonb "
-    "WHERE step_id = %s AND number = %s AND outcome = 'running' AND jsonb_typeof(logs) = 'array'"
-)
+SQL = statements.load(__file__, "sql/livelogs.sql")
 
 
 @dataclass
@@ -58,7 +58,9 @@ class _Flusher(threading.Thread):
             return False
         try:
             with connection.cursor() as cur:
-                cur.execute(_APPEND_SQL, [json.dumps(lines[item.sent:count]), item.step_id, item.attempt])
+                statements.execute(cur, SQL["attempt_logs_append"], {
+                    "lines": json.dumps(lines[item.sent:count]), "step": item.step_id, "attempt": item.attempt,
+                    "running": Attempt.Outcome.RUNNING})
         except DatabaseError:
             log.warning("could not write live logs of step %s", item.step_id, exc_info=True)
             return True

@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.utils import timezone
 
-from engine.models import Run, Workflow
-from engine.states import RunStatus
+from engine import statements
+from engine.models import Attempt, Run, Workflow
+from engine.states import RunStatus, StepStatus
 
+SQL = statements.load(__file__, "sql/queries.sql")
 MAX_LOG_LINES = 5000
-FAILED_OUTCOMES = ("failed", "timeout", "lost")
+FAILED_OUTCOMES = (Attempt.Outcome.FAILED, Attempt.Outcome.TIMEOUT, Attempt.Outcome.LOST)
 
 
 @dataclass
@@ -34,35 +36,10 @@ def run_logs_search(run: Run, *, q: str = "", node: str = "", attempt: int | Non
     """Captured log lines of a run's attempts, in the order they were written per attempt, attempts in
     the order they started. ``q``: case-insensitive substring of the message; ``node``, ``attempt``,
     ``level``: exact. Returns at most ``limit`` lines and whether more matched."""
-    where = ["s.run_id = %(run)s"]
-    params: dict = {"run": run.pk, "limit": limit + 1}
-    if node:
-        where.append("s.node_id = %(node)s")
-        params["node"] = node
-    if attempt is not None:
-        where.append("a.number = %(attempt)s")
-        params["attempt"] = attempt
-    if level:
-        where.append("upper(l.line->>'level') = upper(%(level)s)")
-        params["level"] = level
-    if q:
-        where.append("l.line->>'msg' ILIKE %(q)s")
-        params["q"] = _like(q)
+    params = {"run": run.pk, "node": node, "attempt": attempt, "level": level, "q": _like(q) if q else "",
+              "limit": limit + 1}
     with connection.cursor() as cur:
-        cur.execute(
-            f"""
-            SELECT s.node_id, a.number, l.idx - 1, (l.line->>'t')::float8, l.line->>'level', l.line->>'msg'
-            FROM engine_attempt a
-            JOIN engine_steprun s ON s.id = a.step_id
-            CROSS JOIN LATERAL jsonb_array_elements(
-                CASE WHEN jsonb_typeof(a.logs) = 'array' THEN a.logs ELSE '[]'::jsonb END
-            ) WITH ORDINALITY AS l(line, idx)
-            WHERE {" AND ".join(where)}
-            ORDER BY a.started_at, a.id, l.idx
-            LIMIT %(limit)s
-            """,  # noqa: S608 (the WHERE clauses are fixed strings; values are parameters)
-            params,
-        )
+        statements.execute(cur, SQL["run_logs_search"], params)
         rows = cur.fetchall()
     lines = [LogLine(node_id=n, attempt=a, index=i, t=t, level=lvl or "", msg=m or "") for n, a, i, t, lvl, m in rows]
     return lines[:limit], len(lines) > limit
@@ -75,60 +52,22 @@ def workflow_analytics(workflow: Workflow, *, days: int = 30, now: datetime | No
     now = now or timezone.now()
     since = now - timedelta(days=days)
     bucket = "hour" if days <= 2 else "day"
-    params = {"workflow": workflow.pk, "since": since, "bucket": bucket, "failed": list(FAILED_OUTCOMES)}
+    within = {"workflow": workflow.pk, "since": since}
+    failed_outcomes = list(FAILED_OUTCOMES)
     with connection.cursor() as cur:
-        cur.execute(
-            "SELECT status, count(*) FROM engine_run WHERE workflow_id = %(workflow)s AND created_at >= %(since)s "
-            "GROUP BY status", params)
+        statements.execute(cur, SQL["runs_by_status"], within)
         counts = {status: 0 for status in RunStatus.values} | dict(cur.fetchall())
-        cur.execute(
-            """
-            SELECT count(*),
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)),
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)),
-                   avg(extract(epoch FROM finished_at - started_at)),
-                   max(extract(epoch FROM finished_at - started_at))
-            FROM engine_run
-            WHERE workflow_id = %(workflow)s AND created_at >= %(since)s AND status = 'succeeded'
-              AND started_at IS NOT NULL AND finished_at IS NOT NULL
-            """, params)
+        statements.execute(cur, SQL["run_durations"], {**within, "succeeded": RunStatus.SUCCEEDED})
         n, p50, p95, mean, longest = cur.fetchone()
-        cur.execute(
-            """
-            SELECT s.node_id,
-                   count(*) AS attempts,
-                   count(*) FILTER (WHERE a.outcome = ANY(%(failed)s)) AS failed_attempts,
-                   count(DISTINCT s.id) FILTER (WHERE s.status = 'failed') AS failed_steps,
-                   mode() WITHIN GROUP (ORDER BY a.error_type) FILTER (WHERE a.outcome = ANY(%(failed)s))
-            FROM engine_attempt a
-            JOIN engine_steprun s ON s.id = a.step_id
-            JOIN engine_run r ON r.id = s.run_id
-            WHERE r.workflow_id = %(workflow)s AND r.created_at >= %(since)s
-            GROUP BY s.node_id
-            HAVING count(*) FILTER (WHERE a.outcome = ANY(%(failed)s)) > 0
-            ORDER BY failed_steps DESC, failed_attempts DESC, s.node_id
-            LIMIT 10
-            """, params)
+        statements.execute(cur, SQL["failing_nodes"], {**within, "failed_outcomes": failed_outcomes,
+                                                       "step_failed": StepStatus.FAILED})
         failing = [{"node_id": node_id, "attempts": attempts, "failed_attempts": failed_attempts,
                     "failed_steps": failed_steps, "top_error_type": error_type or ""}
                    for node_id, attempts, failed_attempts, failed_steps, error_type in cur.fetchall()]
-        cur.execute(
-            """
-            SELECT date_trunc(%(bucket)s, coalesce(a.queued_at, a.started_at)) AS at,
-                   count(*), count(*) FILTER (WHERE a.number > 1),
-                   count(*) FILTER (WHERE a.outcome = ANY(%(failed)s))
-            FROM engine_attempt a
-            JOIN engine_steprun s ON s.id = a.step_id
-            JOIN engine_run r ON r.id = s.run_id
-            WHERE r.workflow_id = %(workflow)s AND r.created_at >= %(since)s
-            GROUP BY 1
-            """, params)
+        statements.execute(cur, SQL["attempts_per_bucket"], {**within, "bucket": bucket,
+                                                             "failed_outcomes": failed_outcomes})
         per_bucket = {at: (attempts, retries, failed) for at, attempts, retries, failed in cur.fetchall()}
-        cur.execute(
-            """
-            SELECT date_trunc(%(bucket)s, created_at), count(*), count(*) FILTER (WHERE status = 'failed')
-            FROM engine_run WHERE workflow_id = %(workflow)s AND created_at >= %(since)s GROUP BY 1
-            """, params)
+        statements.execute(cur, SQL["runs_per_bucket"], {**within, "bucket": bucket, "run_failed": RunStatus.FAILED})
         runs_per_bucket = {at: (total, failed) for at, total, failed in cur.fetchall()}
     finished = counts[RunStatus.SUCCEEDED] + counts[RunStatus.FAILED] + counts[RunStatus.CANCELLED]
     return {

@@ -32,12 +32,15 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from engine.states import RUN_TERMINAL, STEP_TERMINAL
+
 log = logging.getLogger(__name__)
 
 EXPORTERS = ("", "otlp", "console")
 ERROR_OUTCOMES = {"failed", "timeout", "lost"}
-STEP_FINISHED_EVENTS = {f"step.{s}": s for s in ("succeeded", "failed", "skipped", "upstream_failed", "cancelled")}
-RUN_FINISHED_EVENTS = {f"run.{s}": s for s in ("succeeded", "failed", "cancelled")}
+# The events that end a step's or a run's span (``step.<status>``, ``run.<status>``): one per terminal status.
+STEP_FINISHED_EVENTS = {f"step.{status}": status for status in sorted(STEP_TERMINAL)}
+RUN_FINISHED_EVENTS = {f"run.{status}": status for status in sorted(RUN_TERMINAL)}
 
 _lock = threading.Lock()
 _state: dict = {"configured": False, "tracer": None, "provider": None}

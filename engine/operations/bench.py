@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection
 
 import weft
-from engine.core import statements
+from engine import statements
 from engine.core.dbretry import connect
 from engine.models import Run, Schedule, StepRun
 from engine.operations.health import VACUUMED_TABLES

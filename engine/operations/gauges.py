@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from engine import statements
 from engine.core.queues import queue_stats
-from engine.states import RunStatus
+from engine.states import RunStatus, StepStatus
+
+SQL = statements.load(__file__, "sql/gauges.sql")
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +24,9 @@ class DatabaseCollector:
         try:
             stats = queue_stats()
             with connection.cursor() as cur:
-                cur.execute("SELECT status, count(*) FROM engine_run GROUP BY status")
+                statements.execute(cur, SQL["runs_by_status"], {})
                 runs = dict(cur.fetchall())
-                cur.execute("SELECT waiting_reason, count(*) FROM engine_steprun WHERE status = 'waiting' "
-                            "GROUP BY waiting_reason")
+                statements.execute(cur, SQL["steps_waiting_by_reason"], {"waiting": StepStatus.WAITING})
                 waiting = dict(cur.fetchall())
         except DatabaseError:
             log.warning("metrics: cannot read the database", exc_info=True)

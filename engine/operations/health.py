@@ -17,7 +17,10 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from engine import statements
+
 log = logging.getLogger(__name__)
+SQL = statements.load(__file__, "sql/health.sql")
 
 _migrations_applied = False  # once true it stays true for this process (migrations are not unapplied live)
 
@@ -39,7 +42,7 @@ def readiness() -> dict:
 def _check_database() -> dict:
     try:
         with connection.cursor() as cur:
-            cur.execute("SELECT 1")
+            statements.execute(cur, SQL["ping"], {})
             cur.fetchone()
     except DatabaseError as exc:
         connection.close()
@@ -135,10 +138,9 @@ def vacuum_problems() -> list[str]:
     when the tables were small (a plan is made again only when ANALYZE changes a table's statistics): on a
     new installation that means sequential scans of tables that have since grown."""
     with connection.cursor() as cur:
-        cur.execute("SELECT current_setting('autovacuum')::bool, current_setting('track_counts')::bool")
+        statements.execute(cur, SQL["autovacuum_settings"], {})
         autovacuum, track_counts = cur.fetchone()
-        cur.execute("SELECT relname FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r' "
-                    "AND 'autovacuum_enabled=false' = ANY(reloptions) ORDER BY relname", [list(VACUUMED_TABLES)])
+        statements.execute(cur, SQL["autovacuum_disabled"], {"tables": list(VACUUMED_TABLES)})
         disabled = [row[0] for row in cur.fetchall()]
     problems = []
     if not autovacuum or not track_counts:

@@ -17,12 +17,12 @@ import uuid
 from django.db import connection, transaction
 
 from engine.core import eventwaits
-from engine.core.statements import execute
 from engine.exceptions import EngineError, NotFound, TriggerInvalid
 from engine.models import EventTrigger, OutsideEvent, Workflow
 from engine.observability import metrics
 from engine.services.expressions import expression_apply, expression_check
 from engine.services.scheduler import run_start
+from engine.statements import execute
 
 log = logging.getLogger(__name__)
 

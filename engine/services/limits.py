@@ -10,9 +10,9 @@ import re
 from django.db import IntegrityError, connection, transaction
 
 from engine.core import limits as core
-from engine.core.statements import execute
 from engine.exceptions import AlreadyExists, EngineError, InvalidTransition, Issue, NotFound
 from engine.models import Limit
+from engine.statements import execute
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 MAX_PERIOD_S = 86400.0 * 366

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from engine.core import statements
+from engine import statements
 from engine.exceptions import NotFound
 from engine.models import Workflow
 from engine.states import RUN_TERMINAL, RunStatus

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from engine.core import statements
+from engine import statements
 from engine.core.firetimes import Spec, fire_times
 from engine.exceptions import EngineError
 from engine.models import Run, Schedule, ScheduleFire

@@ -23,13 +23,13 @@ from django.db import connection, transaction
 from django.db.models.functions import Now
 from standardwebhooks.webhooks import Webhook
 
-from engine.core.statements import execute, load
 from engine.exceptions import EngineError, IdempotencyConflict, InputsInvalid, NotFound, TriggerInvalid
 from engine.integrations.credentials import secret_decrypt, secret_encrypt
 from engine.models import WebhookDelivery, WebhookEndpoint, Workflow
 from engine.observability import metrics
 from engine.services.expressions import LANGUAGES, expression_apply, expression_check
 from engine.services.scheduler import run_start
+from engine.statements import execute, load
 
 SQL = load(__file__, "sql/webhooks.sql")
 KEEP_DELIVERIES = 200

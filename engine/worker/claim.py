@@ -13,7 +13,8 @@ import socket
 import time
 from dataclasses import dataclass
 
-from engine.core import hotpath, statements
+from engine import statements
+from engine.core import hotpath
 from engine.core.dbretry import prepared_cursor, with_db_retry
 from engine.core.limits import REASON as LIMIT_REASON
 from engine.core.runtx import CLAIM_SQL, RunTx, StepRef, step_claim_sql

@@ -16,7 +16,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from engine.core import statements
+from engine import statements
 from engine.core.dbretry import prepared_cursor
 from engine.exceptions import StepTimeout
 from engine.states import RunStatus, StepStatus

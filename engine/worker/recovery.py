@@ -18,7 +18,8 @@ from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 from django_q.models import OrmQ
 
-from engine.core import concurrency, eventwaits, outcomes, registry, statements
+from engine import statements
+from engine.core import concurrency, eventwaits, outcomes, registry
 from engine.core.children import REASON as SUBWORKFLOW_REASON
 from engine.core.limits import REASON as LIMIT_REASON
 from engine.core.readiness import RetryPolicy, retry_decision

@@ -11,7 +11,7 @@ import threading
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from engine.core import statements
+from engine import statements
 from engine.services.schedule_fires import ACTIVE, schedules_fire_once
 
 log = logging.getLogger(__name__)

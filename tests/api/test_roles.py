@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import transaction
+from django.test.utils import override_settings
 from rest_framework.test import APIClient
 
 from engine.integrations.credentials import credential_create
@@ -29,7 +31,7 @@ from engine.services.limits import limit_create
 from engine.services.schedules import schedule_create
 from engine.services.webhooks import webhook_create
 from tests.api.conftest import ALL_USERS, ROLES, client_for, failing_and_approval, make_user
-from tests.conftest import definition, node
+from tests.conftest import definition, drain_queue, node
 
 pytestmark = pytest.mark.django_db
 
@@ -160,20 +162,37 @@ def state() -> tuple:
     )
 
 
-@pytest.fixture
-def world(drain):
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """A run with a failed step and one waiting for approval, a credential, a schedule, a limit, a webhook and an
+    event trigger: built once for the whole matrix, in a transaction that is rolled back after the module's last
+    test. Each test's own transaction nests in it (a savepoint, rolled back after the test), so every test
+    starts from the same world. (A module that uses it holds no transactional test: one would run inside this
+    transaction.)"""
     from engine.services.scheduler import run_start
     from engine.services.workflows import workflow_save
 
-    workflow, _, _ = workflow_save(definition=failing_and_approval("mixed"))
-    run, _ = run_start(workflow=workflow, inputs={})
-    drain()
-    credential_create(name="cred", kind="api_key", secret="very-secret-key")
-    run.schedule = schedule_create(workflow="mixed", interval_s=3600, start_at=run.created_at)
-    limit_create(name="lim", concurrency=1)
-    webhook_create(workflow="mixed", description="hook")
-    event_trigger_create(workflow="mixed", name="ticket.opened")
-    return run
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            with override_settings(WEFT_PUBLISH_EVENTS=False):
+                workflow, _, _ = workflow_save(definition=failing_and_approval("mixed"))
+                run, _ = run_start(workflow=workflow, inputs={})
+                drain_queue()
+                credential_create(name="cred", kind="api_key", secret="very-secret-key")
+                run.schedule = schedule_create(workflow="mixed", interval_s=3600, start_at=run.created_at)
+                limit_create(name="lim", concurrency=1)
+                webhook_create(workflow="mixed", description="hook")
+                event_trigger_create(workflow="mixed", name="ticket.opened")
+        except BaseException:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+            raise
+    yield run
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        outer.__exit__(None, None, None)
 
 
 @pytest.mark.parametrize("user", ALL_USERS)

@@ -101,6 +101,7 @@ def test_demos_use_a_real_model_when_one_is_configured(settings, chat_server, dr
     assert run.outputs["join"]["simulated"] is False
 
 
+@pytest.mark.slow  # starts the demo's MCP server process: seconds
 def test_refund_demo_looks_up_over_mcp_and_waits_for_approval_of_a_large_refund(offline, drain):
     from engine.services.tool_approvals import tool_call_decide
 

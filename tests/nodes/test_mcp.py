@@ -52,7 +52,8 @@ def start(chat, server: dict, slug="mcp-agent"):
     return run_start(workflow=wf)[0]
 
 
-@pytest.mark.parametrize("transport", ["streamable_http", "stdio"])
+@pytest.mark.parametrize("transport", ["streamable_http", pytest.param("stdio", marks=pytest.mark.slow)])  # stdio:
+# a server process of its own per attempt, seconds
 def test_the_agent_calls_mcp_tools_with_the_idempotency_key_in_meta(
         transport, allow_loopback, state, http_mcp, stdio_command, drain):
     chat = ChatServer(tool_calls_total=3, tool_name="shop__effect").start()

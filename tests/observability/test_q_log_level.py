@@ -41,12 +41,14 @@ def test_the_django_q_logger_has_the_configured_level():
     assert not logger.isEnabledFor(logging.INFO)  # the tests run at the default, WARNING
 
 
+@pytest.mark.slow  # a Python process of its own that sets Django up: seconds
 def test_django_q_info_lines_are_not_written_at_the_default_level():
     stderr = _stderr_of_a_process()
     assert "a warning line" in stderr
     assert "Processed" not in stderr, stderr
 
 
+@pytest.mark.slow  # a Python process of its own that sets Django up: seconds
 def test_django_q_info_lines_are_written_when_asked_for():
     stderr = _stderr_of_a_process(WEFT_Q_LOG_LEVEL="INFO")
     assert "Processed an info line" in stderr and "a warning line" in stderr

@@ -14,8 +14,8 @@ import contextlib
 
 from django.db import connection, transaction
 
-from engine.core.statements import execute, load
 from engine.models import Run, StepRun
+from engine.statements import execute, load
 from engine.states import RUN_NEXT, STEP_NEXT
 
 SQL = load(__file__, "transition_guard.sql")

@@ -433,6 +433,7 @@ def _timed(defn: dict) -> float:
     return best
 
 
+@pytest.mark.slow  # about four seconds each
 @pytest.mark.parametrize("shape", [_chain, _fan_out], ids=["chain", "fan_out"])
 def test_5000_node_definition_validates_linearly(shape):
     timings = {n: _timed(shape(n)) for n in (500, 1000, 5000)}

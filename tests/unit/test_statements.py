@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.core.statements import StatementError, compose, execute, parse
+from engine.statements import StatementError, compose, execute, parse
 
 TEXT = """-- name: step_get
 -- One step by id.

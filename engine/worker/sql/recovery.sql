@@ -3,7 +3,9 @@
 -- statement_timestamp(), like Django's Now(): the passes must agree with this check. A sub-workflow wait is due
 -- only when its child run finished (its parent step is then settled); a child whose parent step was cancelled
 -- while it runs is due to be cancelled. An event wait is due when its event is stored but its wake was lost. A
--- run waiting for its concurrency group is due when the group has room for it.
+-- run waiting for its concurrency group is due when the group has room for it. Its step statuses are literals so
+-- that each EXISTS reads its partial index (steprun_running_lease, steprun_retry_due, steprun_wake_due,
+-- steprun_queued) whatever the plan; tests/unit/test_sql_statuses.py checks them against engine/states.py.
 SELECT EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'running' AND lease_expires_at < statement_timestamp())
     OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'retry_wait' AND next_attempt_at <= statement_timestamp())
     OR EXISTS (SELECT 1 FROM engine_steprun WHERE status = 'waiting' AND wake_at <= statement_timestamp())

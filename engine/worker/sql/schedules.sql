@@ -1,5 +1,7 @@
 -- name: schedules_next_due
 -- Seconds until the schedule loop has work (<= 0: now; NULL: none known): the earliest due unpaused schedule, or now if a buffered fire's schedule has no run going; and whether any buffered fire waits. One cheap statement a pass while idle.
+-- The fires' statuses are literals: they read the partial indexes schedulefire_buffered and schedulefire_started
+-- (tests/unit/test_sql_statuses.py checks them against ScheduleFire.Status).
 SELECT EXTRACT(EPOCH FROM LEAST(
            (SELECT min(due_at) FROM engine_schedule WHERE NOT paused AND due_at IS NOT NULL),
            (SELECT statement_timestamp() WHERE EXISTS (

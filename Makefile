@@ -1,5 +1,5 @@
 # The two commands: `make run` starts Weft, `make test` runs the whole test suite.
-# For the edit-test loop, `make test-fast` runs tests/unit and the quick database tests (about 90 s on two cores).
+# For the edit-test loop, `make test-fast` runs tests/unit and the quick database tests (55-60 s on two cores).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -55,7 +55,7 @@ test: install-test lint frontend
 # test database of its own (pytest-django adds _gw0, _gw1 to the name). Nothing here needs the web UI's bundle:
 # the tests of the built bundle skip, saying so, when it is not built (make test builds it first).
 test-fast: install-test
-	$(BIN)/pytest -n 2 -m "not workers and not chaos and not e2e and not soak and not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --ignore=tests/e2e --ignore=tests/chaos -m "not workers and not chaos and not e2e and not soak and not slow" $(PYTEST_ARGS)
 
 # Known vulnerabilities in the pinned dependencies (pip-audit over requirements.txt; see docs/security.md).
 audit: install-test

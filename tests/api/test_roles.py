@@ -195,8 +195,16 @@ def world(django_db_setup, django_db_blocker):
         outer.__exit__(None, None, None)
 
 
-@pytest.mark.parametrize("user", ALL_USERS)
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+def _matrix():
+    """Every endpoint for every user. make test-fast takes one user per endpoint, each user in turn (every
+    endpoint and every user, a fifth of the pairs); the others are marked slow, for make test."""
+    for i, endpoint in enumerate(ENDPOINTS):
+        for j, user in enumerate(ALL_USERS):
+            marks = () if i % len(ALL_USERS) == j else (pytest.mark.slow,)
+            yield pytest.param(endpoint, user, marks=marks, id=f"{endpoint}-{user}")
+
+
+@pytest.mark.parametrize(("endpoint", "user"), list(_matrix()))
 def test_role_matrix(endpoint, user, world):
     client = client_for(user)
     path = fill(endpoint.path, world.pk)

@@ -162,8 +162,9 @@ def run_usage(run_id) -> dict:
                    COALESCE(SUM((a.metrics->>'llm_calls')::bigint), 0),
                    COALESCE(SUM((a.metrics->>'cost_usd')::numeric), 0),
                    COALESCE(SUM((a.metrics->>'latency_ms')::numeric), 0)
-            FROM engine_attempt a JOIN engine_steprun s ON s.id = a.step_id
-            WHERE s.run_id = %s AND a.metrics ? 'llm_calls'
+            FROM engine_attempt a
+            WHERE a.step_id = ANY(ARRAY(SELECT s.id FROM engine_steprun s WHERE s.run_id = %s))
+              AND a.metrics ? 'llm_calls'
             """,
             [str(run_id)],
         )

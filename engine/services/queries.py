@@ -11,6 +11,7 @@ from datetime import datetime
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from engine.core.versions import version_graph
@@ -67,8 +68,8 @@ def runs_filter(
 ) -> QuerySet[Run]:
     """Runs, newest first, filtered by workflow slug, status, start (creation) time and trigger kind."""
     qs = Run.objects.select_related("workflow", "version", "created_by")
-    if workflow:
-        qs = qs.filter(workflow__slug=workflow)
+    if workflow:  # the workflow's id first (an InitPlan): its runs are then read newest first from its index
+        qs = qs.filter(workflow_id=Subquery(Workflow.objects.filter(slug=workflow).values("pk")))
     if status:
         qs = qs.filter(status=status)
     if started_after:
@@ -78,6 +79,19 @@ def runs_filter(
     if trigger:
         qs = qs.alias(trigger_kind=KeyTextTransform("kind", "trigger")).filter(trigger_kind=trigger)
     return qs
+
+
+def _attempts_count() -> Coalesce:
+    """A step's attempts, counted through the (step, number) index one step at a time: as a join of the run's
+    steps with the attempts, a 1,000-step run's were found by scanning every attempt while the table was
+    small (tests/engine/test_seeded_plans.py)."""
+    return Coalesce(Subquery(Attempt.objects.filter(step=OuterRef("pk")).order_by().values("step")
+                             .annotate(n=Count("pk")).values("n")), 0)
+
+
+def run_attempts(run: Run) -> QuerySet[Attempt]:
+    """The run's attempts, found by its steps' ids through the (step, number) index (``any_of``)."""
+    return Attempt.objects.filter(step__any_of=StepRun.objects.filter(run=run).values("pk"))
 
 
 def run_get(run_id) -> Run:
@@ -91,7 +105,7 @@ def run_steps(run: Run) -> list[StepRun]:
     """The run's steps in the workflow's topological order, each with ``attempts_count``; a mapped node once,
     with ``map_summary`` (its items counted by status), never its items."""
     steps = {s.node_id: s for s in StepRun.objects.filter(run=run, map_parent__isnull=True)
-             .annotate(attempts_count=Count("attempts"))}
+             .annotate(attempts_count=_attempts_count())}
     graph = version_graph(run.version)
     ordered = [steps[n] for n in graph.topological_order() if n in steps]
     _map_summaries(run, [s for s in ordered if graph.nodes[s.node_id].for_each is not None], graph)
@@ -134,7 +148,7 @@ def map_items(run: Run, node_id: str, *, status: str | None = None) -> QuerySet[
     qs = StepRun.objects.filter(map_parent=step)
     if status:
         qs = qs.filter(status=status)
-    return (qs.order_by("map_index").annotate(attempts_count=Count("attempts"))
+    return (qs.order_by("map_index").annotate(attempts_count=_attempts_count())
             .prefetch_related(Prefetch("attempts", Attempt.objects.order_by("number"), to_attr="attempt_rows")))
 
 
@@ -174,7 +188,7 @@ def run_timeline(run: Run) -> tuple[list[StepTimeline], list[str]]:
     now = timezone.now()
     steps = run_steps(run)
     by_step: dict[int, list[Attempt]] = {s.pk: [] for s in steps}
-    for attempt in Attempt.objects.filter(step__run=run).order_by("step_id", "number"):
+    for attempt in run_attempts(run).order_by("step_id", "number"):
         by_step.setdefault(attempt.step_id, []).append(attempt)
     out = []
     durations: dict[str, float] = {}

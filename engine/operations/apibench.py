@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from engine.operations.seed import WIDE_SLUG, WORKFLOWS, wide_run_id
+from engine.operations.seed import wide_run_id
+from engine.operations.seed_workflows import WIDE_SLUG, WORKFLOWS
 
 WARM_UP = 5
 

@@ -14,7 +14,7 @@ import json
 import random
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -23,9 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from engine.core import statements
-from engine.core.versions import version_graph
-from engine.models import Workflow, WorkflowVersion
-from engine.services.workflows import workflow_save
+from engine.operations.seed_workflows import ERRORS, WIDE_SLUG, Node, Plan, seed_plans
 
 SQL = statements.load(__file__, "sql/seed.sql")
 TABLES = ("engine_run", "engine_steprun", "engine_attempt", "engine_event", "engine_journalentry")
@@ -47,62 +45,16 @@ MS = timedelta(milliseconds=1)
 WORKERS = [f"weft-worker-{h}:{pid}" for h in range(1, 4) for pid in (18231, 18232, 21407, 30115)]
 USERS = ("alice", "bob", "chandra", "dmitri")
 ENDPOINT = "6c1f4ad2-5f43-4b7e-a0de-51d2c0a7b001"  # a webhook endpoint's id, as its runs' triggers name it
-ERRORS = {  # node type -> (error type, message) of a failed attempt
-    "http": ("HttpStatusError", "HTTP 503 from https://api.example.com/v2/orders: Service Unavailable"),
-    "llm": ("LLMRateLimited", "429 from the model provider: rate limit reached for gpt-4o-mini"),
-    "python": ("ValueError", "invoice total does not match its lines (expected 1280.00, got 1208.00)"),
-    "noop": ("RuntimeError", "worker lost its database connection"),
-}
 TRACEBACK = ('Traceback (most recent call last):\n  File "/app/engine/worker/run.py", line 92, in node_run\n'
              "    result = impl.run(ctx, dict(config))\n{error_type}: {message}\n")
 # How long a node of each type runs, in seconds (uniform between the two).
 DURATION = {"http": (0.05, 1.2), "llm": (0.6, 9.0), "python": (0.01, 2.5), "noop": (0.0005, 0.003)}
-TYPES = ("http", "llm", "python", "noop")
-# slug, share of runs, shape (upstream node indexes of each node), trigger kinds and their weights
-WORKFLOWS = (
-    ("seed-support-triage", 30, "fan", {"webhook": 6, "api": 3, "manual": 1}),
-    ("seed-invoice-sync", 25, "chain", {"schedule": 5, "api": 4, "manual": 1}),
-    ("seed-lead-enrichment", 15, "chain", {"event": 7, "api": 2, "manual": 1}),
-    ("seed-webhook-ingest", 15, "diamond", {"webhook": 9, "manual": 1}),
-    ("seed-nightly-report", 10, "fan", {"schedule": 19, "manual": 1}),
-    ("seed-research-digest", 5, "diamond", {"manual": 6, "api": 4}),
-)
-SHAPES = {
-    "chain": [[], [0], [1], [2], [3], [4], [5], [6], [7], [8]],
-    "fan": [[], [0], [1], [1], [1], [1], [2, 3, 4, 5], [6], [7], [7]],
-    "diamond": [[], [0], [1], [1], [2], [3], [4, 5], [6], [7], [8]],
-}
-WIDE_SLUG, WIDE_STEPS = "seed-wide", 1000
-
-
-@dataclass
-class Node:
-    id: str
-    type: str
-    queue: str
-    upstream: tuple[int, ...]
-    descendants: frozenset[int]
-    output: str  # JSON
-    journal: tuple[str, ...]  # the keys of its journal entries
-    reply: str = "null"  # JSON: a model call's message
-    logs_ok: str = "[]"  # an attempt's log lines (JSON, with %f for their times): succeeded, failed
-    logs_failed: str = "[]"
-
-
-@dataclass
-class Plan:
-    """A seeded workflow: its versions (oldest first), its nodes in topological order, its runs' triggers."""
-
-    slug: str
-    workflow_id: int
-    versions: list[int]
-    nodes: list[Node]
-    triggers: dict[str, int]
-    outputs: str = "null"  # JSON: a succeeded run's outputs (its sinks')
 
 
 @dataclass
 class Seeded:
+    """What a seed wrote: runs, rows per table, seconds spent writing and in VACUUM (ANALYZE)."""
+
     runs: int = 0
     rows: dict[str, int] = field(default_factory=lambda: {t: 0 for t in TABLES})
     copy_s: float = 0.0
@@ -111,91 +63,6 @@ class Seeded:
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
-
-
-def _definition(slug: str, shape: list[list[int]], version: int) -> dict:
-    nodes, edges = [], []
-    for i, upstream in enumerate(shape):
-        kind = TYPES[i % len(TYPES)] if i else "http"
-        nid = f"{kind}_{i}"
-        config = {
-            "http": {"url": f"https://api.example.com/v2/{slug}/{i}", "method": "GET"},
-            "llm": {"prompt": f"Summarise for {slug} (v{version}): {{{{ inputs }}}}", "provider": "auto"},
-            "python": {"function": "weft.take_note", "kwargs": {"title": f"step {i}", "text": "{{ inputs }}"}},
-            "noop": {},
-        }[kind]
-        nodes.append({"id": nid, "type": kind, "config": config, "retry": {"max_attempts": 3}})
-        edges += [{"source": nodes[u]["id"], "target": nid} for u in upstream]
-    return {"name": slug.replace("-", " ").title(), "slug": slug, "nodes": nodes, "edges": edges}
-
-
-def _wide_definition() -> dict:
-    nodes = [{"id": "root", "type": "noop"}] + [{"id": f"m{i}", "type": "noop"} for i in range(WIDE_STEPS - 2)]
-    nodes.append({"id": "join", "type": "noop"})
-    edges = ([{"source": "root", "target": f"m{i}"} for i in range(WIDE_STEPS - 2)]
-             + [{"source": f"m{i}", "target": "join"} for i in range(WIDE_STEPS - 2)])
-    return {"name": "Seed wide", "slug": WIDE_SLUG, "nodes": nodes, "edges": edges}
-
-
-def _output(node_type: str, i: int) -> str:
-    return json.dumps({
-        "http": {"status": 200, "body": {"id": 1000 + i, "items": [{"sku": "A-1", "qty": 2}], "next": None}},
-        "llm": {"text": "The customer asks for a refund of a duplicate charge; tone: frustrated.",
-                "model": "gpt-4o-mini", "finish_reason": "stop"},
-        "python": {"note": f"step {i}", "saved": True},
-        "noop": {},
-    }[node_type])
-
-
-def _journal_keys(node_type: str, i: int) -> tuple[str, ...]:
-    if node_type == "llm":
-        return ("completion",)
-    if node_type == "python" and i % 2:
-        return (f"fetch-{i}", f"store-{i}")
-    return ()
-
-
-def _plan(slug: str, definitions: list[dict], triggers: dict[str, int]) -> Plan:
-    versions = []
-    workflow = Workflow.objects.filter(slug=slug).first()
-    if workflow is None:
-        for d in definitions:
-            workflow, version, _ = workflow_save(definition=d, note="seed")
-            versions.append(version.pk)
-    else:  # seeded before: the same workflow and versions
-        versions = list(WorkflowVersion.objects.filter(workflow=workflow).order_by("number").values_list("pk",
-                                                                                                         flat=True))
-    graph = version_graph(versions[-1])
-    order = graph.topological_order()
-    index = {n: i for i, n in enumerate(order)}
-    nodes = []
-    for i, nid in enumerate(order):
-        spec = graph.nodes[nid]
-        output = _output(spec.type, i)
-        error_type, message = ERRORS[spec.type]
-        nodes.append(Node(id=nid, type=spec.type, queue=spec.queue,
-                          upstream=tuple(index[e.source] for e in graph.in_edges(nid)),
-                          descendants=frozenset(index[d] for d in graph.descendants(nid)),
-                          output=output, journal=_journal_keys(spec.type, i),
-                          reply=json.dumps({"role": "assistant", "content": json.loads(output).get("text", "")}),
-                          logs_ok=_log_lines(nid, "response 200"), logs_failed=_log_lines(nid, message)))
-    outputs = json.dumps({s: json.loads(nodes[index[s]].output) for s in graph.sinks()})
-    return Plan(slug=slug, workflow_id=workflow.pk, versions=versions, nodes=nodes, triggers=triggers,
-                outputs=outputs)
-
-
-def _log_lines(node_id: str, last: str) -> str:
-    """Three log lines of an attempt, as JSON with a %f for each line's time."""
-    lines = [json.dumps({"t": 0, "level": "INFO", "msg": f"{node_id}: {text}"}).replace("%", "%%")
-             .replace('"t": 0', '"t": %.3f') for text in ("started", "request sent", last)]
-    return "[" + ", ".join(lines) + "]"
-
-
-def seed_plans() -> tuple[list[tuple[Plan, int]], Plan]:
-    """The seeded workflows (saved on first use, two versions each) with their shares, and the wide one."""
-    plans = [(_plan(slug, [_definition(slug, SHAPES[shape], v) for v in (1, 2)], triggers), share)
-             for slug, share, shape, triggers in WORKFLOWS]
-    return plans, _plan(WIDE_SLUG, [_wide_definition()], {"manual": 1})
 
 
 # -- one run's rows -----------------------------------------------------------------------------
@@ -390,7 +257,6 @@ def _ids(cur, table: str, n: int) -> list[int]:
 
 
 def _rows_build(specs: list[RunSpec], step_ids: list[int], broker_ids: list[int], rng: random.Random) -> Rows:
-    """The chunk's rows (no database: it runs in a thread while the previous chunk is copied)."""
     rows = Rows()
     k = 0
     for spec, broker_id in zip(specs, broker_ids, strict=True):
@@ -400,28 +266,34 @@ def _rows_build(specs: list[RunSpec], step_ids: list[int], broker_ids: list[int]
     return rows
 
 
-def _rows_copy(rows: Rows, seeded: Seeded) -> None:
-    """One transaction: the ids of the chunk's attempts, events and journal entries, and COPY table by table."""
-    with transaction.atomic(), connection.cursor() as cur:
-        for table in ("engine_attempt", "engine_event", "engine_journalentry"):
-            table_rows = rows.by_table[table]
-            for row, row_id in zip(table_rows, _ids(cur, table, len(table_rows)), strict=True):
-                row[0] = row_id
-        for table in TABLES:
-            with cur.copy(f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN") as copy:
-                for row in rows.by_table[table]:
-                    copy.write_row(row)
-            seeded.rows[table] += len(rows.by_table[table])
-    seeded.runs += len(rows.by_table["engine_run"])
+def _chunk_write(specs: list[RunSpec], step_ids: list[int], broker_ids: list[int], rng: random.Random,
+                 ) -> dict[str, int]:
+    """A chunk's rows, built and copied in one transaction on this thread's own connection: the ids of its
+    attempts, events and journal entries drawn once they are counted, then COPY table by table. Rows per table."""
+    try:
+        rows = _rows_build(specs, step_ids, broker_ids, rng)
+        with transaction.atomic(), connection.cursor() as cur:
+            for table in ("engine_attempt", "engine_event", "engine_journalentry"):
+                table_rows = rows.by_table[table]
+                for row, row_id in zip(table_rows, _ids(cur, table, len(table_rows)), strict=True):
+                    row[0] = row_id
+            for table in TABLES:
+                with cur.copy(f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN") as copy:
+                    for row in rows.by_table[table]:
+                        copy.write_row(row)
+        return {table: len(table_rows) for table, table_rows in rows.by_table.items()}
+    finally:
+        connection.close()
 
 
 def history_seed(*, runs: int, wide_runs: int = 3, oldest: timedelta = timedelta(days=365),
-                 newest: timedelta = timedelta(0), chunk: int = 1000, seed: int = 1,
+                 newest: timedelta = timedelta(0), chunk: int = 1000, seed: int = 1, threads: int = 2,
                  progress=None) -> Seeded:
     """Write ``runs`` finished runs of the seeded workflows created between ``oldest`` and ``newest`` ago, oldest
     first (as they would have been inserted), and ``wide_runs`` succeeded runs of the 1,000-step workflow; then
-    VACUUM (ANALYZE) the tables, as autovacuum would have after a year. ``progress(seeded)`` after each chunk.
-    A chunk's rows are built in a thread while the previous chunk is copied."""
+    VACUUM (ANALYZE) the tables, as autovacuum would have after a year. Chunks of ``chunk`` runs are written by
+    ``threads`` threads, each on its own connection, so that PostgreSQL takes them on as many cores.
+    ``progress(seeded)`` after each chunk."""
     plans, wide = seed_plans()
     rng = random.Random(seed)
     now = timezone.now()
@@ -445,21 +317,27 @@ def history_seed(*, runs: int, wide_runs: int = 3, oldest: timedelta = timedelta
             yield wides
 
     seeded = Seeded()
+
+    def done(futures) -> None:
+        for future in futures:
+            for table, n in future.result().items():
+                seeded.rows[table] += n
+            seeded.runs = seeded.rows["engine_run"]
+            if progress:
+                progress(seeded)
+
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        building = None
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending: set = set()
         for specs in chunks():
             with connection.cursor() as cur:
                 step_ids = _ids(cur, "engine_steprun", sum(len(s.plan.nodes) for s in specs))
                 broker_ids = _ids(cur, "django_q_ormq", len(specs))  # each run's first step came by the broker
-            following = pool.submit(_rows_build, specs, step_ids, broker_ids, random.Random(rng.random()))
-            if building is not None:
-                _rows_copy(building.result(), seeded)
-                if progress:
-                    progress(seeded)
-            building = following
-        if building is not None:
-            _rows_copy(building.result(), seeded)
+            pending.add(pool.submit(_chunk_write, specs, step_ids, broker_ids, random.Random(rng.random())))
+            if len(pending) > threads:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done(finished)
+        done(wait(pending).done)
     seeded.copy_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     with connection.cursor() as cur:

@@ -11,7 +11,8 @@ from django.core.management import call_command
 from django.db import connection
 
 from engine.models import Attempt, Event, JournalEntry, Run, StepRun
-from engine.operations.seed import TABLES, WIDE_SLUG, WIDE_STEPS, history_seed
+from engine.operations.seed import TABLES, history_seed
+from engine.operations.seed_workflows import WIDE_SLUG, WIDE_STEPS
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
 from engine.states import STEP_NEXT, StepStatus

@@ -101,11 +101,14 @@ def run_get(run_id) -> Run:
         raise NotFound(f"run {run_id} does not exist") from None
 
 
-def run_steps(run: Run) -> list[StepRun]:
+def run_steps(run: Run, *, only: tuple[str, ...] = ()) -> list[StepRun]:
     """The run's steps in the workflow's topological order, each with ``attempts_count``; a mapped node once,
-    with ``map_summary`` (its items counted by status), never its items."""
-    steps = {s.node_id: s for s in StepRun.objects.filter(run=run, map_parent__isnull=True)
-             .annotate(attempts_count=_attempts_count())}
+    with ``map_summary`` (its items counted by status), never its items. ``only``: the columns to load (and
+    the id, node id and waiting detail), every one without."""
+    steps = StepRun.objects.filter(run=run, map_parent__isnull=True).annotate(attempts_count=_attempts_count())
+    if only:
+        steps = steps.only("node_id", "waiting_detail", *only)
+    steps = {s.node_id: s for s in steps}
     graph = version_graph(run.version)
     ordered = [steps[n] for n in graph.topological_order() if n in steps]
     _map_summaries(run, [s for s in ordered if graph.nodes[s.node_id].for_each is not None], graph)
@@ -186,9 +189,10 @@ def run_timeline(run: Run) -> tuple[list[StepTimeline], list[str]]:
     critical path is the chain of steps whose durations add up most.
     """
     now = timezone.now()
-    steps = run_steps(run)
+    steps = run_steps(run, only=("node_type", "queue", "status"))
     by_step: dict[int, list[Attempt]] = {s.pk: [] for s in steps}
-    for attempt in run_attempts(run).order_by("step_id", "number"):
+    timed = run_attempts(run).only("step_id", "number", "outcome", "worker", "queued_at", "started_at", "finished_at")
+    for attempt in timed.order_by("step_id", "number"):  # not their logs, metrics or tracebacks
         by_step.setdefault(attempt.step_id, []).append(attempt)
     out = []
     durations: dict[str, float] = {}

@@ -66,8 +66,9 @@ def runs_filter(
     started_before: datetime | None = None,
     trigger: str | None = None,
 ) -> QuerySet[Run]:
-    """Runs, newest first, filtered by workflow slug, status, start (creation) time and trigger kind."""
-    qs = Run.objects.select_related("workflow", "version", "created_by")
+    """Runs, newest first, filtered by workflow slug, status, start (creation) time and trigger kind; with their
+    workflow, version (its number, not its definition) and creator."""
+    qs = Run.objects.select_related("workflow", "version", "created_by").defer("version__definition")
     if workflow:  # the workflow's id first (an InitPlan): its runs are then read newest first from its index
         qs = qs.filter(workflow_id=Subquery(Workflow.objects.filter(slug=workflow).values("pk")))
     if status:

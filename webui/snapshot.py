@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from engine.core.versions import version_graph
 from engine.integrations.llm_providers import run_usage
-from engine.models import Attempt, Run, StepRun
+from engine.models import Run, StepRun
 from engine.nodes.repeat import definition_repeat_risks
-from engine.services.queries import run_critical_path
+from engine.services.queries import run_attempts, run_critical_path
 
 STEP_FIELDS = (
     "node_id", "node_type", "queue", "status", "attempt", "error", "waiting_reason", "waiting_detail",
@@ -72,7 +72,7 @@ def run_snapshot(run_id) -> dict:
             "outcome": a["outcome"],
             "worker": a["worker"],
         }
-        for a in Attempt.objects.filter(step__run_id=run.pk)
+        for a in run_attempts(run)
         .values("step__node_id", "number", "queued_at", "started_at", "finished_at", "outcome", "worker")
         .order_by("step_id", "number")
     ]

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 
 from engine.integrations.llm_providers import estimate_cost
-from engine.models import JournalEntry
+from engine.models import JournalEntry, StepRun
 
 BUDGET_SCHEMA = {
     "type": "object",
@@ -78,13 +78,14 @@ def check(ctx, *, node_budget: dict | None, model: str, messages: list[dict], to
     if not (run_budget or node_budget):
         return
     mine = journaled_usage(step_id=ctx.step_id)
+    run_steps = StepRun.objects.filter(run_id=ctx.run_id).values("pk")
     prompt = len(json.dumps(messages, default=str)) // 4 + (len(json.dumps(tools)) // 4 if tools else 0)
     if mine:
         prompt = max(prompt, int(mine[-1][1].get("prompt_tokens") or 0))
     completion = max_output or max((int(u.get("completion_tokens") or 0) for _, u in mine), default=0)
     next_cost = estimate_cost(model, prompt, completion) or 0.0
     for scope, limits, spent in (("node", node_budget, spend_of(mine) if node_budget else None),
-                                 ("run", run_budget, spend_of(journaled_usage(step__run_id=ctx.run_id))
+                                 ("run", run_budget, spend_of(journaled_usage(step__any_of=run_steps))
                                   if run_budget else None)):
         if spent is None:
             continue

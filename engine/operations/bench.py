@@ -16,22 +16,22 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.conf import settings
 from django.db import connection
 
 import weft
-from engine import statements
 from engine.core.dbretry import connect
 from engine.models import Run, Schedule, StepRun
 from engine.operations.health import VACUUMED_TABLES
+from engine.operations.seed import history_seed
 from engine.services.scheduler import run_cancel, run_start
 from engine.services.workflows import workflow_save
 from engine.states import RUN_TERMINAL
 
 WORKLOADS = ("floor", "start", "chain", "fanout", "many", "map", "limited", "isolation", "recovery", "idle",
              "schedules", "prune")
-SQL = statements.load(__file__, "sql/bench.sql")
 # The durability of the workflows a sample saves (run_workload): strict ones are named bench-<x>, relaxed ones
 # bench-<x>-relaxed, so that switching does not make a new version of the same workflow each time.
 _DURABILITY: contextvars.ContextVar[str] = contextvars.ContextVar("bench_durability", default="strict")
@@ -356,28 +356,21 @@ def settle(*, analyze: bool, timeout: float = 30.0) -> None:
         vacuum(analyze_only=True)
 
 
-def _seed_finished(runs: int, *, days: int = 400) -> None:
-    template, _ = run_start(workflow=_save("bench-pruned", [_noop(f"s{i}") for i in range(10)],
-                                           [(f"s{i}", f"s{i + 1}") for i in range(9)]))
-    _wait([template.pk])
-    with connection.cursor() as cur:
-        statements.execute(cur, SQL["seed_finished_runs"], {"run": template.pk, "runs": runs, "days": days})
-    vacuum(analyze_only=True)  # as autovacuum would after a day's history
-
-
 def prune(runs: int = 20_000) -> Sample:
-    """Seed ``runs`` finished 10-step runs 400 days old and prune them: runs deleted per second. Then seed as many
-    again and run ``chain`` alone and while a prune deletes them: the ratio of the two per-step times."""
+    """Seed ``runs`` finished runs of about ten steps (``bench seed``'s), 400 days old, and prune them: runs deleted
+    per second. Then seed as many again and run ``chain`` alone and while a prune deletes them: the ratio of the
+    two per-step times."""
     from datetime import timedelta
 
     from engine.services.retention import prune as prune_runs
 
     old = timedelta(days=399)
-    _seed_finished(runs)
+    seed = partial(history_seed, runs=runs, wide_runs=0, oldest=timedelta(days=401), newest=timedelta(days=400))
+    seed()
     t0 = time.monotonic()
     deleted = prune_runs(older_than=old)
     took = time.monotonic() - t0
-    _seed_finished(runs)
+    seed()
     alone = chain().per_step_ms
     pruning = threading.Thread(target=lambda: (prune_runs(older_than=old), connection.close()))
     pruning.start()

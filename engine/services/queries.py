@@ -11,6 +11,7 @@ from datetime import datetime
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from engine.core.versions import version_graph
@@ -65,10 +66,11 @@ def runs_filter(
     started_before: datetime | None = None,
     trigger: str | None = None,
 ) -> QuerySet[Run]:
-    """Runs, newest first, filtered by workflow slug, status, start (creation) time and trigger kind."""
-    qs = Run.objects.select_related("workflow", "version", "created_by")
-    if workflow:
-        qs = qs.filter(workflow__slug=workflow)
+    """Runs, newest first, filtered by workflow slug, status, start (creation) time and trigger kind; with their
+    workflow, version (its number, not its definition) and creator."""
+    qs = Run.objects.select_related("workflow", "version", "created_by").defer("version__definition")
+    if workflow:  # the workflow's id first (an InitPlan): its runs are then read newest first from its index
+        qs = qs.filter(workflow_id=Subquery(Workflow.objects.filter(slug=workflow).values("pk")))
     if status:
         qs = qs.filter(status=status)
     if started_after:
@@ -80,6 +82,19 @@ def runs_filter(
     return qs
 
 
+def _attempts_count() -> Coalesce:
+    """A step's attempts, counted through the (step, number) index one step at a time: as a join of the run's
+    steps with the attempts, a 1,000-step run's were found by scanning every attempt while the table was
+    small (tests/engine/test_seeded_plans.py)."""
+    return Coalesce(Subquery(Attempt.objects.filter(step=OuterRef("pk")).order_by().values("step")
+                             .annotate(n=Count("pk")).values("n")), 0)
+
+
+def run_attempts(run: Run) -> QuerySet[Attempt]:
+    """The run's attempts, found by its steps' ids through the (step, number) index (``any_of``)."""
+    return Attempt.objects.filter(step__any_of=StepRun.objects.filter(run=run).values("pk"))
+
+
 def run_get(run_id) -> Run:
     try:
         return Run.objects.select_related("workflow", "version", "created_by", "parent_step").get(pk=run_id)
@@ -87,11 +102,14 @@ def run_get(run_id) -> Run:
         raise NotFound(f"run {run_id} does not exist") from None
 
 
-def run_steps(run: Run) -> list[StepRun]:
+def run_steps(run: Run, *, only: tuple[str, ...] = ()) -> list[StepRun]:
     """The run's steps in the workflow's topological order, each with ``attempts_count``; a mapped node once,
-    with ``map_summary`` (its items counted by status), never its items."""
-    steps = {s.node_id: s for s in StepRun.objects.filter(run=run, map_parent__isnull=True)
-             .annotate(attempts_count=Count("attempts"))}
+    with ``map_summary`` (its items counted by status), never its items. ``only``: the columns to load (and
+    the id, node id and waiting detail), every one without."""
+    steps = StepRun.objects.filter(run=run, map_parent__isnull=True).annotate(attempts_count=_attempts_count())
+    if only:
+        steps = steps.only("node_id", "waiting_detail", *only)
+    steps = {s.node_id: s for s in steps}
     graph = version_graph(run.version)
     ordered = [steps[n] for n in graph.topological_order() if n in steps]
     _map_summaries(run, [s for s in ordered if graph.nodes[s.node_id].for_each is not None], graph)
@@ -134,7 +152,7 @@ def map_items(run: Run, node_id: str, *, status: str | None = None) -> QuerySet[
     qs = StepRun.objects.filter(map_parent=step)
     if status:
         qs = qs.filter(status=status)
-    return (qs.order_by("map_index").annotate(attempts_count=Count("attempts"))
+    return (qs.order_by("map_index").annotate(attempts_count=_attempts_count())
             .prefetch_related(Prefetch("attempts", Attempt.objects.order_by("number"), to_attr="attempt_rows")))
 
 
@@ -192,8 +210,7 @@ def run_critical_path(run: Run) -> list[str]:
     It is the chain of steps, along the definition's edges, whose weights (``_weights``: time spent
     executing) add up most; ties go to the chain with more steps, then to the one first in topological
     order (``Graph.critical_path``). Empty before any attempt started."""
-    rows = Attempt.objects.filter(step__run=run).values_list(
-        "step__node_id", "step__map_parent__node_id", "started_at", "finished_at")
+    rows = run_attempts(run).values_list("step__node_id", "step__map_parent__node_id", "started_at", "finished_at")
     return _critical_path(run, _weights(rows, timezone.now()))
 
 
@@ -209,11 +226,11 @@ def run_timeline(run: Run) -> tuple[list[StepTimeline], list[str]]:
     one still running), so time spent waiting in a queue or for a retry does not count.
     """
     now = timezone.now()
-    steps = run_steps(run)
+    steps = run_steps(run, only=("node_type", "queue", "status"))
     by_step: dict[int, list[Attempt]] = {s.pk: [] for s in steps}
     rows = []
-    for attempt in (Attempt.objects.filter(step__run=run).select_related("step__map_parent")
-                    .order_by("step_id", "number")):
+    timed = run_attempts(run).select_related("step__map_parent")
+    for attempt in timed.order_by("step_id", "number"):
         by_step.setdefault(attempt.step_id, []).append(attempt)
         parent = attempt.step.map_parent
         rows.append((attempt.step.node_id, parent.node_id if parent else None, attempt.started_at,

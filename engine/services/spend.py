@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from engine.models import Run, Workflow
+from engine.models import Run, StepRun, Workflow
 from engine.nodes.budget import Spend, journaled_usage
 
 
@@ -26,10 +26,12 @@ def _figures(spend: Spend) -> dict:
 
 def run_spend(run: Run) -> dict:
     """The run's model calls: totals, by model, and its budget (the definition's ``budget``, or None)."""
-    return {**_summary(journaled_usage(step__run_id=run.pk)), "budget": run.version.definition.get("budget")}
+    steps = StepRun.objects.filter(run=run).values("pk")
+    return {**_summary(journaled_usage(step__any_of=steps)), "budget": run.version.definition.get("budget")}
 
 
 def workflow_spend(workflow: Workflow, *, days: int = 30) -> dict:
     """The model calls of the workflow's runs created in the last ``days`` days: totals and by model."""
     since = timezone.now() - timedelta(days=days)
-    return _summary(journaled_usage(step__run__workflow=workflow, step__run__created_at__gte=since))
+    runs = Run.objects.filter(workflow=workflow, created_at__gte=since).values("pk")
+    return _summary(journaled_usage(step__any_of=StepRun.objects.filter(run__any_of=runs).values("pk")))

@@ -1,5 +1,6 @@
 """``manage.py bench WORKLOAD [--runs N] [--durability strict|relaxed|both] [--json]``: measure Weft on real workers
-(docs/benchmarks.md)."""
+(docs/benchmarks.md). ``bench seed --runs N`` fills the database with a year of history instead, and ``bench api``
+times the API and pages on it; neither starts workers."""
 
 from __future__ import annotations
 
@@ -9,22 +10,34 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from engine.operations import bench
+from engine.operations.apibench import api_measure
+from engine.operations.seed import history_seed
+
+# Workloads on the database alone: no workers, no commit floor, not in `all`.
+DATABASE_WORKLOADS = ("seed", "api")
 
 
 class Command(BaseCommand):
     help = "Run a benchmark workload on warm workers this command starts; prints medians with min and max."
 
     def add_arguments(self, parser):
-        parser.add_argument("workload", choices=[*bench.WORKLOADS, "all"])
-        parser.add_argument("--runs", type=int, default=5, help="repetitions (default 5)")
+        parser.add_argument("workload", choices=[*bench.WORKLOADS, *DATABASE_WORKLOADS, "all"])
+        parser.add_argument("--runs", type=int, default=None,
+                            help="repetitions (default 5); seed: the runs to write (default 10,000); api: the requests "
+                                 "timed per endpoint (default 200)")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object per workload")
         parser.add_argument("--durability", choices=["strict", "relaxed", "both"], default="strict",
                             help="the durability of the workflows measured (docs/reliability.md); both: strict and "
                                  "relaxed samples in turn, each reported, and relaxed's per-step time over strict's")
 
     def handle(self, *args, workload, runs, as_json, durability, **options):
-        if runs < 1:
+        if runs is not None and runs < 1:
             raise CommandError("--runs must be at least 1", returncode=2)
+        if workload == "seed":
+            return self._seed(runs or 10_000, as_json)
+        if workload == "api":
+            return self._api(runs or 200, as_json)
+        runs = runs or 5
         names = [w for w in bench.WORKLOADS if w != "floor"] if workload == "all" else [workload]
         modes = ["strict", "relaxed"] if durability == "both" else [durability]
         floor = bench.floor_ms()
@@ -73,3 +86,32 @@ class Command(BaseCommand):
         if "per_step_ratio_to_strict" in result:
             self.stdout.write(f"  per step   {result['per_step_ratio_to_strict']}x strict's median "
                               f"({per_step['median']:.2f} against {strict_step['median']:.2f} ms)")
+
+    def _seed(self, runs: int, as_json: bool) -> None:
+        def progress(seeded):
+            if not as_json and seeded.runs % 10_000 < 1_000:
+                self.stderr.write(f"  {seeded.runs:,} runs, {seeded.total_rows:,} rows")
+
+        seeded = history_seed(runs=runs, progress=progress)
+        result = {"workload": "seed", "runs": seeded.runs, "rows": seeded.rows, "total_rows": seeded.total_rows,
+                  "copy_s": round(seeded.copy_s, 1), "rows_per_s": round(seeded.total_rows / seeded.copy_s),
+                  "vacuum_analyze_s": round(seeded.analyze_s, 1)}
+        if as_json:
+            self.stdout.write(json.dumps(result))
+            return
+        self.stdout.write(f"seed: {seeded.runs:,} runs, {seeded.total_rows:,} rows in {seeded.copy_s:.1f} s: "
+                          f"{result['rows_per_s']:,} rows/s; then VACUUM (ANALYZE) {seeded.analyze_s:.1f} s")
+        for table, n in seeded.rows.items():
+            self.stdout.write(f"  {table:<20} {n:>12,}")
+
+    def _api(self, requests: int, as_json: bool) -> None:
+        for t in api_measure(requests=requests):
+            result = {"workload": "api", "endpoint": t.endpoint.name, "path": t.endpoint.path, "requests": requests,
+                      "p50_ms": t.p50_ms, "p95_ms": t.p95_ms, "max_ms": t.max_ms, "target_p95_ms": t.endpoint.target_ms,
+                      "met": t.met, "queries": t.queries}
+            if as_json:
+                self.stdout.write(json.dumps(result))
+                continue
+            self.stdout.write(f"{t.endpoint.name:<36} p50 {t.p50_ms:>8.1f} ms  p95 {t.p95_ms:>8.1f} ms  "
+                              f"(target < {t.endpoint.target_ms:g} ms: {'met' if t.met else 'NOT met'})  "
+                              f"{t.queries} queries")

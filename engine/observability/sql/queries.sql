@@ -37,10 +37,9 @@ SELECT s.node_id,
        count(*) FILTER (WHERE a.outcome = ANY(%(failed_outcomes)s)) AS failed_attempts,
        count(DISTINCT s.id) FILTER (WHERE s.status = %(step_failed)s) AS failed_steps,
        mode() WITHIN GROUP (ORDER BY a.error_type) FILTER (WHERE a.outcome = ANY(%(failed_outcomes)s))
-FROM engine_attempt a
-JOIN engine_steprun s ON s.id = a.step_id
-JOIN engine_run r ON r.id = s.run_id
-WHERE r.workflow_id = %(workflow)s AND r.created_at >= %(since)s
+FROM engine_steprun s
+JOIN engine_attempt a ON a.step_id = s.id
+WHERE s.run_id = ANY(ARRAY(SELECT id FROM engine_run WHERE workflow_id = %(workflow)s AND created_at >= %(since)s))
 GROUP BY s.node_id
 HAVING count(*) FILTER (WHERE a.outcome = ANY(%(failed_outcomes)s)) > 0
 ORDER BY failed_steps DESC, failed_attempts DESC, s.node_id
@@ -51,10 +50,9 @@ LIMIT 10
 SELECT date_trunc(%(bucket)s, coalesce(a.queued_at, a.started_at)) AS at,
        count(*), count(*) FILTER (WHERE a.number > 1),
        count(*) FILTER (WHERE a.outcome = ANY(%(failed_outcomes)s))
-FROM engine_attempt a
-JOIN engine_steprun s ON s.id = a.step_id
-JOIN engine_run r ON r.id = s.run_id
-WHERE r.workflow_id = %(workflow)s AND r.created_at >= %(since)s
+FROM engine_steprun s
+JOIN engine_attempt a ON a.step_id = s.id
+WHERE s.run_id = ANY(ARRAY(SELECT id FROM engine_run WHERE workflow_id = %(workflow)s AND created_at >= %(since)s))
 GROUP BY 1
 
 -- name: runs_per_bucket

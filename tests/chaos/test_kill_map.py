@@ -28,7 +28,9 @@ ITEMS = int(os.environ.get("WEFT_CHAOS_MAP_ITEMS", "500"))
 @pytest.mark.timeout(1500)
 def test_sigkill_mid_map_loses_no_item_and_repeats_no_effect(workers):
     rng = random.Random(int(os.environ.get("WEFT_CHAOS_SEED", "20261203")))
-    with EffectServer() as server:
+    # Each item's response comes 0.1 s after its effect: the map lasts long enough for kills between the kills'
+    # pauses, and a kill can land between an effect and its answer (the call is then made again with its key).
+    with EffectServer(delay_s=float(os.environ.get("WEFT_CHAOS_MAP_DELAY_S", "0.1"))) as server:
         wf = workflow_save(definition=definition("chaos-map", [
             node("source", kwargs={"xs": "{{ inputs.xs }}"}),
             {**node("each", "tests.http_effect", kwargs={"url": server.url},

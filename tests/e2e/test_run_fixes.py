@@ -75,7 +75,9 @@ def test_a_run_that_cannot_move_says_why_in_the_dialog(ui, workers):
     ui.goto(f"{ui.base}/runs/{run.pk}/steps/b/")
     ui.locator('[data-drawer-node="b"]').get_by_role("button", name="Retry", exact=True).click()
     dialog = ui.get_by_role("dialog")
-    expect(dialog.get_by_label("the current version (v2)")).to_be_disabled()
+    # The choice appears once the dialog has read the version comparison from the API: on a loaded machine that
+    # can take longer than an assertion's default 5 s.
+    expect(dialog.get_by_label("the current version (v2)")).to_be_disabled(timeout=30_000)
     expect(dialog.locator("[data-version-problems]")).to_contain_text("v2 has no node `b`")
 
 

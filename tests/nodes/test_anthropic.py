@@ -15,7 +15,7 @@ from tests.nodes.conftest import LLM_KEY
 from tests.nodes.test_agent import effect_tool, start
 from tests.nodes.test_llm import run_nodes
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]  # slow: the anthropic SDK takes seconds to import
 
 MODEL = "claude-sonnet-4-5-20250929"
 

@@ -14,6 +14,8 @@ from tests.nodes.test_llm import llm_node, run_nodes
 
 pytestmark = pytest.mark.django_db
 
+# The anthropic SDK takes seconds to import: its cases are slow (make test runs them, make test-fast does not).
+ANTHROPIC = pytest.param("anthropic", marks=pytest.mark.slow)
 TEXT = "Weft streams this reply one word at a time to whoever watches the run"
 
 
@@ -36,7 +38,7 @@ def texts(published, key: str) -> list[str]:
     return [m["text"] for m in published if m["key"] == key]
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("provider", ["openai", ANTHROPIC])
 def test_an_llm_reply_streams_and_the_journal_keeps_the_finished_one(provider, allow_loopback, llm_key, chat_server,
                                                                       messages_server, published, drain):
     if provider == "openai":
@@ -62,7 +64,7 @@ def test_an_llm_reply_streams_and_the_journal_keeps_the_finished_one(provider, a
     assert {(m["node_id"], m["attempt"]) for m in published} == {("ask", 1)}
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("provider", ["openai", ANTHROPIC])
 def test_a_streamed_agent_gets_its_tool_calls_whole(provider, allow_loopback, llm_key, chat_server, messages_server,
                                                     tool_server, published, drain):
     if provider == "openai":

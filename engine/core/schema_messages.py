@@ -63,6 +63,15 @@ def _missing_key(err: ValidationError) -> str | None:
     return None
 
 
+# Validators whose message is a bound on a number: "must be at least 3".
+_BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "greater than",
+           "exclusiveMaximum": "less than", "multipleOf": "a multiple of"}
+# Validators whose message is a bound on a size: "must have at most 3 items" (a minimum of one: "must not be empty").
+_SIZES = {"minLength": ("be at least", "character"), "maxLength": ("be at most", "character"),
+          "minItems": ("have at least", "item"), "maxItems": ("have at most", "item"),
+          "minProperties": ("have at least", "field"), "maxProperties": ("have at most", "field")}
+
+
 def _count(n: int, what: str) -> str:
     return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
@@ -89,24 +98,13 @@ def describe(err: ValidationError, *, base: Iterable[Any] = (), whole: str = "th
         return f"{name} must be one of {_one_of(list(value))}"
     elif v == "const":
         return f"{name} must be {_code(value)}"
-    elif v == "minimum":
-        return f"{name} must be at least {value}"
-    elif v == "maximum":
-        return f"{name} must be at most {value}"
-    elif v == "exclusiveMinimum":
-        return f"{name} must be greater than {value}"
-    elif v == "exclusiveMaximum":
-        return f"{name} must be less than {value}"
-    elif v == "multipleOf":
-        return f"{name} must be a multiple of {value}"
-    elif v == "minLength":
-        return f"{name} must not be empty" if value == 1 else f"{name} must be at least {_count(value, 'character')}"
-    elif v == "maxLength":
-        return f"{name} must be at most {_count(value, 'character')}"
-    elif v == "minItems":
-        return f"{name} must not be empty" if value == 1 else f"{name} must have at least {_count(value, 'item')}"
-    elif v == "maxItems":
-        return f"{name} must have at most {_count(value, 'item')}"
+    elif v in _BOUNDS:
+        return f"{name} must be {_BOUNDS[v]} {value}"
+    elif v in _SIZES:
+        verb, unit = _SIZES[v]
+        if value == 1 and v.startswith("min"):
+            return f"{name} must not be empty"
+        return f"{name} must {verb} {_count(value, unit)}"
     elif v == "uniqueItems" and value:
         return f"{name} must not list the same item twice"
     elif v == "minProperties":

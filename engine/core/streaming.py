@@ -18,8 +18,7 @@ class TextStream:
     def __init__(self, *, run_id, node_id: str, attempt: int, key: str):
         self.run_id, self.node_id, self.attempt, self.key = str(run_id), node_id, attempt, key
         self.text = ""
-        self.sent = 0  # how much of text was published
-        self.at = 0.0  # when it was
+        self.at = 0.0  # when the text was last published
 
     def add(self, piece: str) -> None:
         if not piece:
@@ -35,4 +34,4 @@ class TextStream:
     def _publish(self, *, done: bool) -> None:
         events.publish_text(self.run_id, node_id=self.node_id, attempt=self.attempt, key=self.key, text=self.text,
                             done=done)
-        self.sent, self.at = len(self.text), time.monotonic()
+        self.at = time.monotonic()

@@ -19,6 +19,11 @@ was meant for: a web process that started, or whose listener reconnected, while 
 on their way to its sockets took those messages from it. Here a listener takes only what it can deliver:
 messages for this process's own specific channels, and for shared (non-specific) channels.
 
+Upstream also takes the queued messages before it LISTENs: a message written in between was neither taken nor
+notified, and waited in the table until the next listener started (a socket that connected as its process
+started missed the first events after it). Here the listener LISTENs first, then takes what was queued; a
+message written in between is both taken and notified, and its notification is dropped.
+
 All of this leans on the layer's private methods; tests/webui/test_channels_postgres_internals.py fails when an
 upgrade changes them.
 """
@@ -26,7 +31,9 @@ upgrade changes them.
 from __future__ import annotations
 
 import asyncio
+import base64
 
+import psycopg
 from channels_postgres.core import ASYNCIO_EVENT_CHANNEL_MAPPING
 from channels_postgres.core import PostgresChannelLayer as _UpstreamLayer
 from channels_postgres.db import MESSAGE_TABLE, utc_now
@@ -74,8 +81,27 @@ class PostgresChannelLayer(_UpstreamLayer):
         return running, True
 
     async def listen_to_all_channels(self) -> None:
+        """Upstream's listener, LISTENing before it takes the queued messages (see the module doc)."""
         try:
-            await super().listen_to_all_channels()
+            conninfo = psycopg.conninfo.make_conninfo(conninfo="", **self.db_params)
+            async with await psycopg.AsyncConnection.connect(conninfo=conninfo, autocommit=True) as connection:
+                await connection.execute("LISTEN channels_postgres_messages;")
+                taken = set()
+                for message_id, channel, message, expire in sorted(await self._take_queued_messages(),
+                                                                    key=lambda row: int(row[0])):
+                    taken.add(message_id)
+                    payload = f"{message_id}:{channel}:{base64.b64encode(message).decode()}:{expire}"
+                    self._get_or_create_queue(channel).put_nowait(payload)
+                self.listener_task_is_running.set()
+                async for event in connection.notifies():
+                    if event.payload == "1:shutdown":
+                        break
+                    message_id, channel = event.payload.split(":", 2)[:2]
+                    if message_id in taken:
+                        taken.discard(message_id)  # written while the queue was being taken: already queued
+                        continue
+                    if self._channel_advisory_locks.get(channel, False):
+                        self._get_or_create_queue(channel).put_nowait(event.payload)
         finally:
             self._listener_loop = None
             if self.listener_task_is_running is not None:

@@ -129,3 +129,40 @@ def test_a_message_events_writes_reaches_a_channel_the_layer_added_to_the_group(
         assert await asyncio.wait_for(received, 10) == message
 
     run_async(scenario)
+
+
+@live_database
+def test_messages_written_while_the_listener_starts_arrive_once_each(live_layer, monkeypatch):
+    """One message committed after the listener LISTENs but before it takes the queued ones (taken and notified),
+    one committed after the take (notified only): each reaches the channel once (webui/channel_layer.py)."""
+    group = events.run_group("5d1c2a43-8d8e-4f43-9b8a-3f9b1c2d4e5f")
+    first, second = ({"type": "weft.events", "run": "r", "events": [{"seq": n, "type": "run.running"}]} for n in (1, 2))
+
+    def send(message) -> None:
+        from django.db import connection
+
+        try:
+            events._postgres_group_send(live_layer, [group], message)
+        finally:
+            connection.close()
+
+    take = live_layer._take_queued_messages
+
+    async def take_between_two_messages():
+        await database_sync_to_async(send)(first)
+        rows = await take()
+        await database_sync_to_async(send)(second)
+        return rows
+
+    monkeypatch.setattr(live_layer, "_take_queued_messages", take_between_two_messages)
+    monkeypatch.setattr(live_layer.django_db, "retrieve_non_expired_queued_messages", take_between_two_messages)
+
+    async def scenario():
+        channel = await live_layer.new_channel()
+        await live_layer.group_add(group, channel)
+        assert await asyncio.wait_for(live_layer.receive(channel), 10) == first
+        assert await asyncio.wait_for(live_layer.receive(channel), 10) == second
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(live_layer.receive(channel), 1)
+
+    run_async(scenario)

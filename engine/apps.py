@@ -12,3 +12,9 @@ class EngineConfig(AppConfig):
         from engine.core import children, concurrency, outcomes, registry  # noqa: F401
 
         registry.load_builtin_and_configured()
+
+        from django.db.backends.signals import connection_created
+
+        from engine.dbtypes import timestamps_use_native_loader
+
+        connection_created.connect(timestamps_use_native_loader, dispatch_uid="weft-timestamps")

@@ -19,7 +19,9 @@ DEFAULT_QUEUES: dict[str, dict] = {
     "slow": {"workers": 2, "timeout": 6 * 3600, "poll": 0.5},
 }
 
-QUEUE_KEYS = {"workers", "timeout", "poll", "queue_limit", "retry", "max_attempts", "durability"}
+QUEUE_KEYS = {"workers", "timeout", "poll", "queue_limit", "retry", "max_attempts", "durability", "recycle"}
+# django-q2 replaces a worker process after this many tasks (its own default).
+DEFAULT_RECYCLE = 500
 # A queue's default durability for workflows that name none (engine.core.durability; docs/reliability.md).
 DURABILITIES = ("strict", "relaxed")
 
@@ -63,6 +65,9 @@ def _check_queue(name: str, cfg: object) -> dict:
             raise ConfigError(f"{where}.{key}", f"must be a positive integer, got {out[key]!r}")
     if not isinstance(out["poll"], (int, float)) or not 0.01 <= out["poll"] <= 60:
         raise ConfigError(f"{where}.poll", f"must be seconds between 0.01 and 60, got {out['poll']!r}")
+    out.setdefault("recycle", DEFAULT_RECYCLE)
+    if not isinstance(out["recycle"], int) or isinstance(out["recycle"], bool) or out["recycle"] < 1:
+        raise ConfigError(f"{where}.recycle", f"must be a positive integer, got {out['recycle']!r}")
     out.setdefault("durability", "strict")
     if out["durability"] not in DURABILITIES:
         raise ConfigError(f"{where}.durability", f"must be one of {', '.join(DURABILITIES)}, got {out['durability']!r}")
@@ -89,6 +94,7 @@ def q_cluster_settings(queues: dict[str, dict], *, orm_alias: str = "default", l
             "poll": cfg["poll"],
             "queue_limit": cfg["queue_limit"],
             "max_attempts": cfg.get("max_attempts", 0),
+            "recycle": cfg.get("recycle", DEFAULT_RECYCLE),
         }
 
     main = one(queues["default"])

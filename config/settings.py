@@ -338,6 +338,9 @@ WEFT_RECOVERY_INTERVAL_S = env_float("WEFT_RECOVERY_INTERVAL_S", 1.0, minimum=0.
 # Finished runs older than this many days are deleted, with everything that belongs to them, once a day by the
 # recovery loop (engine.services.retention); 0 keeps everything.
 WEFT_RETENTION_DAYS = env_int("WEFT_RETENTION_DAYS", 30, minimum=0)
+# Seconds between the recovery loop's tallies of finished runs per status, which the weft_runs gauge adds the
+# newer runs to (engine.observability.run_tally).
+WEFT_RUN_TALLY_S = env_int("WEFT_RUN_TALLY_S", 60, minimum=1)
 # The longest the schedule loop sleeps between its checks (it wakes at a known due time sooner).
 WEFT_SCHEDULE_POLL_S = env_float("WEFT_SCHEDULE_POLL_S", 1.0, minimum=0.01)
 # Limits (engine/core/limits.py): the longest the admission timer sleeps while steps wait for a limit, and how
@@ -360,6 +363,8 @@ WEFT_MAX_LOG_LINES = env_int("WEFT_MAX_LOG_LINES", 1000, minimum=1)
 WEFT_LOG_FLUSH_S = env_float("WEFT_LOG_FLUSH_S", 2.0)
 # How often the text of a streamed model reply goes to the run view while the model writes it (engine.core.streaming).
 WEFT_STREAM_INTERVAL_S = env_float("WEFT_STREAM_INTERVAL_S", 0.1, minimum=0.0)
+# The longest a node tested from the editor runs before the test answers that it timed out (engine.services.node_tests).
+WEFT_NODE_TEST_TIMEOUT_S = env_float("WEFT_NODE_TEST_TIMEOUT_S", 30.0, minimum=0.1)
 WEFT_MAX_OUTPUT_BYTES = env_int("WEFT_MAX_OUTPUT_BYTES", 1_048_576, minimum=1024)
 # Largest workflow definition and run inputs (bytes of JSON); larger ones are refused with a clear error.
 WEFT_MAX_DEFINITION_BYTES = env_int("WEFT_MAX_DEFINITION_BYTES", 1_048_576, minimum=1024)

@@ -118,11 +118,15 @@ class Run(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="run_status_created"),
-            models.Index(fields=["workflow", "-created_at"], name="run_workflow_created"),
+            # A workflow's runs newest first; with what its analytics read of them, so that they read the index only.
+            models.Index(fields=["workflow", "-created_at"], name="run_workflow_recent",
+                         include=["status", "last_seq", "started_at", "finished_at", "id"]),
             models.Index(fields=["-created_at"], name="run_created"),
             models.Index(KeyTextTransform("kind", "trigger"), F("created_at").desc(), name="run_trigger_created"),
             # Retention deletes the oldest finished runs first.
             models.Index(fields=["finished_at"], name="run_finished", condition=Q(finished_at__isnull=False)),
+            # The weft_runs gauge counts the unfinished runs without reading the finished ones.
+            models.Index(fields=["status"], name="run_unfinished", condition=Q(finished_at__isnull=True)),
             # Run concurrency: the runs of a (workflow, key) running, and those waiting, oldest first.
             models.Index(fields=["workflow", "concurrency_key", "started_at"], name="run_concurrency_running",
                          condition=Q(status=RunStatus.RUNNING, concurrency_key__isnull=False)),
@@ -136,12 +140,15 @@ class Run(models.Model):
 
     @property
     def waiting(self) -> dict | None:
-        """Why a run that has not started waits: for a run of its concurrency key to finish. None otherwise."""
-        if self.status != RunStatus.PENDING or self.concurrency_key is None:
-            return None
-        of = f"of key {self.concurrency_key!r}" if self.concurrency_key else "of this workflow"
-        return {"reason": "concurrency", "key": self.concurrency_key,
-                "message": f"waiting for a run {of} to finish"}
+        return run_waiting(self.status, self.concurrency_key)
+
+
+def run_waiting(status: str, concurrency_key: str | None) -> dict | None:
+    """Why a run that has not started waits: for a run of its concurrency key to finish. None otherwise."""
+    if status != RunStatus.PENDING or concurrency_key is None:
+        return None
+    of = f"of key {concurrency_key!r}" if concurrency_key else "of this workflow"
+    return {"reason": "concurrency", "key": concurrency_key, "message": f"waiting for a run {of} to finish"}
 
 
 class StepRun(models.Model):
@@ -590,3 +597,36 @@ class EventDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} -> {self.step_id}#{self.attempt}"
+
+
+class AnalyticsDay(models.Model):
+    """A workflow's analytics figures from its runs created on one UTC day (engine.services.analytics): the
+    attempts per node and per day they were queued, and the model calls and their cost. Kept once every run of
+    that day has finished, and used while the day's runs are still what they were then: as many, with the same
+    sum of their last event numbers (any transition adds events; a prune or a deletion removes runs), and while
+    the prices are those it was priced with."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    runs = models.IntegerField()
+    seq_sum = models.BigIntegerField()
+    figures = models.JSONField()
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workflow", "day"], name="analyticsday_workflow_day")]
+
+    def __str__(self) -> str:
+        return f"analytics of workflow {self.workflow_id} on {self.day}"
+
+
+class RunTally(models.Model):
+    """How many runs of a terminal status had finished before ``as_of`` (engine.observability.run_tally): with
+    the runs unfinished or finished since, it gives the ``weft_runs`` gauge without counting every run."""
+
+    status = models.CharField(max_length=16, primary_key=True)
+    runs = models.BigIntegerField()
+    as_of = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.runs} runs {self.status} before {self.as_of}"

@@ -10,9 +10,9 @@ from rest_framework.response import Response
 from api.converters import SLUG, NodeIdConverter
 from api.serializers import SpendSerializer
 from api.views.base import ApiView, parse_query
-from engine.observability.queries import MAX_LOG_LINES, run_logs_search, workflow_analytics
+from engine.observability.queries import MAX_LOG_LINES, run_logs_search
 from engine.services import queries
-from engine.services.spend import workflow_spend
+from engine.services.analytics import workflow_analytics
 from engine.services.workflows import workflow_get
 
 RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="run id")
@@ -124,5 +124,4 @@ class WorkflowAnalyticsApi(ApiView):
         query = parse_query(AnalyticsQuerySerializer, request.query_params)
         workflow = workflow_get(slug)
         analytics = workflow_analytics(workflow, days=query["days"])
-        analytics["spend"] = workflow_spend(workflow, days=query["days"])
         return Response(AnalyticsSerializer(analytics).data)

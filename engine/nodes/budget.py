@@ -49,11 +49,20 @@ class Spend:
         return self.prompt_tokens + self.completion_tokens
 
     def add(self, model: str, usage: dict) -> None:
-        prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-        self.prompt_tokens += prompt
-        self.completion_tokens += completion
-        self.cost_usd += estimate_cost(model or "", prompt, completion) or 0.0
-        self.calls += 1
+        self.count(model or "", int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+    def count(self, model: str, prompt: int, completion: int, calls: int = 1) -> None:
+        """``calls`` calls of ``model``, each with these token counts, priced with WEFT_LLM_PRICES."""
+        self.prompt_tokens += prompt * calls
+        self.completion_tokens += completion * calls
+        self.cost_usd += (estimate_cost(model, prompt, completion) or 0.0) * calls
+        self.calls += calls
+
+    def merge(self, other: Spend) -> None:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost_usd += other.cost_usd
+        self.calls += other.calls
 
 
 def journaled_usage(**filters) -> list[tuple[str, dict]]:

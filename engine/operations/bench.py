@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from django.conf import settings
@@ -24,6 +24,7 @@ from django.db import connection
 import weft
 from engine.core.dbretry import connect
 from engine.models import Run, Schedule, StepRun
+from engine.operations.benchcost import cost_per_step, cost_read
 from engine.operations.health import VACUUMED_TABLES
 from engine.operations.seed import history_seed
 from engine.services.scheduler import run_cancel, run_start
@@ -52,6 +53,12 @@ class Sample:
     per_step_ms: float | None = None
     steps_per_s: float | None = None
     extra: dict = field(default_factory=dict)
+    steps: int | None = None  # the steps a workload with a per-step time ran; its costs below are per one of them
+    commits_per_step: float | None = None  # this database's transactions that wrote (benchcost.py)
+    wal_bytes_per_step: float | None = None
+    workers_cpu_ms_per_step: float | None = None  # the runworkers process tree
+    postgres_cpu_ms_per_step: float | None = None  # this database's server processes and the shared ones
+    bench_cpu_ms_per_step: float | None = None  # this process: starting runs, polling for their end
 
 
 def summary(values: list[float]) -> dict | None:
@@ -144,6 +151,12 @@ def _wall_s(runs: list[Run]) -> float:
     return (max(r.finished_at for r in runs) - min(r.created_at for r in runs)).total_seconds()
 
 
+def _stepped(steps: int, wall: float) -> Sample:
+    """A sample of ``steps`` steps run in ``wall`` seconds: its per-step time and rate, and its step count (for
+    its cost per step)."""
+    return Sample(per_step_ms=wall * 1000 / steps, steps_per_s=steps / wall, extra={"wall_s": wall}, steps=steps)
+
+
 # -- workloads ----------------------------------------------------------------------------------
 
 
@@ -165,7 +178,7 @@ def chain(n: int = 30) -> Sample:
     wf = _save("bench-chain", [_noop(f"s{i}") for i in range(n)], [(f"s{i}", f"s{i + 1}") for i in range(n - 1)])
     run, _ = run_start(workflow=wf)
     wall = _wall_s(_wait([run.pk]))
-    return Sample(per_step_ms=wall * 1000 / n, steps_per_s=n / wall, extra={"wall_s": wall})
+    return _stepped(n, wall)
 
 
 def fanout(width: int = 1000) -> Sample:
@@ -174,7 +187,7 @@ def fanout(width: int = 1000) -> Sample:
     run, _ = run_start(workflow=_save("bench-fanout", nodes, edges))
     wall = _wall_s(_wait([run.pk]))
     steps = width + 2
-    return Sample(per_step_ms=wall * 1000 / steps, steps_per_s=steps / wall, extra={"wall_s": wall})
+    return _stepped(steps, wall)
 
 
 def many(runs: int = 200, length: int = 5) -> Sample:
@@ -183,7 +196,7 @@ def many(runs: int = 200, length: int = 5) -> Sample:
     ids = [run_start(workflow=wf)[0].pk for _ in range(runs)]
     wall = _wall_s(_wait(ids))
     steps = runs * length
-    return Sample(per_step_ms=wall * 1000 / steps, steps_per_s=steps / wall, extra={"wall_s": wall})
+    return _stepped(steps, wall)
 
 
 def map_items(items: int = 5000) -> Sample:
@@ -191,7 +204,7 @@ def map_items(items: int = 5000) -> Sample:
     wf = _save("bench-map", [{**_noop("each"), "for_each": "{{ inputs.xs }}"}], [])
     run, _ = run_start(workflow=wf, inputs={"xs": list(range(items))})
     wall = _wall_s(_wait([run.pk]))
-    return Sample(per_step_ms=wall * 1000 / items, steps_per_s=items / wall, extra={"wall_s": wall})
+    return _stepped(items, wall)
 
 
 def limited(runs: int = 100, length: int = 3, concurrency: int = 4) -> Sample:
@@ -207,7 +220,7 @@ def limited(runs: int = 100, length: int = 3, concurrency: int = 4) -> Sample:
     ids = [run_start(workflow=wf, inputs={"k": str(i % 2)})[0].pk for i in range(runs)]
     wall = _wall_s(_wait(ids))
     steps = runs * length
-    return Sample(per_step_ms=wall * 1000 / steps, steps_per_s=steps / wall, extra={"wall_s": wall})
+    return _stepped(steps, wall)
 
 
 def _fast_latencies(count: int) -> list[float]:
@@ -392,17 +405,39 @@ def warm(durabilities: list[str]) -> None:
             _DURABILITY.reset(token)
 
 
-def run_workload(name: str, *, analyze: bool = True, durability: str = "strict") -> Sample:
+GROWN_STEPS = 3000
+
+
+def grow(steps: int = GROWN_STEPS) -> int:
+    """Before measuring, grow Weft's tables to ``steps`` steps if they hold fewer (``many`` runs, unmeasured), then
+    ANALYZE and replan (a few more runs). PostgreSQL plans a statement for the table sizes of its last ANALYZE
+    and keeps the plan: the foreign-key checks every insert makes (each backend plans them once) and the workers'
+    prepared statements. Planned on a new database's empty tables, they scan whole tables instead of reading an
+    index, and cost more with every row a sample adds: `many`'s first samples on a new database took 1.5-1.7 ms
+    of PostgreSQL CPU a step against 0.7 on the same tables planned at 3,000 steps. A database in use is past
+    this: autovacuum ANALYZEs its tables as they grow. Returns the steps added."""
+    added = 0
+    while StepRun.objects.all()[:steps].count() < steps:
+        added += many().steps
+    if added:
+        vacuum(analyze_only=True)
+        many(runs=4)
+    return added
+
+
+def run_workload(name: str, *, analyze: bool = True, durability: str = "strict",
+                 workers_pid: int | None = None) -> Sample:
     """One sample of workload ``name`` with workflows of that ``durability``; ``analyze``: ANALYZE Weft's tables
-    first (see ``settle``)."""
+    first (see ``settle``). A workload that runs a known number of steps also gets their cost per step
+    (benchcost.py), its workers' CPU from the process tree under ``workers_pid``."""
     token = _DURABILITY.set(durability)
     try:
-        return _run_workload(name, analyze=analyze)
+        return _run_workload(name, analyze=analyze, workers_pid=workers_pid)
     finally:
         _DURABILITY.reset(token)
 
 
-def _run_workload(name: str, *, analyze: bool) -> Sample:
+def _run_workload(name: str, *, analyze: bool, workers_pid: int | None) -> Sample:
     if name == "floor":
         ms = floor_ms()
         return Sample(per_step_ms=ms, steps_per_s=1000 / ms)
@@ -410,4 +445,8 @@ def _run_workload(name: str, *, analyze: bool) -> Sample:
     workloads = {"start": start, "chain": chain, "fanout": fanout, "many": many, "map": map_items,
                  "limited": limited, "isolation": isolation, "recovery": recovery, "idle": idle,
                  "schedules": schedules, "prune": prune}
-    return workloads[name]()
+    before = cost_read(workers_pid=workers_pid)
+    sample = workloads[name]()
+    if not sample.steps:
+        return sample
+    return replace(sample, **cost_per_step(before, cost_read(workers_pid=workers_pid), steps=sample.steps))

@@ -6,6 +6,7 @@ import logging
 
 from engine import statements
 from engine.core.queues import queue_stats
+from engine.observability.run_tally import runs_by_status
 from engine.states import RunStatus, StepStatus
 
 SQL = statements.load(__file__, "sql/gauges.sql")
@@ -24,8 +25,7 @@ class DatabaseCollector:
         try:
             stats = queue_stats()
             with connection.cursor() as cur:
-                statements.execute(cur, SQL["runs_by_status"], {})
-                runs = dict(cur.fetchall())
+                runs = runs_by_status(cur)
                 statements.execute(cur, SQL["steps_waiting_by_reason"], {"waiting": StepStatus.WAITING})
                 waiting = dict(cur.fetchall())
         except DatabaseError:

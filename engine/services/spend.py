@@ -3,19 +3,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.utils import timezone
-
-from engine.models import Run, StepRun, Workflow
+from engine.models import Run, StepRun
 from engine.nodes.budget import Spend, journaled_usage
 
 
-def _summary(rows: list[tuple[str, dict]]) -> dict:
-    total, by_model = Spend(), {}
-    for model, usage in rows:
-        total.add(model, usage)
-        by_model.setdefault(model, Spend()).add(model, usage)
+def calls_summary(calls) -> dict:
+    """Totals and by model of ``calls``: (model, prompt tokens, completion tokens, how many such calls)."""
+    by_model: dict[str, Spend] = {}
+    for model, prompt, completion, n in calls:
+        by_model.setdefault(model, Spend()).count(model, prompt, completion, n)
+    return models_summary(by_model)
+
+
+def models_summary(by_model: dict[str, Spend]) -> dict:
+    """Totals and by model of each model's calls, tokens and cost."""
+    total = Spend()
+    for spend in by_model.values():
+        total.merge(spend)
     return {**_figures(total), "by_model": [{"model": model, **_figures(s)} for model, s in sorted(by_model.items())]}
 
 
@@ -27,11 +31,6 @@ def _figures(spend: Spend) -> dict:
 def run_spend(run: Run) -> dict:
     """The run's model calls: totals, by model, and its budget (the definition's ``budget``, or None)."""
     steps = StepRun.objects.filter(run=run).values("pk")
-    return {**_summary(journaled_usage(step__any_of=steps)), "budget": run.version.definition.get("budget")}
-
-
-def workflow_spend(workflow: Workflow, *, days: int = 30) -> dict:
-    """The model calls of the workflow's runs created in the last ``days`` days: totals and by model."""
-    since = timezone.now() - timedelta(days=days)
-    runs = Run.objects.filter(workflow=workflow, created_at__gte=since).values("pk")
-    return _summary(journaled_usage(step__any_of=StepRun.objects.filter(run__any_of=runs).values("pk")))
+    calls = [(model, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), 1)
+             for model, usage in journaled_usage(step__any_of=steps)]
+    return {**calls_summary(calls), "budget": run.version.definition.get("budget")}

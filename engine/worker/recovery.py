@@ -27,6 +27,7 @@ from engine.core.runtx import RunTx, StepRef
 from engine.core.versions import version_graph
 from engine.models import Attempt, StepRun
 from engine.observability import hooks as observe
+from engine.observability.run_tally import PeriodicRunTally
 from engine.services.retention import DailyRetention
 from engine.states import RUN_TERMINAL, RunStatus, StepStatus
 
@@ -161,13 +162,14 @@ def reenqueue_orphans() -> int:
 
 class RecoveryLoop(threading.Thread):
     """Runs ``recover_once`` every WEFT_RECOVERY_INTERVAL_S while holding the advisory lock, and with it the daily
-    retention (a batch a pass while one is under way)."""
+    retention (a batch a pass while one is under way) and the run tally (every WEFT_RUN_TALLY_S)."""
 
     def __init__(self):
         super().__init__(name="weft-recovery", daemon=True)
         self.stopping = threading.Event()
         self.is_leader = False
         self.retention = DailyRetention()
+        self.run_tally = PeriodicRunTally()
 
     def run(self) -> None:
         interval = settings.WEFT_RECOVERY_INTERVAL_S
@@ -180,6 +182,7 @@ class RecoveryLoop(threading.Thread):
                     busy = recover_once() if self.is_leader else 0
                     if self.is_leader:
                         self.retention.step()  # one batch a pass at most: pruning never crowds out recovery
+                        self.run_tally.step()
                     if failing:
                         log.warning("recovery: database reachable again after %d failed pass(es)", failing)
                         failing = 0

@@ -23,11 +23,11 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from engine.models import Event, Run, StepRun
+from engine.operations.webserver import WebServer
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
 from tests.conftest import chain, wait_for
 from tests.support.browsers import Browsers
-from tests.support.webserver import WebServer
 
 pytestmark = [pytest.mark.workers, pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
 

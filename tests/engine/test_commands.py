@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 
 import psutil
 import pytest
+from django.db import connection
 
 from engine.models import Run, Workflow
 from engine.services.scheduler import run_start
@@ -44,7 +46,7 @@ def test_workflow_import_of_invalid_definition_lists_every_error_and_saves_nothi
     path.write_text(json.dumps(d))
     out = manage(worker_env, "workflow", "import", str(path))
     assert out.returncode == 2
-    assert "used twice" in out.stderr and "nope" in out.stderr and "zz" in out.stderr
+    assert "two nodes have this id" in out.stderr and "nope" in out.stderr and "zz" in out.stderr
     assert not Workflow.objects.filter(slug="cli-bad").exists()
     bad_json = manage(worker_env, "workflow", "import", "-", stdin="{not json")
     assert bad_json.returncode == 2 and "not valid JSON" in bad_json.stderr
@@ -147,6 +149,7 @@ def test_bench_prints_the_figures_it_promises_as_json(worker_env):
     """`manage.py bench` (docs/benchmarks.md): real workers, one JSON object per workload, medians with min and
     max and the ratio to the commit floor measured in the same invocation; with ``--durability both``, one for
     strict and one for relaxed workflows, the relaxed one with its ratio to strict's. No figure is judged here."""
+    inspectable = wal_inspectable()
     result = manage(worker_env, "bench", "chain", "--runs", "2", "--durability", "both", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     strict, relaxed = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
@@ -158,6 +161,15 @@ def test_bench_prints_the_figures_it_promises_as_json(worker_env):
         assert figures["floor_ms"] > 0
         ratio = figures["per_step_ms"]["median"] / figures["floor_ms"]  # both rounded in the JSON
         assert figures["per_step_ratio_to_floor"] == pytest.approx(ratio, rel=0.01)
+        cpu = ("workers_cpu_ms_per_step", "postgres_cpu_ms_per_step", "bench_cpu_ms_per_step")
+        wal = ("commits_per_step", "wal_bytes_per_step")
+        for key in (*cpu, *wal) if inspectable else cpu:  # a step's cost: medians with min and max over the two samples
+            assert set(figures[key]) == {"median", "min", "max"}
+            # /proc counts the workers' and PostgreSQL's CPU in ticks of 10 ms: a 30-step sample's can be none
+            floor = 0 if key in cpu[:2] else 1e-9
+            assert floor <= figures[key]["min"] <= figures[key]["median"] <= figures[key]["max"], key
+        if not inspectable:
+            assert figures["commits_per_step"] is None and figures["wal_bytes_per_step"] is None
     assert "per_step_ratio_to_strict" not in strict
     assert relaxed["per_step_ratio_to_strict"] == pytest.approx(
         relaxed["per_step_ms"]["median"] / strict["per_step_ms"]["median"], rel=0.01)
@@ -167,3 +179,34 @@ def test_bench_prints_the_figures_it_promises_as_json(worker_env):
         assert runs.count() == 3
     bad = manage(worker_env, "bench", "chain", "--runs", "0")
     assert bad.returncode == 2 and "--runs must be at least 1" in bad.stderr
+
+
+def test_bench_prints_what_a_step_costs(worker_env):
+    """A workload with a per-step time also prints its commits, WAL bytes and CPU per step (docs/benchmarks.md):
+    the CPU figures are above zero for 200 runs of five no-op steps (seconds of CPU, many 10-ms ticks of /proc's),
+    and so are the bench database's commits and WAL where the server has pg_walinspect (elsewhere they are n/a,
+    and the bench says why)."""
+    inspectable = wal_inspectable()
+    result = manage(worker_env, "bench", "many", "--runs", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("  cost "))
+    match = re.fullmatch(r"  cost +([\d.]+|n/a) commits/step, ([\d,]+|n/a) WAL bytes/step; CPU/step: workers "
+                         r"([\d.]+) ms, postgres ([\d.]+) ms, bench ([\d.]+) ms", line)
+    assert match, line
+    commits, wal_bytes, workers, postgres, bench = (None if g == "n/a" else float(g.replace(",", ""))
+                                                    for g in match.groups())
+    assert workers > 0 and postgres > 0 and bench > 0
+    if inspectable:
+        assert commits >= 1  # a chained step's success is a transaction of its own
+        assert wal_bytes > 0
+    else:  # says why, and goes on with the rest
+        assert commits is None and wal_bytes is None
+        assert "commits and WAL bytes per step will not be measured: pg_walinspect" in result.stderr
+
+
+def wal_inspectable() -> bool:
+    """Whether the server has pg_walinspect (PostgreSQL's contrib; the embedded server of `make test-embedded` has
+    none): without it `bench` prints n/a for commits and WAL bytes a step."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_walinspect')")
+        return cur.fetchone()[0]

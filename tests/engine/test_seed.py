@@ -91,4 +91,5 @@ def test_bench_seed_then_bench_api_print_their_figures_as_json():
                                                     "/metrics", "queues page", "workflow analytics API (30 days)"}
     for line in lines:
         assert line["requests"] == 2 and 0 < line["p50_ms"] <= line["p95_ms"] and line["queries"] > 0
+        assert 0 < line["cpu_p50_ms"]
         assert line["target_p95_ms"] in (50, 100, 150, 200)

@@ -41,6 +41,10 @@ def test_metrics_after_a_known_run_and_readiness_without_the_slow_cluster(worker
     run, _ = run_start(workflow=workflow, inputs={})
     hung = wait_for(lambda: StepRun.objects.filter(run=run, node_id="killed", status="running", attempt=1)
                     .exclude(worker="").first(), timeout=30, message="the first attempt of 'killed' to run")
+    # the claim commits before the worker counts the attempt started: kill it only once it has
+    wait_for(lambda: delta(before, scrape(client), "weft_steps_started_total", queue="default",
+                           node_type="python") == 2,
+             timeout=30, message="the worker to count 'killed' started")
     os.kill(worker_pid(hung), signal.SIGKILL)  # its lease expires; recovery counts the attempt lost and retries
     wait_for(lambda: Run.objects.get(pk=run.pk).status in ("succeeded", "failed"), timeout=60,
              message="the run to finish")

@@ -1,6 +1,6 @@
 """``manage.py bench WORKLOAD [--runs N] [--durability strict|relaxed|both] [--json]``: measure Weft on real workers
-(docs/benchmarks.md). ``bench seed --runs N`` fills the database with a year of history instead, and ``bench api``
-times the API and pages on it; neither starts workers."""
+(docs/benchmarks.md). ``bench seed --runs N`` fills the database with a year of history instead, ``bench api``
+times the API and pages on it, and ``bench ui`` measures the run view in Chromium; none starts workers."""
 
 from __future__ import annotations
 
@@ -11,10 +11,26 @@ from django.core.management.base import BaseCommand, CommandError
 
 from engine.operations import bench
 from engine.operations.apibench import api_measure
+from engine.operations.benchcost import cost_prepare
 from engine.operations.seed import history_seed
+from engine.operations.uibench import summary as ui_summary
+from engine.operations.uibench import ui_measure
 
 # Workloads on the database alone: no workers, no commit floor, not in `all`.
-DATABASE_WORKLOADS = ("seed", "api")
+DATABASE_WORKLOADS = ("seed", "api", "ui")
+# What a step costs, measured around the samples of the workloads with a per-step time (bench.Sample).
+COSTS = ("commits_per_step", "wal_bytes_per_step", "workers_cpu_ms_per_step", "postgres_cpu_ms_per_step",
+         "bench_cpu_ms_per_step")
+
+
+def _cost_line(costs: dict) -> str:
+    """The medians: `1.02 commits/step, 1,840 WAL bytes/step; CPU/step: workers 0.61 ms, postgres 0.48 ms, ...`."""
+    def median(key: str, fmt: str) -> str:
+        return "n/a" if costs[key] is None else format(costs[key]["median"], fmt)
+
+    cpu = [f"{kind} {median(f'{kind}_cpu_ms_per_step', '.2f')} ms" for kind in ("workers", "postgres", "bench")]
+    return (f"{median('commits_per_step', '.2f')} commits/step, {median('wal_bytes_per_step', ',.0f')} WAL "
+            f"bytes/step; CPU/step: {', '.join(cpu)}")
 
 
 class Command(BaseCommand):
@@ -25,33 +41,40 @@ class Command(BaseCommand):
         parser.add_argument("--runs", type=int, default=None,
                             help="repetitions (default 5); seed: the runs to write (default 10,000); api: the requests "
                                  "timed per endpoint (default 200)")
+        parser.add_argument("--rate", type=float, default=100,
+                            help="ui: the events a second sent to the open run view (default 100)")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object per workload")
         parser.add_argument("--durability", choices=["strict", "relaxed", "both"], default="strict",
                             help="the durability of the workflows measured (docs/reliability.md); both: strict and "
                                  "relaxed samples in turn, each reported, and relaxed's per-step time over strict's")
 
-    def handle(self, *args, workload, runs, as_json, durability, **options):
+    def handle(self, *args, workload, runs, as_json, durability, rate, **options):
         if runs is not None and runs < 1:
             raise CommandError("--runs must be at least 1", returncode=2)
         if workload == "seed":
             return self._seed(runs or 10_000, as_json)
         if workload == "api":
             return self._api(runs or 200, as_json)
+        if workload == "ui":
+            return self._ui(runs or 5, rate, as_json)
         runs = runs or 5
         names = [w for w in bench.WORKLOADS if w != "floor"] if workload == "all" else [workload]
         modes = ["strict", "relaxed"] if durability == "both" else [durability]
         floor = bench.floor_ms()
         bench.cancel_leftovers()
         bench.vacuum()
-        with bench.BenchWorkers():
+        if unmeasured := cost_prepare():
+            self.stderr.write(f"commits and WAL bytes per step will not be measured: {unmeasured}")
+        with bench.BenchWorkers() as workers:
             time.sleep(3)  # clusters up
             bench.warm(modes)  # imports, connections, graph caches
+            bench.grow()  # plans made for tables of some size, not a new database's empty ones
             for name in names:
                 samples: dict[str, list] = {mode: [] for mode in modes}
                 for i in range(runs):  # in turn, so that both see the same machine
                     for mode in modes:
                         samples[mode].append(bench.run_workload(name, analyze=i == 0 and mode == modes[0],
-                                                                durability=mode))
+                                                                durability=mode, workers_pid=workers.proc.pid))
                 floor = min(floor, bench.floor_ms()) if name == "floor" else floor
                 for mode in modes:
                     self._report(name, runs, samples[mode], floor, as_json, durability=mode,
@@ -66,6 +89,9 @@ class Command(BaseCommand):
                   "steps_per_s": per_s, "floor_ms": round(floor, 4),
                   "per_step_ratio_to_floor": round(per_step["median"] / floor, 2) if per_step else None,
                   **extra}
+        costs = {key: bench.summary([getattr(s, key) for s in samples]) for key in COSTS}
+        if any(costs.values()):
+            result.update(costs)
         strict_step = bench.summary([s.per_step_ms for s in strict]) if strict else None
         if per_step and strict_step:  # medians of the samples taken in turn in this invocation
             result["per_step_ratio_to_strict"] = round(per_step["median"] / strict_step["median"], 3)
@@ -80,6 +106,8 @@ class Command(BaseCommand):
         if per_s:
             self.stdout.write(f"  steps/s    median {per_s['median']:.1f} (min {per_s['min']:.1f}, "
                               f"max {per_s['max']:.1f})")
+        if any(costs.values()):
+            self.stdout.write(f"  cost       {_cost_line(costs)}")
         for key, s in extra.items():
             if s:
                 self.stdout.write(f"  {key:<10} median {s['median']} (min {s['min']}, max {s['max']})")
@@ -108,10 +136,24 @@ class Command(BaseCommand):
         for t in api_measure(requests=requests):
             result = {"workload": "api", "endpoint": t.endpoint.name, "path": t.endpoint.path, "requests": requests,
                       "p50_ms": t.p50_ms, "p95_ms": t.p95_ms, "max_ms": t.max_ms, "target_p95_ms": t.endpoint.target_ms,
-                      "met": t.met, "queries": t.queries}
+                      "met": t.met, "queries": t.queries, "cpu_p50_ms": t.cpu_p50_ms}
             if as_json:
                 self.stdout.write(json.dumps(result))
                 continue
             self.stdout.write(f"{t.endpoint.name:<36} p50 {t.p50_ms:>8.1f} ms  p95 {t.p95_ms:>8.1f} ms  "
                               f"(target < {t.endpoint.target_ms:g} ms: {'met' if t.met else 'NOT met'})  "
-                              f"{t.queries} queries")
+                              f"{t.queries} queries, CPU p50 {t.cpu_p50_ms:.1f} ms")
+
+    def _ui(self, runs: int, rate: float, as_json: bool) -> None:
+        try:
+            samples = ui_measure(repetitions=runs, rate=rate)
+        except RuntimeError as exc:
+            raise CommandError(str(exc)) from exc
+        result = {"workload": "ui", "runs": runs, "rate": rate, **ui_summary(samples)}
+        if as_json:
+            self.stdout.write(json.dumps(result))
+            return
+        self.stdout.write(f"ui: the run view of a 1,000-step run in Chromium, {runs} run(s); {rate:g} events/s sent")
+        for key, s in result.items():
+            if isinstance(s, dict):
+                self.stdout.write(f"  {key:<26} median {s['median']:>8} (min {s['min']}, max {s['max']})")

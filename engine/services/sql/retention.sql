@@ -1,6 +1,6 @@
 -- name: prunable_runs
--- The runs a prune deletes: finished before the cutoff, of one workflow or of all, no child run of theirs still going (the few unfinished child runs are looked up first, through the status index, not once a run).
-SELECT run.id FROM engine_run run
+-- The runs a prune deletes (id, workflow, creation time): finished before the cutoff, of one workflow or of all, no child run of theirs still going (the few unfinished child runs are looked up first, through the status index, not once a run).
+SELECT run.id, run.workflow_id, run.created_at FROM engine_run run
 WHERE run.finished_at < %(cutoff)s AND run.status = ANY(%(run_terminal)s)
     AND (%(workflow)s::bigint IS NULL OR run.workflow_id = %(workflow)s::bigint)
     AND NOT run.id = ANY(ARRAY(SELECT p.run_id FROM engine_run c JOIN engine_steprun p ON p.id = c.parent_step_id
@@ -22,7 +22,7 @@ SELECT cardinality((SELECT runs FROM ids)),
     (SELECT count(*) FROM engine_journalentry WHERE step_id = ANY((SELECT steps FROM s)::bigint[]))
 
 -- name: prune_batch
--- Deletes up to %(batch)s of the oldest prunable runs (prunable_runs; rows another transaction holds are skipped) and everything that belongs to them: steps, attempts (their logs), events, journal entries, limit claims, the events its steps received, broker messages, channel-layer memberships of the run's group; a schedule's fire and a webhook's delivery keep their records without the run; a younger child run of theirs keeps its history but loses the link to its parent step. Returns the counts deleted. The ids travel as arrays, so each table is reached through its index whatever the planner's statistics say.
+-- Deletes up to %(batch)s of the oldest prunable runs (prunable_runs; rows another transaction holds are skipped) and everything that belongs to them: steps, attempts (their logs), events, journal entries, limit claims, the events its steps received, broker messages, channel-layer memberships of the run's group, the analytics kept for its workflow and day of creation (AnalyticsDay); a schedule's fire and a webhook's delivery keep their records without the run; a younger child run of theirs keeps its history but loses the link to its parent step. Returns the counts deleted. The ids travel as arrays, so each table is reached through its index whatever the planner's statistics say.
 WITH r AS (
     /*{prunable_runs}*/
     ORDER BY run.finished_at
@@ -56,6 +56,9 @@ WITH r AS (
 ), memberships AS (
     DELETE FROM channels_postgres_groupchannel
     WHERE group_key = ANY((SELECT array_agg(%(group_prefix)s || id::text) FROM r)::text[])
+), days AS (
+    DELETE FROM engine_analyticsday d USING (SELECT DISTINCT workflow_id, date_trunc('day', created_at) AS day FROM r) x
+    WHERE d.workflow_id = x.workflow_id AND d.day = x.day::date
 ), steps AS (
     DELETE FROM engine_steprun WHERE id = ANY((SELECT steps FROM s)::bigint[]) RETURNING 1
 ), runs AS (

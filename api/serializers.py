@@ -6,9 +6,11 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from api.flat import FlatSerializer
 from engine.core.graph import PRIORITY_MAX, PRIORITY_MIN
 from engine.integrations.credentials import MAX_ALLOWED_HOSTS
 from engine.integrations.credentials import NAME_RE as CREDENTIAL_NAME_RE
+from engine.integrations.llm_providers import estimate_cost
 from engine.models import Credential
 from engine.states import TRIGGER_KINDS, Durability, RunStatus, StepStatus
 
@@ -183,7 +185,7 @@ class RunWaitingSerializer(serializers.Serializer):
     message = serializers.CharField(help_text="waiting for a run of key 'u1' to finish")
 
 
-class RunSummarySerializer(serializers.Serializer):
+class RunSummarySerializer(FlatSerializer):
     id = serializers.UUIDField()
     workflow = serializers.CharField(source="workflow.slug")
     version = serializers.IntegerField(source="version.number")
@@ -212,7 +214,7 @@ def _span(start, end) -> float | None:
     return round(max((end - start).total_seconds(), 0.0), 6)
 
 
-class MapSummarySerializer(serializers.Serializer):
+class MapSummarySerializer(FlatSerializer):
     items = serializers.IntegerField(help_text="how many items the node's for_each yielded")
     counts = serializers.DictField(child=serializers.IntegerField(), help_text="items by status")
     failed = serializers.ListField(child=serializers.IntegerField(),
@@ -221,7 +223,7 @@ class MapSummarySerializer(serializers.Serializer):
     on_item_failure = serializers.ChoiceField(choices=["fail", "continue"])
 
 
-class StepSerializer(serializers.Serializer):
+class StepSerializer(FlatSerializer):
     node_id = serializers.CharField(help_text="the node's id; an item of a mapped node x is x[index]")
     node_type = serializers.CharField()
     queue = serializers.CharField()
@@ -252,7 +254,7 @@ class StepSerializer(serializers.Serializer):
         return None if summary is None else MapSummarySerializer(summary).data
 
 
-class ParentStepSerializer(serializers.Serializer):
+class ParentStepSerializer(FlatSerializer):
     run = serializers.UUIDField(source="run_id")
     node_id = serializers.CharField()
 
@@ -292,13 +294,13 @@ class RunSerializer(RunSummarySerializer):
     spend = RunSpendSerializer(help_text="the run's model calls, from its journal: totals and by model")
 
 
-class LogLineSerializer(serializers.Serializer):
+class LogLineSerializer(FlatSerializer):
     t = serializers.FloatField(help_text="unix time")
     level = serializers.CharField()
     msg = serializers.CharField(allow_blank=True)
 
 
-class AttemptSerializer(serializers.Serializer):
+class AttemptSerializer(FlatSerializer):
     number = serializers.IntegerField()
     outcome = serializers.CharField()
     worker = serializers.CharField(allow_blank=True)
@@ -316,7 +318,7 @@ class AttemptSerializer(serializers.Serializer):
         return _span(attempt.started_at, attempt.finished_at)
 
 
-class JournalEntrySerializer(serializers.Serializer):
+class JournalEntrySerializer(FlatSerializer):
     key = serializers.CharField()
     position = serializers.IntegerField()
     status = serializers.CharField()
@@ -327,6 +329,17 @@ class JournalEntrySerializer(serializers.Serializer):
     error_type = serializers.CharField(allow_blank=True)
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
+    cost_usd = serializers.SerializerMethodField(help_text="a model call's estimated cost, priced as the run's "
+                                                           "spend is (WEFT_LLM_PRICES); null for other entries and "
+                                                           "models without a price")
+
+    def get_cost_usd(self, entry) -> float | None:
+        result = entry.result if isinstance(entry.result, dict) else {}
+        usage = result.get("usage")
+        if entry.status != "succeeded" or not isinstance(usage, dict):
+            return None
+        return estimate_cost(str(result.get("model") or ""), int(usage.get("prompt_tokens") or 0),
+                             int(usage.get("completion_tokens") or 0))
 
 
 class StepDetailSerializer(StepSerializer):
@@ -406,6 +419,25 @@ class RunVersionCompareSerializer(serializers.Serializer):
     changes = NodeChangeSerializer(many=True, help_text="every node's changes from the run's version to the current")
 
 
+class EdgeChangeSerializer(serializers.Serializer):
+    edge = serializers.CharField(help_text="source->target")
+    change = serializers.ChoiceField(choices=[("added", "added"), ("removed", "removed"), ("changed", "changed")])
+    fields = FieldChangeSerializer(many=True, help_text="its condition and branch")
+
+
+class VersionCompareInputSerializer(serializers.Serializer):
+    definition = serializers.DictField(help_text="the definition to compare with the version: the editor's, saved or "
+                                                 "not, so any object, valid or not, is compared as it is")
+
+
+class VersionCompareSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    workflow = FieldChangeSerializer(many=True, help_text="the changed fields outside nodes and edges: name, "
+                                                          "inputs schema, concurrency, priority, durability, ...")
+    nodes = NodeChangeSerializer(many=True, help_text="every node's changes, field by field")
+    edges = EdgeChangeSerializer(many=True)
+
+
 class RerunPreviewSerializer(serializers.Serializer):
     node_ids = serializers.ListField(child=serializers.CharField(), help_text="in topological order")
 
@@ -419,7 +451,7 @@ class EventsQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, default=100, min_value=1, max_value=1000)
 
 
-class EventSerializer(serializers.Serializer):
+class EventSerializer(FlatSerializer):
     seq = serializers.IntegerField()
     type = serializers.CharField()
     node_id = serializers.CharField(allow_blank=True)
@@ -434,7 +466,7 @@ class EventsPageSerializer(serializers.Serializer):
     has_more = serializers.BooleanField(help_text="more events follow the last one returned")
 
 
-class TimelineAttemptSerializer(serializers.Serializer):
+class TimelineAttemptSerializer(FlatSerializer):
     number = serializers.IntegerField()
     outcome = serializers.CharField()
     worker = serializers.CharField(allow_blank=True)
@@ -447,7 +479,7 @@ class TimelineAttemptSerializer(serializers.Serializer):
         return _span(attempt.started_at, attempt.finished_at)
 
 
-class TimelineStepSerializer(serializers.Serializer):
+class TimelineStepSerializer(FlatSerializer):
     node_id = serializers.CharField(source="step.node_id")
     node_type = serializers.CharField(source="step.node_type")
     queue = serializers.CharField(source="step.queue")
@@ -456,7 +488,7 @@ class TimelineStepSerializer(serializers.Serializer):
     attempts = TimelineAttemptSerializer(many=True)
 
 
-class TimelineSerializer(serializers.Serializer):
+class TimelineSerializer(FlatSerializer):
     run = serializers.UUIDField()
     status = serializers.ChoiceField(choices=RunStatus.choices)
     started_at = serializers.DateTimeField(allow_null=True)
@@ -477,6 +509,12 @@ class NodeTypeSerializer(serializers.Serializer):
     default_queue = serializers.CharField()
     inline = serializers.BooleanField()
     outputs = serializers.DictField(help_text="hint of the output's shape")
+    untestable = serializers.SerializerMethodField(help_text="why the editor cannot test a node of this type on its "
+                                                             "own (it waits inside a run, or starts one); null: it can")
+
+    @extend_schema_field({"type": ["string", "null"]})
+    def get_untestable(self, obj) -> str | None:
+        return getattr(obj.cls, "untestable", None)
 
 
 class QueueStatsSerializer(serializers.Serializer):

@@ -4,7 +4,20 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api import converters  # noqa: F401  (registers the path converters)
-from api.views import catalog, credentials, grid, limits, observability, runs, schedules, steps, triggers, workflows
+from api.views import (
+    catalog,
+    credentials,
+    grid,
+    limits,
+    node_tests,
+    observability,
+    runs,
+    samples,
+    schedules,
+    steps,
+    triggers,
+    workflows,
+)
 
 STEP = "runs/<uuid:run_id>/steps/<step_id:node_id>/"
 
@@ -18,8 +31,14 @@ urlpatterns = [
     path("workflows/<wslug:slug>/versions/", workflows.WorkflowVersionsApi.as_view(), name="api-workflow-versions"),
     path("workflows/<wslug:slug>/versions/<int:number>/", workflows.WorkflowVersionApi.as_view(),
          name="api-workflow-version"),
+    path("workflows/<wslug:slug>/versions/<int:number>/compare/", workflows.WorkflowVersionCompareApi.as_view(),
+         name="api-workflow-version-compare"),
     path("workflows/<wslug:slug>/export/", workflows.WorkflowExportApi.as_view(), name="api-workflow-export"),
+    path("workflows/<wslug:slug>/nodes/test/", node_tests.NodeTestApi.as_view(), name="api-node-test"),
     path("workflows/<wslug:slug>/grid/", grid.WorkflowGridApi.as_view(), name="api-workflow-grid"),
+    path("workflows/<wslug:slug>/sample/", samples.WorkflowSampleApi.as_view(), name="api-workflow-sample"),
+    path("workflows/<wslug:slug>/template-preview/", samples.WorkflowTemplatePreviewApi.as_view(),
+         name="api-workflow-template-preview"),
     path("workflows/<wslug:slug>/runs/", runs.WorkflowRunStartApi.as_view(), name="api-workflow-runs"),
     path("workflows/<wslug:slug>/analytics/", observability.WorkflowAnalyticsApi.as_view(),
          name="api-workflow-analytics"),

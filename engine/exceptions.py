@@ -95,6 +95,12 @@ class TemplateFailed(EngineError):
     code = "template_error"
 
 
+class NodeNotTestable(EngineError):
+    """A node type that cannot run on its own from the editor (it waits inside a run, or starts one)."""
+
+    code = "not_testable"
+
+
 # Raised inside a step; turned into attempt outcomes by engine.worker.run (see engine.worker.outcome).
 
 

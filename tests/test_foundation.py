@@ -11,7 +11,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,8 @@ import psutil
 import psycopg
 import pytest
 from django.conf import settings
+
+from engine.operations.webserver import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_URL = "postgresql://root@127.0.0.1:5432/test"  # parsed only, never connected to, by the config tests
@@ -101,12 +102,6 @@ def test_check_deploy_warns_only_about_https():
 
 
 # -- manage.py up, end to end ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_params() -> dict:

@@ -21,14 +21,15 @@ from engine.core.versions import version_graph
 from engine.demos import demo_definitions
 from engine.exceptions import EngineError
 from engine.models import Credential, Run, StepRun, Workflow
-from engine.observability.queries import workflow_analytics
 from engine.services import queries
+from engine.services.analytics import workflow_analytics
 from engine.services.limits import limit_list
 from engine.services.workflows import workflow_archive, workflow_get, workflow_save
 from engine.states import TRIGGER_KINDS, RunStatus
 from webui import analytics as charts
 from webui.access import can_design, can_use_credentials, can_view, roles
 from webui.inputs import step_inputs
+from webui.run_rows import run_rows
 from webui.snapshot import run_snapshot
 from webui.templatetags.weft import STATUS
 
@@ -241,7 +242,7 @@ def _runs_context(request) -> dict:
         trigger=trigger if trigger in TRIGGER_KINDS else None,
     )
     return {
-        "runs": list(qs.order_by("-created_at")[:RUN_PAGE_SIZE]),
+        "runs": run_rows(qs.order_by("-created_at")[:RUN_PAGE_SIZE]),
         "filters": {"workflow": workflow, "status": status, "since": since, "trigger": trigger},
         "statuses": RunStatus.values,
         "triggers": TRIGGER_KINDS,

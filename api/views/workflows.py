@@ -15,6 +15,8 @@ from api.serializers import (
     ExportQuerySerializer,
     ValidateInputSerializer,
     ValidateResultSerializer,
+    VersionCompareInputSerializer,
+    VersionCompareSerializer,
     VersionSerializer,
     VersionSummarySerializer,
     WorkflowListItemSerializer,
@@ -28,7 +30,14 @@ from engine.core.versions import version_graph
 from engine.exceptions import GraphInvalid
 from engine.models import Workflow
 from engine.services import queries
-from engine.services.workflows import graph_validate, workflow_archive, workflow_export, workflow_get, workflow_save
+from engine.services.workflows import (
+    graph_validate,
+    workflow_archive,
+    workflow_export,
+    workflow_get,
+    workflow_save,
+    workflow_version_compare,
+)
 
 TAG = ["workflows"]
 
@@ -168,6 +177,20 @@ class WorkflowVersionApi(ApiView):
     def get(self, request, slug, number):
         version = queries.workflow_version_get(workflow_get(slug), number)
         return Response(VersionSerializer(version).data)
+
+
+class WorkflowVersionCompareApi(ApiView):
+    @extend_schema(
+        tags=TAG, operation_id="workflow_version_compare", summary="Compare a definition with a saved version",
+        description="What the given definition changes from the version, field by field: nodes, edges and the "
+                    "rest of the definition. Nothing is saved.",
+        parameters=[SLUG, OpenApiParameter("number", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        request=VersionCompareInputSerializer, responses={200: VersionCompareSerializer, 404: ErrorSerializer},
+    )
+    def post(self, request, slug, number):
+        body = parse(VersionCompareInputSerializer, request.data)
+        changes = workflow_version_compare(slug=slug, number=number, definition=body["definition"])
+        return Response(VersionCompareSerializer(changes).data)
 
 
 class WorkflowExportApi(ApiView):

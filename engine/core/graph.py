@@ -383,16 +383,17 @@ def _check_nodes(nodes_raw: list, node_types: Mapping[str, NodeType], queues: Co
             continue  # the schema check has reported it
         node_id, at = node["id"], f"nodes[{i}]"
         if node_id in first_index:
-            errors.append(Issue("duplicate_node", f"node id {node_id!r} is used twice: nodes[{first_index[node_id]}] "
-                                                  f"and nodes[{i}]", node=node_id, path=f"{at}.id"))
+            errors.append(Issue("duplicate_node", f"node `{node_id}`: two nodes have this id (nodes number "
+                                                  f"{first_index[node_id] + 1} and {i + 1}); give each its own",
+                                node=node_id, path=f"{at}.id"))
             continue
         first_index[node_id] = i
 
         type_name = node.get("type")
         ntype = node_types.get(type_name) if isinstance(type_name, str) else None
         if ntype is None and isinstance(type_name, str):
-            errors.append(Issue("unknown_node_type", f"node {node_id!r} has unknown type {type_name!r}; known types: "
-                                                     f"{', '.join(sorted(node_types)) or '(none)'}",
+            errors.append(Issue("unknown_node_type", f"node `{node_id}`: `{type_name}` is not a known node type "
+                                                     f"(known types: {_names(node_types) or 'none'})",
                                 node=node_id, path=f"{at}.type"))
 
         config = node.get("config", {})
@@ -409,18 +410,18 @@ def _check_nodes(nodes_raw: list, node_types: Mapping[str, NodeType], queues: Co
         queue = node.get("queue")
         if queue is None and ntype is not None:
             queue = ntype.default_queue
-            origin = f" (the default of node type {ntype.name!r})"
+            origin = f" (the default of node type `{ntype.name}`)"
         else:
             origin = ""
         if isinstance(queue, str) and queue and queue not in known_queues:
-            errors.append(Issue("unknown_queue", f"node {node_id!r} uses queue {queue!r}{origin}, which is not "
-                                                 f"configured; queues: {', '.join(sorted(known_queues))}",
+            errors.append(Issue("unknown_queue", f"node `{node_id}`: queue `{queue}`{origin} is not configured "
+                                                 f"(queues: {_names(known_queues)})",
                                 node=node_id, path=f"{at}.queue"))
 
         for field in ("max_parallel", "on_item_failure"):
             if field in node and "for_each" not in node:
-                errors.append(Issue("map_invalid", f"node {node_id!r}: {field} applies to a mapped node only; give "
-                                                   "the node for_each too", node=node_id, path=f"{at}.{field}"))
+                errors.append(Issue("map_invalid", f"node `{node_id}`: `{field}` applies to a mapped node only; "
+                                                   "give the node `for_each` too", node=node_id, path=f"{at}.{field}"))
 
         # Kept even when broken, so edges and cycles are still checked (the graph leaves validate() only as
         # GraphInvalid.partial).
@@ -481,15 +482,16 @@ def _check_edges(edges_raw: list, nodes: Mapping[str, NodeSpec], node_ids: Colle
         ok = True
         for end, node_id in (("source", src), ("target", dst)):
             if node_id not in node_ids:
-                errors.append(Issue("unknown_edge_node", f"edge {key}: {end} {node_id!r} is not a node id",
+                errors.append(Issue("unknown_edge_node", f"edge {key}: {end} `{node_id}` is not a node id",
                                     edge=key, path=f"{at}.{end}"))
                 ok = False
         if src == dst:
-            errors.append(Issue("self_loop", f"edge {key} connects node {src!r} to itself", node=src, edge=key,
+            errors.append(Issue("self_loop", f"edge {key} connects node `{src}` to itself", node=src, edge=key,
                                 path=at))
             ok = False
         elif (src, dst) in seen:
-            errors.append(Issue("duplicate_edge", f"edge {key} appears twice: edges[{seen[(src, dst)]}] and {at}",
+            errors.append(Issue("duplicate_edge", f"edge {key} appears twice (edges number {seen[(src, dst)] + 1} "
+                                                  f"and {k + 1})",
                                 edge=key, path=at))
             ok = False
         else:
@@ -499,8 +501,9 @@ def _check_edges(edges_raw: list, nodes: Mapping[str, NodeSpec], node_ids: Colle
         if check_expression is not None and isinstance(condition, str) and condition.strip():
             problem = check_expression(condition)
             if problem:
-                errors.append(Issue("condition_invalid", f"edge {key}: condition {_short(condition)!r} is invalid: "
-                                                         f"{_short(problem)}", edge=key, path=f"{at}.condition"))
+                errors.append(Issue("condition_invalid", f"edge {key}: the condition `{_short(condition)}` is "
+                                                         f"invalid: {_short(problem)}", edge=key,
+                                    path=f"{at}.condition"))
         branch = edge.get("branch")
         if ok and src in nodes and dst in nodes:
             specs.append(EdgeSpec(src, dst, condition if isinstance(condition, str) and condition.strip() else None,
@@ -537,9 +540,9 @@ def _disconnected_warnings(graph: Graph) -> list[Issue]:
         if roots[0] in component:
             continue
         members = sorted(component, key=index.__getitem__)
-        shown = ", ".join(members[:20]) + (f" and {len(members) - 20} more" if len(members) > 20 else "")
+        shown = _names(members[:20], order=False) + (f" and {len(members) - 20} more" if len(members) > 20 else "")
         warnings.append(Issue("disconnected", f"node(s) {shown} are not connected to the main part of the workflow "
-                                              f"(the part that starts at {roots[0]!r})", node=members[0]))
+                                              f"(the part that starts at `{roots[0]}`)", node=members[0]))
     return sorted(warnings, key=lambda w: index[w.node])
 
 
@@ -601,3 +604,8 @@ def _format_path(parts: Iterable[Any]) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _names(names, *, order: bool = True) -> str:
+    """Names as code, comma-separated: "`a`, `b`" (sorted unless ``order`` is False)."""
+    return ", ".join(f"`{n}`" for n in (sorted(names) if order else names))

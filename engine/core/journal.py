@@ -97,7 +97,7 @@ class Journal:
 
     def _step(self, key: str, fn: Callable[..., Any], *args, safe_to_repeat: bool | None, **kwargs) -> Any:
         position = self._reserve(key)
-        takes_key = _accepts_idempotency_key(fn)
+        takes_key = accepts_idempotency_key(fn)
         if takes_key:
             kwargs["idempotency_key"] = self._key_for(key)
         safe = takes_key if safe_to_repeat is None else safe_to_repeat
@@ -161,7 +161,7 @@ class Journal:
                 raise LeaseLost(f"step no longer held by attempt {self.attempt}; result of journal entry discarded")
 
 
-def _accepts_idempotency_key(fn: Callable) -> bool:
+def accepts_idempotency_key(fn: Callable) -> bool:
     try:
         return "idempotency_key" in inspect.signature(fn).parameters
     except (TypeError, ValueError):

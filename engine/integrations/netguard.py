@@ -101,7 +101,7 @@ def host_entry_problem(entry) -> str | None:
         return "each entry is a non-empty string"
     text = entry.strip().lower().rstrip(".")
     if text == "*":
-        return None if entry.strip() == "*" else f"{entry!r} is not a host pattern; '*' alone means any public host"
+        return None if entry.strip() == "*" else f"`{entry}` is not a host pattern; `*` alone means any public host"
     name = text[2:] if text.startswith("*.") else text
     if name == text:
         try:
@@ -111,8 +111,8 @@ def host_entry_problem(entry) -> str | None:
             pass
     if _HOST_NAME_RE.match(name):
         return None
-    return (f"{entry!r} is not a host name, '*.' domain, IP address or network (no scheme, port or path: "
-            "'api.example.com', '*.example.com', '10.0.0.0/8')")
+    return (f"`{entry}` is not a host name, `*.` domain, IP address or network (no scheme, port or path: "
+            "`api.example.com`, `*.example.com`, `10.0.0.0/8`)")
 
 
 def credential_host_refusal(name: str, allowed_hosts, host: str) -> str | None:
@@ -120,12 +120,12 @@ def credential_host_refusal(name: str, allowed_hosts, host: str) -> str | None:
     ``allowed_hosts``. The entries mean what they mean in WEFT_HTTP_ALLOWED_HOSTS, read before any DNS lookup:
     ``*`` is any host name and any public address."""
     if not allowed_hosts:
-        return (f"credential {name!r} has no allowed_hosts, so it may not be sent anywhere: set the hosts it may be "
-                f"sent to (allowed_hosts, PATCH /api/credentials/{name}/)")
+        return (f"credential `{name}` has no allowed hosts, so it may not be sent anywhere: set the hosts it may be "
+                "sent to (its `allowed_hosts`)")
     if check_url_static(f"http://{_bracketed(host)}/", Policy.from_entries(allowed_hosts)) is None:
         return None
-    return (f"credential {name!r} may not be sent to host {host!r}: it is not in the credential's allowed_hosts "
-            f"({', '.join(allowed_hosts)})")
+    return (f"credential `{name}` may not be sent to host `{host}`: it is not in the credential's "
+            f"`allowed_hosts` ({', '.join(f'`{h}`' for h in allowed_hosts)})")
 
 
 def _bracketed(host: str) -> str:
@@ -165,12 +165,13 @@ def check_url_static(url: str, pol: Policy | None = None) -> str | None:
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        return f"{url!r} is not a valid URL: {exc}"
+        return f"`{url}` is not a valid URL: {exc}"
     if parsed.scheme not in ("http", "https"):
-        return f"URL scheme {parsed.scheme or '(none)'!r} is not allowed; use http or https"
+        return f"URL scheme `{parsed.scheme}` is not allowed; use http or https" if parsed.scheme else \
+            f"`{url}` has no scheme; use http:// or https://"
     host = parsed.host
     if not host:
-        return f"URL {url!r} has no host"
+        return f"URL `{url}` has no host"
     if pol.names_host(host):
         return None
     ip = _parse_ip(host)
@@ -182,12 +183,12 @@ def check_url_static(url: str, pol: Policy | None = None) -> str | None:
     if lowered in _METADATA_HOSTS:
         return _refusal(host, "cloud metadata")
     if not pol.any_public:
-        return f"host {host!r} is not in WEFT_HTTP_ALLOWED_HOSTS"
+        return f"host `{host}` is not in WEFT_HTTP_ALLOWED_HOSTS"
     return None
 
 
 def _refusal(host: str, kind: str, address: str | None = None) -> str:
-    where = f"{host!r} resolves to {address} ({kind})" if address and address != host else f"{host!r} is {kind}"
+    where = f"`{host}` resolves to {address} ({kind})" if address and address != host else f"`{host}` is {kind}"
     return f"host {where}, which WEFT_HTTP_ALLOWED_HOSTS does not allow"
 
 
@@ -196,7 +197,7 @@ def _address_refusal(host: str, ip, pol: Policy) -> str | None:
         return None
     kind = address_kind(ip)
     if kind is None:
-        return None if pol.any_public else f"host {host!r} is not in WEFT_HTTP_ALLOWED_HOSTS"
+        return None if pol.any_public else f"host `{host}` is not in WEFT_HTTP_ALLOWED_HOSTS"
     return _refusal(host, f"a {kind} address", str(ip))
 
 

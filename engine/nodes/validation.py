@@ -57,14 +57,15 @@ def config_issues(graph, *, actor=None, skip: AbstractSet[str] = frozenset()) ->
         if node.for_each is not None:
             templates.append((f"nodes[{node.index}].for_each", node.for_each))
             if not templating.is_template(node.for_each):
-                issues.append(Issue("map_invalid", f"node {node.id!r}: nodes[{node.index}].for_each must be a "
-                                                   "template yielding a list, e.g. {{ nodes.search.output.urls }}",
+                issues.append(Issue("map_invalid", f"node `{node.id}`: `for_each` must be a template that yields a "
+                                                   "list, e.g. `{{ nodes.search.output.urls }}`",
                                     node=node.id, path=f"nodes[{node.index}].for_each"))
         for path, text in templates:
+            field = _field(path, node)
             problem = templating.check_syntax(text)
             if problem:
-                issues.append(Issue("template_invalid", f"node {node.id!r}: {path}: {problem}", node=node.id,
-                                    path=path))
+                issues.append(Issue("template_invalid", f"node `{node.id}`: {_template_problem(field, problem)}",
+                                    node=node.id, path=path))
                 continue
             for ref in sorted(r for r in templating.referenced_nodes(text) if r not in upstream):
                 if ref == node.id:
@@ -72,8 +73,8 @@ def config_issues(graph, *, actor=None, skip: AbstractSet[str] = frozenset()) ->
                 elif ref not in graph.nodes:
                     why = "which does not exist"
                 else:
-                    why = f"which is not upstream of {node.id!r} (no path of edges leads from it to this node)"
-                issues.append(Issue("template_reference", f"node {node.id!r}: {path} refers to node {ref!r}, {why}",
+                    why = "which is not upstream of it (no path of edges leads from it to this node)"
+                issues.append(Issue("template_reference", f"node `{node.id}`: `{field}` refers to node `{ref}`, {why}",
                                     node=node.id, path=path))
         ntype = registry.node_types().get(node.type)
         hook = getattr(ntype.cls, "validate_config", None) if ntype else None
@@ -95,7 +96,23 @@ def _config_issue(node, problem) -> Issue:
     base = f"nodes[{node.index}].config"
     sub, message = problem if isinstance(problem, tuple) else ("", problem)
     path = f"{base}.{sub}" if sub else base
-    return Issue("config_invalid", f"node {node.id!r}: {path}: {message}", node=node.id, path=path)
+    text = f"node `{node.id}`: `{sub}`: {message}" if sub else f"node `{node.id}`: {message}"
+    return Issue("config_invalid", text, node=node.id, path=path)
+
+
+def _field(path: str, node) -> str:
+    """A config path as the designer names the field: "nodes[2].config.headers.auth" -> "headers.auth"."""
+    for lead in (f"nodes[{node.index}].config.", f"nodes[{node.index}]."):
+        if path.startswith(lead):
+            return path[len(lead):]
+    return path
+
+
+def _template_problem(field: str, problem: str) -> str:
+    syntax = "template syntax error: "
+    if problem.startswith(syntax):
+        return f"the template in `{field}` does not parse: {problem[len(syntax):]}"
+    return f"the template in `{field}`: {problem}"
 
 
 def _credential_hosts(names: set[str]) -> dict[str, list[str]]:
@@ -152,10 +169,11 @@ def credential_problems(use: CredentialUse, hosts: dict[str, list[str]], *, may_
     if templating.is_template(name):
         return [(path, "credential names cannot be templates; name a stored credential")]
     if not may_use:
-        return [(path, f"credential {name!r}: naming a credential in a workflow needs the credential_user role "
-                       f"(permission {USE_CREDENTIAL}), which you do not have")]
+        return [(path, f"credential `{name}`: naming a credential in a workflow needs the `credential_user` role, "
+                       "which you do not have")]
     if name not in hosts:
-        return [(path, f"credential {name!r} does not exist (create it first; secrets never go in definitions)")]
+        return [(path, f"credential `{name}` does not exist (create it on the Credentials page first; secrets never "
+                       "go in definitions)")]
     allowed, host = hosts[name], _literal_host(use.url)
     if allowed and host is None:
         return []  # the URL is a template: its host is checked when the request is sent

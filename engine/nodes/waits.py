@@ -33,6 +33,9 @@ class SleepNode:
     a worker. The wake-up time is journaled on the first attempt, so a retried step does not start its
     sleep over, and it survives restarts: recovery wakes the step when it is due."""
 
+    # Why the editor cannot test it alone (engine.services.node_tests).
+    untestable = "a sleep waits inside a run, without a worker; start a run to try it"
+
     config_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -66,6 +69,9 @@ class ApprovalNode:
     """Wait until an operator approves or rejects the step (API or UI), with an optional comment.
     Approval succeeds the step with ``{"approved": true, "comment", "by"}``; rejection fails it. With
     ``timeout_s``, no decision within that time applies ``on_timeout`` (default: reject)."""
+
+    # Why the editor cannot test it alone (engine.services.node_tests).
+    untestable = "an approval waits inside a run for a person to decide; start a run to try it"
 
     config_schema = {
         "type": "object",
@@ -107,6 +113,9 @@ class SubworkflowNode:
     worker. The child's outputs (``{sink node id: output}``) become this step's output; a failed or
     cancelled child fails this step. The child run links back to this step (``parent_step``); a retry of
     this step never starts a second child."""
+
+    # Why the editor cannot test it alone (engine.services.node_tests).
+    untestable = "a sub-workflow starts a run of another workflow; start a run to try it"
 
     config_schema = {
         "type": "object",
@@ -180,6 +189,9 @@ class WaitForEventNode:
     payload becomes the output. An event that arrived after the run started, before the step began to wait,
     is received too (events are kept WEFT_EVENT_RETENTION_S). With ``timeout_s``, no event in that time
     applies ``timeout_outcome``: ``fail`` (default), or ``succeed`` with ``timeout_output`` as the output."""
+
+    # Why the editor cannot test it alone (engine.services.node_tests).
+    untestable = "waiting for an event happens inside a run; start a run to try it"
 
     config_schema = {
         "type": "object",

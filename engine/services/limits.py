@@ -130,11 +130,11 @@ def limits_issues(graph) -> list[Issue]:
         for i, (name, key) in enumerate(node.limits):
             path = f"nodes[{node.index}].limits[{i}]"
             if name not in known:
-                issues.append(Issue("unknown_limit", f"node {node.id!r} takes limit {name!r}, which does not "
-                                                     "exist; create it under /api/limits/ first",
+                issues.append(Issue("unknown_limit", f"node `{node.id}`: limit `{name}` does not exist; create it "
+                                                     "on the Limits page first",
                                     node=node.id, path=f"{path}.name"))
             problem = templating.check_syntax(key) if key else None
             if problem:
-                issues.append(Issue("limit_key_invalid", f"node {node.id!r}: limit {name!r} key: {problem}",
+                issues.append(Issue("limit_key_invalid", f"node `{node.id}`: the key of limit `{name}`: {problem}",
                                     node=node.id, path=f"{path}.key"))
     return issues

@@ -169,10 +169,23 @@ def run_events(run: Run, *, after: int = 0, limit: int = 100) -> list[Event]:
     return list(Event.objects.filter(run=run, seq__gt=after).order_by("seq")[:limit])
 
 
+@dataclass(slots=True)
+class AttemptTiming:
+    """An attempt as the timeline shows it: read as plain values, not as a model with its logs."""
+
+    step_id: int
+    number: int
+    outcome: str
+    worker: str
+    queued_at: datetime | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
 @dataclass
 class StepTimeline:
     step: StepRun
-    attempts: list[Attempt]
+    attempts: list[AttemptTiming]
     duration_s: float | None
 
 
@@ -227,14 +240,15 @@ def run_timeline(run: Run) -> tuple[list[StepTimeline], list[str]]:
     """
     now = timezone.now()
     steps = run_steps(run, only=("node_type", "queue", "status"))
-    by_step: dict[int, list[Attempt]] = {s.pk: [] for s in steps}
+    by_step: dict[int, list[AttemptTiming]] = {s.pk: [] for s in steps}
     rows = []
-    timed = run_attempts(run).select_related("step__map_parent")
-    for attempt in timed.order_by("step_id", "number"):
+    timed = run_attempts(run).order_by("step_id", "number").values_list(
+        "step_id", "number", "outcome", "worker", "queued_at", "started_at", "finished_at", "step__node_id",
+        "step__map_parent__node_id")
+    for *fields, node_id, parent_node_id in timed:
+        attempt = AttemptTiming(*fields)
         by_step.setdefault(attempt.step_id, []).append(attempt)
-        parent = attempt.step.map_parent
-        rows.append((attempt.step.node_id, parent.node_id if parent else None, attempt.started_at,
-                     attempt.finished_at))
+        rows.append((node_id, parent_node_id, attempt.started_at, attempt.finished_at))
     out = []
     for step in steps:
         attempts = by_step.get(step.pk, [])

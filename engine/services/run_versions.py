@@ -8,6 +8,7 @@ still means what it did. Otherwise the move is refused, naming what differs.
 
 from __future__ import annotations
 
+from engine.core.definition_diff import definition_changes
 from engine.core.graph import Graph
 from engine.core.runtx import RunTx
 from engine.core.versions import version_graph
@@ -15,42 +16,6 @@ from engine.exceptions import InvalidTransition, NotFound
 from engine.models import Run, StepRun, WorkflowVersion
 
 VERSION_CHOICES = ("run", "current")
-# What a node's definition says, compared field by field (its position on the canvas is not behaviour).
-_NODE_FIELDS = ("type", "name", "config", "queue", "retry", "timeout_s", "trigger_rule")
-
-
-def _flatten(value, prefix: str, out: dict) -> dict:
-    if isinstance(value, dict):  # an empty object has no fields to compare
-        for key in sorted(value):
-            _flatten(value[key], f"{prefix}.{key}" if prefix else str(key), out)
-    else:
-        out[prefix] = value
-    return out
-
-
-def node_changes(before: dict | None, after: dict | None) -> list[dict]:
-    """Field-by-field changes of one node's definition: ``[{"field": "config.url", "before", "after"}]``
-    (a missing field is None)."""
-    old = _flatten({k: v for k, v in (before or {}).items() if k in _NODE_FIELDS}, "", {})
-    new = _flatten({k: v for k, v in (after or {}).items() if k in _NODE_FIELDS}, "", {})
-    return [{"field": f, "before": old.get(f), "after": new.get(f)}
-            for f in sorted(old.keys() | new.keys()) if old.get(f) != new.get(f)]
-
-
-def definition_changes(before: dict, after: dict) -> list[dict]:
-    """Per node id of either definition, its field changes: ``[{"node_id", "change": added|removed|changed,
-    "fields": [...]}]`` in the order the nodes appear."""
-    old = {n.get("id"): n for n in before.get("nodes", [])}
-    new = {n.get("id"): n for n in after.get("nodes", [])}
-    out = []
-    for node_id in [*old, *(n for n in new if n not in old)]:
-        if node_id not in new:
-            out.append({"node_id": node_id, "change": "removed", "fields": node_changes(old[node_id], None)})
-        elif node_id not in old:
-            out.append({"node_id": node_id, "change": "added", "fields": node_changes(None, new[node_id])})
-        elif fields := node_changes(old[node_id], new[node_id]):
-            out.append({"node_id": node_id, "change": "changed", "fields": fields})
-    return out
 
 
 def move_problems(current: Graph, target: Graph, target_number: int) -> list[str]:

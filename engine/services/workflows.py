@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
+from engine.core.definition_diff import definition_diff
 from engine.core.graph import definition_checksum
 from engine.core.security import OutputInvalid, json_for_storage
 from engine.core.versions import graph_cache_put, graph_load
@@ -51,7 +52,7 @@ def workflow_save(*, definition: dict, actor=None, note: str = "", create_only: 
     _check_size(definition)
     graph = graph_validate(definition, actor=actor)  # raises GraphInvalid before anything touches the database
     if definition["slug"] in RESERVED_SLUGS:
-        raise GraphInvalid([Issue("reserved_slug", f"slug {definition['slug']!r} is reserved; choose another",
+        raise GraphInvalid([Issue("reserved_slug", f"slug `{definition['slug']}` is reserved; choose another",
                                   path="slug")])
     checksum = definition_checksum(definition)
     user = actor if getattr(actor, "pk", None) else None
@@ -115,3 +116,14 @@ def workflow_archive(slug: str) -> Workflow:
     Workflow.objects.filter(pk=workflow.pk).update(archived=True)
     workflow.archived = True
     return workflow
+
+
+def workflow_version_compare(*, slug: str, number: int, definition: dict) -> dict:
+    """What ``definition`` (the editor's, saved or not) changes from version ``number`` of workflow ``slug``,
+    field by field (engine.core.definition_diff)."""
+    workflow = workflow_get(slug)
+    try:
+        version = workflow.versions.get(number=number)
+    except WorkflowVersion.DoesNotExist:
+        raise NotFound(f"workflow {slug!r} has no version {number}") from None
+    return {"version": number, **definition_diff(version.definition, definition)}

@@ -30,6 +30,8 @@ def test_node_types_list_every_registered_type_with_its_config_schema_and_defaul
     assert python["config_schema"]["properties"]["function"]["type"] == "string"
     assert listed["transform"]["inline"] is True
     assert listed["approval"]["default_queue"] == "fast"
+    assert listed["approval"]["untestable"].startswith("an approval waits inside a run")
+    assert python["untestable"] is None
     assert all(isinstance(t["outputs"], dict) for t in r.json())
 
 

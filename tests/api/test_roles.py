@@ -68,6 +68,7 @@ ENDPOINTS = [
     Endpoint("get", "/api/workflows/mixed/", READ, 200),
     Endpoint("get", "/api/workflows/mixed/versions/", READ, 200),
     Endpoint("get", "/api/workflows/mixed/versions/1/", READ, 200),
+    Endpoint("post", "/api/workflows/mixed/versions/1/compare/", READ, 200, {"definition": CHANGED}),
     Endpoint("get", "/api/workflows/mixed/export/", READ, 200),
     Endpoint("post", "/api/workflows/validate/", READ, 200, {"definition": NEW_DEFINITION}),
     Endpoint("get", "/api/workflow-schema/", READ, 200),
@@ -79,6 +80,8 @@ ENDPOINTS = [
     Endpoint("get", "/api/runs/{run}/logs/", READ, 200),
     Endpoint("get", "/api/workflows/mixed/analytics/", READ, 200),
     Endpoint("get", "/api/workflows/mixed/grid/", READ, 200),
+    Endpoint("get", "/api/workflows/mixed/sample/", READ, 200),
+    Endpoint("post", "/api/workflows/mixed/template-preview/", READ, 200, {"template": "{{ inputs }}"}),
     Endpoint("get", STEP + "/bad/", READ, 200),
     Endpoint("get", STEP + "/bad/rerun-preview/", READ, 200),
     Endpoint("get", STEP + "/each/items/", READ, 200),
@@ -113,6 +116,8 @@ ENDPOINTS = [
     Endpoint("put", "/api/workflows/mixed/", DESIGN, 200, {"definition": CHANGED}),
     Endpoint("post", "/api/workflows/mixed/versions/", DESIGN, 201, {"definition": CHANGED}),
     Endpoint("delete", "/api/workflows/mixed/", DESIGN, 204),
+    Endpoint("get", "/api/workflows/mixed/nodes/test/?node=after", DESIGN, 200),
+    Endpoint("post", "/api/workflows/mixed/nodes/test/", DESIGN, 200, {"node": node("t")}),
     Endpoint("post", "/api/credentials/", DESIGN, 201, {"name": "new", "kind": "bearer", "secret": "s3cr3t-value"}),
     Endpoint("post", "/api/credentials/cred/rotate/", DESIGN, 200, {"secret": "n3w-s3cr3t"}),
     Endpoint("delete", "/api/credentials/cred/", DESIGN, 204),
@@ -253,5 +258,5 @@ def test_every_api_operation_is_in_the_matrix():
     for endpoint in ENDPOINTS:
         from django.urls import resolve
 
-        covered.add(resolve(fill(endpoint.path, "00000000-0000-0000-0000-000000000000")).url_name)
+        covered.add(resolve(fill(endpoint.path, "00000000-0000-0000-0000-000000000000").split("?")[0]).url_name)
     assert names == covered

@@ -42,8 +42,8 @@ def test_step_detail_has_every_attempt_with_logs_traceback_metrics_and_the_journ
     assert "hello from talk" in messages and "careful now" in messages
     assert first["worker"] and first["started_at"] and first["finished_at"]
     assert second["metrics"] == {"tokens": 7}
-    assert [(j["key"], j["status"], j["result"], j["attempt"]) for j in body["journal"]] == [
-        ("lookup", "succeeded", 42, 1)
+    assert [(j["key"], j["status"], j["result"], j["attempt"], j["cost_usd"]) for j in body["journal"]] == [
+        ("lookup", "succeeded", 42, 1, None)  # not a model call: no cost
     ]
 
 
@@ -135,3 +135,18 @@ def test_actions_on_a_cancelled_run_are_409(operator, mixed_run):
     err = assert_error(operator.post(f"/api/runs/{mixed_run.pk}/steps/bad/retry/"), 409, "invalid_state")
     assert "cancelled" in err["message"]
     assert not JournalEntry.objects.exists()
+
+
+def test_a_journaled_model_turn_has_its_cost_priced_from_the_price_table(settings):
+    from types import SimpleNamespace
+
+    from api.serializers import JournalEntrySerializer
+
+    settings.WEFT_LLM_PRICES = {"house-model": {"input": 2.0, "output": 10.0}}
+    turn = SimpleNamespace(status="succeeded", result={"model": "house-model-7", "message": {},
+                                                       "usage": {"prompt_tokens": 1000, "completion_tokens": 200}})
+    cost = JournalEntrySerializer().get_cost_usd
+    assert cost(turn) == pytest.approx(0.004)  # 1,000 x $2 + 200 x $10 a million tokens
+    assert cost(SimpleNamespace(status="started", result=None)) is None  # in flight or in doubt: no usage yet
+    unpriced = SimpleNamespace(status="succeeded", result={"model": "unpriced", "usage": {"prompt_tokens": 9}})
+    assert cost(unpriced) is None

@@ -178,7 +178,7 @@ def test_validate_reports_config_errors_for_people_and_config_checks_beside_grap
                      [("a", "nowhere"), ("a", "fetch")])
     body = api("viewer").post("/api/workflows/validate/", {"definition": bad}, format="json").json()
     got = {(e["code"], e.get("path"), e["message"]) for e in body["errors"]}
-    assert ("unknown_edge_node", "edges[0].target", "edge a->nowhere: target 'nowhere' is not a node id") in got
+    assert ("unknown_edge_node", "edges[0].target", "edge a->nowhere: target `nowhere` is not a node id") in got
     assert ("config_invalid", "nodes[1].config", "node `fetch`: `url` is required") in got
     assert ("config_invalid", "nodes[1].config", "node `fetch`: `foo` is not a known field") in got
     assert ("config_invalid", "nodes[1].config.timeout_s", "node `fetch`: `timeout_s` must be a number") in got

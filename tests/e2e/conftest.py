@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from engine.operations.webserver import WebServer
 from tests.conftest import REPO, TEST_QUEUES, test_database_url
 
 CHROMIUM = "/usr/bin/chromium"
@@ -77,12 +75,6 @@ def browser_type_launch_args():
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ensure_frontend_built() -> None:
     if BUILD.exists():
         return
@@ -125,32 +117,9 @@ def live_url(server_env):
     _ensure_frontend_built()
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=REPO, env=server_env,
                    check=True)
-    port = _free_port()
-    log = open(Path(server_env["WEFT_VAR_DIR"]) / "daphne.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=REPO, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("daphne did not start: " + Path(log.name).read_text()[-3000:])
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    server = WebServer(server_env, Path(server_env["WEFT_VAR_DIR"]) / "daphne.log").start(timeout=30)
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

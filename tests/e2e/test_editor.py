@@ -199,7 +199,7 @@ def test_editor_tools_undo_redo_copy_paste_delete_import_layout_versions_and_run
     ui.wait_for_url(f"{ui.base}/workflows/tools-e2e/edit/")
     ui.get_by_role("tab", name="Versions").click()
     ui.locator('[data-version="1"]').get_by_role("button", name="Compare with the editor").click()
-    expect(ui.get_by_label("Changes since v1")).to_contain_text("Added: none")
+    expect(ui.get_by_label("Changes since v1")).to_contain_text("No changes since v1.")
 
     ui.get_by_role("button", name="Run…").click()
     dialog = ui.get_by_role("dialog")
@@ -228,8 +228,13 @@ def test_export_json_downloads_the_saved_definition(ui):
              "config": {"cases": [{"branch": "big", "when": "{{ nodes.fetch.output > 3 }}"}], "default": "small"},
              "position": {"x": 300, "y": 120}},
             {"id": "done", "type": "noop", "trigger_rule": "all_done", "position": {"x": 560, "y": 60}},
+            # Node fields the editor has no panel for are kept too.
+            {"id": "each", "type": "python", "config": {"function": "tests.noop", "kwargs": {"x": "{{ item }}"}},
+             "for_each": "{{ [1, 2, 3] }}", "max_parallel": 2, "on_item_failure": "continue", "priority": 5,
+             "position": {"x": 560, "y": 200}},
         ],
-        "edges": [{"source": "fetch", "target": "gate"}, {"source": "gate", "target": "done", "branch": "big"}],
+        "edges": [{"source": "fetch", "target": "gate"}, {"source": "gate", "target": "done", "branch": "big"},
+                  {"source": "fetch", "target": "each"}],
         # Fields the editor has no panel for: kept as they were (what it exports is what it saves).
         "budget": {"max_cost_usd": 0.5}, "durability": "relaxed",
         "concurrency": {"key": "{{ inputs.n }}", "limit": 2, "strategy": "queue"},
@@ -237,7 +242,7 @@ def test_export_json_downloads_the_saved_definition(ui):
     wf = workflow_save(definition=saved)[0]
     definition = wf.current_version.definition
     ui.goto(f"{ui.base}/workflows/export-e2e/edit/")
-    expect(ui.locator(".editor .react-flow__node")).to_have_count(3)
+    expect(ui.locator(".editor .react-flow__node")).to_have_count(4)
     ui.get_by_role("tab", name="JSON").click()
     with ui.expect_download() as info:
         ui.get_by_role("button", name="Export JSON").click()
@@ -299,7 +304,7 @@ def test_validation_messages_read_as_sentences_about_the_field_all_at_once(ui):
     ui.get_by_role("button", name="Import", exact=True).click()
     problems = ui.get_by_role("list", name="Problems")
     # Every problem at once: the edge to no node and each config field's, in words, not JSON-Schema text.
-    expect(problems).to_contain_text("edge fetch->ghost: target 'ghost' is not a node id")
+    expect(problems).to_contain_text("edge fetch->ghost: target ghost is not a node id")
     expect(problems).to_contain_text("node fetch: url is required")
     expect(problems).to_contain_text("node fetch: foo is not a known field")
     expect(problems).to_contain_text("node fetch: timeout_s must be a number")

@@ -349,6 +349,8 @@ def test_timeline_axis_stays_pinned_while_the_bars_scroll(ui):
         for i, step in enumerate(StepRun.objects.filter(run=run).order_by("node_id"))
     ])
     ui.goto(f"{ui.base}/runs/{run.pk}/?tab=timeline")
+    # Live first: the "Connecting…" banner above the timeline moves it when it goes.
+    expect(ui.locator(".runview")).to_have_attribute("data-live", "true")
     timeline = ui.locator(".timeline")
     scroller = timeline.locator(".timeline-scroll")
     expect(timeline.locator('[data-node-id="s000"][data-attempt="1"]')).to_be_visible()

@@ -12,11 +12,11 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.models import Event, Run, StepRun
+from engine.operations.webserver import WebServer
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
 from tests.conftest import REPO, chain, node, wait_for
 from tests.e2e.conftest import PASSWORD, _ensure_frontend_built, screenshot
-from tests.support.webserver import WebServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.workers, pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
 

@@ -178,8 +178,9 @@ def test_retry_skip_and_complete_one_item(drain, tmp_path):
      "`max_parallel` must be at least 1"),
     ({"for_each": "{{ nodes.source.output.xs }}", "on_item_failure": "ignore"}, "nodes[1].on_item_failure",
      "`on_item_failure` must be one of `fail`, `continue`"),
-    ({"for_each": "no template"}, "nodes[1].for_each", "must be a template yielding a list"),
-    ({"for_each": "{{ nodes.later.output }}"}, "nodes[1].for_each", "refers to node 'later', which does not exist"),
+    ({"for_each": "no template"}, "nodes[1].for_each", "`for_each` must be a template that yields a list"),
+    ({"for_each": "{{ nodes.later.output }}"}, "nodes[1].for_each",
+     "`for_each` refers to node `later`, which does not exist"),
     ({"max_parallel": 2}, "nodes[1].max_parallel", "applies to a mapped node only"),
 ])
 def test_bad_map_fields_are_refused_at_validation_naming_node_and_field(fields, path, message):
@@ -187,5 +188,5 @@ def test_bad_map_fields_are_refused_at_validation_naming_node_and_field(fields, 
     with pytest.raises(GraphInvalid) as info:
         workflow_save(definition=d)
     issues = [i for i in info.value.errors if i.path == path]
-    assert issues and ("'each'" in issues[0].message or "`each`" in issues[0].message), info.value.errors
+    assert issues and issues[0].message.startswith("node `each`: "), info.value.errors
     assert message in issues[0].message, info.value.errors

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from engine.core.definition_diff import definition_changes
 from engine.exceptions import InvalidTransition
 from engine.models import Event, Run, StepRun
-from engine.services.run_versions import definition_changes, run_version_compare
+from engine.services.run_versions import run_version_compare
 from engine.services.scheduler import run_retry_failed, run_start, step_rerun_from, step_retry
 from engine.services.workflows import workflow_save
 from tests.conftest import definition, node

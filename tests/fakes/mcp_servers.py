@@ -12,13 +12,14 @@ list also has ``late_tool`` from the start; with ``bad_tool`` set, it has a tool
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import threading
 import time
 from pathlib import Path
 
 from mcp.server.fastmcp import Context, FastMCP
+
+from engine.operations.webserver import free_port
 
 
 def _key(ctx: Context) -> str | None:
@@ -77,12 +78,6 @@ def build(state: Path, *, extra_tool: bool = False, bad_tool: bool = False, grow
             return "bad"
 
     return server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class HttpMcpServer:

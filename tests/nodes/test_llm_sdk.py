@@ -64,7 +64,7 @@ def test_a_host_outside_the_guard_is_refused_before_any_connection(settings, llm
 
 
 def test_a_credential_is_not_sent_to_a_host_off_its_allowed_hosts(allow_loopback, chat_server):
-    with pytest.raises(netguard.HostNotAllowed, match="not in the credential's allowed_hosts"):
+    with pytest.raises(netguard.HostNotAllowed, match="not in the credential's `allowed_hosts`"):
         chat(endpoint(chat_server, credential=key_credential("api.example.com")),
              messages=[{"role": "user", "content": "hi"}])
     assert chat_server.requests == []

@@ -72,7 +72,7 @@ def test_a_designer_without_the_credential_user_role_cannot_save_a_workflow_nami
     assert error["code"] == "graph_invalid"
     [issue] = error["details"]
     assert issue["path"] == "nodes[0].config.credential"
-    assert "'partner'" in issue["message"] and "credential_user" in issue["message"]
+    assert "`partner`" in issue["message"] and "credential_user" in issue["message"]
     assert not Workflow.objects.filter(slug="steal").exists()
     checked = designer.post("/api/workflows/validate/", {"definition": definition("steal", [
         http_node(f"{server.url}/echo")], [])}, format="json").json()
@@ -92,7 +92,7 @@ def test_a_literal_url_off_the_credentials_hosts_is_refused_when_saved(server, p
     error = refusal(saved(user, [http_node(elsewhere)]))
     [issue] = error["details"]
     assert issue["path"] == "nodes[0].config.credential"
-    assert "'partner'" in issue["message"] and "'localhost'" in issue["message"]
+    assert "`partner`" in issue["message"] and "`localhost`" in issue["message"]
     assert "allowed_hosts" in issue["message"]
     llm = {"id": "ask", "type": "llm", "config": {"base_url": f"http://localhost:{server.httpd.server_address[1]}/v1",
                                                  "credential": "partner", "prompt": "hi"}}
@@ -111,7 +111,7 @@ def test_a_templated_url_off_the_credentials_hosts_fails_the_step_once_and_sends
     elsewhere = f"http://localhost:{server.httpd.server_address[1]}/echo"
     step = run_of("steal", drain, {"url": elsewhere})
     assert step.status == "failed"
-    assert "HostNotAllowed" in step.error and "'partner'" in step.error and "allowed_hosts" in step.error
+    assert "HostNotAllowed" in step.error and "`partner`" in step.error and "allowed_hosts" in step.error
     assert Attempt.objects.filter(step=step).count() == 1, "a refused host is not retried"
     assert server.requests == []
     step = run_of("steal", drain, {"url": f"{server.url}/echo"})
@@ -125,14 +125,15 @@ def test_a_credential_without_allowed_hosts_is_refused_at_save_and_at_run(server
         workflow_save(definition=definition("old", [http_node(f"{server.url}/echo", "legacy")], []))
     [issue] = err.value.errors
     assert issue.path == "nodes[0].config.credential"
-    assert "credential 'legacy' has no allowed_hosts" in issue.message
+    assert issue.message == ("node `call`: `credential`: credential `legacy` has no allowed hosts, so it may not be "
+                             "sent anywhere: set the hosts it may be sent to (its `allowed_hosts`)")
 
     credential_update(name="legacy", allowed_hosts=["127.0.0.1"])
     workflow_save(definition=definition("old", [http_node(f"{server.url}/echo", "legacy")], []))
     credential_update(name="legacy", allowed_hosts=[])  # emptied after the workflow was saved
     step = run_of("old", drain)
     assert step.status == "failed"
-    assert "HostNotAllowed" in step.error and "credential 'legacy' has no allowed_hosts" in step.error
+    assert "HostNotAllowed" in step.error and "credential `legacy` has no allowed hosts" in step.error
     assert Attempt.objects.filter(step=step).count() == 1
     assert server.requests == []
 
@@ -159,7 +160,7 @@ def test_a_credentials_hosts_are_read_like_the_ssrf_allow_list(allowed, host, se
     refusal = credential_host_refusal("partner", allowed, host)
     assert (refusal is None) == sent, refusal
     if not sent:
-        assert "'partner'" in refusal and "allowed_hosts" in refusal
+        assert "`partner`" in refusal and "allowed_hosts" in refusal
 
 
 @pytest.mark.parametrize("entry", ["https://api.example.org", "api.example.org:443", "api.example.org/v1", "",

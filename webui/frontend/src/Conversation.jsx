@@ -1,4 +1,4 @@
-// An agent or llm step's journal as a conversation: the prompts, each model turn (text, tokens), each tool call
+// An agent or llm step's journal as a conversation: the prompts, each model turn (text, tokens in and out, cost), each tool call
 // (arguments, result, duration, status; in doubt marked; trimmed from the model's view marked), summaries and trims
 // of the context window, operators' decisions, and a tool call waiting for approval with Approve / Edit and
 // approve / Reject. It grows as the drawer re-reads the step; a streamed model reply (``live``, from the run's
@@ -13,6 +13,15 @@ function seconds(entry) {
   if (!entry.started_at || !entry.finished_at) return null;
   return (Date.parse(entry.finished_at) - Date.parse(entry.started_at)) / 1000;
 }
+
+// A model turn's cost as the run header writes costs; a model without a price in WEFT_LLM_PRICES has none.
+function formatCost(usd) {
+  if (usd === null || usd === undefined) return "no price";
+  if (usd === 0) return "$0";
+  return usd >= 0.0001 ? `$${usd.toFixed(4)}` : `$${usd.toPrecision(2)}`;
+}
+
+const count = (n) => Number(n || 0).toLocaleString();
 
 function parseArgs(text) {
   try {
@@ -173,11 +182,14 @@ export function Conversation({ spec, step, entries, base, canOperate, onDecided,
             if (kind === "assistant") {
               const usage = entry.result?.usage || {};
               const growing = writing && writing.key === entry.key ? writing : null;
+              const doubt = inDoubtKey === entry.key;
               return (
-                <li key={entry.key} className="message assistant" data-role="assistant" data-journal-key={entry.key}>
-                  <div className="who">assistant · <code>{entry.key}</code> · {entry.status}
+                <li key={entry.key} className={`message assistant${doubt ? " in-doubt" : ""}`} data-role="assistant"
+                  data-journal-key={entry.key}>
+                  <div className="who">assistant · <code>{entry.key}</code> · {doubt ? "in doubt" : entry.status}
                     {entry.result?.model ? <> · {entry.result.model}</> : null}
-                    {usage.total_tokens != null ? <> · {usage.prompt_tokens} + {usage.completion_tokens} tokens</> : null}
+                    {usage.total_tokens != null ? <> · <span data-turn-usage>{count(usage.prompt_tokens)} in + {count(usage.completion_tokens)} out
+                      tokens · <span data-turn-cost>{formatCost(entry.cost_usd)}</span></span></> : null}
                     {took != null ? <> · {formatDuration(took)}</> : null}{growing ? " · writing…" : null}</div>
                   {message.content ? <pre>{message.content}</pre> : growing ? <Writing live={growing} /> : null}
                   {(message.tool_calls || []).map((c) => (

@@ -1,6 +1,6 @@
 // The workflow editor: canvas, live validation from /api/workflows/validate/, undo/redo,
 // copy/paste, auto-layout, save, import/export and Run. The palette, the side panels (config
-// generated from each node type's JSON Schema, versions with a node diff, JSON) and the dialogs
+// generated from each node type's JSON Schema, versions compared field by field, JSON, Test step) and the dialogs
 // live in their own modules.
 import {
   Background, Controls, MiniMap, ReactFlow, ReactFlowProvider, addEdge, applyEdgeChanges, applyNodeChanges,
@@ -329,7 +329,8 @@ function EditorInner({ props }) {
     return true;
   };
 
-  const upstreamSuggestions = (id) => {
+  // Every node upstream of `id` (its ancestors), nearest first.
+  const ancestors = (id) => {
     const ins = new Map();
     for (const e of edges) (ins.get(e.target) || ins.set(e.target, []).get(e.target)).push(e.source);
     const seen = new Set();
@@ -341,10 +342,11 @@ function EditorInner({ props }) {
         stack.push(...(ins.get(s) || []));
       }
     }
-    const out = [...seen].map((s) => `{{ nodes.${s}.output }}`);
-    for (const k of Object.keys(meta.inputs?.properties || {})) out.push(`{{ inputs.${k} }}`);
-    return out;
+    return [...seen];
   };
+  // What a node's templates can name: its ancestors, its direct predecessors, the input schema's fields.
+  const templateScope = (id) => ({ slug, upstream: ancestors(id).sort(),
+    direct: edges.filter((e) => e.target === id).map((e) => e.source), inputKeys: Object.keys(meta.inputs?.properties || {}) });
 
   const problems = validation.errors;
   // Save is refused while the server would refuse it: the reason is the button's title and description.
@@ -417,7 +419,8 @@ function EditorInner({ props }) {
                 <NodePanel key={current.id} node={current} nodes={nodes} edges={edges} type={typeByName[current.data.spec.type]}
                   errors={errorsByNode[current.id] || []} index={nodes.findIndex((n) => n.id === current.id)}
                   allErrors={validation.errors} updateSpec={updateSpec} renameNode={renameNode} connectTo={connectTo}
-                  suggestions={upstreamSuggestions(current.id)} />
+                  scope={templateScope(current.id)}
+                  test={{ slug, upstream: ancestors(current.id).sort(), inputsSchema: meta.inputs, canDesign }} />
               ) : <p className="muted">{selected.length > 1 ? `${selected.length} nodes selected.` : "Select a node to edit its settings."}</p>
             ) : null}
             {panel === "workflow" ? <WorkflowPanel meta={meta} isNew={!slug} onChange={(m) => { remember(); setMeta(m); }} /> : null}

@@ -1,10 +1,12 @@
 // The editor's side panels: the selected node's settings, the workflow's name and input schema,
-// its versions with a node diff, and JSON import/export.
+// its versions compared field by field with the editor, and JSON import/export.
 import { useState } from "react";
-import { get } from "./api.js";
+import { get, post } from "./api.js";
 import { slugify } from "./definition.js";
 import { Ticks, withoutNode } from "./dialogs.jsx";
+import { NodeTest } from "./NodeTest.jsx";
 import { SchemaForm } from "./SchemaForm.jsx";
+import { FieldChanges } from "./VersionChoice.jsx";
 
 function fieldErrors(errors, index, id) {
   // "nodes[3].config.url" -> {url: message}; "node `x`: `function` is required" at nodes[3].config too.
@@ -24,7 +26,8 @@ function fieldErrors(errors, index, id) {
   return out;
 }
 
-export function NodePanel({ node, nodes, edges, type, errors, index, allErrors, updateSpec, renameNode, connectTo, suggestions }) {
+export function NodePanel({ node, nodes, edges, type, errors, index, allErrors, updateSpec, renameNode, connectTo, scope,
+  test }) {
   const spec = node.data.spec;
   const [idText, setIdText] = useState(spec.id);
   const fErrors = fieldErrors(allErrors, index, spec.id);
@@ -46,8 +49,9 @@ export function NodePanel({ node, nodes, edges, type, errors, index, allErrors, 
       </div>
       <h2>Config</h2>
       <SchemaForm schema={type?.config_schema} value={spec.config} idPrefix={`cfg-${spec.id}`} errors={fErrors}
-        suggestions={suggestions} onChange={(config) => updateSpec(spec.id, { config })} />
+        scope={scope} onChange={(config) => updateSpec(spec.id, { config })} />
       {other.length ? <ul className="errors">{other.map((e, i) => <li key={i}><Ticks text={withoutNode(e.message, spec.id)} /></li>)}</ul> : null}
+      <NodeTest spec={spec} type={type} problems={errors.length} {...test} />
       <details>
         <summary>Queue, retries, timeout, trigger rule</summary>
         <div className="field"><label htmlFor="node-queue">Queue</label>
@@ -114,23 +118,58 @@ export function WorkflowPanel({ meta, isNew, onChange }) {
   );
 }
 
-function nodeDiff(from, to) {
-  const a = Object.fromEntries((from.nodes || []).map((n) => [n.id, n]));
-  const b = Object.fromEntries((to.nodes || []).map((n) => [n.id, n]));
-  const strip = (n) => JSON.stringify({ ...n, position: undefined });
-  return {
-    added: Object.keys(b).filter((k) => !a[k]),
-    removed: Object.keys(a).filter((k) => !b[k]),
-    changed: Object.keys(b).filter((k) => a[k] && strip(a[k]) !== strip(b[k])),
-  };
+const names = (list) => list.map((c) => c.node_id).join(", ") || "none";
+
+function CompareResult({ diff }) {
+  const { workflow, nodes, edges } = diff;
+  const by = (kind) => nodes.filter((c) => c.change === kind);
+  if (!workflow.length && !nodes.length && !edges.length) return <p>No changes since v{diff.version}.</p>;
+  return (
+    <>
+      <p>Added: {names(by("added"))} · Removed: {names(by("removed"))} · Changed: {names(by("changed"))}</p>
+      {workflow.length ? (
+        <><h3>Workflow</h3><div data-changed-workflow><FieldChanges fields={workflow} /></div></>
+      ) : null}
+      {nodes.length ? (
+        <><h3>Nodes</h3>
+          <ul className="changes">
+            {nodes.map((c) => (
+              <li key={c.node_id} data-changed-node={c.node_id}>
+                <code>{c.node_id}</code> {c.change}
+                <FieldChanges fields={c.fields} />
+              </li>
+            ))}
+          </ul></>
+      ) : null}
+      {edges.length ? (
+        <><h3>Edges</h3>
+          <ul className="changes">
+            {edges.map((c) => (
+              <li key={c.edge} data-changed-edge={c.edge}>
+                <code>{c.edge}</code> {c.change}
+                <FieldChanges fields={c.fields} />
+              </li>
+            ))}
+          </ul></>
+      ) : null}
+    </>
+  );
 }
 
 export function VersionsPanel({ slug, versions, current, onLoad }) {
   const [diff, setDiff] = useState(null);
+  const [failed, setFailed] = useState(null);
   if (!slug) return <p className="muted">Save the workflow to start its version history.</p>;
   const compare = async (n) => {
-    const v = await get(`/api/workflows/${slug}/versions/${n}/`);
-    setDiff({ number: n, definition: v.definition, ...nodeDiff(v.definition, current) });
+    setFailed(null);
+    try {
+      const [v, changes] = await Promise.all([get(`/api/workflows/${slug}/versions/${n}/`),
+        post(`/api/workflows/${slug}/versions/${n}/compare/`, { definition: current })]);
+      setDiff({ ...changes, definition: v.definition });
+    } catch (err) {
+      setDiff(null);
+      setFailed(`Could not compare with v${n}: ${err.message}`);
+    }
   };
   return (
     <div>
@@ -143,13 +182,12 @@ export function VersionsPanel({ slug, versions, current, onLoad }) {
           </li>
         ))}
       </ol>
+      {failed ? <p className="field-error" role="alert">{failed}</p> : null}
       {diff ? (
-        <div className="card" aria-label={`Changes since v${diff.number}`}>
-          <h2>Editor vs v{diff.number}</h2>
-          <p>Added: {diff.added.join(", ") || "none"}</p>
-          <p>Removed: {diff.removed.join(", ") || "none"}</p>
-          <p>Changed: {diff.changed.join(", ") || "none"}</p>
-          <button type="button" className="secondary" onClick={() => onLoad(diff.definition)}>Load v{diff.number} into the editor</button>
+        <div className="card version-compare" aria-label={`Changes since v${diff.version}`}>
+          <h2>Editor vs v{diff.version}</h2>
+          <CompareResult diff={diff} />
+          <button type="button" className="secondary" onClick={() => onLoad(diff.definition)}>Load v{diff.version} into the editor</button>
         </div>
       ) : null}
     </div>

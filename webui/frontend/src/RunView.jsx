@@ -1,60 +1,17 @@
 // The run view: the graph coloured by status, live over the websocket; a drawer per step with
 // its attempts, logs and journal; the operator actions; and the timeline tab.
-import { Background, Controls, Handle, MiniMap, Panel, Position, ReactFlow, ReactFlowProvider, useReactFlow } from "@xyflow/react";
+import { ReactFlowProvider } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { get, post } from "./api.js";
 import { Dialog } from "./dialogs.jsx";
-import { NODE_H, NODE_W, StepNode, edgeId, useTheme } from "./graph.jsx";
 import { itemOf } from "./MapItems.jsx";
-import { mapCounts, mapKey } from "./MapProgress.jsx";
+import { RunGraph } from "./RunGraph.jsx";
 import { RunStore, connectRun } from "./runstore.js";
-import { ACTIVE, FINISHED_OK, STATUS, StatusBadge } from "./status.jsx";
+import { ACTIVE, STATUS, StatusBadge } from "./status.jsx";
 import { StepDrawer } from "./StepDrawer.jsx";
 import { RunHeader } from "./RunHeader.jsx";
 import { Timeline } from "./Timeline.jsx";
 import { VersionChoice, useVersionCompare } from "./VersionChoice.jsx";
-
-const nodeTypes = { step: StepNode, fanout: GroupNode };
-const READABLE_ZOOM = 0.55; // fitting never shrinks node labels below this
-const GROUP_MIN = 12; // siblings with the same upstream and downstream steps collapse from this many
-
-// Large fan-outs: steps sharing the same (non-empty) upstream and downstream sets form a group.
-function fanOutGroups(definition) {
-  const ins = new Map();
-  const outs = new Map();
-  for (const e of definition.edges) {
-    (ins.get(e.target) || ins.set(e.target, []).get(e.target)).push(e.source);
-    (outs.get(e.source) || outs.set(e.source, []).get(e.source)).push(e.target);
-  }
-  const bySig = new Map();
-  for (const n of definition.nodes) {
-    const i = (ins.get(n.id) || []).slice().sort();
-    const o = (outs.get(n.id) || []).slice().sort();
-    if (!i.length && !o.length) continue;
-    const sig = `${i.join(",")}|${o.join(",")}`;
-    (bySig.get(sig) || bySig.set(sig, []).get(sig)).push(n.id);
-  }
-  const groups = [];
-  for (const [sig, members] of bySig) if (members.length >= GROUP_MIN) groups.push({ id: `group:${members[0]}`, sig, members });
-  return groups;
-}
-
-function GroupNode({ data }) {
-  const { members, counts } = data;
-  return (
-    <div className="wnode group" data-group={data.id} data-count={members.length}>
-      <Handle type="target" position={Position.Left} isConnectable={false} />
-      <div className="wnode-title">{members.length} parallel steps</div>
-      <div className="wnode-foot">
-        {Object.entries(counts).map(([status, n]) => (
-          <span key={status} className={`status-${status}`}>{STATUS[status]?.icon} {n} {STATUS[status]?.label.toLowerCase()}</span>
-        ))}
-      </div>
-      <div className="muted" style={{ fontSize: 11 }}>Click to expand</div>
-      <Handle type="source" position={Position.Right} isConnectable={false} />
-    </div>
-  );
-}
 
 function useNow(active) {
   const [now, setNow] = useState(Date.now());
@@ -204,7 +161,7 @@ export function RunView({ props }) {
         <div className="runmain">
           {tab === "graph" ? (
             <ReactFlowProvider>
-              <RunGraph store={store} version={version} now={now} stale={stale}
+              <RunGraph store={store} version={version} stale={stale}
                 selected={itemOf(selected)?.[0] ?? selected}
                 onSelect={select} hideFinished={hideFinished} />
             </ReactFlowProvider>
@@ -264,196 +221,6 @@ function ConnectionState({ store }) {
       {text[store.connection]}
     </span>
   );
-}
-
-function RunGraph({ store, version, now, stale, selected, onSelect, hideFinished }) {
-  const flow = useReactFlow();
-  const theme = useTheme();
-  const groups = useMemo(() => fanOutGroups(store.definition), [store.definition]);
-  const [expanded, setExpanded] = useState(() => new Set());
-  const nodeCache = useRef(new Map());
-  const edgeCache = useRef(new Map());
-  const collapsed = useMemo(() => {
-    const byMember = new Map();
-    for (const g of groups) {
-      if (expanded.has(g.id) || g.members.includes(selected)) continue;
-      for (const m of g.members) byMember.set(m, g);
-    }
-    return byMember;
-  }, [groups, expanded, selected]);
-  // The server's critical path (engine.services.queries.run_critical_path): the timeline and the API show the same.
-  const criticalSet = useMemo(() => new Set(store.critical || []), [version, store]);
-  const criticalEdges = useMemo(() => {
-    const path = store.critical || [];
-    return new Set(path.slice(1).map((id, i) => `${path[i]}->${id}`));
-  }, [version, store]);
-  const nodes = useMemo(() => {
-    const groupNodes = [];
-    const seen = new Set();
-    for (const g of collapsed.values()) {
-      if (seen.has(g.id)) continue;
-      seen.add(g.id);
-      const counts = {};
-      for (const m of g.members) {
-        const st = store.steps[m]?.status || "pending";
-        counts[st] = (counts[st] || 0) + 1;
-      }
-      groupNodes.push({ id: g.id, type: "fanout", position: store.layout[g.members[0]] || { x: 0, y: 0 },
-        initialWidth: NODE_W, initialHeight: NODE_H,
-        data: { id: g.id, members: g.members, counts }, draggable: false, connectable: false });
-    }
-    return store.definition.nodes
-      .filter((n) => !collapsed.has(n.id))
-      .filter((n) => !hideFinished || !FINISHED_OK.has(store.steps[n.id]?.status) || n.id === selected)
-      .map((n) => {
-        const step = store.steps[n.id];
-        const attempts = (store.attempts[n.id] || []).filter((a) => a.started_at).length;
-        const nodeNow = step && ACTIVE.has(step.status) ? now : 0;
-        const map = n.for_each ? mapCounts(store.steps, n.id) : null;
-        const critical = criticalSet.has(n.id);
-        // The same object while nothing it shows changed: React Flow and its minimap then skip the
-        // steps an event did not touch, so one transition re-renders one node, not the whole graph.
-        return reuse(nodeCache.current, n.id, [step, attempts, stale, nodeNow, n.id === selected, mapKey(map), critical], () => ({
-          id: n.id,
-          type: "step",
-          position: store.layout[n.id] || n.position || { x: 0, y: 0 },
-          // The graph is read-only and never takes React Flow's measurements back (no onNodesChange),
-          // so the minimap needs each node's size given here, or it draws no nodes at all.
-          initialWidth: NODE_W,
-          initialHeight: NODE_H,
-          data: { spec: n, step, stale, now: nodeNow, attempts, map, critical },
-          selected: n.id === selected,
-          draggable: false,
-          connectable: false,
-        }));
-      })
-      .concat(groupNodes);
-  }, [version, stale, selected, hideFinished, store, now, collapsed, criticalSet]);
-  const visible = useMemo(() => new Set(nodes.map((n) => n.id)), [nodes]);
-  const edges = useMemo(
-    () =>
-      dedupe(store.definition.edges
-        .map((e) => ({ ...e, source: collapsed.get(e.source)?.id || e.source, target: collapsed.get(e.target)?.id || e.target }))
-        .filter((e) => visible.has(e.source) && visible.has(e.target)))
-        .map((e) => {
-          const st = store.steps[e.source]?.status;
-          const target = store.steps[e.target]?.status;
-          // Not taken: a branch not chosen or a condition that was false skips the step it leads to
-          // (or its source never ran). Drawn dashed and faded, unlike the edges the run went along.
-          const notTaken = st === "skipped" || (target === "skipped" && st === "succeeded");
-          const taken = !notTaken && st === "succeeded" && target && target !== "pending";
-          const critical = criticalEdges.has(edgeId(e));
-          return reuse(edgeCache.current, edgeId(e), [st, target, critical], () => ({
-            id: edgeId(e),
-            source: e.source,
-            target: e.target,
-            label: e.branch || e.condition || undefined,
-            animated: st === "running",
-            className: `edge-${st || "pending"}${notTaken ? " edge-not-taken" : taken ? " edge-taken" : ""}${critical ? " edge-critical" : ""}`,
-            data: { taken: notTaken ? "no" : taken ? "yes" : "unknown" },
-          }));
-        }),
-    [version, visible, store, collapsed, criticalEdges],
-  );
-  useEffect(() => {
-    if (selected) {
-      const pos = store.layout[selected];
-      if (pos) flow.setCenter(pos.x + 95, pos.y + 38, { zoom: Math.max(flow.getZoom(), 0.8), duration: 200 });
-    }
-  }, [selected]);
-  // The drawer opening or closing, or the window narrowing, changes the graph's width: fit it again, no
-  // smaller than a readable zoom (the minimap and panning reach the rest), keeping the open step in view.
-  const box = useRef(null);
-  const lastWidth = useRef(0);
-  useEffect(() => {
-    const el = box.current;
-    if (!el || typeof ResizeObserver === "undefined") return undefined;
-    let timer = null;
-    const ro = new ResizeObserver(([entry]) => {
-      const w = Math.round(entry.contentRect.width);
-      if (!lastWidth.current || Math.abs(w - lastWidth.current) < 40) {
-        lastWidth.current = lastWidth.current || w;
-        return;
-      }
-      lastWidth.current = w;
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        const pos = selectedRef.current && store.layout[selectedRef.current];
-        if (pos) flow.setCenter(pos.x + 95, pos.y + 38, { zoom: Math.max(flow.getZoom(), 0.8), duration: 150 });
-        else flow.fitView({ maxZoom: 1, minZoom: READABLE_ZOOM, duration: 150 });
-      }, 60);
-    });
-    ro.observe(el);
-    return () => {
-      ro.disconnect();
-      clearTimeout(timer);
-    };
-  }, [flow, store]);
-  const selectedRef = useRef(selected);
-  selectedRef.current = selected;
-  return (
-    <div
-      ref={box}
-      className="flow"
-      aria-label="Run graph"
-      onKeyDownCapture={(e) => {
-        // Keyboard: Tab to a node, Enter (or Space) opens its drawer, or expands a group.
-        if (e.key !== "Enter" && e.key !== " ") return;
-        const el = document.activeElement;
-        const id = el && el.classList.contains("react-flow__node") ? el.dataset.id : null;
-        if (!id) return;
-        e.preventDefault();
-        if (id.startsWith("group:")) setExpanded((s) => new Set(s).add(id));
-        else onSelect(id);
-      }}
-    >
-      <ReactFlow
-        nodes={nodes}
-        edges={edges}
-        nodeTypes={nodeTypes}
-        onNodeClick={(_, n) => (n.type === "fanout" ? setExpanded((s) => new Set(s).add(n.id)) : onSelect(n.id))}
-        onPaneClick={() => onSelect(null)}
-        nodesDraggable={false}
-        nodesConnectable={false}
-        elementsSelectable
-        fitView
-        fitViewOptions={{ maxZoom: 1, minZoom: READABLE_ZOOM }}
-        minZoom={0.05}
-        onlyRenderVisibleElements={nodes.length > 300}
-        proOptions={{ hideAttribution: true }}
-        colorMode={theme}
-      >
-        <Background />
-        {criticalSet.size ? (
-          <Panel position="top-left" className="graph-legend" data-legend-key="crit">
-            <span className="sw crit" aria-hidden="true" /> <span className="crit-mark" aria-hidden="true">★</span>critical path
-          </Panel>
-        ) : null}
-        <Controls showInteractive={false} />
-        <MiniMap pannable zoomable nodeStrokeWidth={3}
-          nodeColor={(n) => (n.type === "fanout" ? "var(--accent)" : `var(--s-${n.data.step?.status || "pending"})`)} />
-      </ReactFlow>
-    </div>
-  );
-}
-
-// cache: id -> {deps, value}. Returns the cached value while every dep is identical, else build()'s.
-function reuse(cache, id, deps, build) {
-  const hit = cache.get(id);
-  if (hit && hit.deps.length === deps.length && hit.deps.every((d, i) => d === deps[i])) return hit.value;
-  const value = build();
-  cache.set(id, { deps, value });
-  return value;
-}
-
-function dedupe(edges) {
-  const seen = new Set();
-  return edges.filter((e) => {
-    const id = edgeId(e);
-    if (seen.has(id) || e.source === e.target) return false;
-    seen.add(id);
-    return true;
-  });
 }
 
 function ActionDialog({ dialog, store, runId, act, onClose }) {

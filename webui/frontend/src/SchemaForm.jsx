@@ -2,6 +2,7 @@
 // numbers, integers, booleans, enums; objects and arrays without properties are edited as JSON.
 import { useEffect, useState } from "react";
 import { Ticks } from "./dialogs.jsx";
+import { TemplateField } from "./TemplateField.jsx";
 
 function JsonField({ id, value, onChange, invalid, onBad, required, placeholder }) {
   const [text, setText] = useState(() => (value === undefined ? "" : JSON.stringify(value, null, 2)));
@@ -42,7 +43,8 @@ function hint(value) {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-export function SchemaForm({ schema, value, onChange, idPrefix, errors = {}, suggestions = [], onJsonError }) {
+// ``scope`` (a node's config in the editor): string fields complete and preview templates (TemplateField.jsx).
+export function SchemaForm({ schema, value, onChange, idPrefix, errors = {}, onJsonError, scope }) {
   const props = (schema && schema.properties) || {};
   const required = new Set((schema && schema.required) || []);
   const v = value || {};
@@ -63,12 +65,8 @@ export function SchemaForm({ schema, value, onChange, idPrefix, errors = {}, sug
     else out[name] = next;
     onChange(out);
   };
-  const listId = `${idPrefix}-suggest`;
   return (
     <div className="schema-form">
-      {suggestions.length ? (
-        <datalist id={listId}>{suggestions.map((s) => <option key={s} value={s} />)}</datalist>
-      ) : null}
       {names.map((name) => {
         const p = props[name] || {};
         const id = `${idPrefix}-${name}`;
@@ -107,11 +105,15 @@ export function SchemaForm({ schema, value, onChange, idPrefix, errors = {}, sug
           );
         } else if (type === "string" || (!type && !p.properties)) {
           const long = p.format === "textarea" || (p.maxLength || 0) > 200 || /prompt|body|template/i.test(name);
-          input = long ? (
+          input = scope ? (
+            <TemplateField id={id} name={name} multiline={long} value={v[name]} scope={scope}
+              inputProps={{ "aria-invalid": !!err, "aria-required": req || undefined, placeholder }}
+              onChange={(next) => set(name, next)} />
+          ) : long ? (
             <textarea {...common} rows={4} value={v[name] ?? ""} placeholder={placeholder}
               onChange={(e) => set(name, e.target.value)} />
           ) : (
-            <input {...common} type="text" value={v[name] ?? ""} placeholder={placeholder} list={suggestions.length ? listId : undefined}
+            <input {...common} type="text" value={v[name] ?? ""} placeholder={placeholder}
               onChange={(e) => set(name, e.target.value)} />
           );
         } else {

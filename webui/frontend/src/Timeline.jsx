@@ -73,8 +73,8 @@ function topoOrder(nodes, edges) {
   }
   const queue = nodes.filter((n) => indeg.get(n.id) === 0).map((n) => n.id);
   const order = [];
-  while (queue.length) {
-    const id = queue.shift();
+  for (let head = 0; head < queue.length; head += 1) {
+    const id = queue[head];
     order.push(id);
     for (const t of out.get(id) || []) {
       indeg.set(t, indeg.get(t) - 1);
@@ -305,8 +305,8 @@ export function Timeline({ store, version, now, onSelect }) {
   const [height, setHeight] = useState(600);
   const box = useRef(null);
 
+  const order = useMemo(() => topoOrder(store.definition.nodes, store.definition.edges), [store.definition]);
   const model = useMemo(() => {
-    const order = topoOrder(store.definition.nodes, store.definition.edges);
     const rows = [];
     const intervals = [];
     const used = new Set(); // the legend's entries: what the rows draw
@@ -376,7 +376,7 @@ export function Timeline({ store, version, now, onSelect }) {
     const critical = new Set(store.critical || []);
     if (critical.size) used.add("crit");
     return { rows, intervals, t0, t1, critical, used };
-  }, [version, now, store, expanded]);
+  }, [version, now, store, expanded, order]);
 
   const width = Math.max(400, ((box.current?.clientWidth || 900) - LABEL_W - 24) * zoom);
   const live = store.run.status === "running";

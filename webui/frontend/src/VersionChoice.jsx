@@ -3,7 +3,27 @@
 import { useEffect, useState } from "react";
 import { get } from "./api.js";
 
-const short = (v) => (v === null || v === undefined ? "—" : typeof v === "string" ? v : JSON.stringify(v));
+const MAX_VALUE = 300;
+const unset = (v) => v === null || v === undefined; // the field is missing on that side
+function short(v) {
+  const text = typeof v === "string" ? v : JSON.stringify(v);
+  return text.length > MAX_VALUE ? `${text.slice(0, MAX_VALUE)}…` : text;
+}
+
+// Changed fields from the API's comparison (engine.core.definition_diff): the field's path, old → new.
+export function FieldChanges({ fields }) {
+  if (!fields.length) return null;
+  return (
+    <ul>
+      {fields.map((f) => (
+        <li key={f.field} data-changed-field={f.field}>
+          <code>{f.field}</code>: {unset(f.before) ? <i>not set</i> : <del>{short(f.before)}</del>} →{" "}
+          {unset(f.after) ? <i>not set</i> : <ins>{short(f.after)}</ins>}
+        </li>
+      ))}
+    </ul>
+  );
+}
 
 export function useVersionCompare(runId) {
   const [compare, setCompare] = useState(null);
@@ -43,13 +63,7 @@ export function VersionChoice({ compare, value, onChange, nodeIds }) {
             {changes.map((c) => (
               <li key={c.node_id} data-changed-node={c.node_id}>
                 <code>{c.node_id}</code> {c.change}
-                <ul>
-                  {c.fields.map((f) => (
-                    <li key={f.field} data-changed-field={f.field}>
-                      <code>{f.field}</code>: <del>{short(f.before)}</del> → <ins>{short(f.after)}</ins>
-                    </li>
-                  ))}
-                </ul>
+                <FieldChanges fields={c.fields} />
               </li>
             ))}
           </ul>

@@ -1,7 +1,9 @@
 // The editor's workflow definition and React Flow's nodes and edges: one into the other and back.
 import { edgeId } from "./graph.jsx";
 
-const SPEC_KEYS = ["id", "type", "name", "config", "queue", "retry", "timeout_s", "trigger_rule", "position"];
+// The node fields the editor has panels for come first, in this order; every other field a node carries
+// (for_each, max_parallel, limits, priority, ...) is kept after them, so saving from the editor drops none.
+const SPEC_KEYS = ["id", "type", "name", "config", "queue", "retry", "timeout_s", "trigger_rule"];
 
 export function toRfNode(spec) {
   return { id: spec.id, type: "edit", position: spec.position || { x: 0, y: 0 }, data: { spec } };
@@ -14,7 +16,8 @@ export function toRfEdge(e) {
 
 function cleanSpec(spec, position) {
   const out = {};
-  for (const k of SPEC_KEYS) {
+  const keys = [...SPEC_KEYS, ...Object.keys(spec).filter((k) => !SPEC_KEYS.includes(k) && k !== "position"), "position"];
+  for (const k of keys) {
     const v = k === "position" ? position : spec[k];
     if (v === undefined || v === null || v === "") continue;
     if (k === "retry" && typeof v === "object" && !Object.keys(v).length) continue;

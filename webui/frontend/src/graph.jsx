@@ -1,9 +1,9 @@
 // The workflow graph as React Flow nodes and edges, shared by the run view and the editor.
 import { Handle, Position } from "@xyflow/react";
-import { memo, useEffect, useState } from "react";
+import { memo, useEffect, useState, useSyncExternalStore } from "react";
 import { Ticks, withoutNode } from "./dialogs.jsx";
-import { MapProgress } from "./MapProgress.jsx";
-import { StatusBadge, formatDuration } from "./status.jsx";
+import { MapProgress, mapCounts, mapKey } from "./MapProgress.jsx";
+import { ACTIVE, StatusBadge, formatDuration } from "./status.jsx";
 
 export const NODE_W = 190;
 export const NODE_H = 76;
@@ -19,11 +19,16 @@ function duration(step, now) {
   return Math.max(0, (end - Date.parse(step.started_at)) / 1000);
 }
 
-// A step in the run view: status (icon + label), attempt count, duration.
+// A step in the run view: status (icon + label), attempt count, duration. It reads its own step from the
+// run store, so an event re-renders the steps it touched and leaves React Flow's graph alone.
 export const StepNode = memo(function StepNode({ data, selected }) {
-  const { spec, step, stale, now, attempts, map, critical } = data;
+  const { spec, store, stale, critical } = data;
+  const step = useSyncExternalStore(store.subscribe, () => store.steps[spec.id]);
+  const mapState = useSyncExternalStore(store.subscribe, () => (spec.for_each ? mapKey(mapCounts(store.steps, spec.id)) : ""));
+  const map = mapState ? mapCounts(store.steps, spec.id) : null;
+  const attempts = (store.attempts[spec.id] || []).filter((a) => a.started_at).length;
   const status = step ? step.status : "pending";
-  const secs = duration(step, now);
+  const secs = duration(step, useClock(ACTIVE.has(status)));
   return (
     <div
       className={`wnode status-bg-${status}${selected ? " selected" : ""}${stale ? " stale" : ""}${critical ? " critical" : ""}`}
@@ -49,6 +54,33 @@ export const StepNode = memo(function StepNode({ data, selected }) {
     </div>
   );
 });
+
+// One clock for every running step's node: the time now, every second while ``active``, else 0.
+const clock = { now: Date.now(), listeners: new Set(), timer: null };
+
+function subscribeClock(fn) {
+  clock.listeners.add(fn);
+  if (!clock.timer) {
+    clock.now = Date.now();
+    clock.timer = setInterval(() => {
+      clock.now = Date.now();
+      for (const listener of clock.listeners) listener();
+    }, 1000);
+  }
+  return () => {
+    clock.listeners.delete(fn);
+    if (!clock.listeners.size) {
+      clearInterval(clock.timer);
+      clock.timer = null;
+    }
+  };
+}
+
+const noSubscription = () => () => {};
+
+function useClock(active) {
+  return useSyncExternalStore(active ? subscribeClock : noSubscription, () => (active ? clock.now : 0));
+}
 
 // A node in the editor: type, id, and its validation errors.
 export const EditNode = memo(function EditNode({ data, selected }) {

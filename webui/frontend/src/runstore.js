@@ -17,6 +17,7 @@ export class RunStore {
     this.catchingUp = null;
     this.buffer = [];
     this.texts = {}; // node id -> {attempt, key, text, done}: a model's reply as it is written (not an event)
+    this.frame = null; // cancels the announcement emitSoon() has planned
     this.applySnapshot(snapshot);
   }
 
@@ -28,8 +29,28 @@ export class RunStore {
   getVersion = () => this.version;
 
   emit() {
+    if (this.frame) this.frame();
+    this.frame = null;
     this.version += 1;
     for (const fn of this.listeners) fn();
+  }
+
+  // Events are announced once per animation frame, however many arrived in it: at 100 events a second
+  // the run view draws each frame's events together instead of once per websocket message. (A hidden
+  // tab runs no animation frames: there, within 100 ms.)
+  emitSoon() {
+    if (this.frame) return;
+    const flush = () => {
+      this.frame = null;
+      this.emit();
+    };
+    if (document.hidden) {
+      const timer = setTimeout(flush, 100);
+      this.frame = () => clearTimeout(timer);
+    } else {
+      const frame = requestAnimationFrame(flush);
+      this.frame = () => cancelAnimationFrame(frame);
+    }
   }
 
   applySnapshot(snapshot) {
@@ -56,7 +77,7 @@ export class RunStore {
       try {
         const body = await get(`/api/runs/${this.runId}/timeline/`);
         this.critical = body.critical_path || [];
-        this.emit();
+        this.emitSoon();
       } catch {
         // Kept as it was: the next attempt to end tries again.
       } finally {
@@ -68,7 +89,7 @@ export class RunStore {
   // The text a model has written so far in a step's journaled call; each message holds all of it.
   receiveText({ node, attempt, key, text, done }) {
     this.texts[node] = { attempt, key, text, done };
-    this.emit();
+    this.emitSoon();
   }
 
   // Events from the socket. Returns nothing; fetches the missing ones when there is a gap.
@@ -91,7 +112,7 @@ export class RunStore {
       this.lastSeq = e.seq;
       changed = true;
     }
-    if (changed) this.emit();
+    if (changed) this.emitSoon();
   }
 
   async catchUp() {

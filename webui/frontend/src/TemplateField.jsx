@@ -2,7 +2,7 @@
 // can name there (completions.js; a combobox with a listbox: arrows move, Enter or Tab chooses, Escape closes),
 // and under the field it shows the template's value in the workflow's last run, rendered by the server with the
 // worker's template engine (POST /api/workflows/{slug}/template-preview/).
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useLayoutEffect, useRef, useState } from "react";
 import { get, post } from "./api.js";
 import { completions, pathAtCaret } from "./completions.js";
 import { Ticks } from "./dialogs.jsx";
@@ -63,6 +63,16 @@ export function TemplateField({ id, name, multiline, value, onChange, scope, inp
   const sample = useSample(scope.slug);
   const preview = usePreview(scope.slug, value, scope.direct);
   const ref = useRef(null);
+  // Where the caret goes once a chosen completion is in the field: set as React writes the new value, before the
+  // next key is handled (a frame later, keys typed meanwhile would land before the caret's old place).
+  const caretAfter = useRef(null);
+  useLayoutEffect(() => {
+    const el = ref.current, after = caretAfter.current;
+    if (el === null || after === null) return;
+    caretAfter.current = null;
+    if (document.activeElement !== el) el.focus();
+    el.setSelectionRange(after, after);
+  });
   const [at, setAt] = useState(null); // pathAtCaret while the list is open, else null
   const [active, setActive] = useState(0);
   const options = completions(at, { ...scope, sample });
@@ -77,10 +87,9 @@ export function TemplateField({ id, name, multiline, value, onChange, scope, inp
     const el = ref.current;
     const caret = el.selectionStart ?? el.value.length;
     const text = el.value.slice(0, at.start) + option.name + el.value.slice(caret);
-    const after = at.start + option.name.length;
+    caretAfter.current = at.start + option.name.length;
     onChange(text);
     setAt(null);
-    requestAnimationFrame(() => { el.focus(); el.setSelectionRange(after, after); });
   };
   const onKeyDown = (e) => {
     if (!open) return;

@@ -62,8 +62,13 @@ def test_kept_days_give_what_one_pass_gives_until_their_runs_change(settings):
     assert "tampered" not in kept.get(day=day.day).figures["nodes"]
 
     # Runs of a kept day pruned: what was kept of their days goes with them; the rest of that day is computed
-    # and kept again.
-    day = kept.exclude(day=day.day).order_by("day")[0]
+    # and kept again. The day has runs finished before its noon (pruned) and runs started after it (kept).
+    def split_at_noon(kept_day: AnalyticsDay) -> bool:
+        noon = datetime.combine(kept_day.day, time(12), UTC)
+        runs = Run.objects.filter(workflow=workflow, created_at__date=kept_day.day)
+        return runs.filter(finished_at__lt=noon).exists() and runs.filter(created_at__gte=noon).exists()
+
+    day = next(d for d in kept.exclude(day=day.day).order_by("day") if split_at_noon(d))
     tamper(day)
     noon = datetime.combine(day.day, time(12), UTC)
     assert prune(older_than=now - noon).runs > 0

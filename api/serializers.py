@@ -3,6 +3,8 @@ validates meaning (definitions, run inputs, states)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -245,12 +247,15 @@ class StepSerializer(FlatSerializer):
     map = serializers.SerializerMethodField(help_text="a mapped node's step: its items (list them with "
                                                       "GET .../steps/{node_id}/items/)")
 
+    # A step is a StepRun, or a run's detail's plain row (engine.services.queries.run_step_rows).
     def get_duration_s(self, step) -> float | None:
+        if isinstance(step, Mapping):
+            return _span(step["started_at"], step["finished_at"])
         return _span(step.started_at, step.finished_at)
 
     @extend_schema_field(MapSummarySerializer(allow_null=True))
     def get_map(self, step) -> dict | None:
-        summary = getattr(step, "map_summary", None)
+        summary = step.get("map_summary") if isinstance(step, Mapping) else getattr(step, "map_summary", None)
         return None if summary is None else MapSummarySerializer(summary).data
 
 

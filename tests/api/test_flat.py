@@ -10,6 +10,8 @@ from django.utils import timezone as dj_timezone
 from rest_framework import serializers
 
 from api.flat import FlatListSerializer, FlatSerializer
+from api.serializers import StepSerializer
+from engine.services import queries
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
 from tests.api.conftest import failing_and_approval
@@ -54,6 +56,20 @@ def test_run_detail_steps_timeline_and_events_are_written_as_drf_writes_them(api
             flat, reference = both(lambda p=path: client.get(p).json())
             assert flat == reference, path
             assert len(flat) > 50
+
+
+def test_a_runs_steps_read_as_plain_rows_are_written_as_its_step_instances_are(drain):
+    """The run detail reads its steps as plain rows (queries.run_step_rows); the step endpoints read instances."""
+    workflow, _, _ = workflow_save(definition=failing_and_approval())
+    run, _ = run_start(workflow=workflow, inputs={"x": 1})
+    drain()
+    run = queries.run_get(run.pk)
+    rows = json.dumps(StepSerializer(queries.run_step_rows(run), many=True).data)
+    instances = json.dumps(StepSerializer(queries.run_steps(run), many=True).data)
+    assert rows == instances
+    steps = json.loads(rows)
+    assert {s["status"] for s in steps} >= {"failed", "succeeded"}
+    assert any(s["map"] for s in steps) and any(s["duration_s"] for s in steps)
 
 
 class Step(FlatSerializer):

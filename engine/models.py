@@ -123,8 +123,9 @@ class Run(models.Model):
                          include=["status", "last_seq", "started_at", "finished_at", "id"]),
             models.Index(fields=["-created_at"], name="run_created"),
             models.Index(KeyTextTransform("kind", "trigger"), F("created_at").desc(), name="run_trigger_created"),
-            # Retention deletes the oldest finished runs first.
-            models.Index(fields=["finished_at"], name="run_finished", condition=Q(finished_at__isnull=False)),
+            # Retention deletes the oldest finished runs first; the run tally counts them by status from the index.
+            models.Index(fields=["finished_at"], name="run_finished_status", condition=Q(finished_at__isnull=False),
+                         include=["status"]),
             # The weft_runs gauge counts the unfinished runs without reading the finished ones.
             models.Index(fields=["status"], name="run_unfinished", condition=Q(finished_at__isnull=True)),
             # Run concurrency: the runs of a (workflow, key) running, and those waiting, oldest first.

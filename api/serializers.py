@@ -247,7 +247,7 @@ class StepSerializer(FlatSerializer):
     map = serializers.SerializerMethodField(help_text="a mapped node's step: its items (list them with "
                                                       "GET .../steps/{node_id}/items/)")
 
-    # A step is a StepRun, or a run's detail's plain row (engine.services.queries.run_step_rows).
+    # A step is a StepRun (a step's own endpoints), or a run's detail's row (engine.services.queries.run_steps).
     def get_duration_s(self, step) -> float | None:
         if isinstance(step, Mapping):
             return _span(step["started_at"], step["finished_at"])

@@ -53,7 +53,7 @@ class _RunView:
 
     def __init__(self, run):
         self._run = run
-        self.steps = queries.run_step_rows(run)
+        self.steps = queries.run_steps(run)
         self.spend = run_spend(run)
 
     def __getattr__(self, name):

@@ -102,35 +102,20 @@ def run_get(run_id) -> Run:
         raise NotFound(f"run {run_id} does not exist") from None
 
 
-def run_steps(run: Run, *, only: tuple[str, ...] = ()) -> list[StepRun]:
-    """The run's steps in the workflow's topological order, each with ``attempts_count``; a mapped node once,
-    with ``map_summary`` (its items counted by status), never its items. ``only``: the columns to load (and
-    the id, node id and waiting detail), every one without."""
-    steps = StepRun.objects.filter(run=run, map_parent__isnull=True).annotate(attempts_count=_attempts_count())
-    if only:
-        steps = steps.only("node_id", "waiting_detail", *only)
-    steps = {s.node_id: s for s in steps}
-    graph = version_graph(run.version)
-    ordered = [steps[n] for n in graph.topological_order() if n in steps]
-    mapped = [s for s in ordered if graph.nodes[s.node_id].for_each is not None]
-    summaries = _map_summaries(run, [(s.pk, s.node_id, s.waiting_detail) for s in mapped], graph)
-    for step in mapped:
-        step.map_summary = summaries[step.pk]
-    return ordered
-
-
-# What a run's detail shows of each step (api.serializers.StepSerializer), read as plain values.
+# What a run's detail shows of each step (api.serializers.StepSerializer).
 STEP_ROW_FIELDS = ("id", "node_id", "node_type", "queue", "status", "attempt", "waiting_reason", "waiting_detail",
                    "output", "error", "worker", "queued_at", "started_at", "finished_at", "next_attempt_at",
                    "wake_at", "map_index")
 
 
-def run_step_rows(run: Run) -> list[dict]:
-    """``run_steps`` as dicts of ``STEP_ROW_FIELDS``, ``attempts_count`` and, for a mapped node, ``map_summary``:
-    a 1,000-step run's detail holds 1,000 dicts instead of 1,000 model instances with their state objects, which
-    kept young-generation collections busy while the request ran."""
+def run_steps(run: Run, *, fields: tuple[str, ...] = STEP_ROW_FIELDS) -> list[dict]:
+    """The run's steps in the workflow's topological order, as dicts of ``fields`` (with the id, node id and
+    waiting detail) and ``attempts_count``; a mapped node once, with ``map_summary`` (its items counted by
+    status), never its items. Plain rows, not model instances: a 1,000-step run's detail held 1,000 instances
+    with their state objects, which kept young-generation collections busy while the request ran."""
+    fields = tuple(dict.fromkeys(("id", "node_id", "waiting_detail", *fields)))
     rows = {r["node_id"]: r for r in StepRun.objects.filter(run=run, map_parent__isnull=True)
-            .annotate(attempts_count=_attempts_count()).values(*STEP_ROW_FIELDS, "attempts_count")}
+            .annotate(attempts_count=_attempts_count()).values(*fields, "attempts_count")}
     graph = version_graph(run.version)
     ordered = [rows[n] for n in graph.topological_order() if n in rows]
     mapped = [r for r in ordered if graph.nodes[r["node_id"]].for_each is not None]
@@ -210,7 +195,7 @@ class AttemptTiming:
 
 @dataclass
 class StepTimeline:
-    step: StepRun
+    step: dict  # run_steps' row
     attempts: list[AttemptTiming]
     duration_s: float | None
 
@@ -265,8 +250,8 @@ def run_timeline(run: Run) -> tuple[list[StepTimeline], list[str]]:
     one still running), so time spent waiting in a queue or for a retry does not count.
     """
     now = timezone.now()
-    steps = run_steps(run, only=("node_type", "queue", "status"))
-    by_step: dict[int, list[AttemptTiming]] = {s.pk: [] for s in steps}
+    steps = run_steps(run, fields=("node_type", "queue", "status"))
+    by_step: dict[int, list[AttemptTiming]] = {s["id"]: [] for s in steps}
     rows = []
     timed = run_attempts(run).order_by("step_id", "number").values_list(
         "step_id", "number", "outcome", "worker", "queued_at", "started_at", "finished_at", "step__node_id",
@@ -277,7 +262,7 @@ def run_timeline(run: Run) -> tuple[list[StepTimeline], list[str]]:
         rows.append((node_id, parent_node_id, attempt.started_at, attempt.finished_at))
     out = []
     for step in steps:
-        attempts = by_step.get(step.pk, [])
+        attempts = by_step.get(step["id"], [])
         duration = sum(_seconds(a.started_at, a.finished_at or now) or 0.0 for a in attempts) if attempts else None
         out.append(StepTimeline(step=step, attempts=attempts, duration_s=duration))
     return out, _critical_path(run, _weights(rows, now))

@@ -59,13 +59,15 @@ def test_run_detail_steps_timeline_and_events_are_written_as_drf_writes_them(api
 
 
 def test_a_runs_steps_read_as_plain_rows_are_written_as_its_step_instances_are(drain):
-    """The run detail reads its steps as plain rows (queries.run_step_rows); the step endpoints read instances."""
+    """The run detail reads its steps as plain rows (queries.run_steps); a step's own endpoints read an instance
+    (queries.step_get)."""
     workflow, _, _ = workflow_save(definition=failing_and_approval())
     run, _ = run_start(workflow=workflow, inputs={"x": 1})
     drain()
     run = queries.run_get(run.pk)
-    rows = json.dumps(StepSerializer(queries.run_step_rows(run), many=True).data)
-    instances = json.dumps(StepSerializer(queries.run_steps(run), many=True).data)
+    rows = json.dumps(StepSerializer(queries.run_steps(run), many=True).data)
+    instances = json.dumps([StepSerializer(queries.step_get(run, step["node_id"])).data
+                            for step in json.loads(rows)])
     assert rows == instances
     steps = json.loads(rows)
     assert {s["status"] for s in steps} >= {"failed", "succeeded"}

@@ -3,8 +3,6 @@ validates meaning (definitions, run inputs, states)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -210,7 +208,7 @@ class RunSummarySerializer(FlatSerializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
-def _span(start, end) -> float | None:
+def span_s(start, end) -> float | None:
     if start is None or end is None:
         return None
     return round(max((end - start).total_seconds(), 0.0), 6)
@@ -247,15 +245,13 @@ class StepSerializer(FlatSerializer):
     map = serializers.SerializerMethodField(help_text="a mapped node's step: its items (list them with "
                                                       "GET .../steps/{node_id}/items/)")
 
-    # A step is a StepRun (a step's own endpoints), or a run's detail's row (engine.services.queries.run_steps).
+    # A run's detail writes its steps from rows (api.step_rows), with the same output.
     def get_duration_s(self, step) -> float | None:
-        if isinstance(step, Mapping):
-            return _span(step["started_at"], step["finished_at"])
-        return _span(step.started_at, step.finished_at)
+        return span_s(step.started_at, step.finished_at)
 
     @extend_schema_field(MapSummarySerializer(allow_null=True))
     def get_map(self, step) -> dict | None:
-        summary = step.get("map_summary") if isinstance(step, Mapping) else getattr(step, "map_summary", None)
+        summary = getattr(step, "map_summary", None)
         return None if summary is None else MapSummarySerializer(summary).data
 
 
@@ -320,7 +316,7 @@ class AttemptSerializer(FlatSerializer):
     metrics = serializers.DictField()
 
     def get_duration_s(self, attempt) -> float | None:
-        return _span(attempt.started_at, attempt.finished_at)
+        return span_s(attempt.started_at, attempt.finished_at)
 
 
 class JournalEntrySerializer(FlatSerializer):
@@ -481,7 +477,7 @@ class TimelineAttemptSerializer(FlatSerializer):
     duration_s = serializers.SerializerMethodField()
 
     def get_duration_s(self, attempt) -> float | None:
-        return _span(attempt.started_at, attempt.finished_at)
+        return span_s(attempt.started_at, attempt.finished_at)
 
 
 class TimelineStepSerializer(FlatSerializer):

@@ -19,7 +19,7 @@ from engine.core.events import RUNS_GROUP, run_group
 from engine.models import Run
 from engine.observability.metrics import websocket_closed, websocket_opened
 from webui.access import can_view
-from webui.snapshot import run_snapshot, run_summary
+from webui.snapshot import run_snapshot, run_summary, snapshot_json
 
 # Close codes (4000-4999 are the application's): the client does not retry these.
 CLOSE_UNAUTHENTICATED = 4401
@@ -29,6 +29,10 @@ CLOSE_NOT_FOUND = 4404
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
     """``/ws/runs/<run id>/``: a snapshot of the run, then its events as they commit."""
+
+    @classmethod
+    async def encode_json(cls, content) -> str:
+        return snapshot_json(content)  # a snapshot's JSON columns as read, its timestamps as isoformat writes them
 
     async def connect(self):
         self.group = None

@@ -2,10 +2,19 @@
 
 Read ``last_seq`` first, then the steps: the steps are then at least as new as ``last_seq``, so
 applying the events after it (idempotent status assignments) never loses a transition.
+
+Its steps and attempts keep their timestamps as values and a step's waiting detail as the JSON text read:
+``snapshot_json`` writes them (api.rawjson, timestamps as Python's isoformat writes them). A 1,000-step run's
+page spent 80 ms of CPU a request, a third of it encoding its props.
 """
 
 from __future__ import annotations
 
+from django.db.models import TextField
+from django.db.models.functions import Cast
+from django.utils.html import mark_safe
+
+from api.rawjson import dumps, raw_or_none
 from engine.core.versions import version_graph
 from engine.integrations.llm_providers import run_usage
 from engine.models import Run, StepRun
@@ -13,9 +22,8 @@ from engine.nodes.repeat import definition_repeat_risks
 from engine.services.queries import run_attempts, run_critical_path
 
 STEP_FIELDS = (
-    "node_id", "node_type", "queue", "status", "attempt", "error", "waiting_reason", "waiting_detail",
-    "worker", "queued_at", "started_at", "finished_at", "lease_expires_at", "heartbeat_at", "next_attempt_at",
-    "wake_at",
+    "node_id", "node_type", "queue", "status", "attempt", "error", "waiting_reason", "worker", "queued_at",
+    "started_at", "finished_at", "lease_expires_at", "heartbeat_at", "next_attempt_at", "wake_at",
 )
 
 
@@ -59,21 +67,15 @@ def _current_number(run: Run) -> int | None:
 def run_snapshot(run_id) -> dict:
     """Everything the run view needs to draw a run; raises Run.DoesNotExist."""
     run = Run.objects.select_related("workflow__current_version", "version", "created_by").get(pk=run_id)
-    steps = []
-    for row in StepRun.objects.filter(run_id=run.pk).values(*STEP_FIELDS).order_by("id"):
-        steps.append({k: (_iso(v) if k.endswith("_at") else v) for k, v in row.items()})
+    steps = list(StepRun.objects.filter(run_id=run.pk).values(*STEP_FIELDS, waiting=Cast("waiting_detail", TextField()))
+                 .order_by("id"))
+    for step in steps:
+        step["waiting_detail"] = raw_or_none(step.pop("waiting"))
     attempts = [
-        {
-            "node_id": a["step__node_id"],
-            "number": a["number"],
-            "queued_at": _iso(a["queued_at"]),
-            "started_at": _iso(a["started_at"]),
-            "finished_at": _iso(a["finished_at"]),
-            "outcome": a["outcome"],
-            "worker": a["worker"],
-        }
-        for a in run_attempts(run)
-        .values("step__node_id", "number", "queued_at", "started_at", "finished_at", "outcome", "worker")
+        {"node_id": node_id, "number": number, "queued_at": queued, "started_at": started, "finished_at": finished,
+         "outcome": outcome, "worker": worker}
+        for node_id, number, queued, started, finished, outcome, worker in run_attempts(run)
+        .values_list("step__node_id", "number", "queued_at", "started_at", "finished_at", "outcome", "worker")
         .order_by("step_id", "number")
     ]
     definition = run.version.definition
@@ -91,3 +93,20 @@ def run_snapshot(run_id) -> dict:
         "last_seq": run.last_seq,
     }
 
+
+
+def snapshot_json(value) -> str:
+    """``value`` (a dict holding a snapshot) as JSON text: timestamps as isoformat writes them, JSON columns as
+    read."""
+    return dumps(value, utc_z=False).decode()
+
+
+_SCRIPT_ESCAPES = (("&", "\\u0026"), ("<", "\\u003C"), (">", "\\u003E"))
+
+
+def props_script(props: dict) -> str:
+    """``props`` in a ``<script id="weft-props">`` element, escaped as Django's json_script escapes."""
+    text = snapshot_json(props)
+    for char, escape in _SCRIPT_ESCAPES:
+        text = text.replace(char, escape)
+    return mark_safe(f'<script id="weft-props" type="application/json">{text}</script>')  # noqa: S308 (escaped)

@@ -30,7 +30,7 @@ from webui import analytics as charts
 from webui.access import can_design, can_use_credentials, can_view, roles
 from webui.inputs import step_inputs
 from webui.run_rows import run_rows
-from webui.snapshot import run_snapshot
+from webui.snapshot import props_script, run_snapshot
 from webui.templatetags.weft import STATUS
 
 RUN_PAGE_SIZE = 100
@@ -216,7 +216,7 @@ def run_detail(request, run_id, node_id=None):
         raise Http404("no such step")
     props = {"mode": "run", "runId": str(run.pk), "step": node_id, "snapshot": snapshot,
              "roles": roles(request.user), "tab": request.GET.get("tab", "graph")}
-    return render(request, "webui/run.html", {**_common(request), "props": props, "run": run})
+    return render(request, "webui/run.html", {**_common(request), "props_script": props_script(props), "run": run})
 
 
 @login_required

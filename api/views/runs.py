@@ -22,6 +22,7 @@ from api.serializers import (
     RunVersionCompareSerializer,
     TimelineSerializer,
 )
+from api.step_rows import steps_json
 from api.views.base import ApiView, CursorPages, actor, parse, parse_query
 from engine.services import queries
 from engine.services.run_versions import run_version_compare
@@ -44,16 +45,27 @@ class RunPagination(CursorPages):
     ordering = "-created_at"
 
 
+class _RunFields(RunSerializer):
+    steps = None  # written from rows by api.step_rows
+
+
+_RUN_KEYS = tuple(RunSerializer().fields)
+
+
 def run_response(run_id, *, status: int = 200) -> Response:
-    return Response(RunSerializer(_RunView(queries.run_get(run_id))).data, status=status)
+    """A run with its steps (RunSerializer's output): the steps written by ``steps_json``, embedded as JSON text
+    (api.rawjson.RawJsonRenderer writes the response)."""
+    run = queries.run_get(run_id)
+    steps = steps_json(queries.run_steps(run))
+    data = _RunFields(_RunView(run)).data
+    return Response({key: steps if key == "steps" else data[key] for key in _RUN_KEYS}, status=status)
 
 
 class _RunView:
-    """A run with its steps, for RunSerializer."""
+    """A run with its spend, for RunSerializer."""
 
     def __init__(self, run):
         self._run = run
-        self.steps = queries.run_steps(run)
         self.spend = run_spend(run)
 
     def __getattr__(self, name):

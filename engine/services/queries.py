@@ -6,12 +6,13 @@ engine.services.scheduler, engine.core.outcomes and engine.worker).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, TextField
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from engine.core.versions import version_graph
@@ -108,18 +109,25 @@ STEP_ROW_FIELDS = ("id", "node_id", "node_type", "queue", "status", "attempt", "
                    "wake_at", "map_index")
 
 
+# The JSON columns a step row carries as their text, under these names: the run detail writes them as read.
+STEP_JSON_TEXT = {"output": "output_text", "waiting_detail": "waiting_text"}
+
+
 def run_steps(run: Run, *, fields: tuple[str, ...] = STEP_ROW_FIELDS) -> list[dict]:
-    """The run's steps in the workflow's topological order, as dicts of ``fields`` (with the id, node id and
-    waiting detail) and ``attempts_count``; a mapped node once, with ``map_summary`` (its items counted by
-    status), never its items. Plain rows, not model instances: a 1,000-step run's detail held 1,000 instances
-    with their state objects, which kept young-generation collections busy while the request ran."""
-    fields = tuple(dict.fromkeys(("id", "node_id", "waiting_detail", *fields)))
+    """The run's steps in the workflow's topological order, as dicts of ``fields`` (with the id and node id) and
+    ``attempts_count``; a mapped node once, with ``map_summary`` (its items counted by status), never its items.
+    Plain rows, not model instances: a 1,000-step run's detail held 1,000 instances with their state objects,
+    which kept young-generation collections busy while the request ran. The JSON columns (``STEP_JSON_TEXT``)
+    come as their text, never parsed: the waiting detail always, as ``waiting_text``."""
+    plain = [f for f in dict.fromkeys(("id", "node_id", *fields)) if f not in STEP_JSON_TEXT]
+    texts = {STEP_JSON_TEXT[f]: Cast(f, TextField()) for f in ("waiting_detail", *fields) if f in STEP_JSON_TEXT}
     rows = {r["node_id"]: r for r in StepRun.objects.filter(run=run, map_parent__isnull=True)
-            .annotate(attempts_count=_attempts_count()).values(*fields, "attempts_count")}
+            .annotate(attempts_count=_attempts_count()).values(*plain, "attempts_count", **texts)}
     graph = version_graph(run.version)
     ordered = [rows[n] for n in graph.topological_order() if n in rows]
     mapped = [r for r in ordered if graph.nodes[r["node_id"]].for_each is not None]
-    summaries = _map_summaries(run, [(r["id"], r["node_id"], r["waiting_detail"]) for r in mapped], graph)
+    summaries = _map_summaries(run, [(r["id"], r["node_id"], json.loads(r["waiting_text"] or "null"))
+                                     for r in mapped], graph)
     for row in mapped:
         row["map_summary"] = summaries[row["id"]]
     return ordered

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from api.flat import FlatListSerializer, FlatSerializer
 from api.serializers import StepSerializer
+from api.step_rows import STEP_KEYS, steps_json
 from engine.services import queries
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
@@ -58,20 +59,24 @@ def test_run_detail_steps_timeline_and_events_are_written_as_drf_writes_them(api
             assert len(flat) > 50
 
 
-def test_a_runs_steps_read_as_plain_rows_are_written_as_its_step_instances_are(drain):
-    """The run detail reads its steps as plain rows (queries.run_steps); a step's own endpoints read an instance
-    (queries.step_get)."""
+@pytest.mark.parametrize("zone", ["UTC", "Europe/London", "Asia/Kolkata"])
+def test_a_runs_steps_read_as_plain_rows_are_written_as_its_step_instances_are(drain, zone):
+    """The run detail writes its steps from plain rows (queries.run_steps, api.step_rows); a step's own endpoints
+    write an instance (queries.step_get) with StepSerializer."""
     workflow, _, _ = workflow_save(definition=failing_and_approval())
     run, _ = run_start(workflow=workflow, inputs={"x": 1})
     drain()
     run = queries.run_get(run.pk)
-    rows = json.dumps(StepSerializer(queries.run_steps(run), many=True).data)
-    instances = json.dumps([StepSerializer(queries.step_get(run, step["node_id"])).data
-                            for step in json.loads(rows)])
-    assert rows == instances
-    steps = json.loads(rows)
-    assert {s["status"] for s in steps} >= {"failed", "succeeded"}
-    assert any(s["map"] for s in steps) and any(s["duration_s"] for s in steps)
+    with dj_timezone.override(zone):
+        rows = json.loads(steps_json(queries.run_steps(run)).text)
+        instances = [StepSerializer(queries.step_get(run, step["node_id"])).data for step in rows]
+    assert rows == json.loads(json.dumps(instances))
+    assert all(tuple(step) == STEP_KEYS for step in rows)
+    assert {s["status"] for s in rows} >= {"failed", "succeeded"}
+    assert any(s["map"] for s in rows) and any(s["duration_s"] for s in rows)
+    assert any(s["output"] for s in rows) and any(s["waiting_detail"] for s in rows)
+    assert all(s["started_at"] is None or s["started_at"].endswith("Z" if zone != "Asia/Kolkata" else "+05:30")
+               for s in rows)
 
 
 class Step(FlatSerializer):

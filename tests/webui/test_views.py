@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from engine.models import Run, Workflow
+from engine.models import Run, StepRun, Workflow
 from engine.services.scheduler import run_cancel, run_start
 from engine.services.workflows import workflow_save
-from tests.conftest import chain
+from tests.conftest import chain, node
 from tests.webui.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -137,6 +137,26 @@ def test_run_page_mounts_the_island_with_a_snapshot(viewer_client):
     assert props["roles"] == {"view": True, "operate": False, "design": False}
     step_props = props_of(viewer_client.get(f"/runs/{run.pk}/steps/s2/"))
     assert step_props["step"] == "s2"
+
+
+HOSTILE = "</script><script>alert(1)</script> & <!--"
+
+
+def test_the_run_pages_props_escape_markup_in_inputs_definitions_and_json_columns(viewer_client):
+    """The run page writes its props itself (webui.snapshot.props_script), a step's waiting detail as the JSON
+    text read: nothing in them can close the script element, and they read back as they were written."""
+    wf = workflow_save(definition=chain("run-page-markup", 2, make=lambda i: node(f"s{i}", kwargs={"say": HOSTILE})))[0]
+    run, _ = run_start(workflow=wf, inputs={"note": HOSTILE})
+    StepRun.objects.filter(run=run, node_id="s2").update(waiting_detail={"why": HOSTILE, "n": [1, 2.5]})
+    page = viewer_client.get(f"/runs/{run.pk}/").content.decode()
+    assert "<script>alert(1)" not in page and "<!--" not in page.split('id="weft-props"')[1].split("</script>")[0]
+    snap = props_of(viewer_client.get(f"/runs/{run.pk}/"))["snapshot"]
+    assert snap["run"]["inputs"] == {"note": HOSTILE}
+    assert snap["definition"]["nodes"][0]["config"]["kwargs"] == {"say": HOSTILE}
+    steps = {s["node_id"]: s for s in snap["steps"]}
+    assert steps["s2"]["waiting_detail"] == {"why": HOSTILE, "n": [1, 2.5]} and steps["s1"]["waiting_detail"] is None
+    queued = StepRun.objects.get(run=run, node_id="s1").queued_at
+    assert steps["s1"]["queued_at"] == queued.isoformat()
 
 
 def test_a_run_waiting_for_its_concurrency_key_says_so_in_the_list_and_its_page(viewer_client):

@@ -91,12 +91,16 @@ def prices_digest() -> str:
     return hashlib.sha256(json.dumps(prices(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def workflow_figures(cur, workflow_id: int, *, since: datetime, now: datetime) -> Figures:
-    """The figures of the workflow's runs created since ``since``: kept days reused, days that can be kept stored."""
+def workflow_figures(cur, workflow_id: int, *, since: datetime, now: datetime, run_days: list[tuple]) -> Figures:
+    """The figures of the workflow's runs created since ``since``: kept days reused, days that can be kept stored.
+    ``run_days``: the rows of the statement run_days (day, status, runs, their last events' sum)."""
     priced = prices_digest()
-    statements.execute(cur, SQL["run_days"], {"workflow": workflow_id, "since": since, "terminal": list(RUN_TERMINAL)})
     first, today = _midnight(since), _midnight(now)
-    keepable = {day.date(): (runs, int(seq_sum)) for day, runs, seq_sum, unfinished in cur.fetchall()
+    per_day: dict[datetime, tuple[int, int, int]] = {}  # day -> runs, last events' sum, unfinished runs
+    for day, status, runs, seq_sum in run_days:
+        total, sums, unfinished = per_day.get(day, (0, 0, 0))
+        per_day[day] = (total + runs, sums + int(seq_sum), unfinished + (runs if status not in RUN_TERMINAL else 0))
+    keepable = {day.date(): (runs, seq_sum) for day, (runs, seq_sum, unfinished) in per_day.items()
                 if first < day < today and not unfinished}
     kept: dict[date, Figures] = {}
     if keepable:
@@ -105,9 +109,9 @@ def workflow_figures(cur, workflow_id: int, *, since: datetime, now: datetime) -
             data = json.loads(figures)
             if keepable[day] == (runs, seq_sum) and data.get("prices") == priced:
                 kept[day] = Figures.from_json(data)
-    kept_at = [datetime.combine(day, datetime.min.time(), UTC) for day in kept]
-    fresh = _attempts(cur, workflow_id, since=since, kept=kept_at)
-    for day, figures in _model_calls(cur, workflow_id, since=since, kept=kept_at).items():
+    periods = _periods(since, today, [day for day in per_day if day.date() not in kept])
+    fresh = _attempts(cur, workflow_id, periods)
+    for day, figures in _model_calls(cur, workflow_id, periods).items():
         fresh.setdefault(day, Figures()).add(figures)
     to_keep = [{"day": day.isoformat(), "runs": keepable[day][0], "seq_sum": keepable[day][1],
                 "figures": {**fresh.get(day, Figures()).to_json(), "prices": priced}}
@@ -117,6 +121,21 @@ def workflow_figures(cur, workflow_id: int, *, since: datetime, now: datetime) -
     return _merged({**kept, **fresh})
 
 
+Periods = tuple[list[datetime], list[datetime | None]]
+
+
+def _periods(since: datetime, today: datetime, days: list[datetime]) -> Periods:
+    """Where the runs whose figures are computed were created: each of ``days`` (UTC midnights that had runs, not
+    kept), the period's first from ``since``, and today open-ended (with any later day). Each is read from the
+    runs' (workflow, created) index, not the whole period with the kept days filtered out: 24,000 index entries
+    read for 800 runs, twice a request (a million runs)."""
+    starts, ends = [], []
+    for day in sorted({*(d for d in days if d < today), today}):
+        starts.append(max(day, since))
+        ends.append(day + timedelta(days=1) if day < today else None)
+    return starts, ends
+
+
 def _merged(per_day: dict[date, Figures]) -> Figures:
     total = Figures()
     for figures in per_day.values():
@@ -124,9 +143,9 @@ def _merged(per_day: dict[date, Figures]) -> Figures:
     return total
 
 
-def _attempts(cur, workflow_id: int, *, since: datetime, kept: list[datetime]) -> dict[date, Figures]:
+def _attempts(cur, workflow_id: int, periods: Periods) -> dict[date, Figures]:
     statements.execute(cur, SQL["day_attempts"], {
-        "workflow": workflow_id, "since": since, "kept": kept, "failed_outcomes": list(FAILED_OUTCOMES),
+        "workflow": workflow_id, "starts": periods[0], "ends": periods[1], "failed_outcomes": list(FAILED_OUTCOMES),
         "step_failed": StepStatus.FAILED})
     per_day: dict[date, Figures] = {}
     for kind, day, node_id, error_type, at, n, retries, failed_attempts, failed_steps in cur.fetchall():
@@ -142,9 +161,9 @@ def _attempts(cur, workflow_id: int, *, since: datetime, kept: list[datetime]) -
     return per_day
 
 
-def _model_calls(cur, workflow_id: int, *, since: datetime, kept: list[datetime]) -> dict[date, Figures]:
-    statements.execute(cur, SQL["day_model_calls"], {"workflow": workflow_id, "since": since, "kept": kept,
-                                                     "succeeded": JournalEntry.Status.SUCCEEDED})
+def _model_calls(cur, workflow_id: int, periods: Periods) -> dict[date, Figures]:
+    statements.execute(cur, SQL["day_model_calls"], {"workflow": workflow_id, "starts": periods[0],
+                                                     "ends": periods[1], "succeeded": JournalEntry.Status.SUCCEEDED})
     per_day: dict[date, Figures] = {}
     for day, model, prompt, completion, n in cur.fetchall():
         per_day.setdefault(day.date(), Figures()).spend.setdefault(model, Spend()).count(model, prompt, completion, n)
@@ -166,22 +185,29 @@ def workflow_analytics(workflow: Workflow, *, days: int = 30, now: datetime | No
     bucket = "hour" if days <= 2 else "day"
     within = {"workflow": workflow.pk, "since": since}
     with connection.cursor() as cur:
-        statements.execute(cur, SQL["runs_by_status"], within)
-        counts = {status: 0 for status in RunStatus.values} | dict(cur.fetchall())
+        statements.execute(cur, SQL["run_days"], within)
+        run_days = cur.fetchall()
+        counts = {status: 0 for status in RunStatus.values}
+        for _, status, runs, _ in run_days:
+            counts[status] = counts.get(status, 0) + runs
         statements.execute(cur, SQL["run_durations"], {**within, "succeeded": RunStatus.SUCCEEDED})
         n, p50, p95, mean, longest = cur.fetchone()
         if bucket == "day" and kept_days:
-            figures = workflow_figures(cur, workflow.pk, since=since, now=now)
+            figures = workflow_figures(cur, workflow.pk, since=since, now=now, run_days=run_days)
             nodes, per_bucket, spend = figures.nodes, figures.days, figures.spend
         else:
             nodes, per_bucket = _attempts_in_one_pass(cur, within, bucket)
-            spend = _merged(_model_calls(cur, workflow.pk, since=since, kept=[])).spend
+            spend = _merged(_model_calls(cur, workflow.pk, ([since], [None]))).spend
         failing = [{"node_id": node_id, "attempts": f.attempts, "failed_attempts": f.failed_attempts,
                     "failed_steps": f.failed_steps, "top_error_type": f.top_error_type}
                    for node_id, f in nodes.items() if f.failed_attempts]
         failing = sorted(failing, key=lambda n: (-n["failed_steps"], -n["failed_attempts"], n["node_id"]))[:10]
-        statements.execute(cur, SQL["runs_per_bucket"], {**within, "bucket": bucket, "run_failed": RunStatus.FAILED})
-        runs_per_bucket = {at: (total, failed) for at, total, failed in cur.fetchall()}
+        if bucket == "day":
+            runs_per_bucket = _runs_per_day(run_days)
+        else:
+            statements.execute(cur, SQL["runs_per_bucket"], {**within, "bucket": bucket,
+                                                             "run_failed": RunStatus.FAILED})
+            runs_per_bucket = {at: (total, failed) for at, total, failed in cur.fetchall()}
     finished = counts[RunStatus.SUCCEEDED] + counts[RunStatus.FAILED] + counts[RunStatus.CANCELLED]
     return {
         "workflow": workflow.slug,
@@ -197,6 +223,15 @@ def workflow_analytics(workflow: Workflow, *, days: int = 30, now: datetime | No
         "series": _series(since, now, bucket, per_bucket, runs_per_bucket),
         "spend": models_summary(spend),
     }
+
+
+def _runs_per_day(run_days: list[tuple]) -> dict[datetime, tuple[int, int]]:
+    """Runs and failed runs per day, from the rows of run_days."""
+    out: dict[datetime, tuple[int, int]] = {}
+    for day, status, runs, _ in run_days:
+        total, failed = out.get(day, (0, 0))
+        out[day] = (total + runs, failed + (runs if status == RunStatus.FAILED else 0))
+    return out
 
 
 def _attempts_in_one_pass(cur, within: dict, bucket: str) -> tuple[dict[str, NodeFigures], dict]:

@@ -29,7 +29,15 @@ def test_kept_days_give_what_one_pass_gives_until_their_runs_change(settings):
     def one_pass():
         return workflow_analytics(workflow, days=30, now=now, kept_days=False)
 
+    # Finished runs at the period's edges, whatever the time of day: created today, and on the period's first day
+    # just before and just after its start (the figures read the unkept days' runs day by day).
+    since = now - timedelta(days=30)
+    edges = list(Run.objects.filter(workflow=workflow, status="failed").order_by("created_at")[:6])
+    for run, created in zip(edges, [now - timedelta(minutes=5)] * 2 + [since - timedelta(minutes=1)] * 2
+                            + [since + timedelta(minutes=1)] * 2, strict=True):
+        Run.objects.filter(pk=run.pk).update(created_at=created)
     expected = one_pass()
+    assert expected["runs_total"] == Run.objects.filter(workflow=workflow, created_at__gte=since).count()
     assert expected["failing_nodes"] and expected["spend"]["calls"]  # the seed's failures and model calls are there
     assert not AnalyticsDay.objects.exists()
     assert analytics() == expected  # computed per day, and the finished days kept

@@ -1,15 +1,10 @@
--- name: runs_by_status
--- How many runs of one workflow were created since a time, per status.
-SELECT status, count(*) FROM engine_run WHERE workflow_id = %(workflow)s AND created_at >= %(since)s
-GROUP BY status
-
 -- name: run_durations
--- Count, p50, p95, mean and longest duration in seconds of one workflow's succeeded runs created since a time.
+-- Count, p50, p95, mean and longest duration in seconds of one workflow's succeeded runs created since a time. In double precision (date_part), not numeric (extract): sorting 21,000 numerics took 27 ms, the same doubles 19.
 SELECT count(*),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)),
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)),
-       avg(extract(epoch FROM finished_at - started_at)),
-       max(extract(epoch FROM finished_at - started_at))
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY date_part('epoch', finished_at - started_at)),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY date_part('epoch', finished_at - started_at)),
+       avg(date_part('epoch', finished_at - started_at)),
+       max(date_part('epoch', finished_at - started_at))
 FROM engine_run
 WHERE workflow_id = %(workflow)s AND created_at >= %(since)s AND status = %(succeeded)s
   AND started_at IS NOT NULL AND finished_at IS NOT NULL
@@ -37,17 +32,18 @@ SELECT date_trunc(%(bucket)s, created_at), count(*), count(*) FILTER (WHERE stat
 FROM engine_run WHERE workflow_id = %(workflow)s AND created_at >= %(since)s GROUP BY 1
 
 -- name: run_days
--- Per UTC day, one workflow's runs created since a time: how many, the sum of their last event numbers and how many have not finished (what decides whether a day's kept figures still hold, see AnalyticsDay).
-SELECT date_trunc('day', created_at), count(*), sum(last_seq), count(*) FILTER (WHERE status <> ALL(%(terminal)s))
+-- Per UTC day and status, one workflow's runs created since a time: how many, and the sum of their last event numbers. What the analytics count per status and per day, and what decides whether a day's kept figures still hold (its runs' count, their last events' sum, none unfinished: see AnalyticsDay).
+SELECT date_trunc('day', created_at), status, count(*), sum(last_seq)
 FROM engine_run WHERE workflow_id = %(workflow)s AND created_at >= %(since)s
-GROUP BY 1
+GROUP BY 1, 2
 
 -- name: day_attempts
--- The attempts of one workflow's runs created since a time, except those of the listed UTC days, per day of their run's creation, grouped three ways: per node (attempts, failed attempts, failed steps), per node and error type (failed attempts), per day they were queued (attempts, retries, failed attempts). kind says which grouping a row is; the runs' steps are found by the runs' ids, their attempts by the steps' ids.
+-- The attempts of one workflow's runs created in the given periods (starts and ends, an end null: open), per day of their run's creation, grouped three ways: per node (attempts, failed attempts, failed steps), per node and error type (failed attempts), per day they were queued (attempts, retries, failed attempts). kind says which grouping a row is; the runs' steps are found by the runs' ids, their attempts by the steps' ids.
 WITH runs AS MATERIALIZED (
-    SELECT id, date_trunc('day', created_at) AS day FROM engine_run
-    WHERE workflow_id = %(workflow)s AND created_at >= %(since)s
-        AND date_trunc('day', created_at) <> ALL(%(kept)s::timestamptz[])
+    SELECT r.id, date_trunc('day', r.created_at) AS day
+    FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS p(starts, ends),
+        LATERAL (SELECT id, created_at FROM engine_run WHERE workflow_id = %(workflow)s
+                 AND created_at >= p.starts AND created_at < coalesce(p.ends, 'infinity')) AS r
 )
 SELECT CASE WHEN GROUPING(x.at) = 0 THEN 'at' WHEN GROUPING(x.error_type) = 0 THEN 'error' ELSE 'node' END,
        x.day, x.node_id, x.error_type, x.at,
@@ -66,11 +62,12 @@ FROM (
 GROUP BY GROUPING SETS ((x.day, x.node_id), (x.day, x.node_id, x.error_type), (x.day, x.at))
 
 -- name: day_model_calls
--- The finished model calls (journal entries whose result has a usage object) of one workflow's runs created since a time, except those of the listed UTC days, per day of their run's creation, model and token counts (which alone set a call's cost); steps found by the runs' ids, entries by the steps' ids.
+-- The finished model calls (journal entries whose result has a usage object) of one workflow's runs created in the given periods (as day_attempts), per day of their run's creation, model and token counts (which alone set a call's cost); steps found by the runs' ids, entries by the steps' ids.
 WITH runs AS MATERIALIZED (
-    SELECT id, date_trunc('day', created_at) AS day FROM engine_run
-    WHERE workflow_id = %(workflow)s AND created_at >= %(since)s
-        AND date_trunc('day', created_at) <> ALL(%(kept)s::timestamptz[])
+    SELECT r.id, date_trunc('day', r.created_at) AS day
+    FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS p(starts, ends),
+        LATERAL (SELECT id, created_at FROM engine_run WHERE workflow_id = %(workflow)s
+                 AND created_at >= p.starts AND created_at < coalesce(p.ends, 'infinity')) AS r
 ), steps AS MATERIALIZED (
     SELECT s.id, runs.day FROM engine_steprun s JOIN runs ON runs.id = s.run_id
     WHERE s.run_id = ANY(ARRAY(SELECT id FROM runs))

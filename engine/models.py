@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import F, Lookup, Q
 from django.db.models.fields.json import KeyTextTransform
 
+from engine.ids import uuid7
 from engine.states import Durability, RunStatus, StepStatus
 
 
@@ -74,7 +75,7 @@ class WorkflowVersion(models.Model):
 
 
 class Run(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)  # time-ordered: engine/ids.py
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
     version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)

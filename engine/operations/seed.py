@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from engine import statements
+from engine.ids import uuid7
 from engine.operations.seed_workflows import ERRORS, WIDE_SLUG, Node, Plan, seed_plans
 
 SQL = statements.load(__file__, "sql/seed.sql")
@@ -137,9 +138,9 @@ def _logs(node: Node, began: datetime, error: str) -> str:
 def run_rows(rows: Rows, spec: RunSpec, step_ids: list[int], broker_id: int, rng: random.Random) -> None:
     """Append one finished run's rows, as the engine's transitions leave them: each step's attempts, the events
     numbered from 1 without a gap, the run's counters and outputs."""
-    run_id = uuid.uuid4()
-    plan, nodes = spec.plan, spec.plan.nodes
     t_run = spec.created_at
+    run_id = uuid7(int(t_run.timestamp() * 1000))  # as the engine makes them (engine/ids.py), at the run's creation
+    plan, nodes = spec.plan, spec.plan.nodes
     started = t_run + MS * rng.uniform(0.3, 3)
     steps, attempts, journal = rows.by_table["engine_steprun"], rows.by_table["engine_attempt"], \
         rows.by_table["engine_journalentry"]

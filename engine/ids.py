@@ -24,3 +24,9 @@ def uuid7(at_ms: int | None = None) -> uuid.UUID:
     rand = int.from_bytes(os.urandom(10), "big")
     return uuid.UUID(int=(ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | ((rand >> 64) & _RAND_A) << 64
                      | 0b10 << 62 | (rand & _RAND_B))
+
+
+def short_id(run_id) -> str:
+    """How a run is named where its whole id is too long (pages, logs): its id's last 8 hex digits, which are
+    random. The first 8 are its creation time, the same for every run made within about 65 seconds."""
+    return str(run_id)[-8:]

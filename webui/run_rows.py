@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from engine.ids import short_id
 from engine.models import Run, run_waiting
 from webui.templatetags.weft import status_badge
 
@@ -56,7 +57,7 @@ def run_rows(runs: QuerySet[Run]) -> list[RunRow]:
             badges[status] = status_badge(status)
         run_id = str(pk)
         rows.append(RunRow(
-            id=run_id, url=f"{before_id}{run_id}{after_id}", short_id=run_id[:8],
+            id=run_id, url=f"{before_id}{run_id}{after_id}", short_id=short_id(run_id),
             workflow=slug, workflow_url=workflow_urls[slug], version=version,
             badge=badges[status], waiting=run_waiting(status, key),
             created=shown_time(created_at), created_iso=created_at.isoformat(),

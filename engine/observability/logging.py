@@ -18,6 +18,8 @@ import socket
 import sys
 import time
 
+from engine.ids import short_id
+
 FIELDS = ("run_id", "step_id", "node_id", "attempt", "queue", "worker")
 FORMATS = ("auto", "json", "text")
 # Longest message written to the process log; a node that logs megabytes per line is cut here.
@@ -105,7 +107,7 @@ class TextFormatter(logging.Formatter):
         where = ""
         if ctx["run_id"]:
             step = f" {ctx['node_id']}#{ctx['attempt']}" if ctx["node_id"] else ""
-            where = f" [run {str(ctx['run_id'])[:8]}{step}{' ' + ctx['queue'] if ctx['queue'] else ''}]"
+            where = f" [run {short_id(ctx['run_id'])}{step}{' ' + ctx['queue'] if ctx['queue'] else ''}]"
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
         text = f"{stamp} {record.levelname:<7} {record.name}{where} {_message(record)}"
         if record.exc_info:

@@ -122,6 +122,6 @@ def test_the_grid_shows_runs_as_columns_and_steps_as_rows_and_a_cell_opens_that_
     expect(grid.locator('[data-grid-cell="b"][data-status="failed"]')).to_have_count(3)
     screenshot(ui, "workflow-grid")
     last = runs[-1]
-    grid.get_by_role("link", name=f"b: Failed in run {str(last.pk)[:8]}").click()
+    grid.get_by_role("link", name=f"b: Failed in run {str(last.pk)[-8:]}").click()
     ui.wait_for_url(f"{ui.base}/runs/{last.pk}/steps/b/")
     expect(ui.locator('[data-drawer-node="b"]')).to_be_visible()

@@ -55,7 +55,7 @@ def test_completions_list_the_last_runs_output_fields_and_the_preview_shows_thei
     field.press_sequentially(" }}")
     expect(field).to_have_value("{{ nodes.fetch.output.items.0.title }}")
     preview = ui.locator('[data-template-preview="template"]')
-    expect(preview).to_contain_text(f"Value in the last run, run {str(run.pk)[:8]} (succeeded)")
+    expect(preview).to_contain_text(f"Value in the last run, run {str(run.pk)[-8:]} (succeeded)")
     expect(preview.locator("[data-preview-value]")).to_have_text("x")
 
     # the run inputs' fields, and a reference the last run has no value for

@@ -81,7 +81,7 @@ def test_exceptions_are_part_of_the_json_line(process_log):
 
 def test_text_format_is_one_short_line_with_the_step():
     record = logging.LogRecord("engine.worker.executor", logging.INFO, __file__, 1, "claimed %s", ("it",), None)
-    with log_context(run_id="1a2b3c4d-0000-0000-0000-000000000000", node_id="fetch", attempt=2, queue="slow"):
+    with log_context(run_id="01a248e0-4eeb-7544-a55a-49bc1a2b3c4d", node_id="fetch", attempt=2, queue="slow"):
         text = TextFormatter().format(record)
     assert text.endswith(" INFO    engine.worker.executor [run 1a2b3c4d fetch#2 slow] claimed it")
 

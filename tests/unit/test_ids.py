@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from engine.ids import uuid7
+from engine.ids import short_id, uuid7
 
 
 def test_a_run_id_is_a_version_7_uuid_with_its_creation_millisecond_first():
@@ -29,3 +29,12 @@ def test_runs_get_time_ordered_ids():
     from engine.models import Run
 
     assert Run._meta.get_field("id").default is uuid7
+
+
+def test_a_runs_short_name_is_the_random_end_of_its_id():
+    """Pages and logs name a run by 8 hex digits: its id's first 8 are the same for runs made within 65 s."""
+    start = 1_700_000_000_000 // 65_536 * 65_536  # the first 8 hex digits change every 65,536 ms
+    same_minute = [uuid7(at_ms=start + i * 600) for i in range(100)]
+    assert len({str(u)[:8] for u in same_minute}) == 1
+    assert len({short_id(u) for u in same_minute}) == 100
+    assert short_id(same_minute[0]) == str(same_minute[0])[-8:]

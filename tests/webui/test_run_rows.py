@@ -40,7 +40,7 @@ def test_run_rows_show_links_status_times_in_the_current_zone_trigger_and_creato
 
     def row(run, status, label, icon, *, waiting="", finished="—", trigger, by="—"):
         return (f'<tr data-run-id="{run.pk}">\n'
-                f'  <td><a href="/runs/{run.pk}/"><code>{str(run.pk)[:8]}</code></a></td>\n'
+                f'  <td><a href="/runs/{run.pk}/"><code>{str(run.pk)[-8:]}</code></a></td>\n'
                 f'  <td><a href="/workflows/rows-a/edit/">rows-a</a> <span class="muted">v1</span></td>\n'
                 f'  <td class="run-status"><span class="badge status-{status}" data-status="{status}">'
                 f'<span aria-hidden="true">{icon}</span> {label}</span>{waiting}</td>\n'

@@ -6,6 +6,8 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from engine import ids
+
 register = template.Library()
 
 STATUS = {
@@ -40,6 +42,12 @@ def status_badge(status: str | None):
     icon, label = STATUS.get(status, ("?", status))
     return format_html('<span class="badge status-{}" data-status="{}"><span aria-hidden="true">{}</span> {}</span>',
                        status, status, icon, label)
+
+
+@register.filter
+def short_id(run_id) -> str:
+    """A run's short name: its id's last 8 hex digits (engine.ids.short_id)."""
+    return ids.short_id(run_id)
 
 
 @register.filter

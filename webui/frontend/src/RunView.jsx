@@ -7,7 +7,7 @@ import { Dialog } from "./dialogs.jsx";
 import { itemOf } from "./MapItems.jsx";
 import { RunGraph } from "./RunGraph.jsx";
 import { RunStore, connectRun } from "./runstore.js";
-import { ACTIVE, STATUS, StatusBadge } from "./status.jsx";
+import { ACTIVE, STATUS, StatusBadge, shortId } from "./status.jsx";
 import { StepDrawer } from "./StepDrawer.jsx";
 import { RunHeader } from "./RunHeader.jsx";
 import { Timeline } from "./Timeline.jsx";
@@ -115,7 +115,7 @@ export function RunView({ props }) {
         <div className="runbar-title">
           <a href={`/workflows/${run.workflow}/edit/`}>{run.workflow_name || run.workflow}</a>
           <span className="muted"> v{run.version} · run </span>
-          <code>{props.runId.slice(0, 8)}</code>
+          <code>{shortId(props.runId)}</code>
         </div>
         <span className="run-status" aria-label="Run status"><StatusBadge status={run.status} /></span>
         <ConnectionState store={store} />

@@ -6,6 +6,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "react";
 import { get, post } from "./api.js";
 import { completions, pathAtCaret } from "./completions.js";
 import { Ticks } from "./dialogs.jsx";
+import { shortId } from "./status.jsx";
 
 const samples = new Map(); // slug -> {at, promise}: the last run's sample, read again after 5 s
 
@@ -46,7 +47,7 @@ function usePreview(slug, value, direct) {
 
 function Preview({ name, preview }) {
   if (!preview) return null;
-  const run = preview.run ? <>run <code>{preview.run.id.slice(0, 8)}</code> ({preview.run.status})</> : null;
+  const run = preview.run ? <>run <code>{shortId(preview.run.id)}</code> ({preview.run.status})</> : null;
   return (
     <div className={`template-preview${preview.ok ? "" : " missing"}`} data-template-preview={name} aria-live="polite">
       {preview.ok ? (

@@ -29,6 +29,12 @@ export function StatusBadge({ status, stale }) {
   );
 }
 
+// A run's short name: its id's last 8 hex digits, which are random (the first 8 are its creation time,
+// shared by the runs made within about 65 s: engine/ids.py).
+export function shortId(runId) {
+  return String(runId).slice(-8);
+}
+
 // Durations as people write them: 350 ms, 4.2 s, 3 min 5 s, 24 h, 2 d 3 h.
 export function formatDuration(seconds) {
   if (seconds == null || Number.isNaN(seconds)) return "";

@@ -91,17 +91,39 @@ def prices_digest() -> str:
     return hashlib.sha256(json.dumps(prices(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def workflow_figures(cur, workflow_id: int, *, since: datetime, now: datetime, run_days: list[tuple]) -> Figures:
-    """The figures of the workflow's runs created since ``since``: kept days reused, days that can be kept stored.
-    ``run_days``: the rows of the statement run_days (day, status, runs, their last events' sum)."""
+@dataclass
+class DayRuns:
+    """A UTC day's runs (of one workflow, created since a time): how many, the sum of their last event numbers,
+    how many have not finished and how many failed."""
+
+    runs: int = 0
+    seq_sum: int = 0
+    unfinished: int = 0
+    failed: int = 0
+
+
+def _run_days(rows: list[tuple]) -> dict[datetime, DayRuns]:
+    """Per UTC day, from the rows of the statement run_days (day, status, runs, their last events' sum)."""
+    out: dict[datetime, DayRuns] = {}
+    for day, status, runs, seq_sum in rows:
+        tally = out.setdefault(day, DayRuns())
+        tally.runs += runs
+        tally.seq_sum += int(seq_sum)
+        if status not in RUN_TERMINAL:
+            tally.unfinished += runs
+        if status == RunStatus.FAILED:
+            tally.failed += runs
+    return out
+
+
+def workflow_figures(cur, workflow_id: int, *, since: datetime, now: datetime,
+                     days: dict[datetime, DayRuns]) -> Figures:
+    """The figures of the workflow's runs created since ``since``, whose ``days`` are those given
+    (``_run_days``): kept days reused, days that can be kept stored."""
     priced = prices_digest()
     first, today = _midnight(since), _midnight(now)
-    per_day: dict[datetime, tuple[int, int, int]] = {}  # day -> runs, last events' sum, unfinished runs
-    for day, status, runs, seq_sum in run_days:
-        total, sums, unfinished = per_day.get(day, (0, 0, 0))
-        per_day[day] = (total + runs, sums + int(seq_sum), unfinished + (runs if status not in RUN_TERMINAL else 0))
-    keepable = {day.date(): (runs, seq_sum) for day, (runs, seq_sum, unfinished) in per_day.items()
-                if first < day < today and not unfinished}
+    keepable = {day.date(): (tally.runs, tally.seq_sum) for day, tally in days.items()
+                if first < day < today and not tally.unfinished}
     kept: dict[date, Figures] = {}
     if keepable:
         statements.execute(cur, SQL["days_kept"], {"workflow": workflow_id, "days": list(keepable)})
@@ -109,7 +131,7 @@ def workflow_figures(cur, workflow_id: int, *, since: datetime, now: datetime, r
             data = json.loads(figures)
             if keepable[day] == (runs, seq_sum) and data.get("prices") == priced:
                 kept[day] = Figures.from_json(data)
-    periods = _periods(since, today, [day for day in per_day if day.date() not in kept])
+    periods = _periods(since, today, [day for day in days if day.date() not in kept])
     fresh = _attempts(cur, workflow_id, periods)
     for day, figures in _model_calls(cur, workflow_id, periods).items():
         fresh.setdefault(day, Figures()).add(figures)
@@ -186,14 +208,15 @@ def workflow_analytics(workflow: Workflow, *, days: int = 30, now: datetime | No
     within = {"workflow": workflow.pk, "since": since}
     with connection.cursor() as cur:
         statements.execute(cur, SQL["run_days"], within)
-        run_days = cur.fetchall()
+        rows = cur.fetchall()
         counts = {status: 0 for status in RunStatus.values}
-        for _, status, runs, _ in run_days:
+        for _, status, runs, _ in rows:
             counts[status] = counts.get(status, 0) + runs
+        per_day = _run_days(rows)
         statements.execute(cur, SQL["run_durations"], {**within, "succeeded": RunStatus.SUCCEEDED})
         n, p50, p95, mean, longest = cur.fetchone()
         if bucket == "day" and kept_days:
-            figures = workflow_figures(cur, workflow.pk, since=since, now=now, run_days=run_days)
+            figures = workflow_figures(cur, workflow.pk, since=since, now=now, days=per_day)
             nodes, per_bucket, spend = figures.nodes, figures.days, figures.spend
         else:
             nodes, per_bucket = _attempts_in_one_pass(cur, within, bucket)
@@ -203,7 +226,7 @@ def workflow_analytics(workflow: Workflow, *, days: int = 30, now: datetime | No
                    for node_id, f in nodes.items() if f.failed_attempts]
         failing = sorted(failing, key=lambda n: (-n["failed_steps"], -n["failed_attempts"], n["node_id"]))[:10]
         if bucket == "day":
-            runs_per_bucket = _runs_per_day(run_days)
+            runs_per_bucket = {day: (tally.runs, tally.failed) for day, tally in per_day.items()}
         else:
             statements.execute(cur, SQL["runs_per_bucket"], {**within, "bucket": bucket,
                                                              "run_failed": RunStatus.FAILED})
@@ -223,15 +246,6 @@ def workflow_analytics(workflow: Workflow, *, days: int = 30, now: datetime | No
         "series": _series(since, now, bucket, per_bucket, runs_per_bucket),
         "spend": models_summary(spend),
     }
-
-
-def _runs_per_day(run_days: list[tuple]) -> dict[datetime, tuple[int, int]]:
-    """Runs and failed runs per day, from the rows of run_days."""
-    out: dict[datetime, tuple[int, int]] = {}
-    for day, status, runs, _ in run_days:
-        total, failed = out.get(day, (0, 0))
-        out[day] = (total + runs, failed + (runs if status == RunStatus.FAILED else 0))
-    return out
 
 
 def _attempts_in_one_pass(cur, within: dict, bucket: str) -> tuple[dict[str, NodeFigures], dict]:

@@ -78,11 +78,12 @@ def _converter(field: serializers.Field) -> Convert | None:
 class FlatListSerializer(serializers.ListSerializer):
     def to_representation(self, data):
         iterable = data.all() if isinstance(data, models.manager.BaseManager) else data
-        tz = _zone()
+        tz = output_zone()
         return [self.child.represent(item, tz) for item in iterable]
 
 
-def _zone():
+def output_zone():
+    """The time zone DRF writes timestamps in (the current one); None without USE_TZ."""
     return timezone.get_current_timezone() if settings.USE_TZ else None
 
 
@@ -93,7 +94,7 @@ class FlatSerializer(serializers.Serializer):
         list_serializer_class = FlatListSerializer
 
     def to_representation(self, instance):
-        return self.represent(instance, _zone())
+        return self.represent(instance, output_zone())
 
     def _plan(self) -> list[tuple]:
         plan = self.__dict__.get("_flat_plan")

@@ -30,6 +30,7 @@ class Delivery:
     attempt: int
     queue: str
     priority: int = 0  # the step's: its run's plus its node's (step_priority)
+    msg_id: int | None = None  # the id of its broker message, when the step already holds it (steps_queue_ready)
 
 
 def step_priority(run_priority: int, node_priority: int) -> int:
@@ -51,13 +52,15 @@ def queue_names() -> list[str]:
 
 
 def enqueue(deliveries: list[Delivery]) -> None:
-    """Write one broker row per delivery and remember its id on the step (for orphan detection)."""
+    """Write one broker row per delivery and remember its id on the step (for orphan detection), unless the step
+    holds it already (``msg_id``)."""
     if not deliveries:
         return
     with prepared_cursor() as cur:
         execute(cur, _ENQUEUE, {"steps": [d.step_id for d in deliveries], "keys": [d.queue for d in deliveries],
                                 "payloads": delivery_payloads(deliveries), "channels": notify_channels(deliveries),
-                                "priorities": [d.priority for d in deliveries], "aging": aging_s()})
+                                "priorities": [d.priority for d in deliveries], "aging": aging_s(),
+                                "messages": [d.msg_id for d in deliveries]})
 
 
 def delivery_payloads(deliveries: list[Delivery]) -> list[str]:

@@ -247,8 +247,9 @@ class RunTx:
             self._deliver(step.id, step.node_id, next_attempt)
         return won
 
-    def _deliver(self, step_id: int, node_id: str, attempt: int) -> None:
-        """A broker row for a queued step, or, when its node takes limits, a wait for admission."""
+    def _deliver(self, step_id: int, node_id: str, attempt: int, *, msg_id: int | None = None) -> None:
+        """A broker row for a queued step (with ``msg_id``, the id its step already holds), or, when its node
+        takes limits, a wait for admission."""
         node = self.graph.node(node_id)
         if node.limits:
             from engine.core.limits import Gated
@@ -256,7 +257,7 @@ class RunTx:
             self.gated.append(Gated(step_id, node_id, attempt))
             return
         self.deliveries.append(Delivery(str(self.run.pk), step_id, attempt, node.queue,
-                                        step_priority(self.run.priority, node.priority)))
+                                        step_priority(self.run.priority, node.priority), msg_id))
 
     def queue_ready(self, steps: list[StepRef]) -> None:
         """Queue pending steps whose upstream is done, in one statement (a fan-out queues all at once).
@@ -272,15 +273,17 @@ class RunTx:
             claim_ids = [s.id for s in sorted(steps, key=lambda s: s.id)
                          if self.graph.node(s.node_id).queue == cont.queue
                          and not self.graph.node(s.node_id).limits][:cont.room]
-        rows = transitions.steps_queue_ready(ids=[s.id for s in steps], claim=claim_ids,
+        claimed = set(claim_ids)
+        deliver = [s.id for s in steps if s.id not in claimed and not self.graph.node(s.node_id).limits]
+        rows = transitions.steps_queue_ready(ids=[s.id for s in steps], claim=claim_ids, deliver=deliver,
                                              worker=cont.worker if cont else "")
-        for *row, status in sorted(rows):
-            step_id, _, node_id, _, _, attempt, *_ = row  # the claim's columns (see claimed_step), then status
+        for *row, status, msg_id in sorted(rows):
+            step_id, _, node_id, _, _, attempt, *_ = row  # the claim's columns (see claimed_step), status, message
             self.event("step.queued", node_id, **{"from": StepStatus.PENDING, "attempt": attempt})
             if status == StepStatus.RUNNING:
                 self._claimed(cont, transitions.claimed_step(tuple(row), worker=cont.worker))
                 continue
-            self._deliver(step_id, node_id, attempt)
+            self._deliver(step_id, node_id, attempt, msg_id=msg_id)
 
     def _claimed(self, cont: Continuation, step: StepRun) -> None:
         cont.claimed.append(step)

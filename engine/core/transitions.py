@@ -209,12 +209,14 @@ def steps_claim(statement: Statement, params: dict) -> list[StepRun]:
     return [claimed_step(row, worker=params["worker"]) for row in rows]
 
 
-def steps_queue_ready(*, ids: list[int], claim: list[int], worker: str) -> list[tuple]:
-    """pending -> queued (new attempt) for ``ids``; those in ``claim`` go on to running for ``worker``. Returns
-    the rows that moved: the claim's columns (see claimed_step), then the status."""
+def steps_queue_ready(*, ids: list[int], claim: list[int], deliver: list[int], worker: str) -> list[tuple]:
+    """pending -> queued (new attempt) for ``ids``; those in ``claim`` go on to running for ``worker``, those in
+    ``deliver`` get the id of the broker message engine.core.queues.enqueue will write for them. Returns the rows
+    that moved: the claim's columns (see claimed_step), then the status and the message id (None if not in
+    ``deliver``)."""
     with prepared_cursor() as cur:
-        cur.execute(QUEUE_READY.sql, QUEUE_READY.params({"ids": ids, "claim": claim, "worker": worker,
-                                                         "lease": settings.WEFT_LEASE_S}))
+        cur.execute(QUEUE_READY.sql, QUEUE_READY.params({"ids": ids, "claim": claim, "deliver": deliver,
+                                                         "worker": worker, "lease": settings.WEFT_LEASE_S}))
         return cur.fetchall()
 
 

@@ -46,18 +46,22 @@ SELECT id, run_id, node_id, node_type, queue, attempt, generation, queued_at FRO
 
 -- name: steps_queue_ready
 -- pending -> queued for the steps a transition made ready, with a new attempt; those in the claim list go on to running for the continuing worker (the claim's fields and lease, and their Attempt rows). Only steps still pending move.
-WITH q AS (
+-- Those in the deliver list (queued, and given to no limit) get their broker message's id here, drawn from its sequence: engine.core.queues.enqueue writes the message with it, so the step's row is updated once, not a second time for the id (a fan-out's thousand steps, twice).
+WITH ids AS MATERIALIZED (
+    SELECT pg_get_serial_sequence('django_q_ormq', 'id')::regclass AS messages
+), q AS (
     UPDATE engine_steprun SET
         status = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN %(running)s ELSE %(queued)s END,
         attempt = attempt + 1, queued_at = now(), next_attempt_at = NULL, finished_at = NULL,
-        broker_msg_id = NULL,
+        broker_msg_id = CASE WHEN id = ANY(%(deliver)s::bigint[])
+                             THEN nextval((SELECT messages FROM ids)) END,
         lease_expires_at = CASE WHEN id = ANY(%(claim)s::bigint[])
                                 THEN statement_timestamp() + make_interval(secs => %(lease)s) END,
         heartbeat_at = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN statement_timestamp() ELSE heartbeat_at END,
         started_at = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN statement_timestamp() ELSE started_at END,
         worker = CASE WHEN id = ANY(%(claim)s::bigint[]) THEN %(worker)s ELSE '' END
     WHERE id = ANY(%(ids)s) AND status = %(pending)s
-    RETURNING id, run_id, node_id, node_type, queue, attempt, generation, queued_at, status
+    RETURNING id, run_id, node_id, node_type, queue, attempt, generation, queued_at, status, broker_msg_id
 ), c AS (
     SELECT * FROM q WHERE status = %(running)s
 ), a AS (

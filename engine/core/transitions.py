@@ -214,9 +214,11 @@ def steps_queue_ready(*, ids: list[int], claim: list[int], deliver: list[int], w
     ``deliver`` get the id of the broker message engine.core.queues.enqueue will write for them. Returns the rows
     that moved: the claim's columns (see claimed_step), then the status and the message id (None if not in
     ``deliver``)."""
+    claimed, delivered = set(claim), set(deliver)
+    kinds = ["claim" if i in claimed else "deliver" if i in delivered else "gate" for i in ids]
     with prepared_cursor() as cur:
-        cur.execute(QUEUE_READY.sql, QUEUE_READY.params({"ids": ids, "claim": claim, "deliver": deliver,
-                                                         "worker": worker, "lease": settings.WEFT_LEASE_S}))
+        cur.execute(QUEUE_READY.sql, QUEUE_READY.params({"ids": ids, "kinds": kinds, "worker": worker,
+                                                         "lease": settings.WEFT_LEASE_S}))
         return cur.fetchall()
 
 

@@ -127,6 +127,18 @@ def drain_queue(max_steps: int = 10_000, recover: bool = True) -> int:
     raise AssertionError(f"drain did not finish within {max_steps} steps")
 
 
+def deliver_one(run) -> str:
+    """Run the broker message of ``run``'s one queued step in this process, as a worker would; its outcome."""
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    from engine.models import StepRun
+    from engine.worker.executor import execute_step
+
+    row = OrmQ.objects.get(pk=StepRun.objects.get(run=run, status="queued").broker_msg_id)
+    return execute_step(*SignedPackage.loads(row.payload)["args"])
+
+
 @pytest.fixture
 def drain():
     """``drain()``: run queued steps in this process with the real executor, until nothing is left to do."""

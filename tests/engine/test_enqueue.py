@@ -11,8 +11,7 @@ from django_q.signing import SignedPackage
 from engine.models import StepRun
 from engine.services.scheduler import run_start
 from engine.services.workflows import workflow_save
-from engine.worker.executor import execute_step
-from tests.conftest import definition, node
+from tests.conftest import definition, deliver_one, node
 
 pytestmark = pytest.mark.django_db
 
@@ -27,12 +26,6 @@ def step_updates() -> int:
     return row[0] if row else 0
 
 
-def deliver(run) -> str:
-    """Run the run's one broker message in this process, as a worker would."""
-    row = OrmQ.objects.get(pk=StepRun.objects.get(run=run, status="queued").broker_msg_id)
-    return execute_step(*SignedPackage.loads(row.payload)["args"])
-
-
 def test_a_fan_outs_steps_are_queued_with_their_messages_ids_in_one_update_each(settings):
     settings.WEFT_CONTINUE_MAX_S = 0  # the worker keeps none of the children: each gets a broker message
     children = [f"n{i}" for i in range(WIDTH)]
@@ -41,7 +34,7 @@ def test_a_fan_outs_steps_are_queued_with_their_messages_ids_in_one_update_each(
     run, _ = run_start(workflow=workflow)
     before = step_updates()
 
-    assert deliver(run) == "succeeded"
+    assert deliver_one(run) == "succeeded"
 
     # The root's claim and success, then each child's upstream counter and its queueing. A third update of each
     # child, for its message's id, made a fan-out's record write its thousand children three times.

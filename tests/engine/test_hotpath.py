@@ -16,8 +16,7 @@ from engine.services.scheduler import run_cancel, run_start, step_skip
 from engine.services.workflows import workflow_save
 from engine.states import STEP_TERMINAL
 from engine.worker.claim import step_claim
-from engine.worker.executor import execute_step
-from tests.conftest import chain, definition, node
+from tests.conftest import chain, definition, deliver_one, node
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,12 +31,6 @@ def note(ctx):
 
 def save(d):
     return workflow_save(definition=d)[0]
-
-
-def deliver(run) -> str:
-    """Run the run's one broker message in this process, as a worker would."""
-    row = OrmQ.objects.get(pk=StepRun.objects.get(run=run, status="queued").broker_msg_id)
-    return execute_step(*SignedPackage.loads(row.payload)["args"])
 
 
 @pytest.fixture
@@ -100,13 +93,13 @@ def test_a_chain_records_through_one_statement_exactly_what_the_general_path_rec
                                                                                    one_statement_records):
     wf = save(chain("one-statement", 4, lambda i: node(f"s{i}", kwargs={"i": i})))
     fast, _ = run_start(workflow=wf)
-    assert deliver(fast) == "succeeded"
+    assert deliver_one(fast) == "succeeded"
     assert one_statement_records == [("claim", "s1"), ("chain", "s2"), ("chain", "s3"), ("chain", "s4"),
                                      ("finish", "s4")]
 
     general_path_only(monkeypatch)
     general, _ = run_start(workflow=wf)
-    assert deliver(general) == "succeeded"
+    assert deliver_one(general) == "succeeded"
     assert len(one_statement_records) == 5
 
     assert recorded(fast) == recorded(general)
@@ -120,7 +113,7 @@ def test_a_transition_between_claim_and_success_sends_the_success_the_general_wa
     wf = save(definition("noted", [{"id": "a", "type": "python", "config": {"function": "tests.hotpath.note"}},
                                    node("b"), node("c")], [("a", "b"), ("b", "c")]))
     run, _ = run_start(workflow=wf)
-    assert deliver(run) == "succeeded"
+    assert deliver_one(run) == "succeeded"
     # a's claim saw an older sequence number than its success did: a is recorded by the general path, b is not
     assert one_statement_records == [("claim", "a"), ("chain", "c"), ("finish", "c")]
     run.refresh_from_db()

@@ -268,14 +268,16 @@ class RunTx:
         if not steps:
             return
         cont = self.continuation
-        claim_ids = []
+        claimed: set[int] = set()
         if cont is not None and cont.room > 0 and self.run_status == RunStatus.RUNNING:
-            claim_ids = [s.id for s in sorted(steps, key=lambda s: s.id)
-                         if self.graph.node(s.node_id).queue == cont.queue
-                         and not self.graph.node(s.node_id).limits][:cont.room]
-        claimed = set(claim_ids)
-        deliver = [s.id for s in steps if s.id not in claimed and not self.graph.node(s.node_id).limits]
-        rows = transitions.steps_queue_ready(ids=[s.id for s in steps], claim=claim_ids, deliver=deliver,
+            claimed = set([s.id for s in sorted(steps, key=lambda s: s.id)
+                           if self.graph.node(s.node_id).queue == cont.queue
+                           and not self.graph.node(s.node_id).limits][:cont.room])
+        # Each step's kind (transitions.steps_queue_ready): claimed for the continuing worker, waiting for a limit's
+        # admission (as _deliver decides), or delivered through a broker row.
+        kinds = ["claim" if s.id in claimed else "gate" if self.graph.node(s.node_id).limits else "deliver"
+                 for s in steps]
+        rows = transitions.steps_queue_ready(ids=[s.id for s in steps], kinds=kinds,
                                              worker=cont.worker if cont else "")
         for *row, status, msg_id in sorted(rows):
             step_id, _, node_id, _, _, attempt, *_ = row  # the claim's columns (see claimed_step), status, message

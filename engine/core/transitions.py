@@ -209,13 +209,11 @@ def steps_claim(statement: Statement, params: dict) -> list[StepRun]:
     return [claimed_step(row, worker=params["worker"]) for row in rows]
 
 
-def steps_queue_ready(*, ids: list[int], claim: list[int], deliver: list[int], worker: str) -> list[tuple]:
-    """pending -> queued (new attempt) for ``ids``; those in ``claim`` go on to running for ``worker``, those in
-    ``deliver`` get the id of the broker message engine.core.queues.enqueue will write for them. Returns the rows
-    that moved: the claim's columns (see claimed_step), then the status and the message id (None if not in
-    ``deliver``)."""
-    claimed, delivered = set(claim), set(deliver)
-    kinds = ["claim" if i in claimed else "deliver" if i in delivered else "gate" for i in ids]
+def steps_queue_ready(*, ids: list[int], kinds: list[str], worker: str) -> list[tuple]:
+    """pending -> queued (new attempt) for ``ids``, each of its kind in ``kinds``: "claim" goes on to running for
+    ``worker``; "deliver" gets the id of the broker message engine.core.queues.enqueue will write for it; "gate"
+    (waiting for a limit's admission) neither. Returns the rows that moved: the claim's columns (see
+    claimed_step), then the status and the message id (None but for "deliver")."""
     with prepared_cursor() as cur:
         cur.execute(QUEUE_READY.sql, QUEUE_READY.params({"ids": ids, "kinds": kinds, "worker": worker,
                                                          "lease": settings.WEFT_LEASE_S}))

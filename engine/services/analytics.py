@@ -29,6 +29,9 @@ from engine.services.spend import models_summary
 from engine.states import RUN_TERMINAL, RunStatus, StepStatus
 
 SQL = statements.load(__file__, "sql/analytics.sql")
+# The attempts and the model calls of the days not kept, each from the runs of the same periods.
+_DAY_ATTEMPTS = statements.compose(SQL["day_attempts"], period_runs=SQL["period_runs"])
+_DAY_MODEL_CALLS = statements.compose(SQL["day_model_calls"], period_runs=SQL["period_runs"])
 FAILED_OUTCOMES = (Attempt.Outcome.FAILED, Attempt.Outcome.TIMEOUT, Attempt.Outcome.LOST)
 
 
@@ -166,7 +169,7 @@ def _merged(per_day: dict[date, Figures]) -> Figures:
 
 
 def _attempts(cur, workflow_id: int, periods: Periods) -> dict[date, Figures]:
-    statements.execute(cur, SQL["day_attempts"], {
+    statements.execute(cur, _DAY_ATTEMPTS, {
         "workflow": workflow_id, "starts": periods[0], "ends": periods[1], "failed_outcomes": list(FAILED_OUTCOMES),
         "step_failed": StepStatus.FAILED})
     per_day: dict[date, Figures] = {}
@@ -184,7 +187,7 @@ def _attempts(cur, workflow_id: int, periods: Periods) -> dict[date, Figures]:
 
 
 def _model_calls(cur, workflow_id: int, periods: Periods) -> dict[date, Figures]:
-    statements.execute(cur, SQL["day_model_calls"], {"workflow": workflow_id, "starts": periods[0],
+    statements.execute(cur, _DAY_MODEL_CALLS, {"workflow": workflow_id, "starts": periods[0],
                                                      "ends": periods[1], "succeeded": JournalEntry.Status.SUCCEEDED})
     per_day: dict[date, Figures] = {}
     for day, model, prompt, completion, n in cur.fetchall():

@@ -37,13 +37,17 @@ SELECT date_trunc('day', created_at), status, count(*), sum(last_seq)
 FROM engine_run WHERE workflow_id = %(workflow)s AND created_at >= %(since)s
 GROUP BY 1, 2
 
+-- name: period_runs
+-- One workflow's runs created in the given periods (starts and ends, an end null: open), with the UTC day of their creation, each period read from the runs' (workflow, created) index (a piece of day_attempts and day_model_calls).
+SELECT r.id, date_trunc('day', r.created_at) AS day
+FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS p(starts, ends),
+    LATERAL (SELECT id, created_at FROM engine_run WHERE workflow_id = %(workflow)s
+             AND created_at >= p.starts AND created_at < coalesce(p.ends, 'infinity')) AS r
+
 -- name: day_attempts
--- The attempts of one workflow's runs created in the given periods (starts and ends, an end null: open), per day of their run's creation, grouped three ways: per node (attempts, failed attempts, failed steps), per node and error type (failed attempts), per day they were queued (attempts, retries, failed attempts). kind says which grouping a row is; the runs' steps are found by the runs' ids, their attempts by the steps' ids.
+-- The attempts of one workflow's runs created in the given periods (period_runs), per day of their run's creation, grouped three ways: per node (attempts, failed attempts, failed steps), per node and error type (failed attempts), per day they were queued (attempts, retries, failed attempts). kind says which grouping a row is; the runs' steps are found by the runs' ids, their attempts by the steps' ids.
 WITH runs AS MATERIALIZED (
-    SELECT r.id, date_trunc('day', r.created_at) AS day
-    FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS p(starts, ends),
-        LATERAL (SELECT id, created_at FROM engine_run WHERE workflow_id = %(workflow)s
-                 AND created_at >= p.starts AND created_at < coalesce(p.ends, 'infinity')) AS r
+    /*{period_runs}*/
 )
 SELECT CASE WHEN GROUPING(x.at) = 0 THEN 'at' WHEN GROUPING(x.error_type) = 0 THEN 'error' ELSE 'node' END,
        x.day, x.node_id, x.error_type, x.at,
@@ -62,12 +66,9 @@ FROM (
 GROUP BY GROUPING SETS ((x.day, x.node_id), (x.day, x.node_id, x.error_type), (x.day, x.at))
 
 -- name: day_model_calls
--- The finished model calls (journal entries whose result has a usage object) of one workflow's runs created in the given periods (as day_attempts), per day of their run's creation, model and token counts (which alone set a call's cost); steps found by the runs' ids, entries by the steps' ids.
+-- The finished model calls (journal entries whose result has a usage object) of one workflow's runs created in the given periods (period_runs), per day of their run's creation, model and token counts (which alone set a call's cost); steps found by the runs' ids, entries by the steps' ids.
 WITH runs AS MATERIALIZED (
-    SELECT r.id, date_trunc('day', r.created_at) AS day
-    FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS p(starts, ends),
-        LATERAL (SELECT id, created_at FROM engine_run WHERE workflow_id = %(workflow)s
-                 AND created_at >= p.starts AND created_at < coalesce(p.ends, 'infinity')) AS r
+    /*{period_runs}*/
 ), steps AS MATERIALIZED (
     SELECT s.id, runs.day FROM engine_steprun s JOIN runs ON runs.id = s.run_id
     WHERE s.run_id = ANY(ARRAY(SELECT id FROM runs))

@@ -43,4 +43,3 @@ def steps_json(rows: list[dict]) -> RawJson:
             "map": None if summary is None else MapSummarySerializer(summary).data,
         })
     return RawJson(dumps(out))
-

@@ -94,7 +94,6 @@ def run_snapshot(run_id) -> dict:
     }
 
 
-
 def snapshot_json(value) -> str:
     """``value`` (a dict holding a snapshot) as JSON text: timestamps as isoformat writes them, JSON columns as
     read."""
